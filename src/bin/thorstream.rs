@@ -1,0 +1,3 @@
+fn main() {
+    println!("thorstream {}", env!("CARGO_PKG_VERSION"));
+}

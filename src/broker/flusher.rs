@@ -1,0 +1,121 @@
+//! The flusher thread: applies the fsync policy with group commit.
+//!
+//! Appends mark their partition dirty with a due time (now for `always`, last sync + interval
+//! for `Interval`). The flusher takes every due partition, snapshots what needs syncing under
+//! the partition lock, fsyncs with the lock released (appends continue meanwhile and are
+//! covered by the next round), then publishes the new recovery point and high watermark. One
+//! fsync therefore covers every append made since the previous one. A failed fsync poisons the
+//! log (see `PartitionLog::poison`): it is never retried as if the data were safe.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use super::notify::Notifier;
+use super::partition::Partition;
+
+#[derive(Default)]
+struct State {
+    dirty: HashMap<(String, i32), (Instant, Arc<Partition>)>,
+    shutdown: bool,
+}
+
+#[derive(Default)]
+pub struct Flusher {
+    state: Mutex<State>,
+    cv: Condvar,
+}
+
+impl Flusher {
+    /// Marks `partition` as needing an fsync no later than `due`.
+    pub fn mark(&self, partition: &Arc<Partition>, due: Instant) {
+        if let Ok(mut st) = self.state.lock() {
+            st.dirty
+                .entry((partition.topic.clone(), partition.index))
+                .or_insert_with(|| (due, Arc::clone(partition)));
+        }
+        self.cv.notify_one();
+    }
+
+    pub fn shutdown(&self) {
+        if let Ok(mut st) = self.state.lock() {
+            st.shutdown = true;
+        }
+        self.cv.notify_all();
+    }
+
+    /// Waits for due partitions; returns `None` once shut down with nothing left to do.
+    fn next_round(&self) -> Option<Vec<Arc<Partition>>> {
+        let mut st = self.state.lock().ok()?;
+        loop {
+            let now = Instant::now();
+            let mut ready = Vec::new();
+            let mut earliest: Option<Instant> = None;
+            st.dirty.retain(|_, (due, p)| {
+                if *due <= now {
+                    ready.push(Arc::clone(p));
+                    false
+                } else {
+                    earliest = Some(earliest.map_or(*due, |e: Instant| e.min(*due)));
+                    true
+                }
+            });
+            if st.shutdown {
+                // Flush everything still pending, due or not.
+                ready.extend(st.dirty.drain().map(|(_, (_, p))| p));
+                return if ready.is_empty() { None } else { Some(ready) };
+            }
+            if !ready.is_empty() {
+                return Some(ready);
+            }
+            let wait =
+                earliest.map_or(Duration::from_secs(1), |e| e.saturating_duration_since(now));
+            st = match self.cv.wait_timeout(st, wait) {
+                Ok((s, _)) => s,
+                Err(_) => return None,
+            };
+        }
+    }
+
+    /// The flusher thread's body.
+    pub fn run(&self, notifier: &Notifier) {
+        while let Some(round) = self.next_round() {
+            for p in round {
+                sync_partition(&p, notifier);
+            }
+        }
+    }
+}
+
+/// Fsyncs one partition outside its lock and publishes the result.
+pub fn sync_partition(p: &Partition, notifier: &Notifier) {
+    let snap = match p.log() {
+        Ok(log) => log.sync_snapshot(),
+        Err(_) => return,
+    };
+    let Some(snap) = snap else { return };
+    let mut failed = false;
+    for (path, file) in &snap.files {
+        if let Err(e) = file.sync_data() {
+            log::error!(
+                "fsync of {} failed: {e}; partition is now read-only",
+                path.display()
+            );
+            failed = true;
+            break;
+        }
+    }
+    let Ok(mut log) = p.log() else { return };
+    if failed {
+        log.poison();
+        let hw = log.high_watermark();
+        drop(log);
+        notifier.hw_advanced(&p.topic, p.index, hw);
+        return;
+    }
+    if log.complete_sync(&snap) {
+        let hw = log.high_watermark();
+        drop(log);
+        notifier.hw_advanced(&p.topic, p.index, hw);
+    }
+}

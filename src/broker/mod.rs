@@ -1,0 +1,750 @@
+//! The broker: topics and partitions over the storage layer, committed offsets, the flusher
+//! and housekeeping threads. Both faces (embedded API and wire server) call into this type; it
+//! knows nothing of sockets.
+//!
+//! Invariants:
+//! - a topic is in `topics` iff its latest record in `topics.meta` is an upsert;
+//! - the clean-shutdown marker exists only between a completed `close` and the next start;
+//!   while the broker runs it is absent, so a crash is always detected;
+//! - readers never see past a partition's high watermark (see `storage::log`).
+
+pub mod flusher;
+pub mod notify;
+pub mod offset_store;
+pub mod partition;
+pub mod partitioner;
+pub mod record_log;
+pub mod topic;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use self::flusher::Flusher;
+use self::notify::{HwListener, Notifier};
+pub use self::offset_store::CommittedOffset;
+use self::offset_store::OffsetStore;
+use self::partition::Partition;
+use self::record_log::RecordLog;
+pub use self::topic::{Topic, TopicMeta, validate_topic_name};
+use crate::config::{BrokerConfig, FsyncPolicy, TopicConfig};
+use crate::error::{Error, Result};
+use crate::storage::{AppendInfo, LogOffsets, PartitionLog, now_ms, sync_dir};
+use crate::types::{Record, StoredRecord};
+
+const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
+const TOPICS_FILE: &str = "__topics.meta";
+const OFFSETS_FILE: &str = "__consumer_offsets.meta";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum TopicRecord {
+    Upsert(TopicMeta),
+    Delete { name: String },
+}
+
+/// A partition's state as `describe` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionInfo {
+    pub partition: i32,
+    pub leader: i32,
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    pub log_end_offset: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicDescription {
+    pub name: String,
+    pub id: [u8; 16],
+    pub config: TopicConfig,
+    pub partitions: Vec<PartitionInfo>,
+}
+
+/// Stored bytes read for a fetch plus the partition's offsets at the time of the read.
+#[derive(Debug, Clone, Default)]
+pub struct FetchData {
+    pub records: Vec<u8>,
+    pub offsets: LogOffsets,
+}
+
+struct Inner {
+    config: BrokerConfig,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    topic_store: Mutex<RecordLog<TopicRecord>>,
+    offsets: OffsetStore,
+    notifier: Notifier,
+    flusher: Flusher,
+    stop: AtomicBool,
+    stop_cv: (Mutex<()>, std::sync::Condvar),
+}
+
+/// The broker engine. Dropping it shuts it down cleanly (see `close`).
+pub struct Broker {
+    inner: Arc<Inner>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    closed: AtomicBool,
+}
+
+impl Broker {
+    /// Opens (or creates) the broker's data directory, recovering every partition.
+    pub fn new(config: BrokerConfig) -> Result<Broker> {
+        let dir = config.data_dir.clone();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::Metadata(format!("{}: {e}", dir.display())))?;
+        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        let clean = marker.exists();
+        if !clean && dir.join(TOPICS_FILE).exists() {
+            log::warn!(
+                "{}: no clean-shutdown marker; recovering logs",
+                dir.display()
+            );
+        }
+        let (mut topic_store, records) = RecordLog::<TopicRecord>::open(&dir.join(TOPICS_FILE))?;
+        let mut metas: BTreeMap<String, TopicMeta> = BTreeMap::new();
+        let replayed = records.len();
+        for r in records {
+            match r {
+                TopicRecord::Upsert(m) => {
+                    metas.insert(m.name.clone(), m);
+                }
+                TopicRecord::Delete { name } => {
+                    metas.remove(&name);
+                }
+            }
+        }
+        if replayed != metas.len() {
+            let live: Vec<TopicRecord> = metas.values().cloned().map(TopicRecord::Upsert).collect();
+            topic_store.rewrite(&live)?;
+        }
+        let now = now_ms();
+        let mut topics = BTreeMap::new();
+        for meta in metas.into_values() {
+            let t = open_topic(&config, meta, clean, now)?;
+            topics.insert(t.0, t.1);
+        }
+        remove_orphan_partition_dirs(&dir, &topics);
+        let offsets =
+            OffsetStore::open(&dir.join(OFFSETS_FILE), config.fsync != FsyncPolicy::Never)?;
+        if clean {
+            std::fs::remove_file(&marker)
+                .map_err(|e| Error::Metadata(format!("{}: {e}", marker.display())))?;
+            sync_dir(&dir)?;
+        }
+        let inner = Arc::new(Inner {
+            config,
+            topics: RwLock::new(topics),
+            topic_store: Mutex::new(topic_store),
+            offsets,
+            notifier: Notifier::default(),
+            flusher: Flusher::default(),
+            stop: AtomicBool::new(false),
+            stop_cv: (Mutex::new(()), std::sync::Condvar::new()),
+        });
+        let mut threads = Vec::new();
+        let f = Arc::clone(&inner);
+        threads.push(spawn("thorstream-flusher", move || {
+            f.flusher.run(&f.notifier)
+        })?);
+        let h = Arc::clone(&inner);
+        threads.push(spawn("thorstream-housekeeping", move || housekeeping(&h))?);
+        log::info!(
+            "broker opened {} (fsync {}, {} topics, clean start: {clean})",
+            inner.config.data_dir.display(),
+            inner.config.fsync,
+            inner.topics.read().map(|t| t.len()).unwrap_or(0)
+        );
+        Ok(Broker {
+            inner,
+            threads: Mutex::new(threads),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.inner.config
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.inner.config.node_id
+    }
+
+    /// Registers a callback run whenever a partition's high watermark advances.
+    pub fn add_hw_listener(&self, listener: HwListener) {
+        self.inner.notifier.add_listener(listener);
+    }
+
+    pub fn notifier(&self) -> &Notifier {
+        &self.inner.notifier
+    }
+
+    fn topic(&self, name: &str) -> Result<Arc<Topic>> {
+        self.inner
+            .topics
+            .read()
+            .ok()
+            .and_then(|t| t.get(name).cloned())
+            .ok_or_else(|| Error::UnknownTopicOrPartition(name.to_string()))
+    }
+
+    pub(crate) fn partition(&self, topic: &str, partition: i32) -> Result<Arc<Partition>> {
+        self.topic(topic)?
+            .partition(partition)
+            .ok_or_else(|| Error::UnknownTopicOrPartition(format!("{topic}-{partition}")))
+    }
+
+    /// Creates a topic; `None` uses the broker's default topic config.
+    pub fn create_topic(&self, name: &str, config: Option<TopicConfig>) -> Result<()> {
+        validate_topic_name(name)?;
+        let config = config.unwrap_or_else(|| self.inner.config.default_topic_config.clone());
+        config.validate()?;
+        let mut topics = self.topics_write()?;
+        if topics.contains_key(name) {
+            return Err(Error::TopicAlreadyExists(name.to_string()));
+        }
+        let meta = TopicMeta {
+            name: name.to_string(),
+            id: topic::new_topic_id(),
+            config,
+        };
+        let (name, topic) = open_topic(&self.inner.config, meta.clone(), true, now_ms())?;
+        self.store_lock()?
+            .append(&TopicRecord::Upsert(meta), true)?;
+        log::info!(
+            "created topic {name} ({} partitions)",
+            topic.partition_count()
+        );
+        topics.insert(name, topic);
+        Ok(())
+    }
+
+    /// Creates the topic with defaults if it does not exist and auto-creation is on.
+    /// Returns whether the topic exists afterwards.
+    pub fn ensure_topic(&self, name: &str) -> Result<bool> {
+        if self.topic(name).is_ok() {
+            return Ok(true);
+        }
+        if !self.inner.config.auto_create_topics {
+            return Ok(false);
+        }
+        match self.create_topic(name, None) {
+            Ok(()) | Err(Error::TopicAlreadyExists(_)) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        let topic = {
+            let mut topics = self.topics_write()?;
+            let topic = topics
+                .remove(name)
+                .ok_or_else(|| Error::UnknownTopicOrPartition(name.to_string()))?;
+            self.store_lock()?.append(
+                &TopicRecord::Delete {
+                    name: name.to_string(),
+                },
+                true,
+            )?;
+            topic
+        };
+        let dirs: Vec<PathBuf> = topic
+            .partitions
+            .read()
+            .map(|ps| {
+                ps.iter()
+                    .filter_map(|p| p.log().ok().map(|l| l.dir().to_path_buf()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for d in dirs {
+            if let Err(e) = std::fs::remove_dir_all(&d) {
+                log::warn!("deleting {}: {e}", d.display());
+            }
+        }
+        let _ = sync_dir(&self.inner.config.data_dir);
+        self.inner.offsets.delete_topic(name)?;
+        log::info!("deleted topic {name}");
+        Ok(())
+    }
+
+    /// Grows a topic to `total` partitions (Kafka's CreatePartitions).
+    pub fn create_partitions(&self, name: &str, total: u32) -> Result<()> {
+        let topic = self.topic(name)?;
+        let mut meta = topic
+            .meta
+            .write()
+            .map_err(|_| Error::Metadata("topic lock poisoned".into()))?;
+        let current = meta.config.num_partitions;
+        if total <= current {
+            return Err(Error::InvalidPartitions(format!(
+                "topic {name} has {current} partitions; the new count {total} must be larger"
+            )));
+        }
+        if total > crate::config::PARTITIONS_PER_TOPIC_MAX {
+            return Err(Error::InvalidPartitions(format!(
+                "{total} partitions is too many"
+            )));
+        }
+        let mut new_meta = meta.clone();
+        new_meta.config.num_partitions = total;
+        let fsync = new_meta.config.fsync.unwrap_or(self.inner.config.fsync);
+        let log_config = new_meta.config.log_config(self.inner.config.fsync);
+        let mut new_parts = Vec::new();
+        for i in current..total {
+            let dir = partition_dir(&self.inner.config, name, i as i32);
+            let log = PartitionLog::open(&dir, log_config.clone(), true, now_ms())?;
+            new_parts.push(Arc::new(Partition::new(
+                name.to_string(),
+                i as i32,
+                fsync,
+                log,
+            )));
+        }
+        self.store_lock()?
+            .append(&TopicRecord::Upsert(new_meta.clone()), true)?;
+        *meta = new_meta;
+        if let Ok(mut parts) = topic.partitions.write() {
+            parts.extend(new_parts);
+        }
+        Ok(())
+    }
+
+    /// Names of all topics, sorted.
+    pub fn topics(&self) -> Vec<String> {
+        self.inner
+            .topics
+            .read()
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn describe(&self, name: &str) -> Result<TopicDescription> {
+        let topic = self.topic(name)?;
+        let meta = topic
+            .meta
+            .read()
+            .map_err(|_| Error::Metadata("topic lock poisoned".into()))?
+            .clone();
+        let parts = topic
+            .partitions
+            .read()
+            .map_err(|_| Error::Metadata("topic lock poisoned".into()))?
+            .clone();
+        let mut partitions = Vec::with_capacity(parts.len());
+        for p in parts {
+            let o = p.log()?.offsets();
+            partitions.push(PartitionInfo {
+                partition: p.index,
+                leader: self.node_id(),
+                log_start_offset: o.log_start_offset,
+                high_watermark: o.high_watermark,
+                log_end_offset: o.log_end_offset,
+            });
+        }
+        Ok(TopicDescription {
+            name: meta.name,
+            id: meta.id,
+            config: meta.config,
+            partitions,
+        })
+    }
+
+    /// Looks a topic up by its id (Fetch v13+ and Metadata v10+ name topics by id).
+    pub fn topic_name_by_id(&self, id: &[u8; 16]) -> Option<String> {
+        let topics = self.inner.topics.read().ok()?;
+        topics
+            .values()
+            .find(|t| &t.id() == id)
+            .and_then(|t| t.meta.read().ok().map(|m| m.name.clone()))
+    }
+
+    pub fn partition_count(&self, name: &str) -> Result<usize> {
+        Ok(self.topic(name)?.partition_count())
+    }
+
+    /// Appends already-encoded v2 batches (validated here; offsets assigned in place). Does not
+    /// wait for durability: see `is_durable` / `wait_durable`.
+    pub fn append(&self, topic: &str, partition: i32, batches: &mut [u8]) -> Result<AppendInfo> {
+        let p = self.partition(topic, partition)?;
+        let mut log = p.log()?;
+        let before = log.high_watermark();
+        let info = log.append(batches, now_ms())?;
+        let hw = log.high_watermark();
+        drop(log);
+        match p.fsync {
+            FsyncPolicy::Always => self.inner.flusher.mark(&p, Instant::now()),
+            FsyncPolicy::Interval(ms) => self
+                .inner
+                .flusher
+                .mark(&p, Instant::now() + Duration::from_millis(ms)),
+            FsyncPolicy::Never => {}
+        }
+        if hw != before {
+            self.inner.notifier.hw_advanced(topic, partition, hw);
+        }
+        Ok(info)
+    }
+
+    /// True once `offset` is below the high watermark (readable, and durable under `always`).
+    /// Fails if the partition's log was poisoned by a failed fsync.
+    pub fn is_durable(&self, topic: &str, partition: i32, offset: i64) -> Result<bool> {
+        let p = self.partition(topic, partition)?;
+        let log = p.log()?;
+        if log.high_watermark() > offset {
+            return Ok(true);
+        }
+        if log.is_poisoned() {
+            return Err(Error::Storage(crate::storage::StorageError::Poisoned(
+                log.dir().to_path_buf(),
+            )));
+        }
+        Ok(false)
+    }
+
+    /// Blocks the calling thread (embedded API only) until `offset` is durable.
+    pub fn wait_durable(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        timeout: Duration,
+    ) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = self.inner.notifier.current();
+            if self.is_durable(topic, partition, offset)? {
+                return Ok(());
+            }
+            if self.inner.stop.load(Ordering::Acquire) {
+                return Err(Error::ShuttingDown);
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout(timeout.as_millis() as u64));
+            }
+            self.inner.notifier.wait_past(seen, deadline);
+        }
+    }
+
+    /// Encodes and appends records as one batch; under fsync `always` waits until durable.
+    pub fn produce(&self, topic: &str, partition: i32, records: &[Record]) -> Result<AppendInfo> {
+        if records.is_empty() {
+            return Err(Error::InvalidRecord("no records to send".into()));
+        }
+        let mut batch = crate::protocol::records::encode_batch(records, now_ms())?;
+        let info = self.append(topic, partition, &mut batch)?;
+        let p = self.partition(topic, partition)?;
+        if p.fsync == FsyncPolicy::Always {
+            let timeout = Duration::from_millis(self.inner.config.produce_timeout_ms);
+            self.wait_durable(topic, partition, info.last_offset, timeout)?;
+        }
+        Ok(info)
+    }
+
+    pub fn offsets(&self, topic: &str, partition: i32) -> Result<LogOffsets> {
+        Ok(self.partition(topic, partition)?.log()?.offsets())
+    }
+
+    /// Reads stored batches from `offset` up to `max_bytes` (at least one whole batch when any
+    /// is available), below the high watermark.
+    pub fn read(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<FetchData> {
+        let p = self.partition(topic, partition)?;
+        let view = p
+            .log()?
+            .read_view(offset)
+            .map_err(|e| match Error::from(e) {
+                Error::OffsetOutOfRange {
+                    offset,
+                    log_start_offset,
+                    log_end_offset,
+                    ..
+                } => Error::OffsetOutOfRange {
+                    partition: format!("{topic}-{partition}"),
+                    offset,
+                    log_start_offset,
+                    log_end_offset,
+                },
+                other => other,
+            })?;
+        let mut records = Vec::new();
+        view.read_into(&mut records, max_bytes, true)?;
+        Ok(FetchData {
+            records,
+            offsets: view.offsets,
+        })
+    }
+
+    /// Reads and decodes records (embedded consumer).
+    pub fn read_records(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<(Vec<StoredRecord>, LogOffsets)> {
+        let data = self.read(topic, partition, offset, max_bytes)?;
+        let records =
+            crate::protocol::records::decode_records(topic, partition, &data.records, offset)?;
+        Ok((records, data.offsets))
+    }
+
+    /// The first offset whose record timestamp is ≥ `timestamp`, with that timestamp
+    /// (Kafka's ListOffsets by time). `None` when every record is older.
+    pub fn offset_for_timestamp(
+        &self,
+        topic: &str,
+        partition: i32,
+        timestamp: i64,
+    ) -> Result<Option<(i64, i64)>> {
+        let p = self.partition(topic, partition)?;
+        let (batch, log_start) = {
+            let log = p.log()?;
+            (
+                log.batch_at_timestamp(timestamp)?,
+                log.offsets().log_start_offset,
+            )
+        };
+        let Some(batch) = batch else { return Ok(None) };
+        let records =
+            crate::protocol::records::decode_records(topic, partition, &batch, log_start)?;
+        Ok(records
+            .iter()
+            .find(|r| r.timestamp >= timestamp)
+            .map(|r| (r.offset, r.timestamp)))
+    }
+
+    /// Moves the log start offset forward (Kafka's DeleteRecords). `-1` means the high watermark.
+    pub fn delete_records(&self, topic: &str, partition: i32, before_offset: i64) -> Result<i64> {
+        let p = self.partition(topic, partition)?;
+        let mut log = p.log()?;
+        let target = if before_offset == -1 {
+            log.high_watermark()
+        } else {
+            before_offset
+        };
+        Ok(log.delete_records_before(target)?)
+    }
+
+    pub fn commit_offset(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        metadata: Option<String>,
+    ) -> Result<()> {
+        if group.is_empty() {
+            return Err(Error::InvalidGroupId(group.to_string()));
+        }
+        self.partition(topic, partition)?;
+        self.inner.offsets.commit(
+            group,
+            topic,
+            partition,
+            CommittedOffset {
+                offset,
+                leader_epoch: -1,
+                metadata,
+                commit_timestamp_ms: now_ms(),
+            },
+        )
+    }
+
+    pub fn committed_offset(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Option<CommittedOffset> {
+        self.inner.offsets.fetch(group, topic, partition)
+    }
+
+    pub fn group_offsets(&self, group: &str) -> Vec<((String, i32), CommittedOffset)> {
+        self.inner.offsets.group_offsets(group)
+    }
+
+    pub fn offset_store(&self) -> &OffsetStore {
+        &self.inner.offsets
+    }
+
+    /// Flushes and fsyncs everything, writes checkpoints and the clean-shutdown marker, and
+    /// stops the background threads. Idempotent; also run on drop.
+    pub fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.inner.stop.store(true, Ordering::Release);
+        self.inner.stop_cv.1.notify_all();
+        self.inner.flusher.shutdown();
+        self.inner.notifier.wake_all();
+        if let Ok(mut threads) = self.threads.lock() {
+            for t in threads.drain(..) {
+                let _ = t.join();
+            }
+        }
+        let topics: Vec<Arc<Topic>> = self
+            .inner
+            .topics
+            .read()
+            .map(|t| t.values().cloned().collect())
+            .unwrap_or_default();
+        let mut result = Ok(());
+        for t in topics {
+            let parts = t.partitions.read().map(|p| p.clone()).unwrap_or_default();
+            for p in parts {
+                if let Err(e) = p.log().and_then(|mut l| l.close().map_err(Error::from)) {
+                    log::error!("closing {}-{}: {e}", p.topic, p.index);
+                    result = Err(e);
+                }
+            }
+        }
+        if result.is_ok() {
+            let marker = self.inner.config.data_dir.join(CLEAN_SHUTDOWN_FILE);
+            std::fs::write(&marker, b"")
+                .map_err(|e| Error::Metadata(format!("{}: {e}", marker.display())))?;
+            sync_dir(&self.inner.config.data_dir)?;
+            log::info!("broker closed cleanly");
+        }
+        result
+    }
+
+    fn topics_write(
+        &self,
+    ) -> Result<std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Topic>>>> {
+        self.inner
+            .topics
+            .write()
+            .map_err(|_| Error::Metadata("topics lock poisoned".into()))
+    }
+
+    fn store_lock(&self) -> Result<std::sync::MutexGuard<'_, RecordLog<TopicRecord>>> {
+        self.inner
+            .topic_store
+            .lock()
+            .map_err(|_| Error::Metadata("topic store lock poisoned".into()))
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            log::error!("broker shutdown: {e}");
+        }
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(f)
+        .map_err(|e| Error::Metadata(format!("cannot start thread {name}: {e}")))
+}
+
+fn partition_dir(config: &BrokerConfig, topic: &str, partition: i32) -> PathBuf {
+    config.data_dir.join(format!("{topic}-{partition}"))
+}
+
+fn open_topic(
+    config: &BrokerConfig,
+    meta: TopicMeta,
+    clean: bool,
+    now: i64,
+) -> Result<(String, Arc<Topic>)> {
+    let fsync = meta.config.fsync.unwrap_or(config.fsync);
+    let log_config = meta.config.log_config(config.fsync);
+    let mut parts = Vec::with_capacity(meta.config.num_partitions as usize);
+    for i in 0..meta.config.num_partitions as i32 {
+        let log = PartitionLog::open(
+            &partition_dir(config, &meta.name, i),
+            log_config.clone(),
+            clean,
+            now,
+        )?;
+        parts.push(Arc::new(Partition::new(meta.name.clone(), i, fsync, log)));
+    }
+    let name = meta.name.clone();
+    Ok((
+        name,
+        Arc::new(Topic {
+            meta: RwLock::new(meta),
+            partitions: RwLock::new(parts),
+        }),
+    ))
+}
+
+/// Removes `<topic>-<n>` directories left by a topic deleted just before a crash.
+fn remove_orphan_partition_dirs(dir: &std::path::Path, topics: &BTreeMap<String, Arc<Topic>>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let Ok(name) = e.file_name().into_string() else {
+            continue;
+        };
+        let Some((topic, part)) = name.rsplit_once('-') else {
+            continue;
+        };
+        if part.is_empty()
+            || !part.bytes().all(|b| b.is_ascii_digit())
+            || validate_topic_name(topic).is_err()
+        {
+            continue;
+        }
+        let live = topics
+            .get(topic)
+            .is_some_and(|t| part.parse::<usize>().is_ok_and(|p| p < t.partition_count()));
+        if !live && e.path().is_dir() {
+            log::warn!(
+                "removing orphaned partition directory {}",
+                e.path().display()
+            );
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Housekeeping thread: segment age rolls, retention, recovery-point checkpoints.
+fn housekeeping(inner: &Inner) {
+    let interval = Duration::from_millis(inner.config.housekeeping_interval_ms.max(10));
+    loop {
+        {
+            let Ok(guard) = inner.stop_cv.0.lock() else {
+                return;
+            };
+            let _ = inner.stop_cv.1.wait_timeout(guard, interval);
+        }
+        if inner.stop.load(Ordering::Acquire) {
+            return;
+        }
+        let topics: Vec<Arc<Topic>> = inner
+            .topics
+            .read()
+            .map(|t| t.values().cloned().collect())
+            .unwrap_or_default();
+        let now = now_ms();
+        for t in topics {
+            let parts = t.partitions.read().map(|p| p.clone()).unwrap_or_default();
+            for p in parts {
+                let Ok(mut log) = p.log() else { continue };
+                if let Err(e) = log.roll_if_expired(now) {
+                    log::error!("{}-{}: roll failed: {e}", p.topic, p.index);
+                }
+                if let Err(e) = log.apply_retention(now) {
+                    log::error!("{}-{}: retention failed: {e}", p.topic, p.index);
+                }
+                if let Err(e) = log.checkpoint_recovery_point() {
+                    log::error!("{}-{}: checkpoint failed: {e}", p.topic, p.index);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Small checkpoint files: an i64 written atomically (temp file, fsync, rename, fsync dir) with a
+//! CRC-32 so a damaged checkpoint reads as absent rather than as a wrong value.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+use byteorder::{BigEndian, ByteOrder};
+
+use super::{StorageError, sync_dir};
+
+/// Reads a checkpoint; `None` if missing or damaged.
+pub fn read_i64(path: &Path) -> Option<i64> {
+    let bytes = std::fs::read(path).ok()?;
+    if bytes.len() != 12 {
+        return None;
+    }
+    let value = BigEndian::read_i64(&bytes[0..8]);
+    let crc = BigEndian::read_u32(&bytes[8..12]);
+    (crc32fast::hash(&bytes[0..8]) == crc).then_some(value)
+}
+
+/// Writes a checkpoint durably.
+pub fn write_i64(path: &Path, value: i64) -> Result<(), StorageError> {
+    let mut bytes = [0u8; 12];
+    BigEndian::write_i64(&mut bytes[0..8], value);
+    let crc = crc32fast::hash(&bytes[0..8]);
+    BigEndian::write_u32(&mut bytes[8..12], crc);
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).map_err(|e| StorageError::io(&tmp, e))?;
+    f.write_all(&bytes).map_err(|e| StorageError::io(&tmp, e))?;
+    f.sync_all().map_err(|e| StorageError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| StorageError::io(path, e))?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_damage_reads_as_absent() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("cp");
+        assert_eq!(read_i64(&p), None);
+        write_i64(&p, 42).expect("write");
+        assert_eq!(read_i64(&p), Some(42));
+        let mut b = std::fs::read(&p).expect("read");
+        b[3] ^= 1;
+        std::fs::write(&p, b).expect("write");
+        assert_eq!(read_i64(&p), None);
+    }
+}

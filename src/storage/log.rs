@@ -1,0 +1,583 @@
+//! The log of one partition: an ordered list of segments, the last one active.
+//!
+//! Offsets: `log_start_offset ≤ high_watermark ≤ log_end_offset`. Consumers read below the high
+//! watermark only. When `durable_hw` is set (fsync policy `always`) the high watermark moves
+//! only after an fsync covering it (`complete_sync`), so no reader ever sees a record a crash
+//! could take back; otherwise it follows the log end offset as soon as bytes reach the OS.
+//! `recovery_point` is the offset below which everything has been fsynced; recovery after a
+//! crash re-validates only segments that reach past it.
+//!
+//! Concurrency: the owner wraps a `PartitionLog` in a mutex. Appends happen under it; reads
+//! take it only to build a `ReadView` (file handle + byte bounds) and read outside it; the
+//! flusher takes it to snapshot what needs syncing and again to publish the result, never
+//! across the fsync itself.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::batch::{BATCH_HEADER_BYTES, BatchHeader, set_base_offset, validate_batches};
+use super::checkpoint;
+use super::recovery::{load_segment, recover_segment};
+use super::segment::Segment;
+use super::{StorageError, sync_dir};
+
+const RECOVERY_POINT_FILE: &str = "recovery-point";
+const LOG_START_FILE: &str = "log-start-offset";
+
+/// Per-partition storage settings (derived from the topic config).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    pub segment_bytes: u64,
+    pub segment_ms: i64,
+    /// Negative: keep forever.
+    pub retention_ms: i64,
+    /// Negative: unlimited.
+    pub retention_bytes: i64,
+    pub index_interval_bytes: u64,
+    pub max_batch_bytes: usize,
+    /// High watermark waits for fsync (fsync policy `always`).
+    pub durable_hw: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1024 * 1024 * 1024,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            index_interval_bytes: 4096,
+            max_batch_bytes: 1024 * 1024 + 12,
+            durable_hw: true,
+        }
+    }
+}
+
+/// Result of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+    pub log_start_offset: i64,
+    pub batches: usize,
+    pub records: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogOffsets {
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    pub log_end_offset: i64,
+}
+
+/// What the flusher must fsync, taken under the lock and used outside it.
+#[derive(Debug)]
+pub struct SyncSnapshot {
+    pub files: Vec<(PathBuf, Arc<File>)>,
+    pub log_end_offset: i64,
+    segment_base: i64,
+    segment_position: u64,
+}
+
+/// Bounds of a read, taken under the lock; `read` runs outside it.
+#[derive(Debug)]
+pub struct ReadView {
+    file: Option<(PathBuf, Arc<File>)>,
+    start_position: u64,
+    limit: u64,
+    offset: i64,
+    pub offsets: LogOffsets,
+}
+
+impl ReadView {
+    fn empty(offsets: LogOffsets, offset: i64) -> ReadView {
+        ReadView {
+            file: None,
+            start_position: 0,
+            limit: 0,
+            offset,
+            offsets,
+        }
+    }
+
+    /// Appends to `out` the stored bytes starting at the batch that contains the requested
+    /// offset, up to `max_bytes` (the last batch may be cut, as Kafka does), but always at least
+    /// one whole batch when `min_one_batch` is set. Returns the number of bytes appended.
+    pub fn read_into(
+        &self,
+        out: &mut Vec<u8>,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<usize, StorageError> {
+        let Some((path, file)) = &self.file else {
+            return Ok(0);
+        };
+        let mut pos = self.start_position;
+        let mut header = [0u8; BATCH_HEADER_BYTES];
+        let first_len = loop {
+            if pos + BATCH_HEADER_BYTES as u64 > self.limit {
+                return Ok(0);
+            }
+            file.read_exact_at(&mut header, pos)
+                .map_err(|e| StorageError::io(path, e))?;
+            let h = BatchHeader::parse(&header)?;
+            if h.last_offset() >= self.offset {
+                break h.total_bytes() as u64;
+            }
+            pos += h.total_bytes() as u64;
+        };
+        let available = self.limit - pos;
+        let mut len = available.min(max_bytes as u64);
+        if min_one_batch {
+            len = len.max(first_len.min(available));
+        }
+        if len == 0 {
+            return Ok(0);
+        }
+        let start = out.len();
+        out.resize(start + len as usize, 0);
+        file.read_exact_at(&mut out[start..], pos)
+            .map_err(|e| StorageError::io(path, e))?;
+        Ok(len as usize)
+    }
+}
+
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    /// Sorted by base offset; never empty; the last one is active.
+    segments: Vec<Segment>,
+    log_start_offset: i64,
+    high_watermark: i64,
+    /// Segment base offset and byte position of the high watermark.
+    hw_segment_base: i64,
+    hw_position: u64,
+    recovery_point: i64,
+    /// Set after a failed fsync: the page cache may have dropped data, so the log refuses
+    /// writes until the broker restarts and recovers it (we never retry an fsync).
+    poisoned: bool,
+}
+
+impl PartitionLog {
+    /// Opens (or creates) the log in `dir`. With `clean_shutdown` false, every segment that
+    /// reaches past the recovery point is validated and a bad tail truncated.
+    pub fn open(
+        dir: &Path,
+        config: LogConfig,
+        clean_shutdown: bool,
+        now_ms: i64,
+    ) -> Result<PartitionLog, StorageError> {
+        std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
+        let mut bases = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(|e| StorageError::io(dir, e))? {
+            let entry = entry.map_err(|e| StorageError::io(dir, e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(stem) = name.strip_suffix(".log")
+                && let Ok(base) = stem.parse::<i64>()
+            {
+                bases.push(base);
+            }
+        }
+        bases.sort_unstable();
+        let recovery_point = checkpoint::read_i64(&dir.join(RECOVERY_POINT_FILE)).unwrap_or(0);
+        let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
+        let mut i = 0;
+        while i < bases.len() {
+            let base = bases[i];
+            let next_base = bases.get(i + 1).copied().unwrap_or(i64::MAX);
+            let needs_scan = !clean_shutdown && next_base > recovery_point;
+            let seg = if needs_scan {
+                let (seg, outcome) =
+                    recover_segment(dir, base, config.index_interval_bytes, now_ms)?;
+                if outcome.truncated_bytes > 0 && i + 1 < bases.len() {
+                    for &later in &bases[i + 1..] {
+                        log::warn!(
+                            "recovery of {}: deleting segment {later} after a truncated segment",
+                            dir.display()
+                        );
+                        let (l, x, t) = super::segment::segment_paths(dir, later);
+                        for p in [l, x, t] {
+                            let _ = std::fs::remove_file(p);
+                        }
+                    }
+                    bases.truncate(i + 1);
+                }
+                seg
+            } else {
+                load_segment(dir, base, config.index_interval_bytes, now_ms)?
+            };
+            if let Some(prev) = segments.last()
+                && prev.next_offset != seg.base_offset
+                && !seg.is_empty()
+            {
+                log::warn!(
+                    "{}: gap between segments {} (ends {}) and {}",
+                    dir.display(),
+                    prev.base_offset,
+                    prev.next_offset,
+                    seg.base_offset
+                );
+            }
+            segments.push(seg);
+            i += 1;
+        }
+        let stored_start = checkpoint::read_i64(&dir.join(LOG_START_FILE)).unwrap_or(0);
+        if segments.is_empty() {
+            segments.push(Segment::create(
+                dir,
+                stored_start.max(0),
+                config.index_interval_bytes,
+                now_ms,
+            )?);
+            sync_dir(dir)?;
+        }
+        let first_base = segments[0].base_offset;
+        let active = segments
+            .last_mut()
+            .ok_or_else(|| StorageError::io(dir, std::io::Error::other("log has no segments")))?;
+        // Whatever survived recovery is on disk now; make it durable before exposing it.
+        active.sync_all()?;
+        let leo = active.next_offset;
+        let (hw_base, hw_pos) = (active.base_offset, active.size);
+        let log_start_offset = stored_start.clamp(first_base, leo);
+        let log = PartitionLog {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            log_start_offset,
+            high_watermark: leo,
+            hw_segment_base: hw_base,
+            hw_position: hw_pos,
+            recovery_point: leo,
+            poisoned: false,
+        };
+        if recovery_point != leo {
+            checkpoint::write_i64(&dir.join(RECOVERY_POINT_FILE), leo)?;
+        }
+        Ok(log)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    pub fn offsets(&self) -> LogOffsets {
+        LogOffsets {
+            log_start_offset: self.log_start_offset,
+            high_watermark: self.high_watermark,
+            log_end_offset: self.log_end_offset(),
+        }
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.size).sum()
+    }
+
+    fn active(&self) -> &Segment {
+        // Invariant: `segments` is never empty (open creates one; deletion keeps the active).
+        &self.segments[self.segments.len() - 1]
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        let last = self.segments.len() - 1;
+        &mut self.segments[last]
+    }
+
+    /// Validates `batches` (whole v2 batches), assigns offsets in place and appends them.
+    pub fn append(&mut self, batches: &mut [u8], now_ms: i64) -> Result<AppendInfo, StorageError> {
+        if self.poisoned {
+            return Err(StorageError::Poisoned(self.dir.clone()));
+        }
+        let headers = validate_batches(batches, self.config.max_batch_bytes)?;
+        let base_offset = self.log_end_offset();
+        let mut next = base_offset;
+        let mut pos = 0usize;
+        let mut max_timestamp = -1;
+        let mut records = 0i64;
+        for mut header in headers.iter().copied() {
+            let total = header.total_bytes();
+            self.maybe_roll(total as u64, now_ms)?;
+            set_base_offset(&mut batches[pos..], next);
+            header.base_offset = next;
+            let batch = &batches[pos..pos + total];
+            if let Err(e) = self.active_mut().append(batch, &header) {
+                self.poisoned = true;
+                return Err(e);
+            }
+            next = header.last_offset() + 1;
+            max_timestamp = max_timestamp.max(header.max_timestamp);
+            records += i64::from(header.record_count);
+            pos += total;
+        }
+        if let Err(e) = self.active_mut().flush() {
+            self.poisoned = true;
+            return Err(e);
+        }
+        if !self.config.durable_hw {
+            self.high_watermark = next;
+            self.hw_segment_base = self.active().base_offset;
+            self.hw_position = self.active().size;
+        }
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+            max_timestamp,
+            log_start_offset: self.log_start_offset,
+            batches: headers.len(),
+            records,
+        })
+    }
+
+    /// Rolls to a new segment if the next `incoming_bytes` would overflow the active one, or it
+    /// has been open longer than `segment_ms`. An empty active segment is never rolled.
+    fn maybe_roll(&mut self, incoming_bytes: u64, now_ms: i64) -> Result<(), StorageError> {
+        let active = self.active();
+        if active.is_empty() {
+            return Ok(());
+        }
+        let full = active.size + incoming_bytes > self.config.segment_bytes;
+        let old = now_ms - active.created_ms >= self.config.segment_ms;
+        if full || old {
+            self.roll(now_ms)?;
+        }
+        Ok(())
+    }
+
+    fn roll(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        let next = self.log_end_offset();
+        let interval = self.config.index_interval_bytes;
+        let old = self.active_mut();
+        old.flush()?;
+        old.flush_indexes()?;
+        let seg = Segment::create(&self.dir, next, interval, now_ms)?;
+        sync_dir(&self.dir)?;
+        log::debug!(
+            "{}: rolled new segment at offset {next}",
+            self.dir.display()
+        );
+        self.segments.push(seg);
+        Ok(())
+    }
+
+    /// Rolls the active segment if it is older than `segment_ms` (called by housekeeping).
+    pub fn roll_if_expired(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        self.maybe_roll(0, now_ms)
+    }
+
+    fn segment_index_for(&self, offset: i64) -> usize {
+        self.segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1)
+    }
+
+    /// Builds a read view starting at `offset`. Offsets above the log end offset or below the
+    /// log start offset are out of range; offsets in `[high_watermark, log_end_offset]` read
+    /// nothing yet.
+    pub fn read_view(&self, offset: i64) -> Result<ReadView, StorageError> {
+        let offsets = self.offsets();
+        if offset < self.log_start_offset || offset > offsets.log_end_offset {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: offsets.log_end_offset,
+            });
+        }
+        if offset >= self.high_watermark {
+            return Ok(ReadView::empty(offsets, offset));
+        }
+        let mut idx = self.segment_index_for(offset);
+        while idx < self.segments.len() && self.segments[idx].next_offset <= offset {
+            idx += 1;
+        }
+        let Some(seg) = self.segments.get(idx) else {
+            return Ok(ReadView::empty(offsets, offset));
+        };
+        let limit = if seg.base_offset < self.hw_segment_base {
+            seg.size
+        } else if seg.base_offset == self.hw_segment_base {
+            self.hw_position.min(seg.size)
+        } else {
+            0
+        };
+        let rel = (offset.max(seg.base_offset) - seg.base_offset) as u32;
+        Ok(ReadView {
+            file: Some((seg.log_path.clone(), seg.reader())),
+            start_position: u64::from(seg.index.lookup(rel)),
+            limit,
+            offset,
+            offsets,
+        })
+    }
+
+    /// Reads the first stored batch whose max timestamp is ≥ `timestamp` (visible part only).
+    pub fn batch_at_timestamp(&self, timestamp: i64) -> Result<Option<Vec<u8>>, StorageError> {
+        for seg in &self.segments {
+            if seg.base_offset >= self.high_watermark {
+                break;
+            }
+            let limit = if seg.base_offset == self.hw_segment_base {
+                self.hw_position.min(seg.size)
+            } else {
+                seg.size
+            };
+            if let Some((base, _)) = seg.find_by_timestamp(timestamp, limit)? {
+                if base < self.log_start_offset && seg.next_offset <= self.log_start_offset {
+                    continue;
+                }
+                let view = self.read_view(base.max(self.log_start_offset))?;
+                let mut out = Vec::new();
+                view.read_into(&mut out, 0, true)?;
+                return Ok(Some(out));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Snapshot of what needs an fsync, or `None` when everything is already durable.
+    pub fn sync_snapshot(&self) -> Option<SyncSnapshot> {
+        let leo = self.log_end_offset();
+        if leo <= self.recovery_point || self.poisoned {
+            return None;
+        }
+        let files = self
+            .segments
+            .iter()
+            .filter(|s| s.next_offset > self.recovery_point && !s.is_empty())
+            .map(|s| (s.log_path.clone(), s.sync_handle()))
+            .collect();
+        Some(SyncSnapshot {
+            files,
+            log_end_offset: leo,
+            segment_base: self.active().base_offset,
+            segment_position: self.active().size,
+        })
+    }
+
+    /// Publishes a successful fsync: moves the recovery point and, under `durable_hw`, the
+    /// high watermark. Returns true if the high watermark moved.
+    pub fn complete_sync(&mut self, snap: &SyncSnapshot) -> bool {
+        self.recovery_point = self.recovery_point.max(snap.log_end_offset);
+        if self.config.durable_hw && snap.log_end_offset > self.high_watermark {
+            self.high_watermark = snap.log_end_offset;
+            self.hw_segment_base = snap.segment_base;
+            self.hw_position = snap.segment_position;
+            return true;
+        }
+        false
+    }
+
+    /// Marks the log failed after an fsync error (see `poisoned`).
+    pub fn poison(&mut self) {
+        self.poisoned = true;
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    /// Deletes whole segments past `retention_ms` / `retention_bytes`, never the active one nor
+    /// anything at or above the high watermark. Returns the number of segments deleted.
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, StorageError> {
+        let mut deleted = 0;
+        let mut total: i64 = self.size_bytes() as i64;
+        while self.segments.len() > 1 {
+            let seg = &self.segments[0];
+            if seg.next_offset > self.high_watermark {
+                break;
+            }
+            let by_time = self.config.retention_ms >= 0
+                && seg.max_timestamp >= 0
+                && now_ms - seg.max_timestamp > self.config.retention_ms;
+            let by_size = self.config.retention_bytes >= 0
+                && total - seg.size as i64 >= self.config.retention_bytes;
+            if !(by_time || by_size) {
+                break;
+            }
+            total -= seg.size as i64;
+            self.delete_first_segment()?;
+            deleted += 1;
+        }
+        if deleted > 0 {
+            log::info!(
+                "{}: retention deleted {deleted} segment(s); log start offset now {}",
+                self.dir.display(),
+                self.log_start_offset
+            );
+        }
+        Ok(deleted)
+    }
+
+    fn delete_first_segment(&mut self) -> Result<(), StorageError> {
+        let seg = self.segments.remove(0);
+        seg.delete_files(&self.dir)?;
+        sync_dir(&self.dir)?;
+        let next_base = self.segments[0].base_offset;
+        if self.log_start_offset < next_base {
+            self.log_start_offset = next_base;
+            checkpoint::write_i64(&self.dir.join(LOG_START_FILE), next_base)?;
+        }
+        Ok(())
+    }
+
+    /// Moves the log start offset to `offset` (Kafka's DeleteRecords) and deletes the segments
+    /// wholly below it. `offset` must not exceed the high watermark. Returns the new start.
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, StorageError> {
+        if offset > self.high_watermark || offset < 0 {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: self.log_end_offset(),
+            });
+        }
+        if offset <= self.log_start_offset {
+            return Ok(self.log_start_offset);
+        }
+        self.log_start_offset = offset;
+        checkpoint::write_i64(&self.dir.join(LOG_START_FILE), offset)?;
+        while self.segments.len() > 1 && self.segments[0].next_offset <= offset {
+            self.delete_first_segment()?;
+        }
+        Ok(self.log_start_offset)
+    }
+
+    /// Flushes, fsyncs and checkpoints everything (clean shutdown).
+    pub fn close(&mut self) -> Result<(), StorageError> {
+        if self.poisoned {
+            return Err(StorageError::Poisoned(self.dir.clone()));
+        }
+        self.active_mut().sync_all()?;
+        let leo = self.log_end_offset();
+        self.recovery_point = leo;
+        checkpoint::write_i64(&self.dir.join(RECOVERY_POINT_FILE), leo)
+    }
+
+    /// Writes the recovery-point checkpoint (housekeeping, between fsyncs).
+    pub fn checkpoint_recovery_point(&self) -> Result<(), StorageError> {
+        checkpoint::write_i64(&self.dir.join(RECOVERY_POINT_FILE), self.recovery_point)
+    }
+}

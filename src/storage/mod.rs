@@ -1,0 +1,68 @@
+//! The append-only partition log: segments of Kafka RecordBatch v2 bytes with sparse offset and
+//! time indexes, crash recovery and retention. Knows nothing of topics, groups or the network.
+//!
+//! Directory layout per partition: `<data_dir>/<topic>-<partition>/` holding
+//! `<20-digit base offset>.log|.index|.timeindex` per segment and a `recovery-point` checkpoint.
+
+pub mod batch;
+pub mod checkpoint;
+pub mod index;
+pub mod log;
+pub mod recovery;
+pub mod segment;
+pub mod time_index;
+
+use std::path::{Path, PathBuf};
+
+pub use self::batch::{BatchError, BatchHeader};
+pub use self::log::{AppendInfo, LogConfig, LogOffsets, PartitionLog, ReadView, SyncSnapshot};
+
+/// Errors of the storage layer. Every I/O error carries the path it happened on.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    #[error("offset {offset} is out of range [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
+    #[error("log {0} failed an fsync earlier and is read-only until the broker restarts")]
+    Poisoned(PathBuf),
+}
+
+impl StorageError {
+    pub fn io(path: &Path, source: std::io::Error) -> StorageError {
+        StorageError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// File name of a segment file: base offset as 20 zero-padded digits plus the extension.
+pub fn segment_file_name(base_offset: i64, ext: &str) -> String {
+    format!("{base_offset:020}.{ext}")
+}
+
+/// fsyncs a directory so that file creations, renames and deletions in it are durable.
+pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| StorageError::io(dir, e))
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,258 @@
+//! One log segment: a `.log` file of whole RecordBatch v2 batches plus its two indexes.
+//!
+//! Invariants (true after `create`, after every `append`, and after `recover`):
+//! - the `.log` holds whole, validated batches back to back, the first with base offset
+//!   `base_offset`, each next one starting at the previous one's last offset + 1;
+//! - `size` is the byte length of those batches (including bytes still in the write buffer);
+//!   `next_offset` is the last batch's last offset + 1 (or `base_offset` when empty);
+//! - positions stored in the indexes are batch starts below `size`.
+//!
+//! Appends go through a `BufWriter` (the caller holds the partition lock); reads use positional
+//! reads on a shared handle of the same file and need no lock once their bounds are known.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::batch::{BATCH_HEADER_BYTES, BatchHeader};
+use super::index::OffsetIndex;
+use super::time_index::TimeIndex;
+use super::{StorageError, segment_file_name};
+
+#[derive(Debug)]
+pub struct Segment {
+    pub(crate) base_offset: i64,
+    pub(crate) log_path: PathBuf,
+    writer: BufWriter<File>,
+    reader: Arc<File>,
+    pub(crate) size: u64,
+    pub(crate) next_offset: i64,
+    pub(crate) max_timestamp: i64,
+    /// Wall-clock ms when the segment was created or, after a restart, loaded (for `segment_ms`).
+    pub(crate) created_ms: i64,
+    bytes_since_index_entry: u64,
+    index_interval_bytes: u64,
+    pub(crate) index: OffsetIndex,
+    pub(crate) time_index: TimeIndex,
+}
+
+/// Paths of a segment's three files.
+pub fn segment_paths(dir: &Path, base_offset: i64) -> (PathBuf, PathBuf, PathBuf) {
+    (
+        dir.join(segment_file_name(base_offset, "log")),
+        dir.join(segment_file_name(base_offset, "index")),
+        dir.join(segment_file_name(base_offset, "timeindex")),
+    )
+}
+
+impl Segment {
+    /// Creates a new, empty segment (truncating leftovers with the same base offset).
+    pub fn create(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u64,
+        now_ms: i64,
+    ) -> Result<Segment, StorageError> {
+        let (log_path, index_path, time_path) = segment_paths(dir, base_offset);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&log_path)
+            .map_err(|e| StorageError::io(&log_path, e))?;
+        let reader = file
+            .try_clone()
+            .map_err(|e| StorageError::io(&log_path, e))?;
+        Ok(Segment {
+            base_offset,
+            log_path,
+            writer: BufWriter::with_capacity(64 * 1024, file),
+            reader: Arc::new(reader),
+            size: 0,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            created_ms: now_ms,
+            bytes_since_index_entry: 0,
+            index_interval_bytes,
+            index: OffsetIndex::create(&index_path)?,
+            time_index: TimeIndex::create(&time_path)?,
+        })
+    }
+
+    /// Opens an existing segment whose first `size` bytes are known-good batches ending at
+    /// `next_offset`, with indexes that have been loaded or rebuilt by the caller. Any bytes
+    /// past `size` are truncated away.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn open_recovered(
+        log_path: PathBuf,
+        base_offset: i64,
+        size: u64,
+        next_offset: i64,
+        max_timestamp: i64,
+        index: OffsetIndex,
+        time_index: TimeIndex,
+        index_interval_bytes: u64,
+        now_ms: i64,
+    ) -> Result<Segment, StorageError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&log_path)
+            .map_err(|e| StorageError::io(&log_path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| StorageError::io(&log_path, e))?
+            .len();
+        if len != size {
+            file.set_len(size)
+                .map_err(|e| StorageError::io(&log_path, e))?;
+            file.sync_all()
+                .map_err(|e| StorageError::io(&log_path, e))?;
+        }
+        let mut writer_file = file
+            .try_clone()
+            .map_err(|e| StorageError::io(&log_path, e))?;
+        use std::io::Seek;
+        writer_file
+            .seek(std::io::SeekFrom::Start(size))
+            .map_err(|e| StorageError::io(&log_path, e))?;
+        let last_indexed = index.entries().last().map_or(0, |e| u64::from(e.position));
+        Ok(Segment {
+            base_offset,
+            log_path,
+            writer: BufWriter::with_capacity(64 * 1024, writer_file),
+            reader: Arc::new(file),
+            size,
+            next_offset,
+            max_timestamp,
+            created_ms: now_ms,
+            bytes_since_index_entry: size.saturating_sub(last_indexed),
+            index_interval_bytes,
+            index,
+            time_index,
+        })
+    }
+
+    /// Appends one validated batch whose base offset is already assigned. Returns its position.
+    pub fn append(&mut self, batch: &[u8], header: &BatchHeader) -> Result<u64, StorageError> {
+        let position = self.size;
+        if self.size == 0 || self.bytes_since_index_entry >= self.index_interval_bytes {
+            let rel = (header.base_offset - self.base_offset) as u32;
+            self.index.append(rel, position as u32)?;
+            self.time_index
+                .maybe_append(self.max_timestamp.max(header.max_timestamp), rel)?;
+            self.bytes_since_index_entry = 0;
+        }
+        self.writer
+            .write_all(batch)
+            .map_err(|e| StorageError::io(&self.log_path, e))?;
+        self.size += batch.len() as u64;
+        self.bytes_since_index_entry += batch.len() as u64;
+        self.next_offset = header.last_offset() + 1;
+        self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
+        Ok(position)
+    }
+
+    /// Pushes buffered bytes to the OS so positional readers see them.
+    pub fn flush(&mut self) -> Result<(), StorageError> {
+        self.writer
+            .flush()
+            .map_err(|e| StorageError::io(&self.log_path, e))
+    }
+
+    /// Flushes the indexes' buffers (they are caches; they are never fsynced on the hot path).
+    pub fn flush_indexes(&mut self) -> Result<(), StorageError> {
+        self.index.flush()?;
+        self.time_index.flush()
+    }
+
+    /// A handle that can be fsynced without holding the partition lock.
+    pub fn sync_handle(&self) -> Arc<File> {
+        Arc::clone(&self.reader)
+    }
+
+    pub fn reader(&self) -> Arc<File> {
+        Arc::clone(&self.reader)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    /// File position of the batch containing `offset` (or the first batch after it), scanning
+    /// forward from the index entry. Returns `None` when `offset >= next_offset`.
+    pub fn position_of(&self, offset: i64, limit: u64) -> Result<Option<u64>, StorageError> {
+        if offset >= self.next_offset {
+            return Ok(None);
+        }
+        let rel = (offset.max(self.base_offset) - self.base_offset) as u32;
+        let mut pos = u64::from(self.index.lookup(rel));
+        let mut header = [0u8; BATCH_HEADER_BYTES];
+        while pos < limit {
+            self.reader
+                .read_exact_at(&mut header, pos)
+                .map_err(|e| StorageError::io(&self.log_path, e))?;
+            let h = BatchHeader::parse(&header)?;
+            if h.last_offset() >= offset {
+                return Ok(Some(pos));
+            }
+            pos += h.total_bytes() as u64;
+        }
+        Ok(None)
+    }
+
+    /// First batch (base offset, max timestamp) whose max timestamp is ≥ `timestamp`.
+    pub fn find_by_timestamp(
+        &self,
+        timestamp: i64,
+        limit: u64,
+    ) -> Result<Option<(i64, i64)>, StorageError> {
+        if self.max_timestamp < timestamp {
+            return Ok(None);
+        }
+        let rel = self.time_index.lookup(timestamp);
+        let mut pos = u64::from(self.index.lookup(rel));
+        let mut header = [0u8; BATCH_HEADER_BYTES];
+        while pos < limit {
+            self.reader
+                .read_exact_at(&mut header, pos)
+                .map_err(|e| StorageError::io(&self.log_path, e))?;
+            let h = BatchHeader::parse(&header)?;
+            if h.max_timestamp >= timestamp {
+                return Ok(Some((h.base_offset, h.max_timestamp)));
+            }
+            pos += h.total_bytes() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Flushes everything, fsyncs the log and indexes (used on roll and close).
+    pub fn sync_all(&mut self) -> Result<(), StorageError> {
+        self.flush()?;
+        self.reader
+            .sync_data()
+            .map_err(|e| StorageError::io(&self.log_path, e))?;
+        if self.next_offset > self.base_offset {
+            let rel = (self.next_offset - 1 - self.base_offset) as u32;
+            self.time_index.maybe_append(self.max_timestamp, rel)?;
+        }
+        self.index.sync()?;
+        self.time_index.sync()
+    }
+
+    /// Deletes the segment's files.
+    pub fn delete_files(&self, dir: &Path) -> Result<(), StorageError> {
+        let (log, index, time) = segment_paths(dir, self.base_offset);
+        for p in [log, index, time] {
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io(&p, e)),
+            }
+        }
+        Ok(())
+    }
+}
