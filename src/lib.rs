@@ -7,6 +7,7 @@ pub mod consumer;
 pub mod error;
 pub mod producer;
 pub mod protocol;
+pub mod server;
 pub mod storage;
 pub mod types;
 

@@ -1,3 +1,190 @@
-fn main() {
-    println!("thorstream {}", env!("CARGO_PKG_VERSION"));
+//! The `thorstream` server binary: a Kafka-protocol broker.
+//!
+//! Settings precedence: command-line flags, then environment (`THORSTREAM_ADDR`,
+//! `THORSTREAM_DATA_DIR`), then the `--config` TOML file, then defaults.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use serde::Deserialize;
+use thorstream::server::{self, ServerConfig};
+use thorstream::{Broker, BrokerConfig, FsyncPolicy};
+
+/// Thorstream: a Kafka-compatible event streaming broker.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on [env: THORSTREAM_ADDR] [default: 0.0.0.0:9092]
+    #[arg(long)]
+    listen: Option<String>,
+    /// Data directory [env: THORSTREAM_DATA_DIR] [default: ./data]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// HOST:PORT returned to clients in Metadata [default: the listen address, or the host
+    /// name when listening on 0.0.0.0]
+    #[arg(long)]
+    advertised_addr: Option<String>,
+    /// Worker threads handling requests [default: number of cores]
+    #[arg(long)]
+    workers: Option<usize>,
+    /// When to fsync appends: always | never | <N>ms [default: always]
+    #[arg(long)]
+    fsync: Option<String>,
+    /// Partitions of auto-created topics and of CreateTopics without a count [default: 1]
+    #[arg(long)]
+    num_partitions: Option<u32>,
+    /// Create topics on first Metadata/produce request [default: true]
+    #[arg(long)]
+    auto_create_topics: Option<bool>,
+    /// Largest request frame in bytes [default: 104857600]
+    #[arg(long)]
+    request_bytes_max: Option<usize>,
+    /// TOML config file with any of the keys above (snake_case, e.g. data_dir = "/var/lib/ts")
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    advertised_addr: Option<String>,
+    workers: Option<usize>,
+    fsync: Option<String>,
+    num_partitions: Option<u32>,
+    auto_create_topics: Option<bool>,
+    request_bytes_max: Option<usize>,
+    segment_bytes: Option<u64>,
+    retention_ms: Option<i64>,
+    retention_bytes: Option<i64>,
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("thorstream: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn resolve(addr: &str) -> Result<SocketAddr, String> {
+    addr.to_socket_addrs()
+        .map_err(|e| format!("bad address {addr:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("address {addr:?} resolves to nothing"))
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let file: FileConfig = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+            toml::from_str(&text).map_err(|e| format!("config {}: {e}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let listen = args
+        .listen
+        .or_else(|| env("THORSTREAM_ADDR"))
+        .or(file.listen)
+        .unwrap_or_else(|| "0.0.0.0:9092".to_string());
+    let data_dir = args
+        .data_dir
+        .or_else(|| env("THORSTREAM_DATA_DIR").map(PathBuf::from))
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("./data"));
+    let fsync: FsyncPolicy = args
+        .fsync
+        .or(file.fsync)
+        .unwrap_or_else(|| "always".into())
+        .parse()
+        .map_err(|e: thorstream::Error| e.to_string())?;
+
+    let mut broker_config = BrokerConfig::with_data_dir(&data_dir);
+    broker_config.fsync = fsync;
+    if let Some(n) = args.num_partitions.or(file.num_partitions) {
+        broker_config.default_topic_config.num_partitions = n;
+    }
+    if let Some(b) = args.auto_create_topics.or(file.auto_create_topics) {
+        broker_config.auto_create_topics = b;
+    }
+    if let Some(v) = file.segment_bytes {
+        broker_config.default_topic_config.segment_bytes = v;
+    }
+    if let Some(v) = file.retention_ms {
+        broker_config.default_topic_config.retention_ms = v;
+    }
+    if let Some(v) = file.retention_bytes {
+        broker_config.default_topic_config.retention_bytes = v;
+    }
+    broker_config
+        .default_topic_config
+        .validate()
+        .map_err(|e| e.to_string())?;
+
+    let mut server_config = ServerConfig::new(resolve(&listen)?);
+    if let Some(adv) = args.advertised_addr.or(file.advertised_addr) {
+        let (host, port) = adv
+            .rsplit_once(':')
+            .ok_or_else(|| format!("--advertised-addr {adv:?} must be HOST:PORT"))?;
+        server_config.advertised_host = host.to_string();
+        server_config.advertised_port = port
+            .parse()
+            .map_err(|_| format!("bad port in --advertised-addr {adv:?}"))?;
+    }
+    if let Some(w) = args.workers.or(file.workers) {
+        server_config.workers = w.max(1);
+    }
+    if let Some(m) = args.request_bytes_max.or(file.request_bytes_max) {
+        server_config.request_bytes_max = m;
+    }
+
+    let broker = Arc::new(Broker::new(broker_config).map_err(|e| e.to_string())?);
+    let handle =
+        server::start(Arc::clone(&broker), server_config.clone()).map_err(|e| e.to_string())?;
+    let apis: Vec<String> = thorstream::protocol::versions::SUPPORTED_APIS
+        .iter()
+        .map(|(k, min, max)| format!("{k:?} v{min}-{max}"))
+        .collect();
+    log::info!(
+        "thorstream {} listening on {} (advertised {}:{}), data dir {}, fsync {}, {} workers",
+        env!("CARGO_PKG_VERSION"),
+        handle.local_addr,
+        server_config.advertised_host,
+        server_config.advertised_port,
+        data_dir.display(),
+        fsync,
+        server_config.workers
+    );
+    log::info!("API versions: {}", apis.join(", "));
+
+    let (stop, waker) = handle.stopper();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    std::thread::Builder::new()
+        .name("thorstream-signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                log::info!("signal {sig} received; shutting down");
+                stop.store(true, std::sync::atomic::Ordering::Release);
+                let _ = waker.wake();
+            }
+        })
+        .map_err(|e| format!("cannot start signal thread: {e}"))?;
+    handle.join();
+    broker.close().map_err(|e| e.to_string())?;
+    Ok(())
 }

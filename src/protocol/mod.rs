@@ -1,4 +1,6 @@
-//! Bytes ↔ types. Record batches for the embedded API here; request framing, headers, the
-//! supported-version table and error-code mapping for the wire server alongside.
+//! Bytes ↔ types. Framing (`frame`), the supported-version table (`versions`), and record
+//! batches for the embedded API (`records`). Message bodies are the `kafka-protocol` crate's.
 
+pub mod frame;
 pub mod records;
+pub mod versions;

@@ -1,0 +1,85 @@
+//! Metadata: brokers (just us), topics, partitions; auto-creates requested topics when allowed.
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{
+    BrokerId, MetadataRequest, MetadataResponse, ResponseKind, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::Outcome;
+use crate::error::Error;
+use crate::server::worker::Ctx;
+
+pub fn handle(ctx: &Ctx, version: i16, req: MetadataRequest) -> Outcome {
+    let broker = &ctx.broker;
+    let node = broker.node_id();
+    // v0: an empty list means all topics; v1+: null means all.
+    let requested: Option<Vec<String>> = match req.topics {
+        None => None,
+        Some(t) if t.is_empty() && version == 0 => None,
+        Some(t) => Some(
+            t.into_iter()
+                .filter_map(|t| match t.name {
+                    Some(n) => Some(n.0.to_string()),
+                    None => broker.topic_name_by_id(t.topic_id.as_bytes()),
+                })
+                .collect(),
+        ),
+    };
+    let auto_create = version < 4 || req.allow_auto_topic_creation;
+    let names = match requested {
+        None => broker.topics(),
+        Some(names) => names,
+    };
+    let topics = names
+        .into_iter()
+        .map(|name| topic_metadata(ctx, &name, auto_create, node))
+        .collect();
+    let response = MetadataResponse::default()
+        .with_brokers(vec![
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(node))
+                .with_host(StrBytes::from_string(ctx.config.advertised_host.clone()))
+                .with_port(i32::from(ctx.config.advertised_port)),
+        ])
+        .with_cluster_id(Some(StrBytes::from_string(ctx.config.cluster_id.clone())))
+        .with_controller_id(BrokerId(node))
+        .with_topics(topics);
+    Outcome::Respond(ResponseKind::Metadata(response))
+}
+
+fn topic_metadata(ctx: &Ctx, name: &str, auto_create: bool, node: i32) -> MetadataResponseTopic {
+    let broker = &ctx.broker;
+    let topic = MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(name.to_string()))));
+    let exists = if auto_create {
+        broker.ensure_topic(name)
+    } else {
+        Ok(broker.topics().iter().any(|t| t == name))
+    };
+    let desc = match exists {
+        Ok(true) => broker.describe(name),
+        Ok(false) => Err(Error::UnknownTopicOrPartition(name.to_string())),
+        Err(e) => Err(e),
+    };
+    match desc {
+        Ok(d) => topic
+            .with_topic_id(uuid::Uuid::from_bytes(d.id))
+            .with_partitions(
+                d.partitions
+                    .iter()
+                    .map(|p| {
+                        MetadataResponsePartition::default()
+                            .with_partition_index(p.partition)
+                            .with_leader_id(BrokerId(node))
+                            .with_leader_epoch(-1)
+                            .with_replica_nodes(vec![BrokerId(node)])
+                            .with_isr_nodes(vec![BrokerId(node)])
+                    })
+                    .collect(),
+            ),
+        Err(e) => topic.with_error_code(e.kafka_code()),
+    }
+}

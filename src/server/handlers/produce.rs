@@ -1,0 +1,135 @@
+//! Produce: validate and append each partition's batches as sent (no re-encoding); acks=0 gets
+//! no response, acks=1 answers after the append, acks=all parks until the fsync policy has
+//! made every written partition durable (or the request timeout passes).
+
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+
+use super::{Outcome, message};
+use crate::server::worker::Ctx;
+
+/// An acks=all produce waiting for durability.
+pub struct PendingAcks {
+    response: ProduceResponse,
+    /// (topic, partition, last offset written) still to become durable.
+    waits: Vec<(String, i32, i64)>,
+}
+
+const INVALID_REQUIRED_ACKS: i16 = 21;
+const REQUEST_TIMED_OUT: i16 = 7;
+
+pub fn handle(ctx: &Ctx, _version: i16, req: ProduceRequest) -> Outcome {
+    let acks = req.acks;
+    let mut waits = Vec::new();
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for topic in req.topic_data {
+        let name = topic.name.0.to_string();
+        let mut parts = Vec::with_capacity(topic.partition_data.len());
+        for p in topic.partition_data {
+            let mut resp = PartitionProduceResponse::default()
+                .with_index(p.index)
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1);
+            if !matches!(acks, -1..=1) {
+                parts.push(resp.with_error_code(INVALID_REQUIRED_ACKS));
+                continue;
+            }
+            let mut bytes = p.records.map(|b| b.to_vec()).unwrap_or_default();
+            match ctx.broker.append(&name, p.index, &mut bytes) {
+                Ok(info) => {
+                    resp = resp
+                        .with_base_offset(info.base_offset)
+                        .with_log_start_offset(info.log_start_offset);
+                    if acks == -1 {
+                        waits.push((name.clone(), p.index, info.last_offset));
+                    }
+                }
+                Err(e) => {
+                    log::debug!("produce to {name}-{}: {e}", p.index);
+                    resp = resp
+                        .with_error_code(e.kafka_code())
+                        .with_error_message(message(&e));
+                }
+            }
+            parts.push(resp);
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_partition_responses(parts),
+        );
+    }
+    if acks == 0 {
+        return Outcome::NoResponse;
+    }
+    let pending = PendingAcks {
+        response: ProduceResponse::default().with_responses(responses),
+        waits,
+    };
+    let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
+    retry(ctx, pending, Instant::now() + timeout)
+}
+
+/// Answers if every write is durable (or failed, or the deadline passed); parks otherwise.
+pub fn retry(ctx: &Ctx, mut pending: PendingAcks, deadline: Instant) -> Outcome {
+    let keys: Vec<(String, i32)> = pending
+        .waits
+        .iter()
+        .map(|(t, p, _)| (t.clone(), *p))
+        .collect();
+    // Read the event counters before checking, so an fsync landing in between re-queues us.
+    let seen_all = ctx.purgatory.counters(&keys);
+    let expired = Instant::now() >= deadline;
+    let mut still = Vec::new();
+    let mut seen = Vec::new();
+    for ((topic, partition, offset), counter) in
+        std::mem::take(&mut pending.waits).into_iter().zip(seen_all)
+    {
+        let error = match ctx.broker.is_durable(&topic, partition, offset) {
+            Ok(true) => None,
+            Ok(false) if !expired => {
+                still.push((topic, partition, offset));
+                seen.push(counter);
+                continue;
+            }
+            Ok(false) => Some((REQUEST_TIMED_OUT, None)),
+            Err(e) => Some((e.kafka_code(), message(&e))),
+        };
+        if let Some((code, msg)) = error {
+            set_error(&mut pending.response, &topic, partition, code, msg);
+        }
+    }
+    if still.is_empty() {
+        return Outcome::Respond(ResponseKind::Produce(pending.response));
+    }
+    let keys = still.iter().map(|(t, p, _)| (t.clone(), *p)).collect();
+    pending.waits = still;
+    Outcome::Park {
+        kind: super::Delayed::Produce(pending),
+        deadline,
+        keys,
+        seen,
+    }
+}
+
+fn set_error(
+    resp: &mut ProduceResponse,
+    topic: &str,
+    partition: i32,
+    code: i16,
+    msg: Option<kafka_protocol::protocol::StrBytes>,
+) {
+    for t in resp.responses.iter_mut().filter(|t| &*t.name.0 == topic) {
+        for p in t
+            .partition_responses
+            .iter_mut()
+            .filter(|p| p.index == partition)
+        {
+            p.error_code = code;
+            p.error_message = msg.clone();
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! The reactor: one thread, one mio `Poll`. Accepts, reads and frames, hands complete
+//! requests to the workers (one in flight per connection), writes replies back.
+//! Everything here is non-blocking; framing and request handling are calls out of the loop.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::ServerConfig;
+use super::connection::{Connection, ReadOutcome, read_chunk_bytes};
+use super::purgatory::Purgatory;
+use super::worker::{self, Ctx, Job, Reply};
+use crate::broker::Broker;
+use crate::error::{Error, Result};
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+const FIRST_CONNECTION_TOKEN: usize = 2;
+/// How long shutdown waits for in-flight requests to finish.
+const SHUTDOWN_DRAIN_MS: u64 = 10_000;
+
+pub struct Reactor {
+    poll: Poll,
+    listener: TcpListener,
+    waker: Arc<Waker>,
+    conns: HashMap<usize, Connection>,
+    next_token: usize,
+    job_tx: Option<Sender<Job>>,
+    reply_rx: Receiver<(usize, Reply)>,
+    /// Connections with a request that could not be queued (job queue full).
+    backlog: BTreeSet<usize>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    purgatory: Arc<Purgatory>,
+    config: ServerConfig,
+    stop: Arc<AtomicBool>,
+}
+
+impl Reactor {
+    pub fn new(
+        mut listener: TcpListener,
+        broker: Arc<Broker>,
+        config: ServerConfig,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Reactor> {
+        let io = |e: std::io::Error| Error::InvalidConfig(format!("reactor setup: {e}"));
+        let poll = Poll::new().map_err(io)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(io)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(io)?);
+        let (job_tx, job_rx) = crossbeam_channel::bounded(config.job_queue_len_max.max(1));
+        // Bounded by design: each connection has at most one request in flight, so at most
+        // `connections_max` replies can be outstanding.
+        let (reply_tx, reply_rx) = crossbeam_channel::bounded(config.connections_max + 16);
+        let (retry_tx, retry_rx) = crossbeam_channel::unbounded();
+        let purgatory = Purgatory::start(retry_tx)?;
+        let p = Arc::clone(&purgatory);
+        broker.add_hw_listener(Arc::new(move |topic: &str, partition: i32, _hw: i64| {
+            p.on_event(topic, partition)
+        }));
+        let ctx = Arc::new(Ctx {
+            broker,
+            config: config.clone(),
+            purgatory: Arc::clone(&purgatory),
+        });
+        let workers = worker::spawn_pool(
+            config.workers.max(1),
+            ctx,
+            job_rx,
+            retry_rx,
+            reply_tx,
+            Arc::clone(&waker),
+        )?;
+        Ok(Reactor {
+            poll,
+            listener,
+            waker,
+            conns: HashMap::new(),
+            next_token: FIRST_CONNECTION_TOKEN,
+            job_tx: Some(job_tx),
+            reply_rx,
+            backlog: BTreeSet::new(),
+            workers,
+            purgatory,
+            config,
+            stop,
+        })
+    }
+
+    pub fn waker(&self) -> Arc<Waker> {
+        Arc::clone(&self.waker)
+    }
+
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut scratch = vec![0u8; read_chunk_bytes()];
+        let mut draining_since: Option<Instant> = None;
+        loop {
+            let timeout = if self.backlog.is_empty() {
+                None
+            } else {
+                Some(Duration::from_millis(2))
+            };
+            let timeout = if draining_since.is_some() {
+                Some(Duration::from_millis(50))
+            } else {
+                timeout
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout)
+                && e.kind() != std::io::ErrorKind::Interrupted
+            {
+                log::error!("reactor poll failed: {e}");
+                break;
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => {
+                        if draining_since.is_none() {
+                            self.accept();
+                        }
+                    }
+                    WAKER => {}
+                    Token(t) => {
+                        if ev.is_readable() || ev.is_read_closed() {
+                            self.on_readable(t, &mut scratch);
+                        }
+                        if ev.is_writable() {
+                            self.on_writable(t);
+                        }
+                    }
+                }
+            }
+            self.drain_replies(&mut scratch);
+            let backlog: Vec<usize> = std::mem::take(&mut self.backlog).into_iter().collect();
+            for t in backlog {
+                self.dispatch(t, &mut scratch);
+            }
+            if self.stop.load(Ordering::Acquire) && draining_since.is_none() {
+                log::info!("server stopping: no new connections; finishing in-flight requests");
+                let _ = self.poll.registry().deregister(&mut self.listener);
+                for c in self.conns.values_mut() {
+                    c.read_closed = true;
+                    c.queued.clear();
+                    c.queued_bytes = 0;
+                }
+                self.purgatory.expire_all();
+                draining_since = Some(Instant::now());
+            }
+            if let Some(since) = draining_since {
+                let busy = self
+                    .conns
+                    .values()
+                    .any(|c| c.in_flight || c.has_pending_write());
+                if !busy || since.elapsed() > Duration::from_millis(SHUTDOWN_DRAIN_MS) {
+                    break;
+                }
+            }
+        }
+        self.job_tx = None;
+        self.purgatory.stop();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+        log::info!("server stopped");
+    }
+
+    fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, peer)) => {
+                    if self.conns.len() >= self.config.connections_max {
+                        log::warn!("refusing connection from {peer}: {} open", self.conns.len());
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    let token = self.next_token;
+                    self.next_token += 1;
+                    if let Err(e) = self.poll.registry().register(
+                        &mut stream,
+                        Token(token),
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        log::warn!("cannot register connection from {peer}: {e}");
+                        continue;
+                    }
+                    log::debug!("accepted {peer} as connection {token}");
+                    self.conns.insert(
+                        token,
+                        Connection::new(stream, peer, self.config.request_bytes_max),
+                    );
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    log::warn!("accept failed: {e}");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn on_readable(&mut self, token: usize, scratch: &mut [u8]) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        match conn.read_available(scratch) {
+            ReadOutcome::Open => {}
+            ReadOutcome::Closed => {
+                if !conn.in_flight && conn.queued.is_empty() && !conn.has_pending_write() {
+                    self.close(token, None);
+                    return;
+                }
+            }
+            ReadOutcome::Error(e) => {
+                self.close(token, Some(e));
+                return;
+            }
+        }
+        self.dispatch(token, scratch);
+    }
+
+    fn on_writable(&mut self, token: usize) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if let Err(e) = conn.flush_writes() {
+            self.close(token, Some(e));
+            return;
+        }
+        self.maybe_close_finished(token);
+    }
+
+    fn maybe_close_finished(&mut self, token: usize) {
+        let Some(conn) = self.conns.get(&token) else {
+            return;
+        };
+        let done = !conn.in_flight && !conn.has_pending_write() && conn.queued.is_empty();
+        if done && (conn.read_closed || conn.close_after_write) {
+            self.close(token, None);
+        }
+    }
+
+    /// Hands the connection's next request to a worker if none is in flight.
+    fn dispatch(&mut self, token: usize, scratch: &mut [u8]) {
+        let Some(job_tx) = &self.job_tx else { return };
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if conn.close_after_write {
+            return;
+        }
+        if let Some(frame) = conn.next_request() {
+            match job_tx.try_send(Job::Request { conn: token, frame }) {
+                Ok(()) => {}
+                Err(TrySendError::Full(Job::Request { frame, .. })) => {
+                    conn.unget_request(frame);
+                    self.backlog.insert(token);
+                    return;
+                }
+                Err(_) => {
+                    self.close(token, Some("worker pool stopped".into()));
+                    return;
+                }
+            }
+        }
+        // Reading may have paused on the queue limit; resume now that the queue moved.
+        if conn.read_paused
+            && conn.wants_read()
+            && let ReadOutcome::Error(e) = conn.read_available(scratch)
+        {
+            self.close(token, Some(e));
+        }
+    }
+
+    fn drain_replies(&mut self, scratch: &mut [u8]) {
+        while let Ok((token, reply)) = self.reply_rx.try_recv() {
+            let Some(conn) = self.conns.get_mut(&token) else {
+                continue;
+            };
+            conn.in_flight = false;
+            match reply {
+                Reply::Frame(bytes) => conn.queue_write(bytes),
+                Reply::NoResponse => {}
+                Reply::Close(why) => {
+                    log::warn!("closing connection from {}: {why}", conn.peer);
+                    conn.close_after_write = true;
+                    conn.queued.clear();
+                    conn.queued_bytes = 0;
+                }
+            }
+            if let Err(e) = conn.flush_writes() {
+                self.close(token, Some(e));
+                continue;
+            }
+            self.dispatch(token, scratch);
+            self.maybe_close_finished(token);
+        }
+    }
+
+    fn close(&mut self, token: usize, error: Option<String>) {
+        if let Some(mut conn) = self.conns.remove(&token) {
+            if let Some(e) = error {
+                log::info!("connection from {} closed: {e}", conn.peer);
+            }
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+        }
+        self.backlog.remove(&token);
+    }
+}

@@ -1,0 +1,219 @@
+//! The worker pool: decode a request, run its handler against the broker, encode the reply.
+//! Workers never block on data, fsync or other clients: anything that must wait is parked in
+//! the purgatory and comes back as a `DelayedOp`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use crossbeam_channel::{Receiver, Sender};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use mio::Waker;
+
+use super::ServerConfig;
+use super::handlers::{self, Outcome};
+use super::purgatory::Purgatory;
+use crate::broker::Broker;
+use crate::error::{Error, Result};
+use crate::protocol::versions;
+
+/// Shared, read-only context of every handler.
+pub struct Ctx {
+    pub broker: Arc<Broker>,
+    pub config: ServerConfig,
+    pub purgatory: Arc<Purgatory>,
+}
+
+pub enum Job {
+    Request { conn: usize, frame: Bytes },
+}
+
+pub enum Reply {
+    /// A complete response frame, size prefix included.
+    Frame(Vec<u8>),
+    /// The request gets no response (Produce with acks=0).
+    NoResponse,
+    /// Close the connection (undecodable request); the reason is logged.
+    Close(String),
+}
+
+/// A parked request, re-evaluated when an event or its deadline arrives.
+pub struct DelayedOp {
+    pub conn: usize,
+    pub api_version: i16,
+    pub header: RequestHeader,
+    pub deadline: Instant,
+    pub kind: handlers::Delayed,
+}
+
+pub fn spawn_pool(
+    n: usize,
+    ctx: Arc<Ctx>,
+    jobs: Receiver<Job>,
+    retries: Receiver<DelayedOp>,
+    replies: Sender<(usize, Reply)>,
+    waker: Arc<Waker>,
+) -> Result<Vec<std::thread::JoinHandle<()>>> {
+    (0..n)
+        .map(|i| {
+            let (ctx, jobs, retries, replies, waker) = (
+                Arc::clone(&ctx),
+                jobs.clone(),
+                retries.clone(),
+                replies.clone(),
+                Arc::clone(&waker),
+            );
+            std::thread::Builder::new()
+                .name(format!("thorstream-worker-{i}"))
+                .spawn(move || worker_loop(&ctx, &jobs, &retries, &replies, &waker))
+                .map_err(|e| Error::InvalidConfig(format!("cannot start worker: {e}")))
+        })
+        .collect()
+}
+
+fn worker_loop(
+    ctx: &Ctx,
+    jobs: &Receiver<Job>,
+    retries: &Receiver<DelayedOp>,
+    replies: &Sender<(usize, Reply)>,
+    waker: &Waker,
+) {
+    loop {
+        let (conn, reply) = crossbeam_channel::select! {
+            recv(jobs) -> job => match job {
+                Ok(Job::Request { conn, frame }) => (conn, handle_frame(ctx, conn, frame)),
+                Err(_) => return,
+            },
+            recv(retries) -> op => match op {
+                Ok(op) => {
+                    let conn = op.conn;
+                    (conn, handle_delayed(ctx, op))
+                }
+                Err(_) => return,
+            },
+        };
+        let Some(reply) = reply else { continue };
+        if replies.send((conn, reply)).is_err() {
+            return;
+        }
+        let _ = waker.wake();
+    }
+}
+
+/// Handles one request frame. `None` means the request was parked.
+pub fn handle_frame(ctx: &Ctx, conn: usize, frame: Bytes) -> Option<Reply> {
+    if frame.len() < 8 {
+        return Some(Reply::Close(format!(
+            "request of {} bytes is shorter than a request header",
+            frame.len()
+        )));
+    }
+    let mut peek = &frame[..8];
+    let api_key_raw = peek.get_i16();
+    let api_version = peek.get_i16();
+    let correlation_id = peek.get_i32();
+    let Ok(api) = ApiKey::try_from(api_key_raw) else {
+        return Some(Reply::Close(format!("unknown API key {api_key_raw}")));
+    };
+    if !versions::is_supported(api, api_version) {
+        if api == ApiKey::ApiVersions {
+            // As Kafka: answer v0 with UNSUPPORTED_VERSION and our ranges so the client retries.
+            let body = handlers::api_versions::response(35);
+            return Some(encode_reply(
+                correlation_id,
+                0,
+                &ResponseKind::ApiVersions(body),
+                0,
+            ));
+        }
+        return Some(Reply::Close(format!(
+            "unsupported version {api_version} of {api:?}"
+        )));
+    }
+    let mut buf = frame;
+    let header = match RequestHeader::decode(&mut buf, api.request_header_version(api_version)) {
+        Ok(h) => h,
+        Err(e) => return Some(Reply::Close(format!("bad {api:?} request header: {e}"))),
+    };
+    let request = match RequestKind::decode(api, &mut buf, api_version) {
+        Ok(r) => r,
+        Err(e) => {
+            return Some(Reply::Close(format!(
+                "cannot decode {api:?} v{api_version} request: {e}"
+            )));
+        }
+    };
+    let outcome = handlers::dispatch(ctx, &header, request);
+    finish(ctx, conn, api, header, outcome)
+}
+
+fn handle_delayed(ctx: &Ctx, op: DelayedOp) -> Option<Reply> {
+    let api = ApiKey::try_from(op.header.request_api_key).ok()?;
+    let DelayedOp {
+        conn,
+        header,
+        deadline,
+        kind,
+        ..
+    } = op;
+    let outcome = handlers::retry(ctx, &header, kind, deadline);
+    finish(ctx, conn, api, header, outcome)
+}
+
+fn finish(
+    ctx: &Ctx,
+    conn: usize,
+    api: ApiKey,
+    header: RequestHeader,
+    outcome: Outcome,
+) -> Option<Reply> {
+    let version = header.request_api_version;
+    match outcome {
+        Outcome::Respond(body) => Some(encode_reply(
+            header.correlation_id,
+            api.response_header_version(version),
+            &body,
+            version,
+        )),
+        Outcome::NoResponse => Some(Reply::NoResponse),
+        Outcome::Close(why) => Some(Reply::Close(why)),
+        Outcome::Park {
+            kind,
+            deadline,
+            keys,
+            seen,
+        } => {
+            let op = DelayedOp {
+                conn,
+                api_version: version,
+                header,
+                deadline,
+                kind,
+            };
+            ctx.purgatory.park(op, keys, &seen);
+            None
+        }
+    }
+}
+
+/// Encodes a response frame: size prefix, response header, body.
+pub fn encode_reply(
+    correlation_id: i32,
+    header_version: i16,
+    body: &ResponseKind,
+    version: i16,
+) -> Reply {
+    let mut buf = BytesMut::with_capacity(64);
+    buf.put_i32(0);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    if let Err(e) = header.encode(&mut buf, header_version) {
+        return Reply::Close(format!("cannot encode response header: {e}"));
+    }
+    if let Err(e) = body.encode(&mut buf, version) {
+        return Reply::Close(format!("cannot encode response: {e}"));
+    }
+    let len = (buf.len() - 4) as i32;
+    buf[0..4].copy_from_slice(&len.to_be_bytes());
+    Reply::Frame(buf.to_vec())
+}
