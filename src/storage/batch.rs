@@ -24,6 +24,8 @@ pub const LOG_OVERHEAD_BYTES: usize = 12;
 const MAGIC_OFFSET: usize = 16;
 const CRC_OFFSET: usize = 17;
 const ATTRIBUTES_OFFSET: usize = 21;
+/// Smallest possible encoding of one uncompressed v2 record.
+const MIN_RECORD_BYTES: usize = 7;
 
 /// Why a batch was refused. The wire layer maps each to a Kafka error code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -158,6 +160,16 @@ pub fn validate_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
             last_offset_delta: header.last_offset_delta,
         });
     }
+    // An uncompressed v2 record is at least 7 bytes (length, attributes, timestamp delta,
+    // offset delta, key length, value length, header count), so a count the body cannot hold
+    // is a lie that would otherwise claim a huge range of offsets.
+    let body = total - BATCH_HEADER_BYTES;
+    if header.compression_codec() == 0 && header.record_count as usize > body / MIN_RECORD_BYTES {
+        return Err(BatchError::InvalidRecordCount {
+            count: header.record_count,
+            last_offset_delta: header.last_offset_delta,
+        });
+    }
     Ok(header)
 }
 
@@ -242,6 +254,11 @@ pub(crate) mod tests {
     pub(crate) fn make_batch(count: i32, body: &[u8], ts: i64) -> Vec<u8> {
         let mut b = vec![0u8; BATCH_HEADER_BYTES];
         b.extend_from_slice(body);
+        // Keep the body plausible for `count` records (validation checks the minimum size).
+        let min_body = count.max(0) as usize * MIN_RECORD_BYTES;
+        if body.len() < min_body {
+            b.resize(BATCH_HEADER_BYTES + min_body, 0);
+        }
         let len = (b.len() - LOG_OVERHEAD_BYTES) as i32;
         BigEndian::write_i32(&mut b[8..12], len);
         b[16] = 2;
@@ -306,6 +323,19 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn rejects_record_count_the_body_cannot_hold() {
+        let mut b = make_batch(1, b"0123456", 1);
+        BigEndian::write_i32(&mut b[57..61], i32::MAX);
+        BigEndian::write_i32(&mut b[23..27], i32::MAX - 1);
+        let total = b.len();
+        rewrite_crc(&mut b, total);
+        assert!(matches!(
+            validate_batch(&b),
+            Err(BatchError::InvalidRecordCount { .. })
+        ));
+    }
+
+    #[test]
     fn too_large_batch_is_refused() {
         let b = make_batch(1, &[0u8; 100], 1);
         assert!(matches!(
@@ -331,7 +361,7 @@ pub(crate) mod tests {
             prop_assert_eq!(headers.len(), bodies.len());
             for (h, (count, body, ts)) in headers.iter().zip(&bodies) {
                 prop_assert_eq!(h.record_count, *count);
-                prop_assert_eq!(h.total_bytes(), BATCH_HEADER_BYTES + body.len());
+                prop_assert_eq!(h.total_bytes(), BATCH_HEADER_BYTES + body.len().max(*count as usize * MIN_RECORD_BYTES));
                 prop_assert_eq!(h.max_timestamp, *ts);
             }
             prop_assert_eq!(BatchIter::new(&all).count(), bodies.len());

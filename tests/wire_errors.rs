@@ -1,0 +1,376 @@
+//! Raw-frame tests against the real server (in-process, on a free loopback port): malformed
+//! input closes only the offending connection, protocol-level errors come back as Kafka error
+//! codes, and the broker keeps serving everyone else.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use thorstream::server::{self, ServerConfig, ServerHandle};
+use thorstream::{Broker, BrokerConfig, Record, TopicConfig};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    broker: Arc<Broker>,
+    server: Option<ServerHandle>,
+    addr: std::net::SocketAddr,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown();
+        }
+    }
+}
+
+fn start() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Arc::new(Broker::new(BrokerConfig::with_data_dir(dir.path())).unwrap());
+    let mut topic = TopicConfig::with_partitions(2);
+    topic.max_message_bytes = 64 * 1024;
+    broker.create_topic("t", Some(topic)).unwrap();
+    let mut sc = ServerConfig::new("127.0.0.1:0".parse().unwrap());
+    sc.request_bytes_max = 1024 * 1024;
+    let server = server::start(Arc::clone(&broker), sc).unwrap();
+    let addr = server.local_addr;
+    Fixture {
+        _dir: dir,
+        broker,
+        server: Some(server),
+        addr,
+    }
+}
+
+fn connect(f: &Fixture) -> TcpStream {
+    let s = TcpStream::connect(f.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+fn request<T: Encodable + HeaderVersion>(
+    api: ApiKey,
+    version: i16,
+    correlation: i32,
+    body: &T,
+) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    let header = RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation)
+        .with_client_id(Some(StrBytes::from_static_str("wire-test")));
+    header.encode(&mut buf, T::header_version(version)).unwrap();
+    body.encode(&mut buf, version).unwrap();
+    let mut framed = (buf.len() as i32).to_be_bytes().to_vec();
+    framed.extend_from_slice(&buf);
+    framed
+}
+
+use kafka_protocol::protocol::HeaderVersion;
+
+/// Reads one response frame; returns the body after the correlation id (header v0 assumed by
+/// the caller's choice of versions) or `None` if the server closed the connection.
+fn read_frame(s: &mut TcpStream) -> Option<Bytes> {
+    let mut size = [0u8; 4];
+    if s.read_exact(&mut size).is_err() {
+        return None;
+    }
+    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut body).ok()?;
+    Some(Bytes::from(body))
+}
+
+fn response<T: Decodable>(s: &mut TcpStream, header_version: i16, version: i16) -> (i32, T) {
+    let mut b = read_frame(s).expect("a response, not a closed connection");
+    let header = ResponseHeader::decode(&mut b, header_version).unwrap();
+    (header.correlation_id, T::decode(&mut b, version).unwrap())
+}
+
+fn assert_closed(s: &mut TcpStream) {
+    let mut buf = [0u8; 16];
+    match s.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("expected the connection to be closed, got {other:?}"),
+    }
+}
+
+/// ApiVersions over a fresh connection still works (the broker keeps serving others).
+fn assert_serving(f: &Fixture) {
+    let mut s = connect(f);
+    s.write_all(&request(
+        ApiKey::ApiVersions,
+        3,
+        7,
+        &ApiVersionsRequest::default(),
+    ))
+    .unwrap();
+    let (corr, resp): (i32, ApiVersionsResponse) = response(&mut s, 0, 3);
+    assert_eq!(corr, 7);
+    assert_eq!(resp.error_code, 0);
+    assert!(
+        resp.api_keys
+            .iter()
+            .any(|k| k.api_key == ApiKey::Fetch as i16)
+    );
+}
+
+#[test]
+fn bad_size_prefixes_close_only_that_connection() {
+    let f = start();
+    for prefix in [-1i32, 0, 2 * 1024 * 1024, i32::MIN] {
+        let mut s = connect(&f);
+        s.write_all(&prefix.to_be_bytes()).unwrap();
+        assert_closed(&mut s);
+        assert_serving(&f);
+    }
+}
+
+#[test]
+fn truncated_header_unknown_key_and_garbage_close_the_connection() {
+    let f = start();
+    let cases: Vec<Vec<u8>> = vec![
+        vec![0, 0, 0, 3, 0, 18, 0], // 3-byte request: no full header
+        vec![0, 0, 0, 8, 0x27, 0x0f, 0, 0, 0, 0, 0, 1], // API key 9999
+        vec![0, 0, 0, 8, 0, 3, 0, 99, 0, 0, 0, 1], // Metadata v99
+        {
+            // Metadata v1 header followed by garbage claiming a huge topic array.
+            let mut v = request(ApiKey::Metadata, 1, 1, &MetadataRequest::default());
+            let n = v.len();
+            v.truncate(n - 4);
+            v.extend_from_slice(&[0x7f, 0xff, 0xff, 0xff]);
+            v
+        },
+    ];
+    for bytes in cases {
+        let mut s = connect(&f);
+        s.write_all(&bytes).unwrap();
+        assert_closed(&mut s);
+        assert_serving(&f);
+    }
+}
+
+#[test]
+fn unsupported_api_versions_version_gets_error_35_with_ranges() {
+    let f = start();
+    let mut s = connect(&f);
+    // ApiVersions v99: header is not decodable by version, so only key/version/correlation.
+    let mut frame = BytesMut::new();
+    frame.put_i32(10);
+    frame.put_i16(ApiKey::ApiVersions as i16);
+    frame.put_i16(99);
+    frame.put_i32(42);
+    frame.put_i16(-1);
+    s.write_all(&frame).unwrap();
+    let (corr, resp): (i32, ApiVersionsResponse) = response(&mut s, 0, 0);
+    assert_eq!(corr, 42);
+    assert_eq!(resp.error_code, 35);
+    let fetch = resp
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == ApiKey::Fetch as i16)
+        .expect("fetch advertised");
+    assert!(fetch.min_version <= fetch.max_version);
+}
+
+fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(records)),
+                ]),
+        ])
+}
+
+fn batch(values: &[&[u8]]) -> Vec<u8> {
+    let recs: Vec<Record> = values.iter().map(|v| Record::new(v.to_vec())).collect();
+    thorstream::protocol::records::encode_batch(&recs, 1_700_000_000_000).unwrap()
+}
+
+fn produce_code(s: &mut TcpStream, req: &ProduceRequest) -> (i16, i64) {
+    s.write_all(&request(ApiKey::Produce, 7, 3, req)).unwrap();
+    let (_, resp): (i32, ProduceResponse) = response(s, 0, 7);
+    let p = &resp.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+#[test]
+fn produce_errors_are_kafka_codes_and_the_connection_stays_open() {
+    let f = start();
+    let mut s = connect(&f);
+    let good = Bytes::from(batch(&[b"a", b"b"]));
+    assert_eq!(
+        produce_code(&mut s, &produce_request("t", 0, good.clone(), -1)),
+        (0, 0)
+    );
+    // Unknown partition and unknown topic: UNKNOWN_TOPIC_OR_PARTITION (3).
+    assert_eq!(
+        produce_code(&mut s, &produce_request("t", 9, good.clone(), 1)).0,
+        3
+    );
+    assert_eq!(
+        produce_code(&mut s, &produce_request("nope", 0, good.clone(), 1)).0,
+        3
+    );
+    // Flipped byte inside the CRC-covered region: CORRUPT_MESSAGE (2).
+    let mut bad = batch(&[b"payload"]);
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    assert_eq!(
+        produce_code(&mut s, &produce_request("t", 0, Bytes::from(bad), 1)).0,
+        2
+    );
+    // Batch over max.message.bytes (64 KiB here): MESSAGE_TOO_LARGE (10).
+    let big = batch(&[&vec![7u8; 100 * 1024]]);
+    assert_eq!(
+        produce_code(&mut s, &produce_request("t", 0, Bytes::from(big), 1)).0,
+        10
+    );
+    // Bad acks value: INVALID_REQUIRED_ACKS (21).
+    assert_eq!(
+        produce_code(&mut s, &produce_request("t", 0, good.clone(), 5)).0,
+        21
+    );
+    // The same connection keeps working and nothing bad was stored.
+    assert_eq!(
+        produce_code(&mut s, &produce_request("t", 0, good, 1)),
+        (0, 2)
+    );
+    assert_eq!(f.broker.offsets("t", 0).unwrap().log_end_offset, 4);
+}
+
+fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(1024 * 1024)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(partition)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(1024 * 1024),
+                ]),
+        ])
+}
+
+fn fetch(s: &mut TcpStream, req: &FetchRequest) -> fetch_response::PartitionData {
+    s.write_all(&request(ApiKey::Fetch, 11, 5, req)).unwrap();
+    let (corr, mut resp): (i32, FetchResponse) = response(s, 0, 11);
+    assert_eq!(corr, 5);
+    resp.responses.remove(0).partitions.remove(0)
+}
+
+#[test]
+fn fetch_out_of_range_and_unknown_partition_are_error_codes() {
+    let f = start();
+    Arc::clone(&f.broker)
+        .produce("t", 0, &[Record::new(b"x".to_vec())])
+        .unwrap();
+    let mut s = connect(&f);
+    let p = fetch(&mut s, &fetch_request("t", 0, 50, 0));
+    assert_eq!(p.error_code, 1, "OFFSET_OUT_OF_RANGE");
+    assert_eq!(p.high_watermark, 1);
+    let p = fetch(&mut s, &fetch_request("t", 7, 0, 0));
+    assert_eq!(p.error_code, 3);
+    let p = fetch(&mut s, &fetch_request("t", 0, 0, 0));
+    assert_eq!(p.error_code, 0);
+    let records = p.records.unwrap();
+    let decoded = thorstream::protocol::records::decode_records("t", 0, &records, 0).unwrap();
+    assert_eq!(decoded.len(), 1);
+    assert_eq!(decoded[0].value.as_deref(), Some(&b"x"[..]));
+}
+
+#[test]
+fn long_poll_fetch_completes_when_data_arrives_not_at_the_deadline() {
+    let f = start();
+    let mut s = connect(&f);
+    let started = Instant::now();
+    s.write_all(&request(
+        ApiKey::Fetch,
+        11,
+        9,
+        &fetch_request("t", 1, 0, 20_000),
+    ))
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut p = connect(&f);
+    assert_eq!(
+        produce_code(
+            &mut p,
+            &produce_request("t", 1, Bytes::from(batch(&[b"late"])), -1)
+        )
+        .0,
+        0
+    );
+    let (corr, mut resp): (i32, FetchResponse) = response(&mut s, 0, 11);
+    let waited = started.elapsed();
+    assert_eq!(corr, 9);
+    let part = resp.responses.remove(0).partitions.remove(0);
+    let recs =
+        thorstream::protocol::records::decode_records("t", 1, &part.records.unwrap(), 0).unwrap();
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].value.as_deref(), Some(&b"late"[..]));
+    // Completed by the produce, far before the 20 s max_wait.
+    assert!(waited < Duration::from_secs(10), "waited {waited:?}");
+}
+
+#[test]
+fn long_poll_fetch_times_out_empty_at_max_wait() {
+    let f = start();
+    let mut s = connect(&f);
+    let started = Instant::now();
+    let p = fetch(&mut s, &fetch_request("t", 0, 0, 300));
+    assert_eq!(p.error_code, 0);
+    assert!(p.records.is_none_or(|r| r.is_empty()));
+    assert!(started.elapsed() >= Duration::from_millis(250));
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let f = start();
+    let mut s = connect(&f);
+    let mut bytes = Vec::new();
+    for i in 0..20 {
+        bytes.extend(request(
+            ApiKey::ApiVersions,
+            3,
+            100 + i,
+            &ApiVersionsRequest::default(),
+        ));
+        bytes.extend(request(
+            ApiKey::Produce,
+            7,
+            1000 + i,
+            &produce_request("t", 0, Bytes::from(batch(&[b"p"])), 1),
+        ));
+    }
+    s.write_all(&bytes).unwrap();
+    for i in 0..20 {
+        let (corr, _): (i32, ApiVersionsResponse) = response(&mut s, 0, 3);
+        assert_eq!(corr, 100 + i);
+        let (corr, resp): (i32, ProduceResponse) = response(&mut s, 0, 7);
+        assert_eq!(corr, 1000 + i);
+        assert_eq!(
+            resp.responses[0].partition_responses[0].base_offset,
+            i64::from(i)
+        );
+    }
+}
