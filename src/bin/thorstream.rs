@@ -36,7 +36,7 @@ struct Args {
     /// Partitions of auto-created topics and of CreateTopics without a count [default: 1]
     #[arg(long)]
     num_partitions: Option<u32>,
-    /// Create topics on first Metadata/produce request [default: true]
+    /// Create topics named in Metadata requests (as Kafka's auto.create.topics.enable) [default: true]
     #[arg(long)]
     auto_create_topics: Option<bool>,
     /// Largest request frame in bytes [default: 104857600]

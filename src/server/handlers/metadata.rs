@@ -12,6 +12,25 @@ use super::Outcome;
 use crate::error::Error;
 use crate::server::worker::Ctx;
 
+/// Kafka's "authorized operations not requested" value.
+const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+/// Without an authorizer every operation is allowed. Bits are Kafka's AclOperation codes:
+/// READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11.
+const TOPIC_OPERATIONS: i32 = bits(&[3, 4, 5, 6, 7, 8, 10, 11]);
+/// CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11,
+/// IDEMPOTENT_WRITE 12.
+const CLUSTER_OPERATIONS: i32 = bits(&[5, 7, 8, 9, 10, 11, 12]);
+
+const fn bits(ops: &[i32]) -> i32 {
+    let mut v = 0;
+    let mut i = 0;
+    while i < ops.len() {
+        v |= 1 << ops[i];
+        i += 1;
+    }
+    v
+}
+
 pub fn handle(ctx: &Ctx, version: i16, req: MetadataRequest) -> Outcome {
     let broker = &ctx.broker;
     let node = broker.node_id();
@@ -33,10 +52,23 @@ pub fn handle(ctx: &Ctx, version: i16, req: MetadataRequest) -> Outcome {
         None => broker.topics(),
         Some(names) => names,
     };
+    let topic_ops = if req.include_topic_authorized_operations {
+        TOPIC_OPERATIONS
+    } else {
+        OPERATIONS_NOT_REQUESTED
+    };
     let topics = names
         .into_iter()
-        .map(|name| topic_metadata(ctx, &name, auto_create, node))
+        .map(|name| {
+            topic_metadata(ctx, &name, auto_create, node)
+                .with_topic_authorized_operations(topic_ops)
+        })
         .collect();
+    let cluster_ops = if req.include_cluster_authorized_operations {
+        CLUSTER_OPERATIONS
+    } else {
+        OPERATIONS_NOT_REQUESTED
+    };
     let response = MetadataResponse::default()
         .with_brokers(vec![
             MetadataResponseBroker::default()
@@ -46,7 +78,8 @@ pub fn handle(ctx: &Ctx, version: i16, req: MetadataRequest) -> Outcome {
         ])
         .with_cluster_id(Some(StrBytes::from_string(ctx.config.cluster_id.clone())))
         .with_controller_id(BrokerId(node))
-        .with_topics(topics);
+        .with_topics(topics)
+        .with_cluster_authorized_operations(cluster_ops);
     Outcome::Respond(ResponseKind::Metadata(response))
 }
 
