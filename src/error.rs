@@ -44,6 +44,12 @@ pub enum Error {
     NotAssigned(String),
     #[error("timed out after {0} ms waiting for the record to become durable")]
     Timeout(u64),
+    #[error("out of order sequence number: {0}")]
+    OutOfOrderSequence(String),
+    #[error("invalid producer epoch: {0}")]
+    InvalidProducerEpoch(String),
+    #[error("unknown producer id: {0}")]
+    UnknownProducerId(String),
     #[error("the broker is shutting down")]
     ShuttingDown,
 }
@@ -64,6 +70,18 @@ impl From<StorageError> for Error {
                 log_start_offset,
                 log_end_offset,
             },
+            StorageError::Producer(p) => {
+                use crate::storage::producer_state::ProducerError;
+                match p {
+                    ProducerError::InvalidEpoch { .. } => {
+                        Error::InvalidProducerEpoch(p.to_string())
+                    }
+                    ProducerError::OutOfOrder { .. } => Error::OutOfOrderSequence(p.to_string()),
+                    ProducerError::UnknownProducer { .. } => {
+                        Error::UnknownProducerId(p.to_string())
+                    }
+                }
+            }
             other => Error::Storage(other),
         }
     }
@@ -98,6 +116,9 @@ impl Error {
             Error::UnsupportedMessageFormat(_) => 43,
             Error::Storage(_) | Error::Metadata(_) => 56,
             Error::InvalidRecord(_) => 87,
+            Error::OutOfOrderSequence(_) => 45,
+            Error::InvalidProducerEpoch(_) => 47,
+            Error::UnknownProducerId(_) => 59,
             Error::ShuttingDown => 6,
         }
     }

@@ -40,6 +40,9 @@ use crate::types::{Record, StoredRecord};
 const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
 const TOPICS_FILE: &str = "__topics.meta";
 const OFFSETS_FILE: &str = "__consumer_offsets.meta";
+const PRODUCER_ID_BLOCK_FILE: &str = "producer-id-block";
+/// Producer ids are reserved durably in blocks of this many, so a restart never reuses one.
+const PRODUCER_ID_BLOCK_LEN: i64 = 1000;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum TopicRecord {
@@ -81,6 +84,8 @@ struct Inner {
     flusher: Flusher,
     stop: AtomicBool,
     stop_cv: (Mutex<()>, std::sync::Condvar),
+    /// (next producer id to hand out, end of the durably reserved block).
+    producer_ids: Mutex<(i64, i64)>,
 }
 
 /// The broker engine. Dropping it shuts it down cleanly (see `close`).
@@ -144,6 +149,11 @@ impl Broker {
             flusher: Flusher::default(),
             stop: AtomicBool::new(false),
             stop_cv: (Mutex::new(()), std::sync::Condvar::new()),
+            producer_ids: Mutex::new({
+                let end = crate::storage::checkpoint::read_i64(&dir.join(PRODUCER_ID_BLOCK_FILE))
+                    .unwrap_or(0);
+                (end, end)
+            }),
         });
         let mut threads = Vec::new();
         let f = Arc::clone(&inner);
@@ -444,6 +454,26 @@ impl Broker {
         Ok(info)
     }
 
+    /// A producer id never handed out before (Kafka's InitProducerId for idempotence).
+    pub fn allocate_producer_id(&self) -> Result<i64> {
+        let mut ids = self
+            .inner
+            .producer_ids
+            .lock()
+            .map_err(|_| Error::Metadata("producer id lock poisoned".into()))?;
+        if ids.0 >= ids.1 {
+            let end = ids.1 + PRODUCER_ID_BLOCK_LEN;
+            crate::storage::checkpoint::write_i64(
+                &self.inner.config.data_dir.join(PRODUCER_ID_BLOCK_FILE),
+                end,
+            )?;
+            ids.1 = end;
+        }
+        let id = ids.0;
+        ids.0 += 1;
+        Ok(id)
+    }
+
     pub fn offsets(&self, topic: &str, partition: i32) -> Result<LogOffsets> {
         Ok(self.partition(topic, partition)?.log()?.offsets())
     }
@@ -582,7 +612,12 @@ impl Broker {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        self.inner.stop.store(true, Ordering::Release);
+        {
+            // Set under the mutex housekeeping checks it under, so the wake-up cannot be lost
+            // between its check and its wait.
+            let _guard = self.inner.stop_cv.0.lock();
+            self.inner.stop.store(true, Ordering::Release);
+        }
         self.inner.stop_cv.1.notify_all();
         self.inner.flusher.shutdown();
         self.inner.notifier.wake_all();
@@ -720,6 +755,9 @@ fn housekeeping(inner: &Inner) {
             let Ok(guard) = inner.stop_cv.0.lock() else {
                 return;
             };
+            if inner.stop.load(Ordering::Acquire) {
+                return;
+            }
             let _ = inner.stop_cv.1.wait_timeout(guard, interval);
         }
         if inner.stop.load(Ordering::Acquire) {

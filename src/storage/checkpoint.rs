@@ -37,6 +37,33 @@ pub fn write_i64(path: &Path, value: i64) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Reads a CRC-framed byte blob; `None` if missing or damaged.
+pub fn read_bytes(path: &Path) -> Option<Vec<u8>> {
+    let bytes = std::fs::read(path).ok()?;
+    if bytes.len() < 4 {
+        return None;
+    }
+    let (body, crc) = bytes.split_at(bytes.len() - 4);
+    (crc32fast::hash(body) == BigEndian::read_u32(crc)).then(|| body.to_vec())
+}
+
+/// Writes a CRC-framed byte blob atomically and durably.
+pub fn write_bytes(path: &Path, body: &[u8]) -> Result<(), StorageError> {
+    let mut bytes = body.to_vec();
+    let mut crc = [0u8; 4];
+    BigEndian::write_u32(&mut crc, crc32fast::hash(body));
+    bytes.extend_from_slice(&crc);
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).map_err(|e| StorageError::io(&tmp, e))?;
+    f.write_all(&bytes).map_err(|e| StorageError::io(&tmp, e))?;
+    f.sync_all().map_err(|e| StorageError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| StorageError::io(path, e))?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,12 +19,14 @@ use std::sync::Arc;
 
 use super::batch::{BATCH_HEADER_BYTES, BatchHeader, set_base_offset, validate_batches};
 use super::checkpoint;
+use super::producer_state::{ProducerStateTable, SequenceCheck};
 use super::recovery::{load_segment, recover_segment};
 use super::segment::Segment;
 use super::{StorageError, sync_dir};
 
 const RECOVERY_POINT_FILE: &str = "recovery-point";
 const LOG_START_FILE: &str = "log-start-offset";
+const PRODUCER_STATE_FILE: &str = "producer-state";
 
 /// Per-partition storage settings (derived from the topic config).
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +66,9 @@ pub struct AppendInfo {
     pub log_start_offset: i64,
     pub batches: usize,
     pub records: i64,
+    /// The batch was a producer retry already in the log: nothing was appended and the
+    /// offsets are the original ones.
+    pub duplicate: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -160,6 +165,12 @@ pub struct PartitionLog {
     /// Set after a failed fsync: the page cache may have dropped data, so the log refuses
     /// writes until the broker restarts and recovers it (we never retry an fsync).
     poisoned: bool,
+    /// Idempotent-producer sequences (see `producer_state`).
+    producers: ProducerStateTable,
+    /// Log end offset when the producer state was last written to disk.
+    producers_saved_at: i64,
+    /// Recovery point last written to the checkpoint file.
+    recovery_point_saved: i64,
 }
 
 impl PartitionLog {
@@ -255,7 +266,12 @@ impl PartitionLog {
             hw_position: hw_pos,
             recovery_point: leo,
             poisoned: false,
+            producers: ProducerStateTable::default(),
+            producers_saved_at: -1,
+            recovery_point_saved: leo,
         };
+        let mut log = log;
+        log.rebuild_producer_state()?;
         if recovery_point != leo {
             checkpoint::write_i64(&dir.join(RECOVERY_POINT_FILE), leo)?;
         }
@@ -319,8 +335,27 @@ impl PartitionLog {
         let mut pos = 0usize;
         let mut max_timestamp = -1;
         let mut records = 0i64;
+        let mut duplicate = None;
         for mut header in headers.iter().copied() {
             let total = header.total_bytes();
+            let idempotent = header.producer_id >= 0 && !header.is_control();
+            if idempotent {
+                let check = self.producers.check(
+                    header.producer_id,
+                    header.producer_epoch,
+                    header.base_sequence,
+                    header.record_count,
+                )?;
+                if let SequenceCheck::Duplicate {
+                    first_offset,
+                    last_offset,
+                } = check
+                {
+                    duplicate = Some((first_offset, last_offset));
+                    pos += total;
+                    continue;
+                }
+            }
             self.maybe_roll(total as u64, now_ms)?;
             set_base_offset(&mut batches[pos..], next);
             header.base_offset = next;
@@ -329,10 +364,30 @@ impl PartitionLog {
                 self.poisoned = true;
                 return Err(e);
             }
+            if idempotent {
+                self.producers.record(
+                    header.producer_id,
+                    header.producer_epoch,
+                    header.base_sequence,
+                    header.record_count,
+                    next,
+                );
+            }
             next = header.last_offset() + 1;
             max_timestamp = max_timestamp.max(header.max_timestamp);
             records += i64::from(header.record_count);
             pos += total;
+        }
+        if let (true, Some((first, last))) = (next == base_offset, duplicate) {
+            return Ok(AppendInfo {
+                base_offset: first,
+                last_offset: last,
+                max_timestamp: -1,
+                log_start_offset: self.log_start_offset,
+                batches: 0,
+                records: 0,
+                duplicate: true,
+            });
         }
         if let Err(e) = self.active_mut().flush() {
             self.poisoned = true;
@@ -350,6 +405,7 @@ impl PartitionLog {
             log_start_offset: self.log_start_offset,
             batches: headers.len(),
             records,
+            duplicate: false,
         })
     }
 
@@ -573,11 +629,76 @@ impl PartitionLog {
         self.active_mut().sync_all()?;
         let leo = self.log_end_offset();
         self.recovery_point = leo;
-        checkpoint::write_i64(&self.dir.join(RECOVERY_POINT_FILE), leo)
+        self.save_producer_state()?;
+        checkpoint::write_i64(&self.dir.join(RECOVERY_POINT_FILE), leo)?;
+        self.recovery_point_saved = leo;
+        Ok(())
     }
 
     /// Writes the recovery-point checkpoint (housekeeping, between fsyncs).
-    pub fn checkpoint_recovery_point(&self) -> Result<(), StorageError> {
-        checkpoint::write_i64(&self.dir.join(RECOVERY_POINT_FILE), self.recovery_point)
+    pub fn checkpoint_recovery_point(&mut self) -> Result<(), StorageError> {
+        if self.recovery_point_saved != self.recovery_point {
+            checkpoint::write_i64(&self.dir.join(RECOVERY_POINT_FILE), self.recovery_point)?;
+            self.recovery_point_saved = self.recovery_point;
+        }
+        if !self.producers.is_empty() && self.producers_saved_at != self.log_end_offset() {
+            self.save_producer_state()?;
+        }
+        Ok(())
+    }
+
+    pub fn producer_state(&self) -> &ProducerStateTable {
+        &self.producers
+    }
+
+    /// Writes the producer state as of the log end offset (a snapshot; the tail after it is
+    /// re-read at startup).
+    fn save_producer_state(&mut self) -> Result<(), StorageError> {
+        let leo = self.log_end_offset();
+        let snapshot = (leo, &self.producers);
+        let bytes = bincode::serialize(&snapshot)
+            .map_err(|e| StorageError::io(&self.dir, std::io::Error::other(e)))?;
+        checkpoint::write_bytes(&self.dir.join(PRODUCER_STATE_FILE), &bytes)?;
+        self.producers_saved_at = leo;
+        Ok(())
+    }
+
+    /// Loads the producer-state snapshot and replays batch headers after it.
+    fn rebuild_producer_state(&mut self) -> Result<(), StorageError> {
+        let leo = self.log_end_offset();
+        let snapshot = checkpoint::read_bytes(&self.dir.join(PRODUCER_STATE_FILE))
+            .and_then(|b| bincode::deserialize::<(i64, ProducerStateTable)>(&b).ok())
+            .filter(|(at, _)| *at <= leo);
+        let (from, table) =
+            snapshot.unwrap_or((self.log_start_offset, ProducerStateTable::default()));
+        self.producers = table;
+        let mut header_buf = [0u8; BATCH_HEADER_BYTES];
+        for seg in &self.segments {
+            if seg.next_offset <= from {
+                continue;
+            }
+            let Some(mut pos) = seg.position_of(from.max(seg.base_offset), seg.size)? else {
+                continue;
+            };
+            let reader = seg.reader();
+            while pos + BATCH_HEADER_BYTES as u64 <= seg.size {
+                reader
+                    .read_exact_at(&mut header_buf, pos)
+                    .map_err(|e| StorageError::io(&seg.log_path, e))?;
+                let h = BatchHeader::parse(&header_buf)?;
+                if h.producer_id >= 0 && !h.is_control() && h.base_offset >= from {
+                    self.producers.record(
+                        h.producer_id,
+                        h.producer_epoch,
+                        h.base_sequence,
+                        h.record_count,
+                        h.base_offset,
+                    );
+                }
+                pos += h.total_bytes() as u64;
+            }
+        }
+        self.producers_saved_at = if from == leo { leo } else { -1 };
+        Ok(())
     }
 }

@@ -8,6 +8,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod index;
 pub mod log;
+pub mod producer_state;
 pub mod recovery;
 pub mod segment;
 pub mod time_index;
@@ -34,6 +35,8 @@ pub enum StorageError {
         log_start_offset: i64,
         log_end_offset: i64,
     },
+    #[error(transparent)]
+    Producer(#[from] producer_state::ProducerError),
     #[error("log {0} failed an fsync earlier and is read-only until the broker restarts")]
     Poisoned(PathBuf),
 }

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api_versions;
 pub mod fetch;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offsets;
@@ -51,6 +52,7 @@ pub fn dispatch(ctx: &Ctx, header: &RequestHeader, request: RequestKind) -> Outc
         RequestKind::DescribeConfigs(r) => admin::describe_configs(ctx, r),
         RequestKind::DescribeCluster(_) => admin::describe_cluster(ctx),
         RequestKind::DeleteRecords(r) => admin::delete_records(ctx, r),
+        RequestKind::InitProducerId(r) => init_producer_id::handle(ctx, r),
         RequestKind::FindCoordinator(r) => offsets::find_coordinator(ctx, v, r),
         RequestKind::OffsetCommit(r) => offsets::offset_commit(ctx, r),
         RequestKind::OffsetFetch(r) => offsets::offset_fetch(ctx, v, r),

@@ -1,0 +1,320 @@
+//! Idempotent-producer state of one partition: for each producer id, its epoch and the
+//! sequence ranges and offsets of its last `BATCHES_RETAINED` batches (Kafka keeps 5).
+//!
+//! A pure state machine: `check` decides what to do with an incoming batch without changing
+//! anything, `record` is called after the batch was appended. Rules (as Kafka's
+//! ProducerStateManager):
+//! - a lower epoch than the one seen is fenced (INVALID_PRODUCER_EPOCH);
+//! - a higher epoch starts over and must begin at sequence 0;
+//! - a batch whose sequence range equals one of the retained batches is a retry: it is not
+//!   appended again and the original offsets are returned;
+//! - otherwise the first sequence must follow the last one (wrapping at i32::MAX), else
+//!   OUT_OF_ORDER_SEQUENCE_NUMBER;
+//! - an unknown producer must start at sequence 0, else UNKNOWN_PRODUCER_ID.
+//!
+//! Invariant: every retained batch has first_seq ≤ last_seq (modulo wrap) and consecutive
+//! retained batches have consecutive sequences and increasing offsets.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+/// Retained batches per producer (Kafka's `NUM_BATCHES_TO_RETAIN`).
+pub const BATCHES_RETAINED: usize = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchMeta {
+    pub first_seq: i32,
+    pub last_seq: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ProducerEntry {
+    pub epoch: i16,
+    pub batches: VecDeque<BatchMeta>,
+}
+
+/// What to do with an incoming idempotent batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// Append it.
+    Append,
+    /// Already appended: answer with these offsets, append nothing.
+    Duplicate { first_offset: i64, last_offset: i64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProducerError {
+    #[error("producer {producer_id} epoch {epoch} is fenced by epoch {current}")]
+    InvalidEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
+    #[error("producer {producer_id}: sequence {got} out of order, expected {expected}")]
+    OutOfOrder {
+        producer_id: i64,
+        expected: i32,
+        got: i32,
+    },
+    #[error("unknown producer {producer_id} starting at sequence {got}")]
+    UnknownProducer { producer_id: i64, got: i32 },
+}
+
+/// The next sequence after `seq`, wrapping as Kafka does.
+fn next_seq(seq: i32) -> i32 {
+    if seq == i32::MAX { 0 } else { seq + 1 }
+}
+
+/// Last sequence of a batch of `count` records starting at `first`.
+pub fn last_seq(first: i32, count: i32) -> i32 {
+    let last = i64::from(first) + i64::from(count) - 1;
+    if last > i64::from(i32::MAX) {
+        (last - i64::from(i32::MAX) - 1) as i32
+    } else {
+        last as i32
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerStateTable {
+    producers: HashMap<i64, ProducerEntry>,
+}
+
+impl ProducerStateTable {
+    pub fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
+        self.producers.get(&producer_id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+
+    /// Decides what to do with a batch; changes nothing.
+    pub fn check(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        first_seq: i32,
+        count: i32,
+    ) -> Result<SequenceCheck, ProducerError> {
+        let last = last_seq(first_seq, count);
+        let Some(entry) = self.producers.get(&producer_id) else {
+            return if first_seq == 0 {
+                Ok(SequenceCheck::Append)
+            } else {
+                Err(ProducerError::UnknownProducer {
+                    producer_id,
+                    got: first_seq,
+                })
+            };
+        };
+        if epoch < entry.epoch {
+            return Err(ProducerError::InvalidEpoch {
+                producer_id,
+                epoch,
+                current: entry.epoch,
+            });
+        }
+        if epoch > entry.epoch {
+            return if first_seq == 0 {
+                Ok(SequenceCheck::Append)
+            } else {
+                Err(ProducerError::OutOfOrder {
+                    producer_id,
+                    expected: 0,
+                    got: first_seq,
+                })
+            };
+        }
+        if let Some(b) = entry
+            .batches
+            .iter()
+            .find(|b| b.first_seq == first_seq && b.last_seq == last)
+        {
+            return Ok(SequenceCheck::Duplicate {
+                first_offset: b.first_offset,
+                last_offset: b.last_offset,
+            });
+        }
+        let expected = entry.batches.back().map_or(0, |b| next_seq(b.last_seq));
+        if first_seq != expected {
+            return Err(ProducerError::OutOfOrder {
+                producer_id,
+                expected,
+                got: first_seq,
+            });
+        }
+        Ok(SequenceCheck::Append)
+    }
+
+    /// Records an appended batch (also used to rebuild state from the log).
+    pub fn record(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        first_seq: i32,
+        count: i32,
+        first_offset: i64,
+    ) {
+        let entry = self.producers.entry(producer_id).or_default();
+        if epoch != entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.batches.push_back(BatchMeta {
+            first_seq,
+            last_seq: last_seq(first_seq, count),
+            first_offset,
+            last_offset: first_offset + i64::from(count) - 1,
+        });
+        while entry.batches.len() > BATCHES_RETAINED {
+            entry.batches.pop_front();
+        }
+    }
+
+    /// Drops everything at or above `offset` (after a truncation).
+    pub fn truncate_from(&mut self, offset: i64) {
+        for e in self.producers.values_mut() {
+            e.batches.retain(|b| b.last_offset < offset);
+        }
+        self.producers.retain(|_, e| !e.batches.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn append(
+        t: &mut ProducerStateTable,
+        pid: i64,
+        epoch: i16,
+        seq: i32,
+        count: i32,
+        off: i64,
+    ) -> Result<SequenceCheck, ProducerError> {
+        let c = t.check(pid, epoch, seq, count)?;
+        if c == SequenceCheck::Append {
+            t.record(pid, epoch, seq, count, off);
+        }
+        Ok(c)
+    }
+
+    #[test]
+    fn in_order_batches_append_and_retries_return_original_offsets() {
+        let mut t = ProducerStateTable::default();
+        assert_eq!(append(&mut t, 7, 0, 0, 3, 100), Ok(SequenceCheck::Append));
+        assert_eq!(append(&mut t, 7, 0, 3, 2, 103), Ok(SequenceCheck::Append));
+        assert_eq!(
+            append(&mut t, 7, 0, 0, 3, 999),
+            Ok(SequenceCheck::Duplicate {
+                first_offset: 100,
+                last_offset: 102
+            })
+        );
+        assert_eq!(
+            append(&mut t, 7, 0, 3, 2, 999),
+            Ok(SequenceCheck::Duplicate {
+                first_offset: 103,
+                last_offset: 104
+            })
+        );
+    }
+
+    #[test]
+    fn a_gap_is_out_of_order() {
+        let mut t = ProducerStateTable::default();
+        append(&mut t, 1, 0, 0, 1, 0).expect("first");
+        assert_eq!(
+            append(&mut t, 1, 0, 5, 1, 1),
+            Err(ProducerError::OutOfOrder {
+                producer_id: 1,
+                expected: 1,
+                got: 5
+            })
+        );
+    }
+
+    #[test]
+    fn stale_epoch_is_fenced_and_new_epoch_restarts_at_zero() {
+        let mut t = ProducerStateTable::default();
+        append(&mut t, 1, 3, 0, 1, 0).expect("first");
+        assert!(matches!(
+            append(&mut t, 1, 2, 1, 1, 1),
+            Err(ProducerError::InvalidEpoch { .. })
+        ));
+        assert!(matches!(
+            append(&mut t, 1, 4, 1, 1, 1),
+            Err(ProducerError::OutOfOrder { .. })
+        ));
+        assert_eq!(append(&mut t, 1, 4, 0, 1, 1), Ok(SequenceCheck::Append));
+    }
+
+    #[test]
+    fn unknown_producer_must_start_at_zero() {
+        let t = ProducerStateTable::default();
+        assert!(matches!(
+            t.check(9, 0, 4, 1),
+            Err(ProducerError::UnknownProducer { .. })
+        ));
+    }
+
+    #[test]
+    fn only_five_batches_are_retained() {
+        let mut t = ProducerStateTable::default();
+        for i in 0..7 {
+            append(&mut t, 1, 0, i, 1, i64::from(i)).expect("append");
+        }
+        assert_eq!(t.get(1).map(|e| e.batches.len()), Some(BATCHES_RETAINED));
+        // Sequence 0 fell out of the window: no longer recognised as a duplicate.
+        assert!(t.check(1, 0, 0, 1).is_err());
+        assert!(matches!(
+            t.check(1, 0, 6, 1),
+            Ok(SequenceCheck::Duplicate { .. })
+        ));
+    }
+
+    #[test]
+    fn sequences_wrap_at_i32_max() {
+        let mut t = ProducerStateTable::default();
+        t.record(1, 0, i32::MAX - 1, 2, 10);
+        assert_eq!(t.check(1, 0, 0, 1), Ok(SequenceCheck::Append));
+        assert_eq!(last_seq(i32::MAX, 3), 1);
+    }
+
+    proptest! {
+        /// Any interleaving of sends and retries of the last five batches appends each batch
+        /// exactly once, with dense offsets.
+        #[test]
+        fn retries_never_duplicate(counts in proptest::collection::vec(1i32..10, 1..30), retries in proptest::collection::vec((0usize..5, any::<bool>()), 0..60)) {
+            let mut t = ProducerStateTable::default();
+            let mut next_offset = 0i64;
+            let mut sent: Vec<(i32, i32, i64)> = Vec::new();
+            let mut seq = 0i32;
+            let mut r = retries.iter();
+            for c in counts {
+                match t.check(1, 0, seq, c).expect("in order") {
+                    SequenceCheck::Append => { t.record(1, 0, seq, c, next_offset); sent.push((seq, c, next_offset)); next_offset += i64::from(c); }
+                    SequenceCheck::Duplicate { .. } => prop_assert!(false, "fresh batch seen as duplicate"),
+                }
+                seq += c;
+                if let Some(&(back, do_retry)) = r.next() {
+                    if do_retry && back < sent.len().min(BATCHES_RETAINED) {
+                        let (s, c, off) = sent[sent.len() - 1 - back];
+                        prop_assert_eq!(t.check(1, 0, s, c), Ok(SequenceCheck::Duplicate { first_offset: off, last_offset: off + i64::from(c) - 1 }));
+                    }
+                }
+            }
+            let total: i64 = sent.iter().map(|(_, c, _)| i64::from(*c)).sum();
+            prop_assert_eq!(next_offset, total);
+        }
+    }
+}
