@@ -32,6 +32,10 @@ impl Drop for Fixture {
 }
 
 fn start() -> Fixture {
+    start_with(|_| {})
+}
+
+fn start_with(tune: impl FnOnce(&mut ServerConfig)) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let broker = Arc::new(Broker::new(BrokerConfig::with_data_dir(dir.path())).unwrap());
     let mut topic = TopicConfig::with_partitions(2);
@@ -39,6 +43,7 @@ fn start() -> Fixture {
     broker.create_topic("t", Some(topic)).unwrap();
     let mut sc = ServerConfig::new("127.0.0.1:0".parse().unwrap());
     sc.request_bytes_max = 1024 * 1024;
+    tune(&mut sc);
     let server = server::start(Arc::clone(&broker), sc).unwrap();
     let addr = server.local_addr;
     Fixture {
@@ -373,4 +378,62 @@ fn pipelined_requests_are_answered_in_order() {
             i64::from(i)
         );
     }
+}
+
+#[test]
+fn connections_over_the_per_ip_limit_are_refused_and_others_kept() {
+    let f = start_with(|c| c.connections_per_ip_max = 2);
+    let mut a = connect(&f);
+    let mut b = connect(&f);
+    for s in [&mut a, &mut b] {
+        s.write_all(&request(
+            ApiKey::ApiVersions,
+            3,
+            1,
+            &ApiVersionsRequest::default(),
+        ))
+        .unwrap();
+        let (_, r): (i32, ApiVersionsResponse) = response(s, 0, 3);
+        assert_eq!(r.error_code, 0);
+    }
+    let mut c = connect(&f);
+    assert_closed(&mut c);
+    // The two admitted connections still work, and a slot frees when one closes.
+    a.write_all(&request(
+        ApiKey::ApiVersions,
+        3,
+        2,
+        &ApiVersionsRequest::default(),
+    ))
+    .unwrap();
+    let (corr, _): (i32, ApiVersionsResponse) = response(&mut a, 0, 3);
+    assert_eq!(corr, 2);
+    drop(b);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_serving(&f);
+}
+
+#[test]
+fn idle_connections_are_closed_after_the_idle_timeout() {
+    let f = start_with(|c| c.connection_idle_ms = 300);
+    let mut idle = connect(&f);
+    let started = Instant::now();
+    assert_closed(&mut idle);
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert_serving(&f);
+}
+
+#[test]
+fn half_a_frame_does_not_block_other_clients() {
+    let f = start();
+    let mut slow = connect(&f);
+    let frame = request(ApiKey::ApiVersions, 3, 1, &ApiVersionsRequest::default());
+    slow.write_all(&frame[..frame.len() / 2]).unwrap();
+    for _ in 0..3 {
+        assert_serving(&f);
+    }
+    // Finishing the frame later still gets the answer.
+    slow.write_all(&frame[frame.len() / 2..]).unwrap();
+    let (corr, _): (i32, ApiVersionsResponse) = response(&mut slow, 0, 3);
+    assert_eq!(corr, 1);
 }

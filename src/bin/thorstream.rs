@@ -42,6 +42,15 @@ struct Args {
     /// Largest request frame in bytes [default: 104857600]
     #[arg(long)]
     request_bytes_max: Option<usize>,
+    /// Most open connections in total [default: 10000]
+    #[arg(long)]
+    connections_max: Option<usize>,
+    /// Most open connections from one IP address [default: unlimited, as Kafka]
+    #[arg(long)]
+    connections_per_ip_max: Option<usize>,
+    /// Close connections idle this long, in ms [default: 600000, as Kafka]
+    #[arg(long)]
+    connection_idle_ms: Option<u64>,
     /// TOML config file with any of the keys above (snake_case, e.g. data_dir = "/var/lib/ts")
     #[arg(long)]
     config: Option<PathBuf>,
@@ -58,6 +67,9 @@ struct FileConfig {
     num_partitions: Option<u32>,
     auto_create_topics: Option<bool>,
     request_bytes_max: Option<usize>,
+    connections_max: Option<usize>,
+    connections_per_ip_max: Option<usize>,
+    connection_idle_ms: Option<u64>,
     segment_bytes: Option<u64>,
     retention_ms: Option<i64>,
     retention_bytes: Option<i64>,
@@ -147,6 +159,15 @@ fn run(args: Args) -> Result<(), String> {
     }
     if let Some(m) = args.request_bytes_max.or(file.request_bytes_max) {
         server_config.request_bytes_max = m;
+    }
+    if let Some(m) = args.connections_max.or(file.connections_max) {
+        server_config.connections_max = m.max(1);
+    }
+    if let Some(m) = args.connections_per_ip_max.or(file.connections_per_ip_max) {
+        server_config.connections_per_ip_max = m.max(1);
+    }
+    if let Some(ms) = args.connection_idle_ms.or(file.connection_idle_ms) {
+        server_config.connection_idle_ms = ms.max(1);
     }
 
     let broker = Arc::new(Broker::new(broker_config).map_err(|e| e.to_string())?);

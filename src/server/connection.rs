@@ -28,6 +28,8 @@ pub struct Connection {
     pub close_after_write: bool,
     /// Reading stopped at the queue limit; resume once requests drain.
     pub read_paused: bool,
+    /// Last time bytes moved in either direction (for the idle timeout).
+    pub last_active: std::time::Instant,
 }
 
 pub enum ReadOutcome {
@@ -50,6 +52,7 @@ impl Connection {
             read_closed: false,
             close_after_write: false,
             read_paused: false,
+            last_active: std::time::Instant::now(),
         }
     }
 
@@ -67,6 +70,7 @@ impl Connection {
                     break;
                 }
                 Ok(n) => {
+                    self.last_active = std::time::Instant::now();
                     self.decoder.extend(&scratch[..n]);
                     if let Err(e) = self.cut_frames() {
                         return ReadOutcome::Error(e.to_string());
@@ -127,6 +131,7 @@ impl Connection {
             match self.stream.write(&front[self.write_pos..]) {
                 Ok(0) => return Err("connection closed while writing".into()),
                 Ok(n) => {
+                    self.last_active = std::time::Instant::now();
                     self.write_pos += n;
                     if self.write_pos == front.len() {
                         self.write_buf.pop_front();

@@ -37,7 +37,16 @@ pub struct ServerConfig {
     pub request_bytes_max: usize,
     /// Requests waiting for a worker; past this the reactor stops reading (backpressure).
     pub job_queue_len_max: usize,
+    /// Bytes of requests queued to workers; past this the reactor stops reading (Kafka's
+    /// `queued.max.request.bytes`).
+    pub job_queue_bytes_max: usize,
+    /// Open connections in total; further ones are accepted and closed at once.
     pub connections_max: usize,
+    /// Open connections per client IP (Kafka's `max.connections.per.ip`, unlimited by default).
+    pub connections_per_ip_max: usize,
+    /// Connections with no traffic for this long are closed (Kafka's
+    /// `connections.max.idle.ms`, 10 minutes).
+    pub connection_idle_ms: u64,
     pub cluster_id: String,
 }
 
@@ -55,7 +64,10 @@ impl ServerConfig {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             request_bytes_max: 100 * 1024 * 1024,
             job_queue_len_max: 1024,
+            job_queue_bytes_max: 256 * 1024 * 1024,
             connections_max: 10_000,
+            connections_per_ip_max: usize::MAX,
+            connection_idle_ms: 600_000,
             cluster_id: "thorstream-cluster".to_string(),
         }
     }

@@ -3,8 +3,9 @@
 //! Everything here is non-blocking; framing and request handling are calls out of the loop.
 
 use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -38,6 +39,9 @@ pub struct Reactor {
     purgatory: Arc<Purgatory>,
     config: ServerConfig,
     stop: Arc<AtomicBool>,
+    queued_bytes: Arc<AtomicUsize>,
+    per_ip: HashMap<IpAddr, usize>,
+    next_idle_check: Instant,
 }
 
 impl Reactor {
@@ -63,10 +67,12 @@ impl Reactor {
         broker.add_hw_listener(Arc::new(move |topic: &str, partition: i32, _hw: i64| {
             p.on_event(topic, partition)
         }));
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
         let ctx = Arc::new(Ctx {
             broker,
             config: config.clone(),
             purgatory: Arc::clone(&purgatory),
+            queued_bytes: Arc::clone(&queued_bytes),
         });
         let workers = worker::spawn_pool(
             config.workers.max(1),
@@ -87,8 +93,11 @@ impl Reactor {
             backlog: BTreeSet::new(),
             workers,
             purgatory,
+            next_idle_check: Instant::now() + idle_check_interval(&config),
             config,
             stop,
+            queued_bytes,
+            per_ip: HashMap::new(),
         })
     }
 
@@ -101,10 +110,13 @@ impl Reactor {
         let mut scratch = vec![0u8; read_chunk_bytes()];
         let mut draining_since: Option<Instant> = None;
         loop {
+            let until_idle_check = self
+                .next_idle_check
+                .saturating_duration_since(Instant::now());
             let timeout = if self.backlog.is_empty() {
-                None
+                Some(until_idle_check)
             } else {
-                Some(Duration::from_millis(2))
+                Some(Duration::from_millis(2).min(until_idle_check))
             };
             let timeout = if draining_since.is_some() {
                 Some(Duration::from_millis(50))
@@ -136,6 +148,9 @@ impl Reactor {
                 }
             }
             self.drain_replies(&mut scratch);
+            if Instant::now() >= self.next_idle_check {
+                self.close_idle();
+            }
             let backlog: Vec<usize> = std::mem::take(&mut self.backlog).into_iter().collect();
             for t in backlog {
                 self.dispatch(t, &mut scratch);
@@ -177,6 +192,13 @@ impl Reactor {
                         log::warn!("refusing connection from {peer}: {} open", self.conns.len());
                         continue;
                     }
+                    let from_ip = self.per_ip.get(&peer.ip()).copied().unwrap_or(0);
+                    if from_ip >= self.config.connections_per_ip_max {
+                        log::warn!(
+                            "refusing connection from {peer}: {from_ip} open from that address"
+                        );
+                        continue;
+                    }
                     let _ = stream.set_nodelay(true);
                     let token = self.next_token;
                     self.next_token += 1;
@@ -189,6 +211,7 @@ impl Reactor {
                         continue;
                     }
                     log::debug!("accepted {peer} as connection {token}");
+                    *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
                     self.conns.insert(
                         token,
                         Connection::new(stream, peer, self.config.request_bytes_max),
@@ -253,15 +276,25 @@ impl Reactor {
         if conn.close_after_write {
             return;
         }
+        let queue_full =
+            self.queued_bytes.load(Ordering::Acquire) >= self.config.job_queue_bytes_max;
+        if queue_full && !conn.in_flight && !conn.queued.is_empty() {
+            self.backlog.insert(token);
+            return;
+        }
         if let Some(frame) = conn.next_request() {
+            let len = frame.len();
+            self.queued_bytes.fetch_add(len, Ordering::AcqRel);
             match job_tx.try_send(Job::Request { conn: token, frame }) {
                 Ok(()) => {}
                 Err(TrySendError::Full(Job::Request { frame, .. })) => {
+                    self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
                     conn.unget_request(frame);
                     self.backlog.insert(token);
                     return;
                 }
                 Err(_) => {
+                    self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
                     self.close(token, Some("worker pool stopped".into()));
                     return;
                 }
@@ -303,6 +336,12 @@ impl Reactor {
 
     fn close(&mut self, token: usize, error: Option<String>) {
         if let Some(mut conn) = self.conns.remove(&token) {
+            if let Some(n) = self.per_ip.get_mut(&conn.peer.ip()) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_ip.remove(&conn.peer.ip());
+                }
+            }
             if let Some(e) = error {
                 log::info!("connection from {} closed: {e}", conn.peer);
             }
@@ -310,4 +349,31 @@ impl Reactor {
         }
         self.backlog.remove(&token);
     }
+
+    /// Closes connections idle longer than `connection_idle_ms` (nothing in flight, nothing
+    /// buffered, no bytes moved).
+    fn close_idle(&mut self) {
+        let now = Instant::now();
+        self.next_idle_check = now + idle_check_interval(&self.config);
+        let idle = Duration::from_millis(self.config.connection_idle_ms);
+        let doomed: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                !c.in_flight
+                    && c.queued.is_empty()
+                    && !c.has_pending_write()
+                    && now.duration_since(c.last_active) >= idle
+            })
+            .map(|(&t, _)| t)
+            .collect();
+        for t in doomed {
+            self.close(t, Some("idle timeout".into()));
+        }
+    }
+}
+
+/// How often idle connections are looked for: a tenth of the timeout, within [10 ms, 30 s].
+fn idle_check_interval(config: &ServerConfig) -> Duration {
+    Duration::from_millis((config.connection_idle_ms / 10).clamp(10, 30_000))
 }

@@ -23,6 +23,8 @@ pub struct Ctx {
     pub broker: Arc<Broker>,
     pub config: ServerConfig,
     pub purgatory: Arc<Purgatory>,
+    /// Bytes of request frames queued for workers (reactor adds, workers subtract).
+    pub queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 pub enum Job {
@@ -82,7 +84,10 @@ fn worker_loop(
     loop {
         let (conn, reply) = crossbeam_channel::select! {
             recv(jobs) -> job => match job {
-                Ok(Job::Request { conn, frame }) => (conn, handle_frame(ctx, conn, frame)),
+                Ok(Job::Request { conn, frame }) => {
+                    ctx.queued_bytes.fetch_sub(frame.len(), std::sync::atomic::Ordering::AcqRel);
+                    (conn, handle_frame(ctx, conn, frame))
+                }
                 Err(_) => return,
             },
             recv(retries) -> op => match op {
