@@ -1,4 +1,4 @@
-//! Small checkpoint files: an i64 written atomically (temp file, fsync, rename, fsync dir) with a
+//! Small checkpoint files: an i64 or a short blob written atomically (temp file, fsync, rename, fsync dir) with a
 //! CRC-32 so a damaged checkpoint reads as absent rather than as a wrong value.
 
 use std::fs::File;
@@ -11,30 +11,13 @@ use super::{StorageError, sync_dir};
 
 /// Reads a checkpoint; `None` if missing or damaged.
 pub fn read_i64(path: &Path) -> Option<i64> {
-    let bytes = std::fs::read(path).ok()?;
-    if bytes.len() != 12 {
-        return None;
-    }
-    let value = BigEndian::read_i64(&bytes[0..8]);
-    let crc = BigEndian::read_u32(&bytes[8..12]);
-    (crc32fast::hash(&bytes[0..8]) == crc).then_some(value)
+    let body = read_bytes(path)?;
+    (body.len() == 8).then(|| BigEndian::read_i64(&body))
 }
 
-/// Writes a checkpoint durably.
+/// Writes a checkpoint durably (same framing as `write_bytes`: value, then CRC-32).
 pub fn write_i64(path: &Path, value: i64) -> Result<(), StorageError> {
-    let mut bytes = [0u8; 12];
-    BigEndian::write_i64(&mut bytes[0..8], value);
-    let crc = crc32fast::hash(&bytes[0..8]);
-    BigEndian::write_u32(&mut bytes[8..12], crc);
-    let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).map_err(|e| StorageError::io(&tmp, e))?;
-    f.write_all(&bytes).map_err(|e| StorageError::io(&tmp, e))?;
-    f.sync_all().map_err(|e| StorageError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| StorageError::io(path, e))?;
-    if let Some(dir) = path.parent() {
-        sync_dir(dir)?;
-    }
-    Ok(())
+    write_bytes(path, &value.to_be_bytes())
 }
 
 /// Reads a CRC-framed byte blob; `None` if missing or damaged.

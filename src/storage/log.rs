@@ -17,11 +17,11 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::batch::{BATCH_HEADER_BYTES, BatchHeader, set_base_offset, validate_batches};
+use super::batch::{set_base_offset, validate_batches};
 use super::checkpoint;
 use super::producer_state::{ProducerStateTable, SequenceCheck};
 use super::recovery::{load_segment, recover_segment};
-use super::segment::Segment;
+use super::segment::{Segment, scan_headers};
 use super::{StorageError, sync_dir};
 
 const RECOVERY_POINT_FILE: &str = "recovery-point";
@@ -120,20 +120,14 @@ impl ReadView {
         let Some((path, file)) = &self.file else {
             return Ok(0);
         };
-        let mut pos = self.start_position;
-        let mut header = [0u8; BATCH_HEADER_BYTES];
-        let first_len = loop {
-            if pos + BATCH_HEADER_BYTES as u64 > self.limit {
-                return Ok(0);
-            }
-            file.read_exact_at(&mut header, pos)
-                .map_err(|e| StorageError::io(path, e))?;
-            let h = BatchHeader::parse(&header)?;
-            if h.last_offset() >= self.offset {
-                break h.total_bytes() as u64;
-            }
-            pos += h.total_bytes() as u64;
+        let Some((pos, first)) =
+            scan_headers(file, path, self.start_position, self.limit, |_, h| {
+                h.last_offset() >= self.offset
+            })?
+        else {
+            return Ok(0);
         };
+        let first_len = first.total_bytes() as u64;
         let available = self.limit - pos;
         let mut len = available.min(max_bytes as u64);
         if min_one_batch {
@@ -248,11 +242,18 @@ impl PartitionLog {
             sync_dir(dir)?;
         }
         let first_base = segments[0].base_offset;
+        // Whatever survived recovery is on disk now; make it durable before exposing it and
+        // before the recovery point moves past it: the active segment and every segment the
+        // old checkpoint did not cover (a crash under `never` leaves them unsynced).
+        let last = segments.len() - 1;
+        for (i, seg) in segments.iter_mut().enumerate() {
+            if i == last || seg.next_offset > recovery_point {
+                seg.sync_all()?;
+            }
+        }
         let active = segments
             .last_mut()
             .ok_or_else(|| StorageError::io(dir, std::io::Error::other("log has no segments")))?;
-        // Whatever survived recovery is on disk now; make it durable before exposing it.
-        active.sync_all()?;
         let leo = active.next_offset;
         let (hw_base, hw_pos) = (active.base_offset, active.size);
         let log_start_offset = stored_start.clamp(first_base, leo);
@@ -626,7 +627,14 @@ impl PartitionLog {
         if self.poisoned {
             return Err(StorageError::Poisoned(self.dir.clone()));
         }
-        self.active_mut().sync_all()?;
+        // Segments rolled since the last fsync (under `never`, all of them) are synced too:
+        // the clean-shutdown marker written after this tells the next start to trust them.
+        let (last, synced_below) = (self.segments.len() - 1, self.recovery_point);
+        for (i, seg) in self.segments.iter_mut().enumerate() {
+            if i == last || seg.next_offset > synced_below {
+                seg.sync_all()?;
+            }
+        }
         let leo = self.log_end_offset();
         self.recovery_point = leo;
         self.save_producer_state()?;
@@ -672,22 +680,17 @@ impl PartitionLog {
         let (from, table) =
             snapshot.unwrap_or((self.log_start_offset, ProducerStateTable::default()));
         self.producers = table;
-        let mut header_buf = [0u8; BATCH_HEADER_BYTES];
         for seg in &self.segments {
             if seg.next_offset <= from {
                 continue;
             }
-            let Some(mut pos) = seg.position_of(from.max(seg.base_offset), seg.size)? else {
+            let Some(start) = seg.position_of(from.max(seg.base_offset), seg.size)? else {
                 continue;
             };
-            let reader = seg.reader();
-            while pos + BATCH_HEADER_BYTES as u64 <= seg.size {
-                reader
-                    .read_exact_at(&mut header_buf, pos)
-                    .map_err(|e| StorageError::io(&seg.log_path, e))?;
-                let h = BatchHeader::parse(&header_buf)?;
+            let producers = &mut self.producers;
+            scan_headers(&seg.reader(), &seg.log_path, start, seg.size, |_, h| {
                 if h.producer_id >= 0 && !h.is_control() && h.base_offset >= from {
-                    self.producers.record(
+                    producers.record(
                         h.producer_id,
                         h.producer_epoch,
                         h.base_sequence,
@@ -695,8 +698,8 @@ impl PartitionLog {
                         h.base_offset,
                     );
                 }
-                pos += h.total_bytes() as u64;
-            }
+                false
+            })?;
         }
         self.producers_saved_at = if from == leo { leo } else { -1 };
         Ok(())

@@ -189,19 +189,11 @@ impl Segment {
             return Ok(None);
         }
         let rel = (offset.max(self.base_offset) - self.base_offset) as u32;
-        let mut pos = u64::from(self.index.lookup(rel));
-        let mut header = [0u8; BATCH_HEADER_BYTES];
-        while pos < limit {
-            self.reader
-                .read_exact_at(&mut header, pos)
-                .map_err(|e| StorageError::io(&self.log_path, e))?;
-            let h = BatchHeader::parse(&header)?;
-            if h.last_offset() >= offset {
-                return Ok(Some(pos));
-            }
-            pos += h.total_bytes() as u64;
-        }
-        Ok(None)
+        let start = u64::from(self.index.lookup(rel));
+        let found = scan_headers(&self.reader, &self.log_path, start, limit, |_, h| {
+            h.last_offset() >= offset
+        })?;
+        Ok(found.map(|(pos, _)| pos))
     }
 
     /// First batch (base offset, max timestamp) whose max timestamp is ≥ `timestamp`.
@@ -214,19 +206,11 @@ impl Segment {
             return Ok(None);
         }
         let rel = self.time_index.lookup(timestamp);
-        let mut pos = u64::from(self.index.lookup(rel));
-        let mut header = [0u8; BATCH_HEADER_BYTES];
-        while pos < limit {
-            self.reader
-                .read_exact_at(&mut header, pos)
-                .map_err(|e| StorageError::io(&self.log_path, e))?;
-            let h = BatchHeader::parse(&header)?;
-            if h.max_timestamp >= timestamp {
-                return Ok(Some((h.base_offset, h.max_timestamp)));
-            }
-            pos += h.total_bytes() as u64;
-        }
-        Ok(None)
+        let start = u64::from(self.index.lookup(rel));
+        let found = scan_headers(&self.reader, &self.log_path, start, limit, |_, h| {
+            h.max_timestamp >= timestamp
+        })?;
+        Ok(found.map(|(_, h)| (h.base_offset, h.max_timestamp)))
     }
 
     /// Flushes everything, fsyncs the log and indexes (used on roll and close).
@@ -255,4 +239,28 @@ impl Segment {
         }
         Ok(())
     }
+}
+
+/// Walks batch headers of a log file from `start` while a whole header fits below `limit`,
+/// returning the first batch (position, header) for which `stop` is true. Positional reads:
+/// no lock needed for bytes below a snapshotted limit.
+pub fn scan_headers(
+    file: &File,
+    path: &Path,
+    start: u64,
+    limit: u64,
+    mut stop: impl FnMut(u64, &BatchHeader) -> bool,
+) -> Result<Option<(u64, BatchHeader)>, StorageError> {
+    let mut pos = start;
+    let mut header = [0u8; BATCH_HEADER_BYTES];
+    while pos + BATCH_HEADER_BYTES as u64 <= limit {
+        file.read_exact_at(&mut header, pos)
+            .map_err(|e| StorageError::io(path, e))?;
+        let h = BatchHeader::parse(&header)?;
+        if stop(pos, &h) {
+            return Ok(Some((pos, h)));
+        }
+        pos += h.total_bytes() as u64;
+    }
+    Ok(None)
 }
