@@ -24,7 +24,8 @@ impl Producer {
     }
 
     /// Sends one record; returns `(partition, offset)`. Without an explicit partition, keyed
-    /// records go where Kafka's murmur2 partitioner puts them and keyless ones round-robin.
+    /// records go where Kafka's murmur2 partitioner puts them and keyless ones round-robin
+    /// (per call: `send_batch` keeps a call's keyless records on one partition).
     pub fn send(&self, topic: &str, record: Record, partition: Option<i32>) -> Result<(i32, i64)> {
         let p = self.choose_partition(topic, &record, partition)?;
         let info = self
@@ -41,27 +42,45 @@ impl Producer {
         records: Vec<Record>,
         partition: Option<i32>,
     ) -> Result<Vec<(i32, i64)>> {
-        let mut by_partition: BTreeMap<i32, Vec<(usize, Record)>> = BTreeMap::new();
+        let n = self.partition_count(topic)?;
+        let mut by_partition: BTreeMap<i32, (Vec<usize>, Vec<Record>)> = BTreeMap::new();
+        let total = records.len();
+        // Keyless records of one call stay together on one partition (Kafka's sticky
+        // partitioner, KIP-480): one batch instead of one sliver per partition.
+        let sticky = (self.next_partition.fetch_add(1, Ordering::Relaxed) % n.max(1)) as i32;
         for (i, r) in records.into_iter().enumerate() {
-            let p = self.choose_partition(topic, &r, partition)?;
-            by_partition.entry(p).or_default().push((i, r));
+            let p = match (partition, &r.key) {
+                (None, None) => sticky,
+                _ => self.pick(topic, n, &r, partition)?,
+            };
+            let entry = by_partition.entry(p).or_default();
+            entry.0.push(i);
+            entry.1.push(r);
         }
-        let mut out = vec![(0, 0); by_partition.values().map(Vec::len).sum()];
-        for (p, items) in by_partition {
-            let recs: Vec<Record> = items.iter().map(|(_, r)| r.clone()).collect();
+        let mut out = vec![(0, 0); total];
+        for (p, (indexes, recs)) in by_partition {
             let info = self.broker.produce(topic, p, &recs)?;
-            for (k, (i, _)) in items.iter().enumerate() {
-                out[*i] = (p, info.base_offset + k as i64);
+            for (k, i) in indexes.into_iter().enumerate() {
+                out[i] = (p, info.base_offset + k as i64);
             }
         }
         Ok(out)
     }
 
-    fn choose_partition(&self, topic: &str, record: &Record, explicit: Option<i32>) -> Result<i32> {
+    /// The topic's partition count, creating the topic if auto-creation is on.
+    fn partition_count(&self, topic: &str) -> Result<u32> {
         if !self.broker.ensure_topic(topic)? {
             return Err(Error::UnknownTopicOrPartition(topic.to_string()));
         }
-        let n = self.broker.partition_count(topic)? as u32;
+        Ok(self.broker.partition_count(topic)? as u32)
+    }
+
+    fn choose_partition(&self, topic: &str, record: &Record, explicit: Option<i32>) -> Result<i32> {
+        let n = self.partition_count(topic)?;
+        self.pick(topic, n, record, explicit)
+    }
+
+    fn pick(&self, topic: &str, n: u32, record: &Record, explicit: Option<i32>) -> Result<i32> {
         match (explicit, &record.key) {
             (Some(p), _) if p >= 0 && (p as u32) < n => Ok(p),
             (Some(p), _) => Err(Error::UnknownTopicOrPartition(format!("{topic}-{p}"))),
