@@ -6,12 +6,23 @@
 //! `Earliest` for the embedded consumer, so a consumer created after a producer sees its
 //! records; Kafka's Java default is `latest`). `poll` waits on the broker's high-watermark
 //! notifications, never spinning.
+//!
+//! Groups: with a group id, `subscribe` makes the consumer a member of the broker's group
+//! coordinator, the same one wire clients join (see `broker::group::embedded`). `poll` drives
+//! the membership (join, range assignment as leader, sync, heartbeats, rebalances) between
+//! fetches; waits for other members happen inside `poll`'s timeout, on the same notifier.
+//! A lone member gets every partition at once. Commits are fenced by the member's generation.
+//! Eager rebalancing: on a rebalance the consumer stops fetching; a partition it keeps into
+//! the directly following generation keeps its position, any other starts at the committed
+//! offset (commit before a rebalance to avoid reading records twice).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::broker::Broker;
+use crate::broker::group::GroupError;
+use crate::broker::group::embedded::{Change, EmbeddedMember, MemberConfig};
 use crate::error::{Error, Result};
 use crate::storage::batch::BatchIter;
 use crate::types::{StoredRecord, TopicPartition};
@@ -34,6 +45,43 @@ pub struct Consumer {
     max_poll_records: usize,
     max_partition_fetch_bytes: usize,
     next_start: usize,
+    group: GroupSettings,
+    /// Group membership: `Some` after `subscribe` with a group id.
+    member: Option<EmbeddedMember>,
+    /// Generation of the current assignment, and positions set aside at a revocation.
+    assigned_generation: Option<i32>,
+    revoked: Option<(Option<i32>, BTreeMap<TopicPartition, i64>)>,
+}
+
+/// Membership settings (Kafka's consumer defaults).
+#[derive(Debug, Clone)]
+struct GroupSettings {
+    client_id: String,
+    group_instance_id: Option<String>,
+    session_timeout_ms: i32,
+    rebalance_timeout_ms: i32,
+    heartbeat_interval_ms: i64,
+}
+
+impl Default for GroupSettings {
+    fn default() -> Self {
+        GroupSettings {
+            client_id: "thorstream-embedded".to_string(),
+            group_instance_id: None,
+            session_timeout_ms: 45_000,
+            // Kafka's max.poll.interval.ms: how long a rebalance waits for `poll`.
+            rebalance_timeout_ms: 300_000,
+            heartbeat_interval_ms: 3_000,
+        }
+    }
+}
+
+/// Membership failures as the embedded API reports them.
+fn group_error(group: &str, e: GroupError) -> Error {
+    match e {
+        GroupError::InvalidGroupId => Error::InvalidGroupId(group.to_string()),
+        other => Error::InvalidConfig(format!("group {group}: {other}")),
+    }
 }
 
 impl Consumer {
@@ -47,7 +95,44 @@ impl Consumer {
             max_poll_records: 500,
             max_partition_fetch_bytes: 1024 * 1024,
             next_start: 0,
+            group: GroupSettings::default(),
+            member: None,
+            assigned_generation: None,
+            revoked: None,
         }
+    }
+
+    /// Client id reported to the coordinator (DescribeGroups) and used in member ids.
+    pub fn set_client_id(&mut self, client_id: &str) {
+        self.group.client_id = client_id.to_string();
+    }
+
+    /// Static membership (KIP-345): a restarted consumer with the same instance id takes its
+    /// place back without a rebalance, and `close` does not leave the group.
+    pub fn set_group_instance_id(&mut self, instance_id: &str) {
+        self.group.group_instance_id = Some(instance_id.to_string());
+    }
+
+    /// How long the coordinator keeps this member without a `poll` (default 45 s).
+    pub fn set_session_timeout_ms(&mut self, ms: i32) {
+        self.group.session_timeout_ms = ms;
+    }
+
+    /// How long a rebalance waits for this member to rejoin (default 300 s).
+    pub fn set_rebalance_timeout_ms(&mut self, ms: i32) {
+        self.group.rebalance_timeout_ms = ms;
+    }
+
+    pub fn set_heartbeat_interval_ms(&mut self, ms: i64) {
+        self.group.heartbeat_interval_ms = ms.max(1);
+    }
+
+    /// The member id and generation while this consumer is a group member.
+    pub fn group_membership(&self) -> Option<(String, i32)> {
+        self.member
+            .as_ref()
+            .filter(|m| m.is_stable())
+            .map(|m| (m.member_id().to_string(), m.generation()))
     }
 
     pub fn set_group_id(&mut self, group_id: &str) {
@@ -62,16 +147,108 @@ impl Consumer {
         self.max_poll_records = n.max(1);
     }
 
-    /// Subscribes to topics: every partition of each is assigned to this consumer (creating the
-    /// topic if auto-creation is on).
+    /// Subscribes to topics (creating them if auto-creation is on). Without a group id every
+    /// partition is assigned to this consumer; with one, the consumer joins the group and gets
+    /// the partitions the group's assignment gives it (all of them when it is alone: the
+    /// first join is attempted here, without waiting).
     pub fn subscribe(&mut self, topics: Vec<String>) -> Result<()> {
         for t in &topics {
             if !self.broker.ensure_topic(t)? {
                 return Err(Error::UnknownTopicOrPartition(t.clone()));
             }
         }
-        self.subscription = topics;
-        self.refresh_subscription()
+        self.subscription = topics.clone();
+        let Some(group_id) = self.group_id.clone() else {
+            return self.refresh_subscription();
+        };
+        match &mut self.member {
+            Some(m) => {
+                if m.set_topics(topics, &self.broker) {
+                    self.revoke();
+                }
+            }
+            None => {
+                let g = &self.group;
+                let config = MemberConfig {
+                    group_id,
+                    group_instance_id: g.group_instance_id.clone(),
+                    client_id: g.client_id.clone(),
+                    session_timeout_ms: g.session_timeout_ms,
+                    rebalance_timeout_ms: g.rebalance_timeout_ms,
+                    heartbeat_interval_ms: g.heartbeat_interval_ms,
+                };
+                self.positions.clear();
+                self.member = Some(EmbeddedMember::new(config, topics));
+            }
+        }
+        self.drive_group()
+    }
+
+    /// Leaves the group (if a member) and drops the subscription and assignment.
+    pub fn unsubscribe(&mut self) {
+        self.leave_group();
+        self.subscription.clear();
+        self.positions.clear();
+    }
+
+    /// Leaves the group now instead of at drop (static members stay, as in Kafka).
+    pub fn close(&mut self) {
+        self.unsubscribe();
+    }
+
+    fn leave_group(&mut self) {
+        if let Some(mut m) = self.member.take() {
+            m.leave(&self.broker);
+        }
+        self.assigned_generation = None;
+        self.revoked = None;
+    }
+
+    /// One non-blocking membership step; applies a revocation or a new assignment.
+    fn drive_group(&mut self) -> Result<()> {
+        let Some(m) = self.member.as_mut() else {
+            return Ok(());
+        };
+        let change = m
+            .step(&self.broker)
+            .map_err(|e| group_error(m.group_id(), e))?;
+        match change {
+            Change::None => Ok(()),
+            Change::Revoked => {
+                self.revoke();
+                Ok(())
+            }
+            Change::Assigned {
+                partitions,
+                generation,
+            } => self.apply_assignment(partitions, generation),
+        }
+    }
+
+    fn revoke(&mut self) {
+        if self.revoked.is_none() {
+            let positions = std::mem::take(&mut self.positions);
+            self.revoked = Some((self.assigned_generation.take(), positions));
+        }
+        self.positions.clear();
+    }
+
+    fn apply_assignment(&mut self, partitions: Vec<TopicPartition>, generation: i32) -> Result<()> {
+        self.revoke();
+        let (previous, old) = self.revoked.take().unwrap_or_default();
+        // Kept into the very next generation: nobody else can have consumed it meanwhile.
+        let keep = previous.is_some_and(|g| g + 1 == generation);
+        let mut positions = BTreeMap::new();
+        for tp in partitions {
+            let pos = match old.get(&tp) {
+                Some(&p) if keep => p,
+                _ => self.initial_position(&tp)?,
+            };
+            positions.insert(tp, pos);
+        }
+        self.positions = positions;
+        self.assigned_generation = Some(generation);
+        Ok(())
     }
 
     fn refresh_subscription(&mut self) -> Result<()> {
@@ -91,8 +268,10 @@ impl Consumer {
         Ok(())
     }
 
-    /// Assigns exactly these partitions (replacing any subscription).
+    /// Assigns exactly these partitions (replacing any subscription; a group member leaves its
+    /// group first).
     pub fn assign(&mut self, partitions: Vec<TopicPartition>) -> Result<()> {
+        self.leave_group();
         self.subscription.clear();
         let mut positions = BTreeMap::new();
         for tp in partitions {
@@ -135,18 +314,26 @@ impl Consumer {
 
     /// Returns available records, waiting up to `timeout` (no wait for `None`) when there are
     /// none yet. At most `max_poll_records` per call; partitions are served round-robin.
+    /// As a group member, `poll` also joins, heartbeats and follows rebalances, waiting for
+    /// the group within `timeout` (group changes wake it like new records do).
     pub fn poll(&mut self, timeout: Option<Duration>) -> Result<Vec<StoredRecord>> {
-        if !self.subscription.is_empty() {
+        if self.member.is_none() && !self.subscription.is_empty() {
             self.refresh_subscription()?;
         }
         let deadline = Instant::now() + timeout.unwrap_or(Duration::ZERO);
         loop {
             let seen = self.broker.notifier().current();
+            self.drive_group()?;
             let records = self.fetch_once()?;
-            if !records.is_empty() || Instant::now() >= deadline || self.positions.is_empty() {
+            let idle = self.positions.is_empty() && self.member.is_none();
+            if !records.is_empty() || Instant::now() >= deadline || idle {
                 return Ok(records);
             }
-            self.broker.notifier().wait_past(seen, deadline);
+            let wake = match &self.member {
+                Some(m) => deadline.min(self.broker.groups().instant_at(m.next_wakeup_ms())),
+                None => deadline,
+            };
+            self.broker.notifier().wait_past(seen, wake);
         }
     }
 
@@ -246,17 +433,53 @@ impl Consumer {
 
     /// Commits the current position of every assigned partition for the group.
     pub fn commit(&mut self) -> Result<()> {
-        let group = self.group_id.clone().ok_or(Error::NoGroupId)?;
-        for (tp, &pos) in &self.positions {
-            self.broker
-                .commit_offset(&group, &tp.topic, tp.partition, pos, None)?;
-        }
-        Ok(())
+        let offsets: Vec<(TopicPartition, i64)> = self
+            .positions
+            .iter()
+            .map(|(tp, &p)| (tp.clone(), p))
+            .collect();
+        self.commit_offsets(&offsets)
     }
 
-    /// Commits explicit offsets (the next offset to read, as in Kafka).
+    /// Commits explicit offsets (the next offset to read, as in Kafka). A group member
+    /// commits with its generation: after the group moved on (a rebalance this consumer has
+    /// not followed yet) the commit is refused with `Error::NotAssigned` and the consumer
+    /// rejoins at its next `poll`. Without membership the commit is a simple one, refused
+    /// while the group has members.
     pub fn commit_offsets(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<()> {
         let group = self.group_id.clone().ok_or(Error::NoGroupId)?;
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let (member_id, instance_id, generation) = match &self.member {
+            Some(m) => (
+                m.member_id().to_string(),
+                m.group_instance_id().map(str::to_string),
+                m.generation(),
+            ),
+            None => (String::new(), None, -1),
+        };
+        let fenced = self.broker.groups().validate_commit(
+            &group,
+            &member_id,
+            instance_id.as_deref(),
+            generation,
+        );
+        if let Err(e) = fenced {
+            if let Some(m) = self.member.as_mut()
+                && e != GroupError::RebalanceInProgress
+            {
+                m.rejoin(&self.broker);
+                self.revoke();
+            }
+            return Err(match e {
+                GroupError::InvalidGroupId => Error::InvalidGroupId(group),
+                e => Error::NotAssigned(format!(
+                    "commit to group {group} refused ({e}): the group rebalanced and the \
+                     partitions may belong to another member now"
+                )),
+            });
+        }
         for (tp, off) in offsets {
             self.broker
                 .commit_offset(&group, &tp.topic, tp.partition, *off, None)?;
@@ -271,5 +494,12 @@ impl Consumer {
             .broker
             .committed_offset(group, &tp.topic, tp.partition)
             .map(|c| c.offset))
+    }
+}
+
+impl Drop for Consumer {
+    /// A dynamic group member leaves its group, so the others rebalance at once.
+    fn drop(&mut self) {
+        self.leave_group();
     }
 }

@@ -9,6 +9,7 @@
 //! - readers never see past a partition's high watermark (see `storage::log`).
 
 pub mod flusher;
+pub mod group;
 pub mod notify;
 pub mod offset_store;
 pub mod partition;
@@ -26,6 +27,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use self::flusher::Flusher;
+use self::group::{GroupConfig, GroupService};
 use self::notify::{HwListener, Notifier};
 pub use self::offset_store::CommittedOffset;
 use self::offset_store::OffsetStore;
@@ -40,6 +42,8 @@ use crate::types::{Record, StoredRecord};
 const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
 const TOPICS_FILE: &str = "__topics.meta";
 const OFFSETS_FILE: &str = "__consumer_offsets.meta";
+/// Longest wait between two passes over group offsets for expiry.
+const OFFSETS_EXPIRY_CHECK_INTERVAL_MS: i64 = 60_000;
 const PRODUCER_ID_BLOCK_FILE: &str = "producer-id-block";
 /// Producer ids are reserved durably in blocks of this many, so a restart never reuses one.
 const PRODUCER_ID_BLOCK_LEN: i64 = 1000;
@@ -84,6 +88,10 @@ struct Inner {
     flusher: Flusher,
     stop: AtomicBool,
     stop_cv: (Mutex<()>, std::sync::Condvar),
+    /// The consumer-group coordinator (classic protocol).
+    groups: GroupService,
+    /// Wall-clock ms of the last offsets-expiry pass.
+    offsets_expiry_ms: std::sync::atomic::AtomicI64,
     /// (next producer id to hand out, end of the durably reserved block).
     producer_ids: Mutex<(i64, i64)>,
 }
@@ -111,6 +119,8 @@ impl Broker {
         }
         let (mut topic_store, records) = RecordLog::<TopicRecord>::open(&dir.join(TOPICS_FILE))?;
         let mut metas: BTreeMap<String, TopicMeta> = BTreeMap::new();
+        // Topics with a recorded deletion: their leftover directories may be removed.
+        let mut deleted: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
         let replayed = records.len();
         for r in records {
             match r {
@@ -119,6 +129,7 @@ impl Broker {
                 }
                 TopicRecord::Delete { name } => {
                     metas.remove(&name);
+                    deleted.insert(name);
                 }
             }
         }
@@ -132,7 +143,7 @@ impl Broker {
             let t = open_topic(&config, meta, clean, now)?;
             topics.insert(t.0, t.1);
         }
-        remove_orphan_partition_dirs(&dir, &topics);
+        remove_orphan_partition_dirs(&dir, &topics, &deleted);
         let offsets =
             OffsetStore::open(&dir.join(OFFSETS_FILE), config.fsync != FsyncPolicy::Never)?;
         if clean {
@@ -149,12 +160,21 @@ impl Broker {
             flusher: Flusher::default(),
             stop: AtomicBool::new(false),
             stop_cv: (Mutex::new(()), std::sync::Condvar::new()),
+            groups: GroupService::new(GroupConfig::default()),
+            offsets_expiry_ms: std::sync::atomic::AtomicI64::new(0),
             producer_ids: Mutex::new({
                 let end = crate::storage::checkpoint::read_i64(&dir.join(PRODUCER_ID_BLOCK_FILE))
                     .unwrap_or(0);
                 (end, end)
             }),
         });
+        // Group changes wake embedded consumers waiting in `poll` (they wait on the notifier).
+        let weak = Arc::downgrade(&inner);
+        inner.groups.add_listener(Arc::new(move |_group: &str| {
+            if let Some(i) = weak.upgrade() {
+                i.notifier.wake_all();
+            }
+        }));
         let mut threads = Vec::new();
         let f = Arc::clone(&inner);
         threads.push(spawn("thorstream-flusher", move || {
@@ -190,6 +210,11 @@ impl Broker {
 
     pub fn notifier(&self) -> &Notifier {
         &self.inner.notifier
+    }
+
+    /// The consumer-group coordinator; `add_listener` on it is told when a group changes.
+    pub fn groups(&self) -> &GroupService {
+        &self.inner.groups
     }
 
     fn topic(&self, name: &str) -> Result<Arc<Topic>> {
@@ -382,8 +407,10 @@ impl Broker {
         let p = self.partition(topic, partition)?;
         let mut log = p.log()?;
         let before = log.high_watermark();
+        let segments_before = log.segment_count();
         let info = log.append(batches, now_ms())?;
         let hw = log.high_watermark();
+        let rolled = log.segment_count() != segments_before;
         drop(log);
         match p.fsync {
             FsyncPolicy::Always => self.inner.flusher.mark(&p, Instant::now()),
@@ -391,6 +418,8 @@ impl Broker {
                 .inner
                 .flusher
                 .mark(&p, Instant::now() + Duration::from_millis(ms)),
+            // `never` still fsyncs a segment once it is rolled (in the flusher, off this path).
+            FsyncPolicy::Never if rolled => self.inner.flusher.mark(&p, Instant::now()),
             FsyncPolicy::Never => {}
         }
         if hw != before {
@@ -716,8 +745,16 @@ fn open_topic(
     ))
 }
 
-/// Removes `<topic>-<n>` directories left by a topic deleted just before a crash.
-fn remove_orphan_partition_dirs(dir: &std::path::Path, topics: &BTreeMap<String, Arc<Topic>>) {
+/// Cleans up `<topic>-<n>` directories that belong to no live partition. A directory of a topic
+/// whose deletion is recorded (deleted just before a crash), or holding no records (a
+/// CreatePartitions cut short), is removed. Any other one holds data whose metadata was lost
+/// (a damaged `__topics.meta`): it is renamed to `<topic>-<n>.orphaned[.k]`, out of the broker's
+/// way (a new topic of that name starts empty) but kept for the operator, never deleted.
+fn remove_orphan_partition_dirs(
+    dir: &std::path::Path,
+    topics: &BTreeMap<String, Arc<Topic>>,
+    deleted: &std::collections::BTreeSet<String>,
+) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -737,14 +774,46 @@ fn remove_orphan_partition_dirs(dir: &std::path::Path, topics: &BTreeMap<String,
         let live = topics
             .get(topic)
             .is_some_and(|t| part.parse::<usize>().is_ok_and(|p| p < t.partition_count()));
-        if !live && e.path().is_dir() {
-            log::warn!(
-                "removing orphaned partition directory {}",
-                e.path().display()
-            );
-            let _ = std::fs::remove_dir_all(e.path());
+        let path = e.path();
+        if live || !path.is_dir() {
+            continue;
+        }
+        if deleted.contains(topic) || !holds_records(&path) {
+            log::warn!("removing orphaned partition directory {}", path.display());
+            let _ = std::fs::remove_dir_all(&path);
+            continue;
+        }
+        let Some(aside) = (0..1000)
+            .map(|k| match k {
+                0 => dir.join(format!("{name}.orphaned")),
+                k => dir.join(format!("{name}.orphaned.{k}")),
+            })
+            .find(|p| !p.exists())
+        else {
+            continue;
+        };
+        log::error!(
+            "partition directory {} holds records but no topic metadata names it (damaged {}?); \
+             keeping it as {}",
+            path.display(),
+            TOPICS_FILE,
+            aside.display()
+        );
+        if let Err(err) = std::fs::rename(&path, &aside) {
+            log::error!("renaming {}: {err}", path.display());
         }
     }
+    let _ = sync_dir(dir);
+}
+
+/// Whether a partition directory has a non-empty segment file.
+fn holds_records(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            e.file_name().to_str().is_some_and(|n| n.ends_with(".log"))
+                && e.metadata().is_ok_and(|m| m.len() > 0)
+        })
+    })
 }
 
 /// Housekeeping thread: segment age rolls, retention, recovery-point checkpoints.
@@ -763,6 +832,7 @@ fn housekeeping(inner: &Inner) {
         if inner.stop.load(Ordering::Acquire) {
             return;
         }
+        group_housekeeping(inner);
         let topics: Vec<Arc<Topic>> = inner
             .topics
             .read()
@@ -784,5 +854,21 @@ fn housekeeping(inner: &Inner) {
                 }
             }
         }
+    }
+}
+
+/// Session and rebalance timeouts of group members, and expiry of the committed offsets of
+/// groups empty for longer than `offsets_retention_minutes` (checked at most once a minute).
+fn group_housekeeping(inner: &Inner) {
+    inner.groups.tick();
+    let retention_ms = i64::try_from(inner.config.offsets_retention_minutes)
+        .unwrap_or(i64::MAX / 60_000)
+        .saturating_mul(60_000);
+    let check_interval_ms = retention_ms.clamp(0, OFFSETS_EXPIRY_CHECK_INTERVAL_MS);
+    let now = now_ms();
+    let last = inner.offsets_expiry_ms.load(Ordering::Acquire);
+    if now - last >= check_interval_ms {
+        inner.offsets_expiry_ms.store(now, Ordering::Release);
+        inner.groups.expire_offsets(&inner.offsets, retention_ms);
     }
 }

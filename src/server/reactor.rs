@@ -67,6 +67,11 @@ impl Reactor {
         broker.add_hw_listener(Arc::new(move |topic: &str, partition: i32, _hw: i64| {
             p.on_event(topic, partition)
         }));
+        let p = Arc::clone(&purgatory);
+        broker.groups().add_listener(Arc::new(move |group: &str| {
+            let (key, partition) = crate::broker::group::purgatory_key(group);
+            p.on_event(&key, partition)
+        }));
         let queued_bytes = Arc::new(AtomicUsize::new(0));
         let ctx = Arc::new(Ctx {
             broker,

@@ -978,18 +978,419 @@ def test_kcat_consumes_kafka_python_headers(kcat_bin, broker, clients, topic_nam
 
 
 # =============================================================================
-# consumer groups with subscribe() -- PLACEHOLDER
+# consumer groups with subscribe() (JoinGroup / SyncGroup / Heartbeat / LeaveGroup)
 # =============================================================================
-# JoinGroup / SyncGroup / Heartbeat / LeaveGroup are not implemented by the broker yet.
-# When they are, add here (for kafka-python and confluent-kafka):
-#   - subscribe() to a topic, get all partitions assigned, consume, commit, close
-#   - two members of one group split the partitions (range / cooperative-sticky)
-#   - a member leaving triggers a rebalance; the other takes over from committed offsets
-#   - auto commit (enable.auto.commit) persists positions
+# Both libraries, through one adapter (`GroupMember`): subscribe, consume, commit, resume; two
+# members split partitions; a member that leaves or is killed hands its partitions over; an
+# embedded Thorstream consumer and a librdkafka consumer share a group; kcat -G.
 
-@pytest.mark.skip(reason="group membership (JoinGroup/SyncGroup) not implemented in the broker yet")
-def test_group_subscribe_placeholder():
-    pass
+GROUP_SESSION_MS = 6000      # the broker's minimum (Kafka's group.min.session.timeout.ms)
+GROUP_WAIT_S = 30.0          # upper bound for any "wait until the group settled" loop
+GROUP_KINDS = ["kp", "ck"]
+
+
+class GroupMember:
+    """A subscribed consumer of either library: poll -> [(partition, offset, value)]."""
+
+    def __init__(self, kind, consumer):
+        self.kind = kind
+        self.c = consumer
+
+    def poll(self, timeout_s=0.2):
+        if self.kind == "kp":
+            out = []
+            for recs in self.c.poll(timeout_ms=int(timeout_s * 1000)).values():
+                out.extend((r.partition, r.offset, r.value) for r in recs)
+            return out
+        out = []
+        for m in self.c.consume(num_messages=500, timeout=timeout_s):
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise KafkaException(m.error())
+            out.append((m.partition(), m.offset(), m.value()))
+        return out
+
+    def assignment(self):
+        return {tp.partition for tp in self.c.assignment()}
+
+    def commit(self):
+        if self.kind == "kp":
+            self.c.commit()
+            return
+        try:
+            self.c.commit(asynchronous=False)
+        except KafkaException as e:
+            if e.args[0].code() != KafkaError._NO_OFFSET:  # nothing consumed since assignment
+                raise
+
+    def committed(self, topic, partitions):
+        if self.kind == "kp":
+            return {p: self.c.committed(KpTP(topic, p)) for p in partitions}
+        got = self.c.committed([CkTP(topic, p) for p in partitions], timeout=10)
+        return {t.partition: (None if t.offset == OFFSET_INVALID else t.offset) for t in got}
+
+    def close(self):
+        if self.kind == "kp":
+            self.c.close(autocommit=False)
+        else:
+            try:
+                self.c.close()
+            except RuntimeError:
+                pass
+
+
+def group_member(clients, kind, group_id, topic, **cfg):
+    if kind == "kp":
+        conf = dict(group_id=group_id, session_timeout_ms=GROUP_SESSION_MS,
+                    heartbeat_interval_ms=1000)
+        conf.update(cfg)
+        c = clients.kp_consumer(**conf)
+    else:
+        conf = {"group.id": group_id, "session.timeout.ms": GROUP_SESSION_MS,
+                "heartbeat.interval.ms": 1000}
+        conf.update(cfg)
+        c = clients.ck_consumer(conf)
+    c.subscribe([topic])
+    return GroupMember(kind, c)
+
+
+def poll_members(members, until, timeout=GROUP_WAIT_S, what="group condition"):
+    """Polls every member in turn until `until(records_by_member)` holds; returns the records."""
+    got = [[] for _ in members]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for i, m in enumerate(members):
+            got[i].extend(m.poll(0.1))
+        if until(got):
+            return got
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; assignments: "
+                f"{[sorted(m.assignment()) for m in members]}, records: {[len(g) for g in got]}")
+
+
+def produce_per_partition(clients, topic, partitions, per_partition, tag):
+    prod = clients.kp_producer(acks="all")
+    for p in partitions:
+        for i in range(per_partition):
+            prod.send(topic, value=f"{tag}-{p}-{i}".encode(), partition=p)
+    prod.flush(timeout=POLL_TIMEOUT_S)
+
+
+def assert_split(members, partitions):
+    owned = [m.assignment() for m in members]
+    assert all(owned), f"a member owns nothing: {owned}"
+    assert set().union(*owned) == set(partitions), owned
+    assert sum(len(o) for o in owned) == len(partitions), f"overlap: {owned}"
+
+
+@pytest.mark.parametrize("kind", GROUP_KINDS)
+def test_group_subscribe_consume_commit_resume(clients, topic_name, group_id, kind):
+    kp_create_topic(clients.kp_admin(), topic_name, 2)
+    produce_per_partition(clients, topic_name, [0, 1], 5, "first")
+    a = group_member(clients, kind, group_id, topic_name)
+    [got] = poll_members([a], lambda g: len(g[0]) >= 10, what="10 records")
+    assert sorted((p, o) for p, o, _ in got) == [(p, o) for p in (0, 1) for o in range(5)]
+    assert a.assignment() == {0, 1}, "a lone member gets every partition"
+    a.commit()
+    assert a.committed(topic_name, [0, 1]) == {0: 5, 1: 5}
+    a.close()
+
+    produce_per_partition(clients, topic_name, [0, 1], 2, "second")
+    b = group_member(clients, kind, group_id, topic_name)
+    [got] = poll_members([b], lambda g: len(g[0]) >= 4, what="4 new records")
+    time.sleep(QUIET_POLL_S)
+    got.extend(b.poll(0.2))
+    assert sorted((p, o) for p, o, _ in got) == [(0, 5), (0, 6), (1, 5), (1, 6)], \
+        "the new member did not resume from the committed offsets"
+
+
+@pytest.mark.parametrize("kind", GROUP_KINDS)
+def test_group_auto_commit_persists_positions(clients, topic_name, group_id, kind):
+    kp_create_topic(clients.kp_admin(), topic_name, 1)
+    produce_per_partition(clients, topic_name, [0], 6, "auto")
+    cfg = ({"enable_auto_commit": True, "auto_commit_interval_ms": 100} if kind == "kp"
+           else {"enable.auto.commit": True, "auto.commit.interval.ms": 100})
+    a = group_member(clients, kind, group_id, topic_name, **cfg)
+    poll_members([a], lambda g: len(g[0]) >= 6, what="6 records")
+    wait_until(lambda: (a.poll(0.1) or True) and a.committed(topic_name, [0])[0] == 6,
+               timeout=15, what="auto commit of offset 6")
+
+
+@pytest.mark.parametrize("kind,strategy", [("kp", None), ("ck", None), ("ck", "cooperative-sticky")])
+def test_group_two_members_split_partitions_exactly_once(clients, topic_name, group_id, kind,
+                                                          strategy):
+    kp_create_topic(clients.kp_admin(), topic_name, 4)
+    cfg = {"partition.assignment.strategy": strategy} if strategy else {}
+    a = group_member(clients, kind, group_id, topic_name, **cfg)
+    poll_members([a], lambda g: a.assignment() == {0, 1, 2, 3}, what="a lone member with 4 partitions")
+    b = group_member(clients, kind, group_id, topic_name, **cfg)
+    poll_members([a, b], lambda g: len(a.assignment()) == 2 and len(b.assignment()) == 2,
+                 what="2 + 2 partitions")
+    assert_split([a, b], range(4))
+
+    produce_per_partition(clients, topic_name, range(4), 10, "split")
+    got = poll_members([a, b], lambda g: len(g[0]) + len(g[1]) >= 40, what="40 records")
+    for m, recs in zip([a, b], got):
+        recs.extend(m.poll(QUIET_POLL_S))
+        assert {p for p, _, _ in recs} <= m.assignment(), "a record from a partition not owned"
+    keys = [(p, o) for recs in got for p, o, _ in recs]
+    assert len(keys) == 40 and len(set(keys)) == 40, "records lost or consumed twice"
+    assert sorted(keys) == [(p, o) for p in range(4) for o in range(10)]
+
+
+@pytest.mark.parametrize("kind", GROUP_KINDS)
+def test_group_member_leaving_hands_over_from_committed_offsets(clients, topic_name, group_id,
+                                                                kind):
+    kp_create_topic(clients.kp_admin(), topic_name, 4)
+    a = group_member(clients, kind, group_id, topic_name)
+    b = group_member(clients, kind, group_id, topic_name)
+    poll_members([a, b], lambda g: len(a.assignment()) == 2 and len(b.assignment()) == 2,
+                 what="a 2 + 2 split")
+    assert_split([a, b], range(4))
+    produce_per_partition(clients, topic_name, range(4), 5, "before")
+    got = poll_members([a, b], lambda g: len(g[0]) + len(g[1]) >= 20, what="20 records")
+    a.commit()
+    b.commit()
+    b_parts = b.assignment()
+    b.close()  # LeaveGroup: no need to wait for the session timeout
+    left = time.monotonic()
+    poll_members([a], lambda g: a.assignment() == {0, 1, 2, 3}, timeout=GROUP_WAIT_S,
+                 what="the remaining member to own all partitions")
+    assert time.monotonic() - left < GROUP_SESSION_MS / 1000, "takeover waited for a timeout"
+    produce_per_partition(clients, topic_name, sorted(b_parts), 3, "after")
+    [more] = poll_members([a], lambda g: len(g[0]) >= 6, what="records of the taken-over partitions")
+    more.extend(a.poll(QUIET_POLL_S))
+    assert sorted((p, o) for p, o, _ in more) == [(p, o) for p in sorted(b_parts) for o in (5, 6, 7)], \
+        "taken-over partitions must resume at the leaver's commits"
+    assert len(got[0]) + len(got[1]) == 20
+
+
+KILLABLE_MEMBER = r"""
+import sys
+kind, bootstrap, group, topic, session_ms = sys.argv[1:6]
+if kind == "ck":
+    from confluent_kafka import Consumer
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "broker.address.family": "v4",
+                  "session.timeout.ms": int(session_ms), "heartbeat.interval.ms": 1000,
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    poll = lambda: c.poll(0.1)
+else:
+    from kafka import KafkaConsumer
+    c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group,
+                      session_timeout_ms=int(session_ms), heartbeat_interval_ms=1000,
+                      enable_auto_commit=False, auto_offset_reset="earliest")
+    poll = lambda: c.poll(timeout_ms=100)
+shown = None
+while True:
+    poll()
+    owned = sorted(tp.partition for tp in c.assignment())
+    if owned != shown:
+        print("assigned " + ",".join(map(str, owned)), flush=True)
+        shown = owned
+"""
+
+
+class LineReader:
+    """Collects a subprocess's stdout lines on a thread."""
+
+    def __init__(self, proc):
+        import queue
+        import threading
+        self.lines = queue.Queue()
+        self.seen = []
+        threading.Thread(target=self._run, args=(proc,), daemon=True).start()
+
+    def _run(self, proc):
+        for line in proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def drain(self):
+        import queue
+        while True:
+            try:
+                self.seen.append(self.lines.get_nowait())
+            except queue.Empty:
+                return self.seen
+
+    def last_assignment(self):
+        owned = [l for l in self.drain() if l.startswith("assigned")]
+        if not owned:
+            return None
+        text = owned[-1][len("assigned"):].strip()
+        return {int(p) for p in text.split(",")} if text else set()
+
+
+@pytest.mark.parametrize("kind", GROUP_KINDS)
+def test_group_killed_member_partitions_move_within_the_session_timeout(
+        broker, clients, topic_name, group_id, kind):
+    import signal
+    import sys
+    kp_create_topic(clients.kp_admin(), topic_name, 4)
+    a = group_member(clients, kind, group_id, topic_name)
+    poll_members([a], lambda g: a.assignment() == {0, 1, 2, 3}, what="a lone member")
+    proc = subprocess.Popen([sys.executable, "-c", KILLABLE_MEMBER, kind, broker.bootstrap,
+                             group_id, topic_name, str(GROUP_SESSION_MS)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        reader = LineReader(proc)
+        poll_members([a], lambda g: len(a.assignment()) == 2
+                     and reader.last_assignment() == {0, 1, 2, 3} - a.assignment(),
+                     what="the subprocess member to own the other 2 partitions")
+        victim = reader.last_assignment()
+        proc.send_signal(signal.SIGKILL)  # no LeaveGroup: only the session timeout notices
+        proc.wait(timeout=10)
+        killed = time.monotonic()
+        poll_members([a], lambda g: a.assignment() == {0, 1, 2, 3}, timeout=GROUP_WAIT_S,
+                     what="the survivor to take over the killed member's partitions")
+        took = time.monotonic() - killed
+        # Session timeout, plus up to one housekeeping tick and one heartbeat interval to rejoin.
+        assert took < GROUP_SESSION_MS / 1000 + 5, f"takeover took {took:.1f}s"
+        produce_per_partition(clients, topic_name, sorted(victim), 2, "orphan")
+        [got] = poll_members([a], lambda g: len(g[0]) >= 4, what="records of the taken-over partitions")
+        assert {p for p, _, _ in got} == victim
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def test_kp_admin_describe_list_and_delete_groups(clients, topic_name, group_id):
+    kp_create_topic(clients.kp_admin(), topic_name, 2)
+    a = group_member(clients, "kp", group_id, topic_name)
+    poll_members([a], lambda g: a.assignment() == {0, 1}, what="assignment")
+    admin = clients.kp_admin()
+    assert dict(admin.list_consumer_groups()).get(group_id) == "consumer"
+    [desc] = admin.describe_consumer_groups([group_id])
+    assert (desc.state, desc.protocol_type, desc.protocol) == ("Stable", "consumer", "range")
+    [member] = desc.members
+    assert member.client_id == "compat-kp-consumer"
+    assert {tp.partition for tp in member.member_assignment.partitions()} == {0, 1}
+    assert list(member.member_metadata.topics) == [topic_name]
+    # A group with members cannot be deleted (NON_EMPTY_GROUP); once empty it can.
+    [(_, error)] = admin.delete_consumer_groups([group_id])
+    assert error is kp_errors.NonEmptyGroupError
+    a.commit()
+    a.close()
+    [(_, error)] = admin.delete_consumer_groups([group_id])
+    assert error is kp_errors.NoError
+    assert group_id not in dict(admin.list_consumer_groups())
+    assert admin.list_consumer_group_offsets(group_id) == {}
+
+
+def test_ck_admin_describe_and_list_groups(clients, topic_name, group_id):
+    ck_create_topic(clients.ck_admin(), topic_name, 2)
+    a = group_member(clients, "ck", group_id, topic_name)
+    poll_members([a], lambda g: a.assignment() == {0, 1}, what="assignment")
+    admin = clients.ck_admin()
+    listed = admin.list_consumer_groups(request_timeout=10).result(timeout=ADMIN_TIMEOUT_S)
+    assert group_id in {g.group_id for g in listed.valid}, listed.valid
+    desc = admin.describe_consumer_groups([group_id], request_timeout=10)[group_id].result(
+        timeout=ADMIN_TIMEOUT_S)
+    assert desc.state.name == "STABLE" and desc.partition_assignor == "range"
+    [member] = desc.members
+    assert {tp.partition for tp in member.assignment.topic_partitions} == {0, 1}
+
+
+@pytest.mark.kcat
+def test_kcat_balanced_consumer_group(kcat_bin, broker, clients, topic_name, group_id):
+    kp_create_topic(clients.kp_admin(), topic_name, 2)
+    produce_per_partition(clients, topic_name, [0, 1], 3, "kcat")
+    out = run_kcat(kcat_bin, broker, ["-G", group_id, "-o", "beginning", "-e", "-q",
+                                      "-X", "enable.auto.commit=true",
+                                      "-f", "%p|%o|%s\n", topic_name], timeout=60)
+    assert sorted(out.splitlines()) == sorted(f"{p}|{i}|kcat-{p}-{i}" for p in (0, 1) for i in range(3))
+
+
+# ---- an embedded Thorstream consumer and a librdkafka consumer in one group ---------------
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def group_consumer_example():
+    """examples/group_consumer.rs, built in release (the embedded member under test)."""
+    import shutil
+    from conftest import REPO_ROOT, _target_dir
+    cargo = shutil.which("cargo")
+    if cargo is None:
+        pytest.skip("cargo not on PATH: cannot build examples/group_consumer.rs")
+    proc = subprocess.run([cargo, "build", "--release", "--example", "group_consumer"],
+                          cwd=REPO_ROOT, timeout=900)
+    assert proc.returncode == 0, "cargo build --example group_consumer failed"
+    return _target_dir() / "release" / "examples" / "group_consumer"
+
+
+@pytest.mark.timeout(900)  # includes building the example on a cold cache
+def test_group_embedded_consumer_and_librdkafka_share_a_group(group_consumer_example, tmp_path):
+    import signal
+    from confluent_kafka import Consumer as CkConsumer
+    from confluent_kafka import Producer as CkProducer
+    bootstrap = f"127.0.0.1:{_free_port()}"
+    topic, group = "shared", "mixed"
+    proc = subprocess.Popen([str(group_consumer_example), "--serve", bootstrap,
+                             "--data-dir", str(tmp_path / "data"), "--topic", topic,
+                             "--partitions", "4", "--group", group,
+                             "--session-timeout-ms", str(GROUP_SESSION_MS)],
+                            stdout=subprocess.PIPE, text=True)
+    ck = None
+    try:
+        embedded = LineReader(proc)
+        wait_until(lambda: embedded.last_assignment() == {0, 1, 2, 3}, timeout=GROUP_WAIT_S,
+                   what="the embedded member to own every partition")
+        ck = CkConsumer(dict(CK_COMMON_FOR_EXAMPLE, **{
+            "bootstrap.servers": bootstrap, "group.id": group,
+            "session.timeout.ms": GROUP_SESSION_MS, "heartbeat.interval.ms": 1000}))
+        ck.subscribe([topic])
+        member = GroupMember("ck", ck)
+        poll_members([member], lambda g: len(member.assignment()) == 2
+                     and embedded.last_assignment() == {0, 1, 2, 3} - member.assignment(),
+                     what="a 2 + 2 split between the embedded and the librdkafka member")
+
+        prod = CkProducer({"bootstrap.servers": bootstrap, "broker.address.family": "v4"})
+        for p in range(4):
+            for i in range(10):
+                prod.produce(topic, value=f"mixed-{p}-{i}".encode(), partition=p)
+        assert prod.flush(15) == 0
+
+        def embedded_records():
+            return [tuple(l.split(" ", 3)[1:]) for l in embedded.drain() if l.startswith("record ")]
+
+        [mine] = poll_members([member], lambda g: len(g[0]) + len(embedded_records()) >= 40,
+                              what="40 records between the two members")
+        mine.extend(member.poll(QUIET_POLL_S))
+        theirs = [(int(p), int(o), v.encode()) for p, o, v in embedded_records()]
+        assert {p for p, _, _ in mine} == member.assignment()
+        assert {p for p, _, _ in theirs} == {0, 1, 2, 3} - member.assignment()
+        keys = [(p, o) for p, o, _ in mine + theirs]
+        assert sorted(keys) == [(p, o) for p in range(4) for o in range(10)], \
+            "each record exactly once"
+
+        ck.close()  # LeaveGroup: the embedded member takes everything back
+        ck = None
+        wait_until(lambda: embedded.last_assignment() == {0, 1, 2, 3}, timeout=GROUP_WAIT_S,
+                   what="the embedded member to own every partition again")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        assert "stopped cleanly" in embedded.drain()
+    finally:
+        if ck is not None:
+            ck.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+CK_COMMON_FOR_EXAMPLE = {
+    "broker.address.family": "v4",
+    "enable.auto.commit": False,
+    "auto.offset.reset": "earliest",
+    "socket.timeout.ms": 10000,
+}
 
 
 # =============================================================================

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api_versions;
 pub mod fetch;
+pub mod groups;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
@@ -34,6 +35,7 @@ pub enum Outcome {
 pub enum Delayed {
     Fetch(Box<kafka_protocol::messages::FetchRequest>),
     Produce(produce::PendingAcks),
+    Group(groups::PendingGroup),
 }
 
 pub fn dispatch(ctx: &Ctx, header: &RequestHeader, request: RequestKind) -> Outcome {
@@ -56,6 +58,14 @@ pub fn dispatch(ctx: &Ctx, header: &RequestHeader, request: RequestKind) -> Outc
         RequestKind::FindCoordinator(r) => offsets::find_coordinator(ctx, v, r),
         RequestKind::OffsetCommit(r) => offsets::offset_commit(ctx, r),
         RequestKind::OffsetFetch(r) => offsets::offset_fetch(ctx, v, r),
+        RequestKind::JoinGroup(r) => groups::join_group(ctx, header, r),
+        RequestKind::SyncGroup(r) => groups::sync_group(ctx, v, r),
+        RequestKind::Heartbeat(r) => groups::heartbeat(ctx, r),
+        RequestKind::LeaveGroup(r) => groups::leave_group(ctx, v, r),
+        RequestKind::DescribeGroups(r) => groups::describe_groups(ctx, v, r),
+        RequestKind::ListGroups(r) => groups::list_groups(ctx, r),
+        RequestKind::DeleteGroups(r) => groups::delete_groups(ctx, r),
+        RequestKind::OffsetDelete(r) => groups::offset_delete(ctx, r),
         other => Outcome::Close(format!("no handler for {other:?}")),
     }
 }
@@ -66,6 +76,7 @@ pub fn retry(ctx: &Ctx, header: &RequestHeader, kind: Delayed, deadline: Instant
     match kind {
         Delayed::Fetch(r) => fetch::handle(ctx, v, r, Some(deadline)),
         Delayed::Produce(p) => produce::retry(ctx, p, deadline),
+        Delayed::Group(p) => groups::retry(ctx, v, p, deadline),
     }
 }
 

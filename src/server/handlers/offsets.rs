@@ -1,5 +1,7 @@
-//! FindCoordinator, OffsetCommit, OffsetFetch for consumers that `assign()` partitions and
-//! commit with generation -1 (simple commits). Group membership is a later addition.
+//! FindCoordinator, OffsetCommit, OffsetFetch. Commits are fenced by the group coordinator
+//! (`GroupService::validate_commit`): a member commits with its current generation and member
+//! id; a simple commit (generation -1, no member id, from `assign()` consumers and admin
+//! tools) is accepted only while the group has no members, as Kafka does.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::offset_commit_response::{
@@ -13,9 +15,6 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::Outcome;
 use crate::server::worker::Ctx;
-
-const ILLEGAL_GENERATION: i16 = 22;
-const INVALID_GROUP_ID: i16 = 24;
 
 pub fn find_coordinator(ctx: &Ctx, version: i16, req: FindCoordinatorRequest) -> Outcome {
     let node = ctx.broker.node_id();
@@ -46,6 +45,17 @@ pub fn find_coordinator(ctx: &Ctx, version: i16, req: FindCoordinatorRequest) ->
 
 pub fn offset_commit(ctx: &Ctx, req: OffsetCommitRequest) -> Outcome {
     let group = req.group_id.0.to_string();
+    let instance_id = req
+        .group_instance_id
+        .as_ref()
+        .map(|s| s.to_string())
+        .filter(|s| !s.is_empty());
+    let fenced = ctx.broker.groups().validate_commit(
+        &group,
+        &req.member_id,
+        instance_id.as_deref(),
+        req.generation_id_or_member_epoch,
+    );
     let topics = req
         .topics
         .iter()
@@ -57,11 +67,8 @@ pub fn offset_commit(ctx: &Ctx, req: OffsetCommitRequest) -> Outcome {
                     t.partitions
                         .iter()
                         .map(|p| {
-                            let code = if group.is_empty() {
-                                INVALID_GROUP_ID
-                            } else if req.generation_id_or_member_epoch >= 0 {
-                                // No group membership yet: only simple (generation -1) commits.
-                                ILLEGAL_GENERATION
+                            let code = if let Err(e) = &fenced {
+                                e.code()
                             } else {
                                 match ctx.broker.commit_offset(
                                     &group,
