@@ -1,0 +1,159 @@
+//! Helpers shared by the integration tests: brokers on temp dirs, unclean stops, reading a
+//! partition back, and poking at segment files.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use thorstream::storage::batch::BatchIter;
+use thorstream::{Broker, BrokerConfig, FsyncPolicy, StoredRecord, TopicConfig};
+
+/// A broker config on `dir`. Housekeeping is effectively off (1 h) so that a broker leaked by
+/// `crash` never touches the directory again.
+pub fn config(dir: &Path, fsync: FsyncPolicy) -> BrokerConfig {
+    BrokerConfig {
+        data_dir: dir.to_path_buf(),
+        fsync,
+        housekeeping_interval_ms: 3_600_000,
+        ..BrokerConfig::default()
+    }
+}
+
+pub fn open(dir: &Path, fsync: FsyncPolicy) -> Arc<Broker> {
+    Arc::new(Broker::new(config(dir, fsync)).expect("open broker"))
+}
+
+/// Simulates a crash: the broker is leaked, so `close` never runs, nothing is fsynced or
+/// checkpointed and no clean-shutdown marker is written. Its threads stay parked.
+pub fn crash(broker: Arc<Broker>) {
+    std::mem::forget(broker);
+}
+
+/// A topic config with `partitions` partitions and segments of at most `segment_bytes`.
+pub fn small_segments(partitions: u32, segment_bytes: u64) -> TopicConfig {
+    TopicConfig {
+        num_partitions: partitions,
+        segment_bytes,
+        ..TopicConfig::default()
+    }
+}
+
+/// The value written for record `i` (distinct, and of a length that varies with `i`).
+pub fn value(i: usize) -> Vec<u8> {
+    let mut v = format!("value-{i:06}-").into_bytes();
+    v.extend(std::iter::repeat_n(b'a' + (i % 26) as u8, 20 + i % 90));
+    v
+}
+
+/// Reads every record of a partition from `from` up to the high watermark.
+pub fn read_from(broker: &Broker, topic: &str, partition: i32, from: i64) -> Vec<StoredRecord> {
+    let mut out = Vec::new();
+    let mut pos = from;
+    loop {
+        let (records, offsets) = broker
+            .read_records(topic, partition, pos, 64 * 1024)
+            .expect("read");
+        match records.last() {
+            Some(last) => {
+                pos = last.offset + 1;
+                out.extend(records);
+            }
+            None => {
+                assert_eq!(
+                    pos, offsets.high_watermark,
+                    "read stopped at {pos} below the high watermark"
+                );
+                return out;
+            }
+        }
+    }
+}
+
+pub fn read_all(broker: &Broker, topic: &str, partition: i32) -> Vec<StoredRecord> {
+    let start = broker
+        .offsets(topic, partition)
+        .expect("offsets")
+        .log_start_offset;
+    read_from(broker, topic, partition, start)
+}
+
+/// Asserts that `records` carry exactly the offsets `from..from + len`.
+pub fn assert_dense(records: &[StoredRecord], from: i64) {
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r.offset, from + i as i64, "offsets are not dense");
+    }
+}
+
+pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
+    data_dir.join(format!("{topic}-{partition}"))
+}
+
+/// Base offsets of the `.log` files in a partition directory, sorted.
+pub fn segment_bases(dir: &Path) -> Vec<i64> {
+    let mut bases: Vec<i64> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .filter_map(|e| {
+            let name = e.expect("entry").file_name().into_string().ok()?;
+            name.strip_suffix(".log")?.parse().ok()
+        })
+        .collect();
+    bases.sort_unstable();
+    bases
+}
+
+pub fn segment_path(dir: &Path, base: i64, ext: &str) -> PathBuf {
+    dir.join(format!("{base:020}.{ext}"))
+}
+
+/// `(start position, length, base offset, record count)` of one batch in a `.log` file.
+pub type BatchSpan = (usize, usize, i64, i32);
+
+/// Every batch in a `.log` file.
+pub fn batches_in(path: &Path) -> Vec<BatchSpan> {
+    let bytes = std::fs::read(path).expect("read segment");
+    let mut it = BatchIter::new(&bytes);
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while let Some((h, b)) = it.next() {
+        out.push((pos, b.len(), h.base_offset, h.record_count));
+        pos = it.position();
+    }
+    assert_eq!(pos, bytes.len(), "segment has trailing bytes");
+    out
+}
+
+pub fn truncate_file(path: &Path, len: u64) {
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open for truncation");
+    f.set_len(len).expect("truncate");
+}
+
+pub fn flip_byte(path: &Path, pos: usize) {
+    let mut bytes = std::fs::read(path).expect("read");
+    bytes[pos] ^= 0x5a;
+    std::fs::write(path, bytes).expect("write");
+}
+
+/// Polls `cond` every 10 ms until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The value in a checkpoint file (8-byte big-endian i64 followed by a CRC), if present.
+pub fn read_checkpoint(path: &Path) -> Option<i64> {
+    let bytes = std::fs::read(path).ok()?;
+    let arr: [u8; 8] = bytes.get(0..8)?.try_into().ok()?;
+    Some(i64::from_be_bytes(arr))
+}
