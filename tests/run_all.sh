@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test Thorstream has, on a fresh machine: formatting and lints, the Rust unit,
 # property and integration tests, then the Kafka client-compatibility suite (which installs
-# its own Python venv, pip packages and kcat). Exits non-zero if anything fails.
+# its own Python venv, pip packages, kafkajs (npm) and kcat). Exits non-zero if anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,5 +11,5 @@ echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 echo "==> cargo test (unit, property and integration tests)"
 cargo test
-echo "==> Kafka client compatibility (kafka-python, confluent-kafka, kcat)"
+echo "==> Kafka client compatibility (kafka-python, confluent-kafka, aiokafka, kafkajs, kcat)"
 bash tests/kafka_client_compat/run.sh

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the broker, set up the client venv, run the client-compatibility tests.
+# Build the broker, set up the client venv (and kafkajs, via setup_venv.sh -> setup_node.sh), run the client-compatibility tests.
 # Extra arguments are passed to pytest, e.g.:  tests/kafka_client_compat/run.sh -k kcat -x
 # Exits with pytest's exit code.
 set -euo pipefail

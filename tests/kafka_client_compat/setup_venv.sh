@@ -4,6 +4,8 @@
 #   - pip installs the pinned packages from requirements.txt (skipped if already satisfied)
 #   - installs kcat via apt when running as root and kcat is missing (otherwise warns;
 #     the kcat tests then skip with a clear reason)
+#   - installs kafkajs (npm ci in node/) through setup_node.sh (without node/npm it warns;
+#     the kafkajs tests then skip with a clear reason)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -55,5 +57,8 @@ elif [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
 else
     warn "kcat not on PATH and cannot apt-get install it (not root or no apt); kcat tests will be skipped"
 fi
+
+# 4. kafkajs (node/)
+"$HERE/setup_node.sh"
 
 log "done in $(( $(date +%s) - start ))s"
