@@ -162,15 +162,51 @@ pub fn validate_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     }
     // An uncompressed v2 record is at least 7 bytes (length, attributes, timestamp delta,
     // offset delta, key length, value length, header count), so a count the body cannot hold
-    // is a lie that would otherwise claim a huge range of offsets.
-    let body = total - BATCH_HEADER_BYTES;
-    if header.compression_codec() == 0 && header.record_count as usize > body / MIN_RECORD_BYTES {
+    // is a lie that would otherwise claim a huge range of offsets. Past that cheap check, the
+    // records' length prefixes must frame exactly `record_count` records (a CRC only proves
+    // the bytes arrived as the client sent them, not that they are consistent). Compressed
+    // bodies are stored without being inflated, so their count is taken on trust.
+    let body = &buf[BATCH_HEADER_BYTES..total];
+    if header.compression_codec() == 0
+        && (header.record_count as usize > body.len() / MIN_RECORD_BYTES
+            || count_records(body) != Some(header.record_count as usize))
+    {
         return Err(BatchError::InvalidRecordCount {
             count: header.record_count,
             last_offset_delta: header.last_offset_delta,
         });
     }
     Ok(header)
+}
+
+/// Counts the records of an uncompressed batch body by their length prefixes (zigzag
+/// varints); `None` if a prefix is malformed, shorter than the smallest record, or runs past
+/// the end of the body.
+fn count_records(mut body: &[u8]) -> Option<usize> {
+    let mut count = 0usize;
+    while !body.is_empty() {
+        let mut raw = 0u64;
+        let mut used = 0;
+        loop {
+            if used == 5 {
+                return None;
+            }
+            let byte = *body.get(used)?;
+            raw |= u64::from(byte & 0x7f) << (7 * used);
+            used += 1;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        let len = (raw >> 1) as i64 ^ -((raw & 1) as i64);
+        let len = usize::try_from(len).ok()?;
+        if len < MIN_RECORD_BYTES - 1 {
+            return None;
+        }
+        body = body.get(used..)?.get(len..)?;
+        count += 1;
+    }
+    Some(count)
 }
 
 /// Validates every batch in `buf`, which must consist of whole batches only, and returns their
@@ -249,15 +285,21 @@ pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Builds a syntactically valid batch with `count` empty-bodied records (test helper; the
-    /// record bodies are opaque to this module).
+    /// Builds a syntactically valid batch of `count` records (test helper): each record is a
+    /// length prefix and opaque bytes, `body` (padded to the smallest record size) in the
+    /// first and minimal records after it.
     pub(crate) fn make_batch(count: i32, body: &[u8], ts: i64) -> Vec<u8> {
         let mut b = vec![0u8; BATCH_HEADER_BYTES];
-        b.extend_from_slice(body);
-        // Keep the body plausible for `count` records (validation checks the minimum size).
-        let min_body = count.max(0) as usize * MIN_RECORD_BYTES;
-        if body.len() < min_body {
-            b.resize(BATCH_HEADER_BYTES + min_body, 0);
+        for i in 0..count.max(0) {
+            let mut record = if i == 0 { body.to_vec() } else { Vec::new() };
+            record.resize(record.len().max(MIN_RECORD_BYTES - 1), 0);
+            let mut zigzag = (record.len() as u64) << 1;
+            while zigzag >= 0x80 {
+                b.push((zigzag as u8 & 0x7f) | 0x80);
+                zigzag >>= 7;
+            }
+            b.push(zigzag as u8);
+            b.extend_from_slice(&record);
         }
         let len = (b.len() - LOG_OVERHEAD_BYTES) as i32;
         BigEndian::write_i32(&mut b[8..12], len);
@@ -336,6 +378,26 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn rejects_a_count_the_records_do_not_frame() {
+        for (count, delta) in [(4, 3), (2, 1)] {
+            let mut b = make_batch(3, b"abcdefg", 1);
+            BigEndian::write_i32(&mut b[57..61], count);
+            BigEndian::write_i32(&mut b[23..27], delta);
+            let total = b.len();
+            rewrite_crc(&mut b, total);
+            assert!(matches!(
+                validate_batch(&b),
+                Err(BatchError::InvalidRecordCount { .. })
+            ));
+        }
+        let mut b = make_batch(2, b"abcdefg", 1);
+        b[BATCH_HEADER_BYTES] = 0x01; // a negative record length
+        let total = b.len();
+        rewrite_crc(&mut b, total);
+        assert!(validate_batch(&b).is_err());
+    }
+
+    #[test]
     fn too_large_batch_is_refused() {
         let b = make_batch(1, &[0u8; 100], 1);
         assert!(matches!(
@@ -353,15 +415,13 @@ pub(crate) mod tests {
 
         #[test]
         fn valid_batches_round_trip(bodies in proptest::collection::vec((1i32..50, proptest::collection::vec(any::<u8>(), 0..64), any::<i64>()), 1..8)) {
-            let mut all = Vec::new();
-            for (count, body, ts) in &bodies {
-                all.extend(make_batch(*count, body, *ts));
-            }
+            let made: Vec<Vec<u8>> = bodies.iter().map(|(count, body, ts)| make_batch(*count, body, *ts)).collect();
+            let all = made.concat();
             let headers = validate_batches(&all, 1 << 20).expect("valid");
             prop_assert_eq!(headers.len(), bodies.len());
-            for (h, (count, body, ts)) in headers.iter().zip(&bodies) {
+            for ((h, (count, _, ts)), batch) in headers.iter().zip(&bodies).zip(&made) {
                 prop_assert_eq!(h.record_count, *count);
-                prop_assert_eq!(h.total_bytes(), BATCH_HEADER_BYTES + body.len().max(*count as usize * MIN_RECORD_BYTES));
+                prop_assert_eq!(h.total_bytes(), batch.len());
                 prop_assert_eq!(h.max_timestamp, *ts);
             }
             prop_assert_eq!(BatchIter::new(&all).count(), bodies.len());

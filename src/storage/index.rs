@@ -94,14 +94,15 @@ impl OffsetIndex {
 
     /// Position of the last indexed batch starting at or before `relative_offset`, or 0.
     pub fn lookup(&self, relative_offset: u32) -> u32 {
+        self.floor(relative_offset).map_or(0, |e| e.position)
+    }
+
+    /// The last entry whose relative offset is at most `relative_offset`, if any.
+    pub fn floor(&self, relative_offset: u32) -> Option<IndexEntry> {
         let idx = self
             .entries
             .partition_point(|e| e.relative_offset <= relative_offset);
-        if idx == 0 {
-            0
-        } else {
-            self.entries[idx - 1].position
-        }
+        idx.checked_sub(1).map(|i| self.entries[i])
     }
 
     pub fn entries(&self) -> &[IndexEntry] {

@@ -17,7 +17,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::batch::{set_base_offset, validate_batches};
+use super::batch::{
+    BATCH_HEADER_BYTES, BatchError, BatchHeader, set_base_offset, validate_batches,
+};
 use super::checkpoint;
 use super::producer_state::{ProducerStateTable, SequenceCheck};
 use super::recovery::{load_segment, recover_segment};
@@ -92,6 +94,9 @@ pub struct SyncSnapshot {
 pub struct ReadView {
     file: Option<(PathBuf, Arc<File>)>,
     start_position: u64,
+    /// Base offset the offset index says the batch at `start_position` has (`None`: position
+    /// 0 of the segment, not taken from an index entry).
+    start_base: Option<i64>,
     limit: u64,
     offset: i64,
     pub offsets: LogOffsets,
@@ -102,6 +107,7 @@ impl ReadView {
         ReadView {
             file: None,
             start_position: 0,
+            start_base: None,
             limit: 0,
             offset,
             offsets,
@@ -120,11 +126,7 @@ impl ReadView {
         let Some((path, file)) = &self.file else {
             return Ok(0);
         };
-        let Some((pos, first)) =
-            scan_headers(file, path, self.start_position, self.limit, |_, h| {
-                h.last_offset() >= self.offset
-            })?
-        else {
+        let Some((pos, first)) = self.find_batch(file, path)? else {
             return Ok(0);
         };
         let first_len = first.total_bytes() as u64;
@@ -141,6 +143,52 @@ impl ReadView {
         file.read_exact_at(&mut out[start..], pos)
             .map_err(|e| StorageError::io(path, e))?;
         Ok(len as usize)
+    }
+
+    /// Position and header of the batch holding the wanted offset. The offset index is a
+    /// cache, and segments below the recovery point are not rescanned at startup: if the
+    /// indexed position does not hold the batch the entry names, the segment is scanned from
+    /// its start instead. Running past the readable end before finding the offset means a
+    /// damaged batch length: that is an error, not "no data" (which a consumer would retry
+    /// forever).
+    fn find_batch(
+        &self,
+        file: &File,
+        path: &Path,
+    ) -> Result<Option<(u64, BatchHeader)>, StorageError> {
+        // Scans from `from`; returns the result, how many headers were read, and whether the
+        // first one had the `expected` base offset.
+        let scan = |from: u64, expected: Option<i64>| {
+            let (mut headers, mut index_ok) = (0u32, true);
+            let found = scan_headers(file, path, from, self.limit, |_, h| {
+                headers += 1;
+                if headers == 1 && expected.is_some_and(|e| e != h.base_offset) {
+                    index_ok = false;
+                    return true;
+                }
+                h.last_offset() >= self.offset
+            });
+            (found, headers, index_ok)
+        };
+        let (mut found, mut headers, index_ok) = scan(self.start_position, self.start_base);
+        if self.start_base.is_some() && (!index_ok || headers == 0) {
+            log::warn!(
+                "{}: offset index entry for offset {:?} does not point at that batch \
+                 (position {}); scanning the segment from its start",
+                path.display(),
+                self.start_base,
+                self.start_position
+            );
+            (found, headers, _) = scan(0, None);
+        }
+        match found? {
+            None if headers > 0 => Err(BatchError::Truncated {
+                needed: BATCH_HEADER_BYTES,
+                available: 0,
+            }
+            .into()),
+            other => Ok(other),
+        }
     }
 }
 
@@ -482,9 +530,11 @@ impl PartitionLog {
             0
         };
         let rel = (offset.max(seg.base_offset) - seg.base_offset) as u32;
+        let entry = seg.index.floor(rel).filter(|e| e.position > 0);
         Ok(ReadView {
             file: Some((seg.log_path.clone(), seg.reader())),
-            start_position: u64::from(seg.index.lookup(rel)),
+            start_position: entry.map_or(0, |e| u64::from(e.position)),
+            start_base: entry.map(|e| seg.base_offset + i64::from(e.relative_offset)),
             limit,
             offset,
             offsets,

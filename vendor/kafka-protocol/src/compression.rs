@@ -26,6 +26,27 @@ pub use snappy::Snappy;
 #[cfg(feature = "zstd")]
 pub use zstd::Zstd;
 
+/// thorstream patch: the most bytes one batch may decompress to. A record batch is untrusted
+/// input (a few KiB of zstd or gzip can claim gigabytes); past this, decompression fails with an
+/// error instead of allocating without bound.
+pub const DECOMPRESSED_BYTES_MAX: usize = 128 * 1024 * 1024;
+
+/// thorstream patch: reads `reader` to the end into a buffer of at most
+/// [`DECOMPRESSED_BYTES_MAX`] bytes, failing if there is more.
+#[allow(dead_code)]
+pub(crate) fn read_bounded(reader: impl std::io::Read, codec: &str) -> Result<bytes::Bytes> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    reader
+        .take(DECOMPRESSED_BYTES_MAX as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| anyhow::anyhow!("Failed to decompress {codec}: {e}"))?;
+    if out.len() > DECOMPRESSED_BYTES_MAX {
+        anyhow::bail!("{codec} batch decompresses to more than {DECOMPRESSED_BYTES_MAX} bytes");
+    }
+    Ok(out.into())
+}
+
 /// A trait for record compression algorithms.
 pub trait Compressor<B: ByteBufMut> {
     /// Target buffer type for compression.
