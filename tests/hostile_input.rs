@@ -13,6 +13,9 @@
 //! `THORSTREAM_HOSTILE_SEED` / `THORSTREAM_HOSTILE_CASES` (garbage bodies per API version)
 //! override the defaults.
 
+mod common;
+
+use common::wire::{frame, read_frame, request, response};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,7 +38,7 @@ use kafka_protocol::messages::offset_commit_request::{
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use thorstream::protocol::versions::SUPPORTED_APIS;
 use thorstream::server::{self, ServerConfig, ServerHandle};
 use thorstream::storage::batch::rewrite_crc;
@@ -135,49 +138,6 @@ fn connect(f: &Fixture) -> TcpStream {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.set_nodelay(true).unwrap();
     s
-}
-
-/// A request frame: size prefix, the request header of `api`/`version`, then `body` as given.
-fn frame(api: ApiKey, version: i16, correlation: i32, body: &[u8]) -> Vec<u8> {
-    let mut buf = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation)
-        .with_client_id(Some(StrBytes::from_static_str("hostile")))
-        .encode(&mut buf, api.request_header_version(version))
-        .unwrap();
-    buf.extend_from_slice(body);
-    let mut framed = (buf.len() as i32).to_be_bytes().to_vec();
-    framed.extend_from_slice(&buf);
-    framed
-}
-
-fn request<T: Encodable + HeaderVersion>(
-    api: ApiKey,
-    version: i16,
-    correlation: i32,
-    body: &T,
-) -> Vec<u8> {
-    let mut b = BytesMut::new();
-    body.encode(&mut b, version).unwrap();
-    frame(api, version, correlation, &b)
-}
-
-fn read_frame(s: &mut TcpStream) -> Option<Bytes> {
-    let mut size = [0u8; 4];
-    s.read_exact(&mut size).ok()?;
-    let len = i32::from_be_bytes(size);
-    assert!((0..64 * 1024 * 1024).contains(&len), "response size {len}");
-    let mut body = vec![0u8; len as usize];
-    s.read_exact(&mut body).ok()?;
-    Some(Bytes::from(body))
-}
-
-fn response<T: Decodable>(s: &mut TcpStream, header_version: i16, version: i16) -> (i32, T) {
-    let mut b = read_frame(s).expect("a response, not a closed connection");
-    let header = ResponseHeader::decode(&mut b, header_version).unwrap();
-    (header.correlation_id, T::decode(&mut b, version).unwrap())
 }
 
 /// ApiVersions over a fresh connection is answered promptly: the broker still serves others.

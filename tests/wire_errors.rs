@@ -3,6 +3,9 @@
 //! codes, and the broker keeps serving everyone else.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::wire::{request, response};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -12,7 +15,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use thorstream::server::{self, ServerConfig, ServerHandle};
 use thorstream::{Broker, BrokerConfig, Record, TopicConfig};
 
@@ -58,45 +61,6 @@ fn connect(f: &Fixture) -> TcpStream {
     let s = TcpStream::connect(f.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s
-}
-
-fn request<T: Encodable + HeaderVersion>(
-    api: ApiKey,
-    version: i16,
-    correlation: i32,
-    body: &T,
-) -> Vec<u8> {
-    let mut buf = BytesMut::new();
-    let header = RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation)
-        .with_client_id(Some(StrBytes::from_static_str("wire-test")));
-    header.encode(&mut buf, T::header_version(version)).unwrap();
-    body.encode(&mut buf, version).unwrap();
-    let mut framed = (buf.len() as i32).to_be_bytes().to_vec();
-    framed.extend_from_slice(&buf);
-    framed
-}
-
-use kafka_protocol::protocol::HeaderVersion;
-
-/// Reads one response frame; returns the body after the correlation id (header v0 assumed by
-/// the caller's choice of versions) or `None` if the server closed the connection.
-fn read_frame(s: &mut TcpStream) -> Option<Bytes> {
-    let mut size = [0u8; 4];
-    if s.read_exact(&mut size).is_err() {
-        return None;
-    }
-    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
-    s.read_exact(&mut body).ok()?;
-    Some(Bytes::from(body))
-}
-
-fn response<T: Decodable>(s: &mut TcpStream, header_version: i16, version: i16) -> (i32, T) {
-    let mut b = read_frame(s).expect("a response, not a closed connection");
-    let header = ResponseHeader::decode(&mut b, header_version).unwrap();
-    (header.correlation_id, T::decode(&mut b, version).unwrap())
 }
 
 fn assert_closed(s: &mut TcpStream) {
