@@ -23,7 +23,7 @@ use super::batch::{
 use super::checkpoint;
 use super::producer_state::{ProducerStateTable, SequenceCheck};
 use super::recovery::{load_segment, recover_segment};
-use super::segment::{Segment, scan_headers};
+use super::segment::{Segment, SegmentMark, scan_headers};
 use super::{StorageError, sync_dir};
 
 const RECOVERY_POINT_FILE: &str = "recovery-point";
@@ -385,6 +385,14 @@ impl PartitionLog {
         let mut max_timestamp = -1;
         let mut records = 0i64;
         let mut duplicate = None;
+        // What to return to if a write fails part-way (e.g. ENOSPC): the batches of this call
+        // are undone so the log stays writable once space returns.
+        let mark = self.active().mark();
+        let segments_before = self.segments.len();
+        let producers_before = headers
+            .iter()
+            .any(|h| h.producer_id >= 0)
+            .then(|| self.producers.clone());
         for mut header in headers.iter().copied() {
             let total = header.total_bytes();
             let idempotent = header.producer_id >= 0 && !header.is_control();
@@ -405,13 +413,14 @@ impl PartitionLog {
                     continue;
                 }
             }
-            self.maybe_roll(total as u64, now_ms)?;
+            if let Err(e) = self.maybe_roll(total as u64, now_ms) {
+                return Err(self.undo_append(&mark, segments_before, producers_before, e));
+            }
             set_base_offset(&mut batches[pos..], next);
             header.base_offset = next;
             let batch = &batches[pos..pos + total];
             if let Err(e) = self.active_mut().append(batch, &header) {
-                self.poisoned = true;
-                return Err(e);
+                return Err(self.undo_append(&mark, segments_before, producers_before, e));
             }
             if idempotent {
                 self.producers.record(
@@ -439,8 +448,7 @@ impl PartitionLog {
             });
         }
         if let Err(e) = self.active_mut().flush() {
-            self.poisoned = true;
-            return Err(e);
+            return Err(self.undo_append(&mark, segments_before, producers_before, e));
         }
         if !self.config.durable_hw {
             self.high_watermark = next;
@@ -456,6 +464,36 @@ impl PartitionLog {
             records,
             duplicate: false,
         })
+    }
+
+    /// Undoes a failed append (see `append`) and returns its error. If the append had rolled
+    /// to a new segment, or cutting the segment back fails, the log is poisoned instead.
+    fn undo_append(
+        &mut self,
+        mark: &SegmentMark,
+        segments_before: usize,
+        producers_before: Option<ProducerStateTable>,
+        error: StorageError,
+    ) -> StorageError {
+        if let Some(p) = producers_before {
+            self.producers = p;
+        }
+        let rolled = self.segments.len() != segments_before;
+        let undone = !rolled && self.active_mut().rollback(mark).is_ok();
+        if undone {
+            log::error!(
+                "{}: append failed and was rolled back; the partition stays writable: {error}",
+                self.dir.display()
+            );
+        } else {
+            log::error!(
+                "{}: append failed and could not be rolled back; partition is read-only until \
+                 restart: {error}",
+                self.dir.display()
+            );
+            self.poisoned = true;
+        }
+        error
     }
 
     /// Rolls to a new segment if the next `incoming_bytes` would overflow the active one, or it
@@ -753,5 +791,65 @@ impl PartitionLog {
         }
         self.producers_saved_at = if from == leo { leo } else { -1 };
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::batch::tests::make_batch;
+    use crate::storage::segment::failpoint;
+
+    fn config() -> LogConfig {
+        LogConfig {
+            durable_hw: false,
+            index_interval_bytes: 1,
+            ..LogConfig::default()
+        }
+    }
+
+    #[test]
+    fn failed_write_is_rolled_back_and_the_log_stays_writable() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).expect("open");
+        log.append(&mut make_batch(3, b"first", 1), 1)
+            .expect("append");
+        let (size, index_len) = (log.size_bytes(), log.active().index.entries().len());
+
+        // Disk full on a single-batch append: error, nothing written, not poisoned.
+        failpoint::fail_writes(0, 1);
+        let err = log
+            .append(&mut make_batch(2, b"second", 2), 2)
+            .expect_err("ENOSPC");
+        assert!(matches!(err, StorageError::Io { .. }), "{err}");
+        assert!(!log.is_poisoned());
+        assert_eq!((log.log_end_offset(), log.size_bytes()), (3, size));
+        assert_eq!(log.active().index.entries().len(), index_len);
+
+        // Two batches in one call, the second fails: the first (still in the write buffer)
+        // is undone too, and the file is cut back.
+        failpoint::fail_writes(1, 1);
+        let mut two = make_batch(1, b"a", 3);
+        two.extend(make_batch(1, b"b", 3));
+        assert!(log.append(&mut two, 3).is_err());
+        assert_eq!((log.log_end_offset(), log.size_bytes()), (3, size));
+
+        // Space is back: appends continue at the right offset and the file is clean.
+        let info = log
+            .append(&mut make_batch(2, b"third", 4), 4)
+            .expect("append");
+        assert_eq!(info.base_offset, 3);
+        log.close().expect("close");
+        drop(log);
+        let len = std::fs::metadata(dir.path().join(crate::storage::segment_file_name(0, "log")))
+            .expect("meta")
+            .len();
+        let reopened = PartitionLog::open(dir.path(), config(), false, 5).expect("reopen");
+        assert_eq!(
+            reopened.log_end_offset(),
+            5,
+            "every surviving batch validates"
+        );
+        assert_eq!(reopened.size_bytes(), len, "recovery cut nothing");
     }
 }

@@ -11,7 +11,7 @@
 //! reads on a shared handle of the same file and need no lock once their bounds are known.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +20,45 @@ use super::batch::{BATCH_HEADER_BYTES, BatchHeader};
 use super::index::OffsetIndex;
 use super::time_index::TimeIndex;
 use super::{StorageError, segment_file_name};
+
+/// A segment's append state at one moment (see `Segment::mark` / `Segment::rollback`).
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentMark {
+    size: u64,
+    next_offset: i64,
+    max_timestamp: i64,
+    bytes_since_index_entry: u64,
+    index_entries: usize,
+    time_index_entries: usize,
+}
+
+/// Test-only fault injection: make the next N segment writes of this thread fail.
+#[cfg(test)]
+pub(crate) mod failpoint {
+    use std::cell::Cell;
+
+    // (writes to let through first, writes to fail after them)
+    thread_local!(static PLAN: Cell<(u32, u32)> = const { Cell::new((0, 0)) });
+
+    /// Lets `skip` writes succeed, then fails the next `fail` writes (this thread only).
+    pub fn fail_writes(skip: u32, fail: u32) {
+        PLAN.with(|c| c.set((skip, fail)));
+    }
+
+    pub fn should_fail() -> bool {
+        PLAN.with(|c| match c.get() {
+            (0, 0) => false,
+            (0, fail) => {
+                c.set((0, fail - 1));
+                true
+            }
+            (skip, fail) => {
+                c.set((skip - 1, fail));
+                false
+            }
+        })
+    }
+}
 
 #[derive(Debug)]
 pub struct Segment {
@@ -136,8 +175,47 @@ impl Segment {
         })
     }
 
+    /// The state to return to if the appends that follow fail (see `rollback`).
+    pub fn mark(&self) -> SegmentMark {
+        SegmentMark {
+            size: self.size,
+            next_offset: self.next_offset,
+            max_timestamp: self.max_timestamp,
+            bytes_since_index_entry: self.bytes_since_index_entry,
+            index_entries: self.index.entries().len(),
+            time_index_entries: self.time_index.entries().len(),
+        }
+    }
+
+    /// Undoes everything appended since `mark` after a failed write (e.g. ENOSPC): bytes still
+    /// in the write buffer are discarded unwritten, the file is cut back to the marked size and
+    /// index entries added since are dropped. Shrinking needs no free space, so this works on
+    /// a full disk; if it fails anyway the caller must stop trusting the segment.
+    pub fn rollback(&mut self, mark: &SegmentMark) -> Result<(), StorageError> {
+        let io = |e| StorageError::io(&self.log_path, e);
+        let mut file = self.reader.try_clone().map_err(io)?;
+        file.set_len(mark.size).map_err(io)?;
+        file.seek(std::io::SeekFrom::Start(mark.size)).map_err(io)?;
+        let failed = std::mem::replace(&mut self.writer, BufWriter::with_capacity(64 * 1024, file));
+        // `into_parts` hands back the unwritten bytes instead of flushing them on drop.
+        drop(failed.into_parts());
+        self.size = mark.size;
+        self.next_offset = mark.next_offset;
+        self.max_timestamp = mark.max_timestamp;
+        self.bytes_since_index_entry = mark.bytes_since_index_entry;
+        self.index.truncate(mark.index_entries)?;
+        self.time_index.truncate(mark.time_index_entries)
+    }
+
     /// Appends one validated batch whose base offset is already assigned. Returns its position.
     pub fn append(&mut self, batch: &[u8], header: &BatchHeader) -> Result<u64, StorageError> {
+        #[cfg(test)]
+        if failpoint::should_fail() {
+            return Err(StorageError::io(
+                &self.log_path,
+                std::io::Error::from_raw_os_error(28), // ENOSPC
+            ));
+        }
         let position = self.size;
         if self.size == 0 || self.bytes_since_index_entry >= self.index_interval_bytes {
             let rel = (header.base_offset - self.base_offset) as u32;

@@ -108,6 +108,23 @@ impl TimeIndex {
         &self.entries
     }
 
+    /// Keeps only the first `entries` entries, in memory and in the file (after a failed append
+    /// was rolled back). Buffered, unwritten entries are discarded.
+    pub fn truncate(&mut self, entries: usize) -> Result<(), StorageError> {
+        if entries >= self.entries.len() {
+            return Ok(());
+        }
+        let io = |e| StorageError::io(&self.path, e);
+        let len = (entries * TIME_INDEX_ENTRY_BYTES) as u64;
+        let mut file = self.writer.get_ref().try_clone().map_err(io)?;
+        file.set_len(len).map_err(io)?;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(len)).map_err(io)?;
+        let old = std::mem::replace(&mut self.writer, BufWriter::new(file));
+        drop(old.into_parts());
+        self.entries.truncate(entries);
+        Ok(())
+    }
+
     pub fn flush(&mut self) -> Result<(), StorageError> {
         self.writer
             .flush()
