@@ -55,6 +55,25 @@ pub fn segment_file_name(base_offset: i64, ext: &str) -> String {
     format!("{base_offset:020}.{ext}")
 }
 
+/// Cuts the file behind `writer` to `len` bytes and replaces `writer` with a fresh one
+/// positioned there. Bytes still in the old buffer are discarded, not flushed (`into_parts`):
+/// used to undo a failed append. Shrinking needs no free space.
+pub(crate) fn cut_buffered(
+    writer: &mut std::io::BufWriter<std::fs::File>,
+    path: &Path,
+    len: u64,
+) -> Result<(), StorageError> {
+    use std::io::Seek;
+    let io = |e| StorageError::io(path, e);
+    let mut file = writer.get_ref().try_clone().map_err(io)?;
+    file.set_len(len).map_err(io)?;
+    file.seek(std::io::SeekFrom::Start(len)).map_err(io)?;
+    let capacity = writer.capacity();
+    let old = std::mem::replace(writer, std::io::BufWriter::with_capacity(capacity, file));
+    drop(old.into_parts());
+    Ok(())
+}
+
 /// fsyncs a directory so that file creations, renames and deletions in it are durable.
 pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     std::fs::File::open(dir)

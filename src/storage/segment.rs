@@ -11,7 +11,7 @@
 //! reads on a shared handle of the same file and need no lock once their bounds are known.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Seek, Write};
+use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -192,13 +192,7 @@ impl Segment {
     /// index entries added since are dropped. Shrinking needs no free space, so this works on
     /// a full disk; if it fails anyway the caller must stop trusting the segment.
     pub fn rollback(&mut self, mark: &SegmentMark) -> Result<(), StorageError> {
-        let io = |e| StorageError::io(&self.log_path, e);
-        let mut file = self.reader.try_clone().map_err(io)?;
-        file.set_len(mark.size).map_err(io)?;
-        file.seek(std::io::SeekFrom::Start(mark.size)).map_err(io)?;
-        let failed = std::mem::replace(&mut self.writer, BufWriter::with_capacity(64 * 1024, file));
-        // `into_parts` hands back the unwritten bytes instead of flushing them on drop.
-        drop(failed.into_parts());
+        super::cut_buffered(&mut self.writer, &self.log_path, mark.size)?;
         self.size = mark.size;
         self.next_offset = mark.next_offset;
         self.max_timestamp = mark.max_timestamp;

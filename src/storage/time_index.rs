@@ -114,13 +114,8 @@ impl TimeIndex {
         if entries >= self.entries.len() {
             return Ok(());
         }
-        let io = |e| StorageError::io(&self.path, e);
         let len = (entries * TIME_INDEX_ENTRY_BYTES) as u64;
-        let mut file = self.writer.get_ref().try_clone().map_err(io)?;
-        file.set_len(len).map_err(io)?;
-        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(len)).map_err(io)?;
-        let old = std::mem::replace(&mut self.writer, BufWriter::new(file));
-        drop(old.into_parts());
+        super::cut_buffered(&mut self.writer, &self.path, len)?;
         self.entries.truncate(entries);
         Ok(())
     }
