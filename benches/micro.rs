@@ -97,7 +97,7 @@ fn append(c: &mut Criterion) {
                 for i in 0..iters {
                     bytes.copy_from_slice(&template);
                     let started = Instant::now();
-                    black_box(log.append(&mut bytes, 0).unwrap());
+                    black_box(log.append(&bytes, 0).unwrap());
                     spent += started.elapsed();
                     if i % 4096 == 4095 {
                         // Keep the disk footprint bounded (whole old segments, untimed).

@@ -52,36 +52,36 @@ fn retries_are_deduplicated_and_gaps_and_stale_epochs_refused() {
     let b = open(dir.path());
     b.create_topic("t", Some(TopicConfig::with_partitions(1)))
         .unwrap();
-    let first = b.append("t", 0, &mut batch(1000, 0, 0, 3)).unwrap();
+    let first = b.append("t", 0, &batch(1000, 0, 0, 3)).unwrap();
     assert_eq!(
         (first.base_offset, first.last_offset, first.duplicate),
         (0, 2, false)
     );
-    let second = b.append("t", 0, &mut batch(1000, 0, 3, 2)).unwrap();
+    let second = b.append("t", 0, &batch(1000, 0, 3, 2)).unwrap();
     assert_eq!(second.base_offset, 3);
     // The same batch again (a retry after a lost response): original offsets, nothing new.
-    let retry = b.append("t", 0, &mut batch(1000, 0, 0, 3)).unwrap();
+    let retry = b.append("t", 0, &batch(1000, 0, 0, 3)).unwrap();
     assert_eq!(
         (retry.base_offset, retry.last_offset, retry.duplicate),
         (0, 2, true)
     );
     assert_eq!(b.offsets("t", 0).unwrap().log_end_offset, 5);
     // A gap.
-    let gap = b.append("t", 0, &mut batch(1000, 0, 9, 1)).unwrap_err();
+    let gap = b.append("t", 0, &batch(1000, 0, 9, 1)).unwrap_err();
     assert!(matches!(gap, Error::OutOfOrderSequence(_)), "{gap}");
     assert_eq!(gap.kafka_code(), 45);
     // A newer epoch fences the older one.
-    b.append("t", 0, &mut batch(1000, 1, 0, 1)).unwrap();
-    let stale = b.append("t", 0, &mut batch(1000, 0, 5, 1)).unwrap_err();
+    b.append("t", 0, &batch(1000, 1, 0, 1)).unwrap();
+    let stale = b.append("t", 0, &batch(1000, 0, 5, 1)).unwrap_err();
     assert_eq!(stale.kafka_code(), 47);
     // Unknown producer must start at 0.
-    let unknown = b.append("t", 0, &mut batch(2000, 0, 7, 1)).unwrap_err();
+    let unknown = b.append("t", 0, &batch(2000, 0, 7, 1)).unwrap_err();
     assert_eq!(unknown.kafka_code(), 59);
     // Non-idempotent batches are unaffected.
     let plain =
         thorstream::protocol::records::encode_batch(&[thorstream::Record::new(b"x".to_vec())], 1)
             .unwrap();
-    assert!(b.append("t", 0, &mut plain.clone()).is_ok());
+    assert!(b.append("t", 0, &plain.clone()).is_ok());
 }
 
 #[test]
@@ -90,19 +90,14 @@ fn producer_state_survives_clean_restart() {
     {
         let b = open(dir.path());
         b.create_topic("t", None).unwrap();
-        b.append("t", 0, &mut batch(7, 0, 0, 4)).unwrap();
+        b.append("t", 0, &batch(7, 0, 0, 4)).unwrap();
         b.close().unwrap();
     }
     let b = open(dir.path());
-    let retry = b.append("t", 0, &mut batch(7, 0, 0, 4)).unwrap();
+    let retry = b.append("t", 0, &batch(7, 0, 0, 4)).unwrap();
     assert!(retry.duplicate);
     assert_eq!(retry.base_offset, 0);
-    assert_eq!(
-        b.append("t", 0, &mut batch(7, 0, 4, 1))
-            .unwrap()
-            .base_offset,
-        4
-    );
+    assert_eq!(b.append("t", 0, &batch(7, 0, 4, 1)).unwrap().base_offset, 4);
 }
 
 #[test]
@@ -112,21 +107,19 @@ fn producer_state_is_rebuilt_from_the_log_after_a_crash() {
         let b = open(dir.path());
         b.create_topic("t", None).unwrap();
         for i in 0..10 {
-            b.append("t", 0, &mut batch(42, 0, i * 2, 2)).unwrap();
+            b.append("t", 0, &batch(42, 0, i * 2, 2)).unwrap();
         }
         // No close: simulate a crash (no clean-shutdown marker, no producer-state snapshot).
         std::mem::forget(b);
     }
     let b = open(dir.path());
-    let retry = b.append("t", 0, &mut batch(42, 0, 18, 2)).unwrap();
+    let retry = b.append("t", 0, &batch(42, 0, 18, 2)).unwrap();
     assert!(retry.duplicate);
     assert_eq!(retry.base_offset, 18);
-    let gap = b.append("t", 0, &mut batch(42, 0, 30, 1)).unwrap_err();
+    let gap = b.append("t", 0, &batch(42, 0, 30, 1)).unwrap_err();
     assert_eq!(gap.kafka_code(), 45);
     assert_eq!(
-        b.append("t", 0, &mut batch(42, 0, 20, 1))
-            .unwrap()
-            .base_offset,
+        b.append("t", 0, &batch(42, 0, 20, 1)).unwrap().base_offset,
         20
     );
 }

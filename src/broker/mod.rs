@@ -49,7 +49,7 @@ const PRODUCER_ID_BLOCK_FILE: &str = "producer-id-block";
 const PRODUCER_ID_BLOCK_LEN: i64 = 1000;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-enum TopicRecord {
+pub(crate) enum TopicRecord {
     Upsert(TopicMeta),
     Delete { name: String },
 }
@@ -403,7 +403,7 @@ impl Broker {
 
     /// Appends already-encoded v2 batches (validated here; offsets assigned in place). Does not
     /// wait for durability: see `is_durable` / `wait_durable`.
-    pub fn append(&self, topic: &str, partition: i32, batches: &mut [u8]) -> Result<AppendInfo> {
+    pub fn append(&self, topic: &str, partition: i32, batches: &[u8]) -> Result<AppendInfo> {
         let p = self.partition(topic, partition)?;
         let mut log = p.log()?;
         let before = log.high_watermark();
@@ -473,8 +473,8 @@ impl Broker {
         if records.is_empty() {
             return Err(Error::InvalidRecord("no records to send".into()));
         }
-        let mut batch = crate::protocol::records::encode_batch(records, now_ms())?;
-        let info = self.append(topic, partition, &mut batch)?;
+        let batch = crate::protocol::records::encode_batch(records, now_ms())?;
+        let info = self.append(topic, partition, &batch)?;
         let p = self.partition(topic, partition)?;
         if p.fsync == FsyncPolicy::Always {
             let timeout = Duration::from_millis(self.inner.config.produce_timeout_ms);

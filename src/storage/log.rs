@@ -17,9 +17,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::batch::{
-    BATCH_HEADER_BYTES, BatchError, BatchHeader, set_base_offset, validate_batches,
-};
+use super::batch::{BATCH_HEADER_BYTES, BatchError, BatchHeader, validate_batches};
 use super::checkpoint;
 use super::producer_state::{ProducerStateTable, SequenceCheck};
 use super::recovery::{load_segment, recover_segment};
@@ -324,6 +322,11 @@ impl PartitionLog {
         if recovery_point != leo {
             checkpoint::write_i64(&dir.join(RECOVERY_POINT_FILE), leo)?;
         }
+        if stored_start > leo {
+            // The records a start past the log end hid are gone (a cut tail): keep the clamped
+            // start, or the next open would hide the records appended from here on.
+            checkpoint::write_i64(&dir.join(LOG_START_FILE), log_start_offset)?;
+        }
         Ok(log)
     }
 
@@ -374,7 +377,7 @@ impl PartitionLog {
     }
 
     /// Validates `batches` (whole v2 batches), assigns offsets in place and appends them.
-    pub fn append(&mut self, batches: &mut [u8], now_ms: i64) -> Result<AppendInfo, StorageError> {
+    pub fn append(&mut self, batches: &[u8], now_ms: i64) -> Result<AppendInfo, StorageError> {
         if self.poisoned {
             return Err(StorageError::Poisoned(self.dir.clone()));
         }
@@ -416,7 +419,8 @@ impl PartitionLog {
             if let Err(e) = self.maybe_roll(total as u64, now_ms) {
                 return Err(self.undo_append(&mark, segments_before, producers_before, e));
             }
-            set_base_offset(&mut batches[pos..], next);
+            // The assigned base offset is written by the segment in place of the client's
+            // (the CRC does not cover it), so the request's bytes are never copied to patch it.
             header.base_offset = next;
             let batch = &batches[pos..pos + total];
             if let Err(e) = self.active_mut().append(batch, &header) {
@@ -812,14 +816,13 @@ mod tests {
     fn failed_write_is_rolled_back_and_the_log_stays_writable() {
         let dir = tempfile::tempdir().expect("tmp");
         let mut log = PartitionLog::open(dir.path(), config(), true, 0).expect("open");
-        log.append(&mut make_batch(3, b"first", 1), 1)
-            .expect("append");
+        log.append(&make_batch(3, b"first", 1), 1).expect("append");
         let (size, index_len) = (log.size_bytes(), log.active().index.entries().len());
 
         // Disk full on a single-batch append: error, nothing written, not poisoned.
         failpoint::fail_writes(0, 1);
         let err = log
-            .append(&mut make_batch(2, b"second", 2), 2)
+            .append(&make_batch(2, b"second", 2), 2)
             .expect_err("ENOSPC");
         assert!(matches!(err, StorageError::Io { .. }), "{err}");
         assert!(!log.is_poisoned());
@@ -831,13 +834,11 @@ mod tests {
         failpoint::fail_writes(1, 1);
         let mut two = make_batch(1, b"a", 3);
         two.extend(make_batch(1, b"b", 3));
-        assert!(log.append(&mut two, 3).is_err());
+        assert!(log.append(&two, 3).is_err());
         assert_eq!((log.log_end_offset(), log.size_bytes()), (3, size));
 
         // Space is back: appends continue at the right offset and the file is clean.
-        let info = log
-            .append(&mut make_batch(2, b"third", 4), 4)
-            .expect("append");
+        let info = log.append(&make_batch(2, b"third", 4), 4).expect("append");
         assert_eq!(info.base_offset, 3);
         log.close().expect("close");
         drop(log);

@@ -201,7 +201,8 @@ impl Segment {
         self.time_index.truncate(mark.time_index_entries)
     }
 
-    /// Appends one validated batch whose base offset is already assigned. Returns its position.
+    /// Appends one validated batch, with `header.base_offset` written over the batch's own first
+    /// eight bytes (the base offset field, outside the CRC). Returns its position.
     pub fn append(&mut self, batch: &[u8], header: &BatchHeader) -> Result<u64, StorageError> {
         #[cfg(test)]
         if failpoint::should_fail() {
@@ -218,8 +219,18 @@ impl Segment {
                 .maybe_append(self.max_timestamp.max(header.max_timestamp), rel)?;
             self.bytes_since_index_entry = 0;
         }
+        let rest = batch.get(8..).ok_or_else(|| {
+            StorageError::io(
+                &self.log_path,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "batch shorter than its header",
+                ),
+            )
+        })?;
         self.writer
-            .write_all(batch)
+            .write_all(&header.base_offset.to_be_bytes())
+            .and_then(|()| self.writer.write_all(rest))
             .map_err(|e| StorageError::io(&self.log_path, e))?;
         self.size += batch.len() as u64;
         self.bytes_since_index_entry += batch.len() as u64;

@@ -37,8 +37,8 @@ pub fn handle(ctx: &Ctx, _version: i16, req: ProduceRequest) -> Outcome {
                 parts.push(resp.with_error_code(INVALID_REQUIRED_ACKS));
                 continue;
             }
-            let mut bytes = p.records.map(|b| b.to_vec()).unwrap_or_default();
-            match ctx.broker.append(&name, p.index, &mut bytes) {
+            let bytes = p.records.unwrap_or_default();
+            match ctx.broker.append(&name, p.index, &bytes) {
                 Ok(info) => {
                     resp = resp
                         .with_base_offset(info.base_offset)
