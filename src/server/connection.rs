@@ -22,7 +22,7 @@ pub struct Connection {
     pub queued: VecDeque<Bytes>,
     pub queued_bytes: usize,
     pub in_flight: bool,
-    pub write_buf: VecDeque<Vec<u8>>,
+    pub write_buf: VecDeque<Bytes>,
     pub write_pos: usize,
     pub read_closed: bool,
     pub close_after_write: bool,
@@ -115,7 +115,7 @@ impl Connection {
         self.in_flight = false;
     }
 
-    pub fn queue_write(&mut self, bytes: Vec<u8>) {
+    pub fn queue_write(&mut self, bytes: Bytes) {
         if !bytes.is_empty() {
             self.write_buf.push_back(bytes);
         }

@@ -33,7 +33,7 @@ pub enum Job {
 
 pub enum Reply {
     /// A complete response frame, size prefix included.
-    Frame(Vec<u8>),
+    Frame(Bytes),
     /// The request gets no response (Produce with acks=0).
     NoResponse,
     /// Close the connection (undecodable request); the reason is logged.
@@ -209,7 +209,9 @@ pub fn encode_reply(
     body: &ResponseKind,
     version: i16,
 ) -> Reply {
-    let mut buf = BytesMut::with_capacity(64);
+    // Sized up front: a Fetch response is mostly stored batches, and growing a multi-megabyte
+    // buffer by doubling copies it several times and touches fresh pages each time.
+    let mut buf = BytesMut::with_capacity(size_hint(body));
     buf.put_i32(0);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     if let Err(e) = header.encode(&mut buf, header_version) {
@@ -220,5 +222,21 @@ pub fn encode_reply(
     }
     let len = (buf.len() - 4) as i32;
     buf[0..4].copy_from_slice(&len.to_be_bytes());
-    Reply::Frame(buf.to_vec())
+    Reply::Frame(buf.freeze())
+}
+
+/// Bytes to reserve for a response: the record data of a Fetch plus room for the fields.
+fn size_hint(body: &ResponseKind) -> usize {
+    const FIELDS: usize = 256;
+    const PER_PARTITION: usize = 64;
+    match body {
+        ResponseKind::Fetch(f) => f
+            .responses
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .map(|p| PER_PARTITION + p.records.as_ref().map_or(0, |r| r.len()))
+            .sum::<usize>()
+            .saturating_add(FIELDS),
+        _ => FIELDS,
+    }
 }
