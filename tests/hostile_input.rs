@@ -159,8 +159,10 @@ fn assert_serving(f: &Fixture, context: &dyn std::fmt::Display) {
         (7, 0),
         "{context}"
     );
+    // A liveness bound, not a speed target: generous, because a metadata fsync on a loaded
+    // machine can wait seconds behind other files' writeback (ext4 journal commit).
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < Duration::from_secs(30),
         "slow to serve after {context}"
     );
 }
