@@ -1,19 +1,30 @@
-//! Per-connection state owned by the reactor: framing buffer, queued frames, the one request in
+//! Per-connection state owned by the reactor: framing buffer, queued frames, requests in
 //! flight, and bytes waiting to be written.
+//!
+//! Invariants: at most one request of a connection is being *processed* by a worker at a time,
+//! so requests take effect in the order they arrived (appends in particular). A Produce that
+//! only waits for durability (acks=all) is reported `Parked` and stops counting as processing,
+//! so the next request can start while it waits; at most `PIPELINED_MAX` requests are
+//! outstanding. Responses are written strictly in request order (`seq`), whatever order the
+//! workers finish in.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 
 use bytes::Bytes;
 use mio::net::TcpStream;
 
+use super::worker::Reply;
 use crate::protocol::frame::{FrameDecoder, FrameError};
 
 /// Stop reading from a connection once this many bytes of complete-but-unhandled requests
 /// are queued (backpressure by not reading).
 pub const QUEUED_REQUEST_BYTES_MAX: usize = 4 * 1024 * 1024;
 const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Most requests of one connection handed to workers and not yet answered (the one being
+/// processed plus Produce requests parked until durable).
+pub const PIPELINED_MAX: u64 = 128;
 
 pub struct Connection {
     pub stream: TcpStream,
@@ -21,7 +32,14 @@ pub struct Connection {
     pub decoder: FrameDecoder,
     pub queued: VecDeque<Bytes>,
     pub queued_bytes: usize,
-    pub in_flight: bool,
+    /// The request a worker is processing (not yet answered nor parked).
+    processing: Option<u64>,
+    /// Sequence number of the next request handed to a worker.
+    next_seq: u64,
+    /// Sequence number of the next response to write.
+    next_write: u64,
+    /// Replies that arrived before an earlier request's reply.
+    early: BTreeMap<u64, Reply>,
     pub write_buf: VecDeque<Bytes>,
     pub write_pos: usize,
     pub read_closed: bool,
@@ -46,7 +64,10 @@ impl Connection {
             decoder: FrameDecoder::new(frame_bytes_max),
             queued: VecDeque::new(),
             queued_bytes: 0,
-            in_flight: false,
+            processing: None,
+            next_seq: 0,
+            next_write: 0,
+            early: BTreeMap::new(),
             write_buf: VecDeque::new(),
             write_pos: 0,
             read_closed: false,
@@ -97,22 +118,49 @@ impl Connection {
         Ok(())
     }
 
-    /// The next request to hand to a worker, if none is in flight.
-    pub fn next_request(&mut self) -> Option<Bytes> {
-        if self.in_flight {
+    /// Requests handed to workers and not yet answered.
+    pub fn in_flight(&self) -> bool {
+        self.next_write < self.next_seq
+    }
+
+    /// The next request to hand to a worker, with its sequence number, if none is being
+    /// processed and the pipeline has room.
+    pub fn next_request(&mut self) -> Option<(u64, Bytes)> {
+        if self.processing.is_some() || self.next_seq - self.next_write >= PIPELINED_MAX {
             return None;
         }
         let frame = self.queued.pop_front()?;
         self.queued_bytes -= frame.len();
-        self.in_flight = true;
-        Some(frame)
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.processing = Some(seq);
+        Some((seq, frame))
     }
 
-    /// Puts a request back at the head of the queue (the job queue was full).
+    /// Puts the request just taken back at the head of the queue (the job queue was full).
     pub fn unget_request(&mut self, frame: Bytes) {
         self.queued_bytes += frame.len();
         self.queued.push_front(frame);
-        self.in_flight = false;
+        self.next_seq -= 1;
+        self.processing = None;
+    }
+
+    /// Takes a worker's reply for request `seq`. Returns the replies now due, in request
+    /// order (none while an earlier request is still unanswered).
+    pub fn settle(&mut self, seq: u64, reply: Reply) -> Vec<Reply> {
+        if self.processing == Some(seq) {
+            self.processing = None;
+        }
+        if matches!(reply, Reply::Parked) || seq < self.next_write {
+            return Vec::new();
+        }
+        self.early.insert(seq, reply);
+        let mut due = Vec::new();
+        while let Some(r) = self.early.remove(&self.next_write) {
+            self.next_write += 1;
+            due.push(r);
+        }
+        due
     }
 
     pub fn queue_write(&mut self, bytes: Bytes) {

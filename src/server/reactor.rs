@@ -1,5 +1,5 @@
 //! The reactor: one thread, one mio `Poll`. Accepts, reads and frames, hands complete
-//! requests to the workers (one in flight per connection), writes replies back.
+//! requests to the workers (one at a time per connection, acks=all Produce pipelined; see connection.rs), writes replies back.
 //! Everything here is non-blocking; framing and request handling are calls out of the loop.
 
 use std::collections::{BTreeSet, HashMap};
@@ -32,7 +32,7 @@ pub struct Reactor {
     conns: HashMap<usize, Connection>,
     next_token: usize,
     job_tx: Option<Sender<Job>>,
-    reply_rx: Receiver<(usize, Reply)>,
+    reply_rx: Receiver<worker::ReplyMsg>,
     /// Connections with a request that could not be queued (job queue full).
     backlog: BTreeSet<usize>,
     workers: Vec<std::thread::JoinHandle<()>>,
@@ -58,9 +58,9 @@ impl Reactor {
             .map_err(io)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(io)?);
         let (job_tx, job_rx) = crossbeam_channel::bounded(config.job_queue_len_max.max(1));
-        // Bounded by design: each connection has at most one request in flight, so at most
-        // `connections_max` replies can be outstanding.
-        let (reply_tx, reply_rx) = crossbeam_channel::bounded(config.connections_max + 16);
+        // Unbounded channel, bounded in effect: a connection has at most `PIPELINED_MAX`
+        // requests outstanding, each answered once (plus one `Parked` notice).
+        let (reply_tx, reply_rx) = crossbeam_channel::unbounded();
         let (retry_tx, retry_rx) = crossbeam_channel::unbounded();
         let purgatory = Purgatory::start(retry_tx)?;
         let p = Arc::clone(&purgatory);
@@ -175,7 +175,7 @@ impl Reactor {
                 let busy = self
                     .conns
                     .values()
-                    .any(|c| c.in_flight || c.has_pending_write());
+                    .any(|c| c.in_flight() || c.has_pending_write());
                 if !busy || since.elapsed() > Duration::from_millis(SHUTDOWN_DRAIN_MS) {
                     break;
                 }
@@ -238,7 +238,7 @@ impl Reactor {
         match conn.read_available(scratch) {
             ReadOutcome::Open => {}
             ReadOutcome::Closed => {
-                if !conn.in_flight && conn.queued.is_empty() && !conn.has_pending_write() {
+                if !conn.in_flight() && conn.queued.is_empty() && !conn.has_pending_write() {
                     self.close(token, None);
                     return;
                 }
@@ -266,7 +266,7 @@ impl Reactor {
         let Some(conn) = self.conns.get(&token) else {
             return;
         };
-        let done = !conn.in_flight && !conn.has_pending_write() && conn.queued.is_empty();
+        let done = !conn.in_flight() && !conn.has_pending_write() && conn.queued.is_empty();
         if done && (conn.read_closed || conn.close_after_write) {
             self.close(token, None);
         }
@@ -283,14 +283,18 @@ impl Reactor {
         }
         let queue_full =
             self.queued_bytes.load(Ordering::Acquire) >= self.config.job_queue_bytes_max;
-        if queue_full && !conn.in_flight && !conn.queued.is_empty() {
+        if queue_full && !conn.in_flight() && !conn.queued.is_empty() {
             self.backlog.insert(token);
             return;
         }
-        if let Some(frame) = conn.next_request() {
+        if let Some((seq, frame)) = conn.next_request() {
             let len = frame.len();
             self.queued_bytes.fetch_add(len, Ordering::AcqRel);
-            match job_tx.try_send(Job::Request { conn: token, frame }) {
+            match job_tx.try_send(Job::Request {
+                conn: token,
+                seq,
+                frame,
+            }) {
                 Ok(()) => {}
                 Err(TrySendError::Full(Job::Request { frame, .. })) => {
                     self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
@@ -315,19 +319,23 @@ impl Reactor {
     }
 
     fn drain_replies(&mut self, scratch: &mut [u8]) {
-        while let Ok((token, reply)) = self.reply_rx.try_recv() {
+        while let Ok((token, seq, reply)) = self.reply_rx.try_recv() {
             let Some(conn) = self.conns.get_mut(&token) else {
                 continue;
             };
-            conn.in_flight = false;
-            match reply {
-                Reply::Frame(bytes) => conn.queue_write(bytes),
-                Reply::NoResponse => {}
-                Reply::Close(why) => {
-                    log::warn!("closing connection from {}: {why}", conn.peer);
-                    conn.close_after_write = true;
-                    conn.queued.clear();
-                    conn.queued_bytes = 0;
+            for reply in conn.settle(seq, reply) {
+                if conn.close_after_write {
+                    break;
+                }
+                match reply {
+                    Reply::Frame(bytes) => conn.queue_write(bytes),
+                    Reply::NoResponse | Reply::Parked => {}
+                    Reply::Close(why) => {
+                        log::warn!("closing connection from {}: {why}", conn.peer);
+                        conn.close_after_write = true;
+                        conn.queued.clear();
+                        conn.queued_bytes = 0;
+                    }
                 }
             }
             if let Err(e) = conn.flush_writes() {
@@ -365,7 +373,7 @@ impl Reactor {
             .conns
             .iter()
             .filter(|(_, c)| {
-                !c.in_flight
+                !c.in_flight()
                     && c.queued.is_empty()
                     && !c.has_pending_write()
                     && now.duration_since(c.last_active) >= idle

@@ -28,7 +28,8 @@ pub struct Ctx {
 }
 
 pub enum Job {
-    Request { conn: usize, frame: Bytes },
+    /// `seq` numbers the connection's requests; replies are written in `seq` order.
+    Request { conn: usize, seq: u64, frame: Bytes },
 }
 
 pub enum Reply {
@@ -38,11 +39,20 @@ pub enum Reply {
     NoResponse,
     /// Close the connection (undecodable request); the reason is logged.
     Close(String),
+    /// The request is handled and only waits for durability (acks=all Produce): the
+    /// connection may hand its next request to a worker; this request's response follows
+    /// later under the same sequence number. Appends stay in request order because the next
+    /// request starts only after this one's append.
+    Parked,
 }
+
+/// A reply for connection `.0`, request sequence number `.1`.
+pub type ReplyMsg = (usize, u64, Reply);
 
 /// A parked request, re-evaluated when an event or its deadline arrives.
 pub struct DelayedOp {
     pub conn: usize,
+    pub seq: u64,
     pub api_version: i16,
     pub header: RequestHeader,
     pub deadline: Instant,
@@ -54,7 +64,7 @@ pub fn spawn_pool(
     ctx: Arc<Ctx>,
     jobs: Receiver<Job>,
     retries: Receiver<DelayedOp>,
-    replies: Sender<(usize, Reply)>,
+    replies: Sender<ReplyMsg>,
     waker: Arc<Waker>,
 ) -> Result<Vec<std::thread::JoinHandle<()>>> {
     (0..n)
@@ -78,28 +88,28 @@ fn worker_loop(
     ctx: &Ctx,
     jobs: &Receiver<Job>,
     retries: &Receiver<DelayedOp>,
-    replies: &Sender<(usize, Reply)>,
+    replies: &Sender<ReplyMsg>,
     waker: &Waker,
 ) {
     loop {
-        let (conn, reply) = crossbeam_channel::select! {
+        let (conn, seq, reply) = crossbeam_channel::select! {
             recv(jobs) -> job => match job {
-                Ok(Job::Request { conn, frame }) => {
+                Ok(Job::Request { conn, seq, frame }) => {
                     ctx.queued_bytes.fetch_sub(frame.len(), std::sync::atomic::Ordering::AcqRel);
-                    (conn, handle_frame(ctx, conn, frame))
+                    (conn, seq, handle_frame(ctx, conn, seq, frame))
                 }
                 Err(_) => return,
             },
             recv(retries) -> op => match op {
                 Ok(op) => {
-                    let conn = op.conn;
-                    (conn, handle_delayed(ctx, op))
+                    let (conn, seq) = (op.conn, op.seq);
+                    (conn, seq, handle_delayed(ctx, op))
                 }
                 Err(_) => return,
             },
         };
         let Some(reply) = reply else { continue };
-        if replies.send((conn, reply)).is_err() {
+        if replies.send((conn, seq, reply)).is_err() {
             return;
         }
         let _ = waker.wake();
@@ -107,7 +117,7 @@ fn worker_loop(
 }
 
 /// Handles one request frame. `None` means the request was parked.
-pub fn handle_frame(ctx: &Ctx, conn: usize, frame: Bytes) -> Option<Reply> {
+pub fn handle_frame(ctx: &Ctx, conn: usize, seq: u64, frame: Bytes) -> Option<Reply> {
     if frame.len() < 8 {
         return Some(Reply::Close(format!(
             "request of {} bytes is shorter than a request header",
@@ -150,28 +160,32 @@ pub fn handle_frame(ctx: &Ctx, conn: usize, frame: Bytes) -> Option<Reply> {
         }
     };
     let outcome = handlers::dispatch(ctx, &header, request);
-    finish(ctx, conn, api, header, outcome)
+    finish(ctx, (conn, seq), api, header, outcome, true)
 }
 
 fn handle_delayed(ctx: &Ctx, op: DelayedOp) -> Option<Reply> {
     let api = ApiKey::try_from(op.header.request_api_key).ok()?;
     let DelayedOp {
         conn,
+        seq,
         header,
         deadline,
         kind,
         ..
     } = op;
     let outcome = handlers::retry(ctx, &header, kind, deadline);
-    finish(ctx, conn, api, header, outcome)
+    finish(ctx, (conn, seq), api, header, outcome, false)
 }
 
+/// Turns a handler's outcome into the reply for request `seq` of `conn`. `first` is false when
+/// re-evaluating a parked request (its `Parked` notice was already sent).
 fn finish(
     ctx: &Ctx,
-    conn: usize,
+    (conn, seq): (usize, u64),
     api: ApiKey,
     header: RequestHeader,
     outcome: Outcome,
+    first: bool,
 ) -> Option<Reply> {
     let version = header.request_api_version;
     match outcome {
@@ -189,15 +203,19 @@ fn finish(
             keys,
             seen,
         } => {
+            // Only a Produce waiting for durability frees its connection for the next request:
+            // a parked Fetch or group request holds it, as in Kafka.
+            let pipelined = first && matches!(kind, handlers::Delayed::Produce(_));
             let op = DelayedOp {
                 conn,
+                seq,
                 api_version: version,
                 header,
                 deadline,
                 kind,
             };
             ctx.purgatory.park(op, keys, &seen);
-            None
+            pipelined.then_some(Reply::Parked)
         }
     }
 }
