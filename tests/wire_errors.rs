@@ -480,3 +480,37 @@ fn pipelined_requests_append_in_order_and_are_answered_in_order() {
     );
     assert_serving(&f);
 }
+
+/// Slowloris: a client trickling one byte at a time resets the idle timer forever, so a frame
+/// must arrive whole within `request_read_timeout_ms` of its first byte.
+#[test]
+fn a_request_trickled_slower_than_the_read_timeout_closes_the_connection() {
+    let f = start_with(|c| c.request_read_timeout_ms = 400);
+    let mut slow = connect(&f);
+    let frame = request(ApiKey::ApiVersions, 3, 1, &ApiVersionsRequest::default());
+    let started = Instant::now();
+    let mut closed = false;
+    for b in &frame {
+        if slow.write_all(std::slice::from_ref(b)).is_err() {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(60));
+    }
+    if !closed {
+        assert_closed(&mut slow);
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(350),
+        "closed after {took:?}, before the timeout"
+    );
+    // Others are unaffected, and a client that sends in time is answered.
+    assert_serving(&f);
+    let mut ok = connect(&f);
+    ok.write_all(&frame[..frame.len() / 2]).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    ok.write_all(&frame[frame.len() / 2..]).unwrap();
+    let (corr, _): (i32, ApiVersionsResponse) = response(&mut ok, 0, 3);
+    assert_eq!(corr, 1);
+}

@@ -58,6 +58,10 @@ struct Args {
     /// Close connections idle this long, in ms [default: 600000, as Kafka]
     #[arg(long)]
     connection_idle_ms: Option<u64>,
+    /// Close a connection whose request has not fully arrived this long after its first byte,
+    /// in ms [default: 60000]
+    #[arg(long)]
+    request_read_timeout_ms: Option<u64>,
     /// TOML config file with any of the keys above (snake_case, e.g. data_dir = "/var/lib/ts")
     #[arg(long)]
     config: Option<PathBuf>,
@@ -77,6 +81,7 @@ struct FileConfig {
     connections_max: Option<usize>,
     connections_per_ip_max: Option<usize>,
     connection_idle_ms: Option<u64>,
+    request_read_timeout_ms: Option<u64>,
     segment_bytes: Option<u64>,
     retention_ms: Option<i64>,
     retention_bytes: Option<i64>,
@@ -175,6 +180,12 @@ fn run(args: Args) -> Result<(), String> {
     }
     if let Some(ms) = args.connection_idle_ms.or(file.connection_idle_ms) {
         server_config.connection_idle_ms = ms.max(1);
+    }
+    if let Some(ms) = args
+        .request_read_timeout_ms
+        .or(file.request_read_timeout_ms)
+    {
+        server_config.request_read_timeout_ms = ms.max(1);
     }
 
     let broker = Arc::new(Broker::new(broker_config).map_err(|e| e.to_string())?);

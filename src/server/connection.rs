@@ -48,6 +48,9 @@ pub struct Connection {
     pub read_paused: bool,
     /// Last time bytes moved in either direction (for the idle timeout).
     pub last_active: std::time::Instant,
+    /// When the first byte of the frame still being received arrived (for the request read
+    /// timeout); `None` when no partial frame is buffered.
+    pub partial_since: Option<std::time::Instant>,
 }
 
 pub enum ReadOutcome {
@@ -74,6 +77,7 @@ impl Connection {
             close_after_write: false,
             read_paused: false,
             last_active: std::time::Instant::now(),
+            partial_since: None,
         }
     }
 
@@ -91,11 +95,17 @@ impl Connection {
                     break;
                 }
                 Ok(n) => {
-                    self.last_active = std::time::Instant::now();
+                    let now = std::time::Instant::now();
+                    self.last_active = now;
                     self.decoder.extend(&scratch[..n]);
                     if let Err(e) = self.cut_frames() {
                         return ReadOutcome::Error(e.to_string());
                     }
+                    // Bytes left over after cutting are the start of the next frame.
+                    self.partial_since = match self.decoder.buffered_bytes() {
+                        0 => None,
+                        _ => self.partial_since.or(Some(now)),
+                    };
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -47,6 +47,11 @@ pub struct ServerConfig {
     /// Connections with no traffic for this long are closed (Kafka's
     /// `connections.max.idle.ms`, 10 minutes).
     pub connection_idle_ms: u64,
+    /// A request must arrive whole within this long of its first byte, or the connection is
+    /// closed: a client trickling a frame a byte at a time would otherwise hold its connection
+    /// (and up to `request_bytes_max` of buffer) forever, since every byte resets the idle
+    /// timer. Kafka has no such limit; 60 s allows 100 MiB requests at ~2 MB/s.
+    pub request_read_timeout_ms: u64,
     pub cluster_id: String,
 }
 
@@ -68,6 +73,7 @@ impl ServerConfig {
             connections_max: 10_000,
             connections_per_ip_max: usize::MAX,
             connection_idle_ms: 600_000,
+            request_read_timeout_ms: 60_000,
             cluster_id: "thorstream-cluster".to_string(),
         }
     }

@@ -364,29 +364,43 @@ impl Reactor {
     }
 
     /// Closes connections idle longer than `connection_idle_ms` (nothing in flight, nothing
-    /// buffered, no bytes moved).
+    /// buffered, no bytes moved), and connections whose partial request has been arriving for
+    /// longer than `request_read_timeout_ms`.
     fn close_idle(&mut self) {
         let now = Instant::now();
         self.next_idle_check = now + idle_check_interval(&self.config);
         let idle = Duration::from_millis(self.config.connection_idle_ms);
-        let doomed: Vec<usize> = self
+        let read_timeout = Duration::from_millis(self.config.request_read_timeout_ms);
+        let doomed: Vec<(usize, &'static str)> = self
             .conns
             .iter()
-            .filter(|(_, c)| {
-                !c.in_flight()
+            .filter_map(|(&t, c)| {
+                // Not while reading is paused by our own backpressure: then the client is
+                // not the one holding the frame back.
+                if c.wants_read()
+                    && c.partial_since
+                        .is_some_and(|since| now.duration_since(since) >= read_timeout)
+                {
+                    return Some((t, "request not received in time"));
+                }
+                let idle = !c.in_flight()
                     && c.queued.is_empty()
                     && !c.has_pending_write()
-                    && now.duration_since(c.last_active) >= idle
+                    && now.duration_since(c.last_active) >= idle;
+                idle.then_some((t, "idle timeout"))
             })
-            .map(|(&t, _)| t)
             .collect();
-        for t in doomed {
-            self.close(t, Some("idle timeout".into()));
+        for (t, why) in doomed {
+            self.close(t, Some(why.into()));
         }
     }
 }
 
-/// How often idle connections are looked for: a tenth of the timeout, within [10 ms, 30 s].
+/// How often idle connections are looked for: a tenth of the shorter timeout, within
+/// [10 ms, 30 s].
 fn idle_check_interval(config: &ServerConfig) -> Duration {
-    Duration::from_millis((config.connection_idle_ms / 10).clamp(10, 30_000))
+    let shortest = config
+        .connection_idle_ms
+        .min(config.request_read_timeout_ms);
+    Duration::from_millis((shortest / 10).clamp(10, 30_000))
 }
