@@ -1,0 +1,673 @@
+//! `loadgen`: drives a Kafka broker (Thorstream or any other) through librdkafka, in the spirit
+//! of `kafka-producer-perf-test` / `kafka-consumer-perf-test`, and measures the machine's raw
+//! limits so that broker figures can be read as a fraction of what the hardware allows.
+//!
+//! Subcommands:
+//! - `produce`: N producer instances (each its own librdkafka client and connection) send
+//!   records of a fixed size for a duration or a count, optionally rate-limited; reports
+//!   records/s, MB/s and produce-ack latency p50/p99/p999.
+//! - `consume`: reads a topic from the beginning (all partitions assigned, no group) until a
+//!   record count is reached; reports records/s and MB/s.
+//! - `e2e`: a rate-limited producer and a consumer in one process; every payload carries its
+//!   send time, so the consumer measures end-to-end latency on one clock.
+//! - `idle`: opens many idle connections and holds them (the broker's CPU is sampled meanwhile).
+//! - `tcp-bw`, `fsync-lat`: raw loopback TCP bandwidth and fdatasync latency of a directory.
+//!
+//! With `--broker-pid`, every broker-facing subcommand also samples the broker's CPU time from
+//! `/proc/<pid>/stat` over the measured interval, so CPU-seconds per GB can be reported even
+//! though the client shares the machine. Results are printed as one JSON object on stdout; a
+//! progress bar and a human summary go to stderr.
+
+mod cpu;
+mod raw;
+mod report;
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use rdkafka::ClientContext;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use report::Report;
+
+#[derive(Parser)]
+#[command(name = "loadgen", about = "Kafka load generator over librdkafka")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Produce records and report throughput and produce-ack latency.
+    Produce(ProduceArgs),
+    /// Consume a topic from the beginning and report throughput.
+    Consume(ConsumeArgs),
+    /// Produce at a fixed rate and consume concurrently; report end-to-end latency.
+    E2e(E2eArgs),
+    /// Hold idle connections open (sample the broker's CPU meanwhile).
+    Idle(IdleArgs),
+    /// Loopback TCP bandwidth (raw limit).
+    TcpBw(raw::TcpBwArgs),
+    /// fdatasync latency and sequential write bandwidth in a directory (raw limit).
+    FsyncLat(raw::FsyncArgs),
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// bootstrap.servers
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    brokers: String,
+    #[arg(long)]
+    topic: String,
+    /// Sample this process's CPU time from /proc over the measured interval.
+    #[arg(long)]
+    broker_pid: Option<u32>,
+    /// Extra librdkafka properties, `key=value`, repeatable.
+    #[arg(long = "prop", value_parser = parse_prop)]
+    props: Vec<(String, String)>,
+    /// A label copied into the JSON output.
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
+#[derive(Args, Clone)]
+struct ProduceArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Stop after this many records in total (0 = use --duration).
+    #[arg(long, default_value_t = 0)]
+    records: u64,
+    /// Produce for this many seconds (when --records is 0).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Value size in bytes (at least 8: the first 8 bytes carry the send time).
+    #[arg(long, default_value_t = 1024)]
+    record_size: usize,
+    /// Key size in bytes; 0 sends no key (records spread over partitions by librdkafka).
+    #[arg(long, default_value_t = 0)]
+    key_size: usize,
+    /// Create the topic with this many partitions if it does not exist.
+    #[arg(long, default_value_t = 1)]
+    partitions: i32,
+    #[arg(long, default_value = "1")]
+    acks: String,
+    #[arg(long, default_value_t = 5)]
+    linger_ms: u32,
+    #[arg(long, default_value_t = 1_000_000)]
+    batch_size: u32,
+    #[arg(long, default_value = "none")]
+    compression: String,
+    /// Number of independent producer instances (threads, connections).
+    #[arg(long, default_value_t = 1)]
+    producers: usize,
+    /// Total records/s across producers (0 = as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+}
+
+#[derive(Args, Clone)]
+struct ConsumeArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Stop after this many records.
+    #[arg(long)]
+    records: u64,
+    /// Give up after this many seconds without a record.
+    #[arg(long, default_value_t = 10.0)]
+    idle_timeout: f64,
+}
+
+#[derive(Args, Clone)]
+struct E2eArgs {
+    #[command(flatten)]
+    produce: ProduceArgs,
+}
+
+#[derive(Args, Clone)]
+struct IdleArgs {
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    brokers: String,
+    #[arg(long, default_value_t = 1000)]
+    connections: usize,
+    /// Seconds to hold them (CPU is sampled over this interval, after all are open).
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    #[arg(long)]
+    broker_pid: Option<u32>,
+}
+
+fn parse_prop(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected key=value, got {s:?}"))
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let out = match cli.cmd {
+        Cmd::Produce(a) => produce(&a, false),
+        Cmd::Consume(a) => consume(&a),
+        Cmd::E2e(a) => produce(&a.produce, true),
+        Cmd::Idle(a) => idle(&a),
+        Cmd::TcpBw(a) => raw::tcp_bw(&a),
+        Cmd::FsyncLat(a) => raw::fsync_lat(&a),
+    };
+    match out {
+        Ok(report) => report.print(),
+        Err(e) => {
+            eprintln!("loadgen: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Microseconds since the process's clock origin; stamped into payloads.
+fn now_us(origin: Instant) -> u64 {
+    origin.elapsed().as_micros() as u64
+}
+
+fn new_histogram() -> Histogram<u64> {
+    // 1 µs .. 100 s at 3 significant digits.
+    Histogram::new_with_bounds(1, 100_000_000, 3).expect("constant histogram bounds are valid")
+}
+
+/// Delivery callbacks: count acks/errors and record produce-ack latency.
+struct Deliveries {
+    origin: Instant,
+    acked: AtomicU64,
+    acked_bytes: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+    latency: Mutex<Histogram<u64>>,
+}
+
+impl Deliveries {
+    fn on_delivery(&self, result: &DeliveryResult<'_>) {
+        match result {
+            Ok(m) => {
+                self.acked.fetch_add(1, Ordering::Relaxed);
+                let payload = m.payload().unwrap_or(&[]);
+                self.acked_bytes
+                    .fetch_add(payload.len() as u64, Ordering::Relaxed);
+                if let Some(sent) = stamp(payload) {
+                    let lat = now_us(self.origin).saturating_sub(sent).max(1);
+                    if let Ok(mut h) = self.latency.lock() {
+                        let _ = h.record(lat);
+                    }
+                }
+            }
+            Err((e, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut first) = self.first_error.lock() {
+                    first.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+    }
+}
+
+fn stamp(payload: &[u8]) -> Option<u64> {
+    let b: [u8; 8] = payload.get(..8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(b))
+}
+
+fn base_config(common: &Common) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &common.brokers);
+    for (k, v) in &common.props {
+        cfg.set(k, v);
+    }
+    cfg
+}
+
+fn ensure_topic(common: &Common, partitions: i32) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = base_config(common)
+        .create()
+        .context("creating admin client")?;
+    let topic = NewTopic::new(&common.topic, partitions, TopicReplication::Fixed(1));
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results =
+        futures_executor::block_on(admin.create_topics([&topic], &opts)).context("CreateTopics")?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => bail!("creating topic {name}: {code}"),
+        }
+    }
+    Ok(())
+}
+
+fn producer_config(a: &ProduceArgs) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &a.common.brokers)
+        .set("acks", &a.acks)
+        .set("linger.ms", a.linger_ms.to_string())
+        .set("batch.size", a.batch_size.to_string())
+        .set("compression.type", &a.compression)
+        .set("queue.buffering.max.messages", "1000000")
+        // 32 MB of records queued per producer, as the Java client's buffer.memory default:
+        // enough to keep the broker busy, small enough that ack latency is not all queueing.
+        .set("queue.buffering.max.kbytes", "32768");
+    for (k, v) in &a.common.props {
+        cfg.set(k, v);
+    }
+    cfg
+}
+
+fn progress(total: Option<u64>, what: &str) -> ProgressBar {
+    let bar = match total {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::new_spinner(),
+    };
+    let template = if total.is_some() {
+        "{spinner} {prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec})"
+    } else {
+        "{spinner} {prefix} [{elapsed_precise}] {pos} records ({per_sec})"
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar.set_prefix(what.to_string());
+    bar
+}
+
+/// Produce (and, for `e2e`, consume concurrently and measure end-to-end latency).
+fn produce(a: &ProduceArgs, e2e: bool) -> Result<Report> {
+    if a.record_size < 8 {
+        bail!("--record-size must be at least 8 (the send time is stamped into the payload)");
+    }
+    if e2e && a.rate == 0 {
+        bail!("e2e needs --rate (latency at an unbounded rate measures queueing only)");
+    }
+    ensure_topic(&a.common, a.partitions)?;
+    let origin = Instant::now();
+    let ctx = Arc::new(SharedRun {
+        sent: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+    });
+    let bar = progress(
+        (a.records > 0).then_some(a.records),
+        if e2e { "e2e" } else { "produce" },
+    );
+
+    // e2e: the consumer starts first, positioned at the end, and measures payload stamps.
+    let consumer = if e2e {
+        let c = E2eConsumer::start(&a.common, origin, ctx.clone())?;
+        Some(c)
+    } else {
+        None
+    };
+
+    let cpu0 = cpu::Sample::take(a.common.broker_pid);
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for i in 0..a.producers {
+        let a = a.clone();
+        let ctx = ctx.clone();
+        let bar = bar.clone();
+        handles.push(thread::spawn(move || {
+            producer_thread(&a, i, origin, &ctx, &bar)
+        }));
+    }
+    let mut acked = 0u64;
+    let mut acked_bytes = 0u64;
+    let mut failed = 0u64;
+    let mut first_error = None;
+    let mut hist = new_histogram();
+    for h in handles {
+        let d = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("producer thread panicked"))??;
+        acked += d.acked.load(Ordering::Relaxed);
+        acked_bytes += d.acked_bytes.load(Ordering::Relaxed);
+        failed += d.failed.load(Ordering::Relaxed);
+        if let (None, Ok(mut e)) = (&first_error, d.first_error.lock()) {
+            first_error = e.take();
+        }
+        if let Ok(l) = d.latency.lock() {
+            let _ = hist.add(&*l);
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu1 = cpu::Sample::take(a.common.broker_pid);
+    bar.finish_and_clear();
+
+    let mut r = Report::new(if e2e { "e2e" } else { "produce" }, &a.common.label);
+    r.num("records", acked as f64)
+        .num("failed", failed as f64)
+        .num("record_size", a.record_size as f64)
+        .num("partitions", a.partitions as f64)
+        .num("producers", a.producers as f64)
+        .text("acks", &a.acks)
+        .num("seconds", elapsed)
+        .num("records_per_s", acked as f64 / elapsed)
+        .num("mb_per_s", acked_bytes as f64 / elapsed / 1e6)
+        .latency("ack", &hist);
+    if let Some(e) = first_error {
+        r.text("first_error", &e);
+    }
+    cpu::report(&mut r, &cpu0, &cpu1, acked_bytes);
+
+    if let Some(c) = consumer {
+        // Let the consumer catch up with the last records, then stop it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while c.received() < acked && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        ctx.stop.store(true, Ordering::Relaxed);
+        let (received, e2e_hist) = c.finish()?;
+        r.num("e2e_received", received as f64)
+            .latency("e2e", &e2e_hist);
+    }
+    if failed > 0 && acked == 0 {
+        bail!(
+            "every record failed: {}",
+            r.get_text("first_error").unwrap_or_default()
+        );
+    }
+    Ok(r)
+}
+
+struct SharedRun {
+    sent: AtomicU64,
+    stop: AtomicBool,
+}
+
+fn producer_thread(
+    a: &ProduceArgs,
+    index: usize,
+    origin: Instant,
+    run: &SharedRun,
+    bar: &ProgressBar,
+) -> Result<Arc<Deliveries>> {
+    let deliveries = Arc::new(Deliveries {
+        origin,
+        acked: AtomicU64::new(0),
+        acked_bytes: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        first_error: Mutex::new(None),
+        latency: Mutex::new(new_histogram()),
+    });
+    let producer: BaseProducer<ArcDeliveries> = producer_config(a)
+        .create_with_context(ArcDeliveries(deliveries.clone()))
+        .context("creating producer")?;
+    let mut payload = vec![0u8; a.record_size];
+    for (i, b) in payload.iter_mut().enumerate().skip(8) {
+        *b = (i % 251) as u8;
+    }
+    let mut key = vec![b'k'; a.key_size];
+    let per_producer_rate = a.rate as f64 / a.producers as f64;
+    let paced_from = Instant::now();
+    let end = paced_from + Duration::from_secs_f64(a.duration);
+    let mut n: u64 = 0;
+    let mut last_bar = 0u64;
+    loop {
+        if a.records > 0 {
+            // Claim the next record of the shared count.
+            if run.sent.fetch_add(1, Ordering::Relaxed) >= a.records {
+                break;
+            }
+        } else if n.is_multiple_of(1024) && Instant::now() >= end {
+            break;
+        }
+        if per_producer_rate > 0.0 {
+            // Paced from this thread's start (setup time never turns into a burst), at a
+            // granularity of ~0.5 ms: send what is due, then sleep, instead of spinning.
+            let due = Duration::from_secs_f64(n as f64 / per_producer_rate);
+            loop {
+                let now = paced_from.elapsed();
+                if now >= due {
+                    break;
+                }
+                producer.poll(Duration::ZERO);
+                thread::sleep((due - now).min(Duration::from_micros(500)));
+            }
+            if Instant::now() >= end && a.records == 0 {
+                break;
+            }
+        }
+        payload[..8].copy_from_slice(&now_us(origin).to_le_bytes());
+        if !key.is_empty() {
+            let id = (n as usize).wrapping_mul(2654435761) ^ index;
+            for (i, b) in key.iter_mut().enumerate().take(8) {
+                *b = b'0' + ((id >> (i * 4)) & 0xf) as u8;
+            }
+        }
+        let mut record = BaseRecord::to(&a.common.topic).payload(&payload[..]);
+        if !key.is_empty() {
+            record = record.key(&key[..]);
+        }
+        let mut record = Some(record);
+        while let Some(r) = record.take() {
+            match producer.send(r) {
+                Ok(()) => {}
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    producer.poll(Duration::from_millis(1));
+                    record = Some(r);
+                }
+                Err((e, _)) => bail!("produce failed: {e}"),
+            }
+        }
+        n += 1;
+        if n.is_multiple_of(256) {
+            producer.poll(Duration::ZERO);
+            bar.inc(n - last_bar);
+            last_bar = n;
+        }
+    }
+    bar.inc(n - last_bar);
+    producer
+        .flush(Duration::from_secs(60))
+        .context("flushing producer")?;
+    Ok(deliveries)
+}
+
+/// `ProducerContext` must be owned by the producer; this shares the counters with the thread.
+struct ArcDeliveries(Arc<Deliveries>);
+
+impl ClientContext for ArcDeliveries {}
+
+impl ProducerContext for ArcDeliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        self.0.on_delivery(result);
+    }
+}
+
+fn consumer_config(common: &Common) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &common.brokers)
+        .set("group.id", "loadgen")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "10485760")
+        .set("queued.min.messages", "1000000")
+        .set("fetch.wait.max.ms", "100");
+    for (k, v) in &common.props {
+        cfg.set(k, v);
+    }
+    cfg
+}
+
+/// Assign every partition of the topic at `offset` (no group membership: nothing to wait for).
+fn assign_all(consumer: &BaseConsumer, topic: &str, offset: Offset) -> Result<usize> {
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .context("metadata")?;
+    let t = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .context("topic missing from metadata")?;
+    if let Some(e) = t.error() {
+        bail!("topic {topic}: {e:?}");
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in t.partitions() {
+        tpl.add_partition_offset(topic, p.id(), offset)?;
+    }
+    consumer.assign(&tpl)?;
+    Ok(t.partitions().len())
+}
+
+fn consume(a: &ConsumeArgs) -> Result<Report> {
+    let consumer: BaseConsumer = consumer_config(&a.common)
+        .create()
+        .context("creating consumer")?;
+    let partitions = assign_all(&consumer, &a.common.topic, Offset::Beginning)?;
+    let bar = progress(Some(a.records), "consume");
+    let cpu0 = cpu::Sample::take(a.common.broker_pid);
+    let started = Instant::now();
+    let mut last_record = Instant::now();
+    let (mut n, mut bytes) = (0u64, 0u64);
+    let idle = Duration::from_secs_f64(a.idle_timeout);
+    while n < a.records {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                n += 1;
+                bytes += m.payload_len() as u64;
+                last_record = Instant::now();
+                if n.is_multiple_of(1024) {
+                    bar.set_position(n);
+                }
+            }
+            Some(Err(e)) => bail!("consume failed: {e}"),
+            None if last_record.elapsed() > idle => break,
+            None => {}
+        }
+    }
+    let elapsed = last_record.duration_since(started).as_secs_f64().max(1e-9);
+    let cpu1 = cpu::Sample::take(a.common.broker_pid);
+    bar.finish_and_clear();
+    let mut r = Report::new("consume", &a.common.label);
+    r.num("records", n as f64)
+        .num("partitions", partitions as f64)
+        .num("seconds", elapsed)
+        .num("records_per_s", n as f64 / elapsed)
+        .num("mb_per_s", bytes as f64 / elapsed / 1e6);
+    cpu::report(&mut r, &cpu0, &cpu1, bytes);
+    if n < a.records {
+        bail!(
+            "only {n} of {} records arrived (idle for {:.1}s)",
+            a.records,
+            a.idle_timeout
+        );
+    }
+    Ok(r)
+}
+
+/// The consuming half of `e2e`: a thread that polls from the end and records latencies.
+struct E2eConsumer {
+    received: Arc<AtomicU64>,
+    handle: thread::JoinHandle<Result<Histogram<u64>>>,
+}
+
+impl E2eConsumer {
+    fn start(common: &Common, origin: Instant, run: Arc<SharedRun>) -> Result<Self> {
+        let consumer: BaseConsumer = consumer_config(common)
+            .set("fetch.wait.max.ms", "500")
+            .set("fetch.min.bytes", "1")
+            .create()
+            .context("creating consumer")?;
+        assign_all(&consumer, &common.topic, Offset::End)?;
+        // Wait until the assignment has resolved its start offsets, so that no record produced
+        // from now on is skipped.
+        let ready = Instant::now();
+        while ready.elapsed() < Duration::from_secs(2) {
+            let _ = consumer.poll(Duration::from_millis(50));
+        }
+        let received = Arc::new(AtomicU64::new(0));
+        let counter = received.clone();
+        let handle = thread::spawn(move || {
+            let mut hist = new_histogram();
+            while !run.stop.load(Ordering::Relaxed) {
+                match consumer.poll(Duration::from_millis(50)) {
+                    Some(Ok(m)) => {
+                        if let Some(sent) = m.payload().and_then(stamp) {
+                            let _ = hist.record(now_us(origin).saturating_sub(sent).max(1));
+                        }
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some(Err(e)) => bail!("e2e consumer: {e}"),
+                    None => {}
+                }
+            }
+            Ok(hist)
+        });
+        Ok(E2eConsumer { received, handle })
+    }
+
+    fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    fn finish(self) -> Result<(u64, Histogram<u64>)> {
+        let received = self.received();
+        let hist = self
+            .handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("consumer thread panicked"))??;
+        Ok((received, hist))
+    }
+}
+
+fn idle(a: &IdleArgs) -> Result<Report> {
+    let addr = a
+        .brokers
+        .split(',')
+        .next()
+        .context("no broker address")?
+        .to_string();
+    let mut conns = Vec::with_capacity(a.connections);
+    let bar = progress(Some(a.connections as u64), "connect");
+    for _ in 0..a.connections {
+        let s = std::net::TcpStream::connect(&addr).with_context(|| format!("connect {addr}"))?;
+        conns.push(s);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    // Let the accept burst settle before sampling.
+    thread::sleep(Duration::from_secs(1));
+    let cpu0 = cpu::Sample::take(a.broker_pid);
+    let started = Instant::now();
+    thread::sleep(Duration::from_secs_f64(a.seconds));
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu1 = cpu::Sample::take(a.broker_pid);
+    // Check they are all still open (a refused or closed connection reads 0 bytes).
+    let mut open = 0usize;
+    for s in &conns {
+        s.set_nonblocking(true)?;
+        let mut b = [0u8; 1];
+        match std::io::Read::read(&mut &*s, &mut b) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => open += 1,
+            _ => {}
+        }
+    }
+    let mut r = Report::new("idle", "");
+    r.num("connections", a.connections as f64)
+        .num("still_open", open as f64)
+        .num("seconds", elapsed);
+    if let (Some(c0), Some(c1)) = (&cpu0, &cpu1) {
+        let cpu_s = c1.broker_seconds - c0.broker_seconds;
+        r.num("broker_cpu_s", cpu_s)
+            .num("broker_cpu_pct", 100.0 * cpu_s / elapsed);
+    }
+    Ok(r)
+}
