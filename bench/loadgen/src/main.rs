@@ -130,6 +130,9 @@ struct ConsumeArgs {
     /// Give up after this many seconds without a record.
     #[arg(long, default_value_t = 10.0)]
     idle_timeout: f64,
+    /// Consumer instances (threads); partitions are dealt out among them.
+    #[arg(long, default_value_t = 1)]
+    consumers: usize,
 }
 
 #[derive(Args, Clone)]
@@ -508,6 +511,18 @@ fn consumer_config(common: &Common) -> ClientConfig {
 
 /// Assign every partition of the topic at `offset` (no group membership: nothing to wait for).
 fn assign_all(consumer: &BaseConsumer, topic: &str, offset: Offset) -> Result<usize> {
+    assign_share(consumer, topic, offset, 0, 1)
+}
+
+/// Assign the partitions `p` with `p % count == index` at `offset`; returns the topic's
+/// partition count.
+fn assign_share(
+    consumer: &BaseConsumer,
+    topic: &str,
+    offset: Offset,
+    index: usize,
+    count: usize,
+) -> Result<usize> {
     let md = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .context("metadata")?;
@@ -521,44 +536,73 @@ fn assign_all(consumer: &BaseConsumer, topic: &str, offset: Offset) -> Result<us
     }
     let mut tpl = TopicPartitionList::new();
     for p in t.partitions() {
-        tpl.add_partition_offset(topic, p.id(), offset)?;
+        if p.id() as usize % count.max(1) == index {
+            tpl.add_partition_offset(topic, p.id(), offset)?;
+        }
     }
     consumer.assign(&tpl)?;
     Ok(t.partitions().len())
 }
 
 fn consume(a: &ConsumeArgs) -> Result<Report> {
-    let consumer: BaseConsumer = consumer_config(&a.common)
-        .create()
-        .context("creating consumer")?;
-    let partitions = assign_all(&consumer, &a.common.topic, Offset::Beginning)?;
+    let count = a.consumers.max(1);
+    let mut consumers = Vec::with_capacity(count);
+    let mut partitions = 0;
+    for i in 0..count {
+        let c: BaseConsumer = consumer_config(&a.common)
+            .create()
+            .context("creating consumer")?;
+        partitions = assign_share(&c, &a.common.topic, Offset::Beginning, i, count)?;
+        consumers.push(c);
+    }
     let bar = progress(Some(a.records), "consume");
+    let total = Arc::new(AtomicU64::new(0));
     let cpu0 = cpu::Sample::take(a.common.broker_pid);
     let started = Instant::now();
-    let mut last_record = Instant::now();
-    let (mut n, mut bytes) = (0u64, 0u64);
     let idle = Duration::from_secs_f64(a.idle_timeout);
-    while n < a.records {
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => {
-                n += 1;
-                bytes += m.payload_len() as u64;
-                last_record = Instant::now();
-                if n.is_multiple_of(1024) {
-                    bar.set_position(n);
+    let handles: Vec<_> = consumers
+        .into_iter()
+        .map(|consumer| {
+            let (total, bar, records) = (total.clone(), bar.clone(), a.records);
+            thread::spawn(move || -> Result<(u64, Instant)> {
+                let mut last_record = Instant::now();
+                let mut bytes = 0u64;
+                while total.load(Ordering::Relaxed) < records {
+                    match consumer.poll(Duration::from_millis(100)) {
+                        Some(Ok(m)) => {
+                            let n = total.fetch_add(1, Ordering::Relaxed) + 1;
+                            bytes += m.payload_len() as u64;
+                            last_record = Instant::now();
+                            if n.is_multiple_of(1024) {
+                                bar.set_position(n);
+                            }
+                        }
+                        Some(Err(e)) => bail!("consume failed: {e}"),
+                        None if last_record.elapsed() > idle => break,
+                        None => {}
+                    }
                 }
-            }
-            Some(Err(e)) => bail!("consume failed: {e}"),
-            None if last_record.elapsed() > idle => break,
-            None => {}
-        }
+                Ok((bytes, last_record))
+            })
+        })
+        .collect();
+    let mut bytes = 0u64;
+    let mut last_record = started;
+    for h in handles {
+        let (b, last) = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("consumer thread panicked"))??;
+        bytes += b;
+        last_record = last_record.max(last);
     }
+    let n = total.load(Ordering::Relaxed).min(a.records);
     let elapsed = last_record.duration_since(started).as_secs_f64().max(1e-9);
     let cpu1 = cpu::Sample::take(a.common.broker_pid);
     bar.finish_and_clear();
     let mut r = Report::new("consume", &a.common.label);
     r.num("records", n as f64)
         .num("partitions", partitions as f64)
+        .num("consumers", count as f64)
         .num("seconds", elapsed)
         .num("records_per_s", n as f64 / elapsed)
         .num("mb_per_s", bytes as f64 / elapsed / 1e6);
