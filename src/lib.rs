@@ -5,6 +5,8 @@ pub mod broker;
 pub mod config;
 pub mod consumer;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod producer;
 pub mod protocol;
 pub mod server;

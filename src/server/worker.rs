@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use crossbeam_channel::{Receiver, Sender};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::Encodable;
 use mio::Waker;
 
 use super::ServerConfig;
@@ -16,7 +16,7 @@ use super::handlers::{self, Outcome};
 use super::purgatory::Purgatory;
 use crate::broker::Broker;
 use crate::error::{Error, Result};
-use crate::protocol::versions;
+use crate::protocol::request::{DecodeError, DecodedRequest, decode_request};
 
 /// Shared, read-only context of every handler.
 pub struct Ctx {
@@ -118,21 +118,13 @@ fn worker_loop(
 
 /// Handles one request frame. `None` means the request was parked.
 pub fn handle_frame(ctx: &Ctx, conn: usize, seq: u64, frame: Bytes) -> Option<Reply> {
-    if frame.len() < 8 {
-        return Some(Reply::Close(format!(
-            "request of {} bytes is shorter than a request header",
-            frame.len()
-        )));
-    }
-    let mut peek = &frame[..8];
-    let api_key_raw = peek.get_i16();
-    let api_version = peek.get_i16();
-    let correlation_id = peek.get_i32();
-    let Ok(api) = ApiKey::try_from(api_key_raw) else {
-        return Some(Reply::Close(format!("unknown API key {api_key_raw}")));
-    };
-    if !versions::is_supported(api, api_version) {
-        if api == ApiKey::ApiVersions {
+    let DecodedRequest {
+        api,
+        header,
+        request,
+    } = match decode_request(frame) {
+        Ok(r) => r,
+        Err(DecodeError::UnsupportedApiVersions { correlation_id }) => {
             // As Kafka: answer v0 with UNSUPPORTED_VERSION and our ranges so the client retries.
             let body = handlers::api_versions::response(35);
             return Some(encode_reply(
@@ -142,22 +134,7 @@ pub fn handle_frame(ctx: &Ctx, conn: usize, seq: u64, frame: Bytes) -> Option<Re
                 0,
             ));
         }
-        return Some(Reply::Close(format!(
-            "unsupported version {api_version} of {api:?}"
-        )));
-    }
-    let mut buf = frame;
-    let header = match RequestHeader::decode(&mut buf, api.request_header_version(api_version)) {
-        Ok(h) => h,
-        Err(e) => return Some(Reply::Close(format!("bad {api:?} request header: {e}"))),
-    };
-    let request = match RequestKind::decode(api, &mut buf, api_version) {
-        Ok(r) => r,
-        Err(e) => {
-            return Some(Reply::Close(format!(
-                "cannot decode {api:?} v{api_version} request: {e}"
-            )));
-        }
+        Err(DecodeError::Close(why)) => return Some(Reply::Close(why)),
     };
     let outcome = handlers::dispatch(ctx, &header, request);
     finish(ctx, (conn, seq), api, header, outcome, true)

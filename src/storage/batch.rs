@@ -107,9 +107,11 @@ impl BatchHeader {
         self.batch_length as usize + LOG_OVERHEAD_BYTES
     }
 
-    /// Offset of the last record in the batch.
+    /// Offset of the last record in the batch (saturating: a damaged base offset near
+    /// `i64::MAX`, outside the CRC, must not overflow).
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + self.last_offset_delta as i64
+        self.base_offset
+            .saturating_add(self.last_offset_delta as i64)
     }
 
     /// Compression codec id (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).

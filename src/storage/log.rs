@@ -776,22 +776,36 @@ impl PartitionLog {
             if seg.next_offset <= from {
                 continue;
             }
-            let Some(start) = seg.position_of(from.max(seg.base_offset), seg.size)? else {
-                continue;
-            };
             let producers = &mut self.producers;
-            scan_headers(&seg.reader(), &seg.log_path, start, seg.size, |_, h| {
-                if h.producer_id >= 0 && !h.is_control() && h.base_offset >= from {
-                    producers.record(
-                        h.producer_id,
-                        h.producer_epoch,
-                        h.base_sequence,
-                        h.record_count,
-                        h.base_offset,
-                    );
-                }
-                false
-            })?;
+            let scanned = seg
+                .position_of(from.max(seg.base_offset), seg.size)
+                .and_then(|start| match start {
+                    None => Ok(None),
+                    Some(start) => {
+                        scan_headers(&seg.reader(), &seg.log_path, start, seg.size, |_, h| {
+                            if h.producer_id >= 0 && !h.is_control() && h.base_offset >= from {
+                                producers.record(
+                                    h.producer_id,
+                                    h.producer_epoch,
+                                    h.base_sequence,
+                                    h.record_count,
+                                    h.base_offset,
+                                );
+                            }
+                            false
+                        })
+                    }
+                });
+            if let Err(StorageError::Batch(e)) = &scanned {
+                // A damaged batch in a segment that was not rescanned (clean shutdown, or below
+                // the recovery point): reads report it; the partition must still open.
+                log::warn!(
+                    "{}: producer state rebuilt only up to a damaged batch: {e}",
+                    seg.log_path.display()
+                );
+                break;
+            }
+            scanned?;
         }
         self.producers_saved_at = if from == leo { leo } else { -1 };
         Ok(())

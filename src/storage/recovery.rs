@@ -137,7 +137,8 @@ pub fn recover_segment(
 
 /// Opens a segment after a clean shutdown: trusts the log bytes, loads the indexes (rebuilding
 /// them if missing or invalid), and reads only the tail after the last index entry to find the
-/// next offset. Falls back to a full recovery scan if the tail does not parse.
+/// next offset. Falls back to a full recovery scan if the tail does not parse or its offsets
+/// do not continue from the last index entry.
 pub fn load_segment(
     dir: &Path,
     base_offset: i64,
@@ -151,9 +152,13 @@ pub fn load_segment(
     let Some(index) = OffsetIndex::load(&index_path, file_len.max(1))? else {
         return recover_segment(dir, base_offset, index_interval_bytes, now_ms).map(|(s, _)| s);
     };
-    let start = index.entries().last().map_or(0, |e| u64::from(e.position));
+    let last_entry = index.entries().last().copied();
+    let start = last_entry.map_or(0, |e| u64::from(e.position));
     let file = File::open(&log_path).map_err(|e| StorageError::io(&log_path, e))?;
-    let mut next_offset = base_offset;
+    // The batch an index entry points at has the offset the entry names.
+    let mut next_offset = last_entry.map_or(base_offset, |e| {
+        base_offset.saturating_add(i64::from(e.relative_offset))
+    });
     let mut max_ts = -1i64;
     let mut pos = start;
     let mut header = [0u8; BATCH_HEADER_BYTES];
@@ -167,7 +172,12 @@ pub fn load_segment(
         let Ok(h) = BatchHeader::parse(&header) else {
             return recover_segment(dir, base_offset, index_interval_bytes, now_ms).map(|(s, _)| s);
         };
-        if pos + h.total_bytes() as u64 > file_len {
+        // A batch past the end, or offsets that do not continue (a damaged base offset, outside
+        // the CRC): the tail is not what a clean shutdown leaves, so validate the segment.
+        if pos + h.total_bytes() as u64 > file_len
+            || h.base_offset != next_offset
+            || h.last_offset_delta < 0
+        {
             return recover_segment(dir, base_offset, index_interval_bytes, now_ms).map(|(s, _)| s);
         }
         next_offset = h.last_offset() + 1;
