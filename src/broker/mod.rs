@@ -125,6 +125,12 @@ impl Broker {
         for r in records {
             match r {
                 TopicRecord::Upsert(m) => {
+                    // The name becomes a directory name: never trust it, even from our own
+                    // (CRC-framed) file. A record no CreateTopics could have written is dropped.
+                    if let Err(e) = topic::validate_topic_name(&m.name) {
+                        log::error!("{TOPICS_FILE}: ignoring a topic record: {e}");
+                        continue;
+                    }
                     metas.insert(m.name.clone(), m);
                 }
                 TopicRecord::Delete { name } => {
@@ -870,5 +876,40 @@ fn group_housekeeping(inner: &Inner) {
     if now - last >= check_interval_ms {
         inner.offsets_expiry_ms.store(now, Ordering::Release);
         inner.groups.expire_offsets(&inner.offsets, retention_ms);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_records_with_invalid_names_are_ignored_at_startup() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        {
+            let broker = Broker::new(BrokerConfig::with_data_dir(dir.path()))
+                .unwrap_or_else(|e| panic!("{e}"));
+            broker
+                .create_topic("good", None)
+                .unwrap_or_else(|e| panic!("{e}"));
+            broker.close().unwrap_or_else(|e| panic!("{e}"));
+        }
+        let (mut store, _) = RecordLog::<TopicRecord>::open(&dir.path().join(TOPICS_FILE))
+            .unwrap_or_else(|e| panic!("{e}"));
+        for name in ["../escape", "", "a/b"] {
+            let meta = TopicMeta {
+                name: name.to_string(),
+                id: [7; 16],
+                config: TopicConfig::default(),
+            };
+            store
+                .append(&TopicRecord::Upsert(meta), true)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        drop(store);
+        let broker =
+            Broker::new(BrokerConfig::with_data_dir(dir.path())).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(broker.topics(), vec!["good".to_string()]);
+        assert!(!dir.path().join("..").join("escape-0").exists());
     }
 }
