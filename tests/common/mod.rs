@@ -2,6 +2,7 @@
 //! partition back, and poking at segment files.
 #![allow(dead_code)]
 
+pub mod requests;
 pub mod wire;
 
 use std::path::{Path, PathBuf};
