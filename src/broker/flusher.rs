@@ -5,7 +5,8 @@
 //! the partition lock, fsyncs with the lock released (appends continue meanwhile and are
 //! covered by the next round), then publishes the new recovery point and high watermark. One
 //! fsync therefore covers every append made since the previous one. A failed fsync poisons the
-//! log (see `PartitionLog::poison`): it is never retried as if the data were safe.
+//! log (see `PartitionLog::poison`): it is never retried as if the data were safe; the next
+//! append heals the log by cutting it back to the last successful fsync.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
@@ -96,9 +97,11 @@ pub fn sync_partition(p: &Partition, notifier: &Notifier) {
     let Some(snap) = snap else { return };
     let mut failed = false;
     for (path, file) in &snap.files {
+        #[cfg(test)]
+        let file = &failpoint::FailingFile(path, file);
         if let Err(e) = file.sync_data() {
             log::error!(
-                "fsync of {} failed: {e}; partition is now read-only",
+                "fsync of {} failed: {e}; partition is read-only until it heals",
                 path.display()
             );
             failed = true;
@@ -117,5 +120,41 @@ pub fn sync_partition(p: &Partition, notifier: &Notifier) {
         let hw = log.high_watermark();
         drop(log);
         notifier.hw_advanced(&p.topic, p.index, hw);
+    }
+}
+
+/// Test-only fault injection: fail the flusher's fsyncs of files under chosen directories
+/// (a directory per test, so tests running in parallel do not see each other's faults).
+#[cfg(test)]
+pub(crate) mod failpoint {
+    use std::fs::File;
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    static FAILING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+    /// Makes every later flusher fsync of a file under `dir` fail with EIO (or stop failing).
+    pub fn fail_syncs_under(dir: &Path, fail: bool) {
+        if let Ok(mut dirs) = FAILING.lock() {
+            dirs.retain(|d| d != dir);
+            if fail {
+                dirs.push(dir.to_path_buf());
+            }
+        }
+    }
+
+    pub struct FailingFile<'a>(pub &'a Path, pub &'a File);
+
+    impl FailingFile<'_> {
+        pub fn sync_data(&self) -> std::io::Result<()> {
+            let failing = FAILING
+                .lock()
+                .map(|dirs| dirs.iter().any(|d| self.0.starts_with(d)))
+                .unwrap_or(false);
+            if failing {
+                return Err(std::io::Error::from_raw_os_error(5)); // EIO
+            }
+            self.1.sync_data()
+        }
     }
 }

@@ -912,4 +912,87 @@ mod tests {
         assert_eq!(broker.topics(), vec!["good".to_string()]);
         assert!(!dir.path().join("..").join("escape-0").exists());
     }
+
+    /// Offsets and first-record values of everything readable in `topic-partition`.
+    fn readable(broker: &Broker, topic: &str, partition: i32) -> Vec<(i64, Vec<u8>)> {
+        let (records, _) = broker
+            .read_records(topic, partition, 0, usize::MAX)
+            .unwrap_or_else(|e| panic!("{e}"));
+        records
+            .into_iter()
+            .map(|r| (r.offset, r.value.unwrap_or_default()))
+            .collect()
+    }
+
+    #[test]
+    fn failed_fsync_fails_its_produces_then_heals_without_a_restart() {
+        use crate::protocol::records::encode_batch;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let config = BrokerConfig::with_data_dir(dir.path()); // fsync `always`
+        let wait = Duration::from_secs(10);
+        let broker = Broker::new(config.clone()).unwrap_or_else(|e| panic!("{e}"));
+        let two = TopicConfig {
+            num_partitions: 2,
+            ..TopicConfig::default()
+        };
+        broker
+            .create_topic("t", Some(two))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let append = |p: i32, body: &[u8]| {
+            let batch = encode_batch(&[crate::Record::new(body.to_vec())], 1)?;
+            broker.append("t", p, &batch)
+        };
+        let acked = append(0, b"acked").unwrap_or_else(|e| panic!("{e}"));
+        broker
+            .wait_durable("t", 0, acked.last_offset, wait)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let before = readable(&broker, "t", 0);
+
+        // The disk starts failing fsyncs of t-0 only.
+        let t0 = partition_dir(&config, "t", 0);
+        flusher::failpoint::fail_syncs_under(&t0, true);
+        let lost = append(0, b"lost").unwrap_or_else(|e| panic!("{e}"));
+        let err = broker
+            .wait_durable("t", 0, lost.last_offset, wait)
+            .expect_err("its fsync failed");
+        assert_eq!(err.kafka_code(), 56, "KAFKA_STORAGE_ERROR: {err}");
+        // Reads keep working and show only what was durable; t-1 is untouched.
+        assert_eq!(readable(&broker, "t", 0), before);
+        let other = append(1, b"other").unwrap_or_else(|e| panic!("{e}"));
+        broker
+            .wait_durable("t", 1, other.last_offset, wait)
+            .unwrap_or_else(|e| panic!("{e}"));
+
+        // Space returns. Appends are refused until the log heals (at most one attempt per
+        // second); the healed log continues right after the last durable record.
+        flusher::failpoint::fail_syncs_under(&t0, false);
+        let deadline = Instant::now() + wait;
+        let healed = loop {
+            match append(0, b"healed") {
+                Ok(info) => break info,
+                Err(e) if Instant::now() < deadline => {
+                    assert_eq!(e.kafka_code(), 56, "{e}");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("never healed: {e}"),
+            }
+        };
+        assert_eq!(healed.base_offset, acked.last_offset + 1);
+        broker
+            .wait_durable("t", 0, healed.last_offset, wait)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let expected: Vec<Vec<u8>> = vec![b"acked".to_vec(), b"healed".to_vec()];
+        let values =
+            |rs: Vec<(i64, Vec<u8>)>| -> Vec<Vec<u8>> { rs.into_iter().map(|r| r.1).collect() };
+        assert_eq!(values(readable(&broker, "t", 0)), expected);
+        broker.close().unwrap_or_else(|e| panic!("{e}"));
+        drop(broker);
+
+        // Everything acknowledged is still there after a restart, exactly once.
+        let broker = Broker::new(config).unwrap_or_else(|e| panic!("{e}"));
+        let after = readable(&broker, "t", 0);
+        assert_eq!(after.iter().map(|r| r.0).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(values(after), expected);
+        assert_eq!(readable(&broker, "t", 1).len(), 1);
+    }
 }

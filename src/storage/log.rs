@@ -7,6 +7,15 @@
 //! `recovery_point` is the offset below which everything has been fsynced; recovery after a
 //! crash re-validates only segments that reach past it.
 //!
+//! Poison and healing: a failed fsync, or an append that failed and could not be undone,
+//! poisons the log. Its page cache may then hold bytes the disk never got (Linux marks pages
+//! clean after a failed writeback, so a second fsync would report success without writing
+//! them), so an fsync is never retried. Instead `heal` cuts the files back to a `CutPoint`
+//! known to be on disk — the last successful fsync, or where the failed append began — and
+//! reopens them through crash recovery. Under `always` the cut never goes below the high
+//! watermark, so no record a consumer saw or a producer had acknowledged is lost; under
+//! `never`/`<N>ms` the records after the last fsync go, exactly as a crash would take them.
+//!
 //! Concurrency: the owner wraps a `PartitionLog` in a mutex. Appends happen under it; reads
 //! take it only to build a `ReadView` (file handle + byte bounds) and read outside it; the
 //! flusher takes it to snapshot what needs syncing and again to publish the result, never
@@ -56,6 +65,17 @@ impl Default for LogConfig {
         }
     }
 }
+
+/// A point in the log that is known to be on disk: an offset and where it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CutPoint {
+    pub offset: i64,
+    pub segment_base: i64,
+    pub position: u64,
+}
+
+/// Least time between two attempts to heal a poisoned log (each one rescans its tail).
+const HEAL_RETRY_MS: i64 = 1000;
 
 /// Result of an append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,9 +222,13 @@ pub struct PartitionLog {
     hw_segment_base: i64,
     hw_position: u64,
     recovery_point: i64,
-    /// Set after a failed fsync: the page cache may have dropped data, so the log refuses
-    /// writes until the broker restarts and recovers it (we never retry an fsync).
-    poisoned: bool,
+    /// Where `recovery_point` sits in the files (what `heal` cuts back to after a failed fsync).
+    synced_to: CutPoint,
+    /// Set after a failed fsync or an append that could not be undone: the log refuses writes
+    /// until `heal` has cut the files back to this point (we never retry an fsync).
+    poisoned: Option<CutPoint>,
+    /// When `heal` last tried (ms), to bound how often a retrying client triggers a rescan.
+    heal_attempted_ms: i64,
     /// Idempotent-producer sequences (see `producer_state`).
     producers: ProducerStateTable,
     /// Log end offset when the producer state was last written to disk.
@@ -312,7 +336,13 @@ impl PartitionLog {
             hw_segment_base: hw_base,
             hw_position: hw_pos,
             recovery_point: leo,
-            poisoned: false,
+            synced_to: CutPoint {
+                offset: leo,
+                segment_base: hw_base,
+                position: hw_pos,
+            },
+            poisoned: None,
+            heal_attempted_ms: i64::MIN,
             producers: ProducerStateTable::default(),
             producers_saved_at: -1,
             recovery_point_saved: leo,
@@ -377,8 +407,11 @@ impl PartitionLog {
     }
 
     /// Validates `batches` (whole v2 batches), assigns offsets in place and appends them.
+    /// A poisoned log first tries to `heal` (at most once per `HEAL_RETRY_MS`).
     pub fn append(&mut self, batches: &[u8], now_ms: i64) -> Result<AppendInfo, StorageError> {
-        if self.poisoned {
+        if self.poisoned.is_some()
+            && (now_ms.saturating_sub(self.heal_attempted_ms) < HEAL_RETRY_MS || !self.heal(now_ms))
+        {
             return Err(StorageError::Poisoned(self.dir.clone()));
         }
         let headers = validate_batches(batches, self.config.max_batch_bytes)?;
@@ -471,7 +504,8 @@ impl PartitionLog {
     }
 
     /// Undoes a failed append (see `append`) and returns its error. If the append had rolled
-    /// to a new segment, or cutting the segment back fails, the log is poisoned instead.
+    /// to a new segment, or cutting the segment back fails, the log is poisoned instead, with
+    /// the append's starting point as the place `heal` cuts back to.
     fn undo_append(
         &mut self,
         mark: &SegmentMark,
@@ -483,6 +517,11 @@ impl PartitionLog {
             self.producers = p;
         }
         let rolled = self.segments.len() != segments_before;
+        let start = CutPoint {
+            offset: mark.next_offset(),
+            segment_base: self.segments[segments_before - 1].base_offset,
+            position: mark.size(),
+        };
         let undone = !rolled && self.active_mut().rollback(mark).is_ok();
         if undone {
             log::error!(
@@ -492,10 +531,10 @@ impl PartitionLog {
         } else {
             log::error!(
                 "{}: append failed and could not be rolled back; partition is read-only until \
-                 restart: {error}",
+                 it heals: {error}",
                 self.dir.display()
             );
-            self.poisoned = true;
+            self.poison_at(start);
         }
         error
     }
@@ -610,7 +649,7 @@ impl PartitionLog {
     /// Snapshot of what needs an fsync, or `None` when everything is already durable.
     pub fn sync_snapshot(&self) -> Option<SyncSnapshot> {
         let leo = self.log_end_offset();
-        if leo <= self.recovery_point || self.poisoned {
+        if leo <= self.recovery_point || self.poisoned.is_some() {
             return None;
         }
         let files = self
@@ -630,7 +669,14 @@ impl PartitionLog {
     /// Publishes a successful fsync: moves the recovery point and, under `durable_hw`, the
     /// high watermark. Returns true if the high watermark moved.
     pub fn complete_sync(&mut self, snap: &SyncSnapshot) -> bool {
-        self.recovery_point = self.recovery_point.max(snap.log_end_offset);
+        if snap.log_end_offset > self.recovery_point {
+            self.recovery_point = snap.log_end_offset;
+            self.synced_to = CutPoint {
+                offset: snap.log_end_offset,
+                segment_base: snap.segment_base,
+                position: snap.segment_position,
+            };
+        }
         if self.config.durable_hw && snap.log_end_offset > self.high_watermark {
             self.high_watermark = snap.log_end_offset;
             self.hw_segment_base = snap.segment_base;
@@ -640,13 +686,87 @@ impl PartitionLog {
         false
     }
 
-    /// Marks the log failed after an fsync error (see `poisoned`).
+    /// Marks the log failed after an fsync error: it heals back to the last successful fsync.
     pub fn poison(&mut self) {
-        self.poisoned = true;
+        self.poison_at(self.synced_to);
+    }
+
+    fn poison_at(&mut self, cut: CutPoint) {
+        let cut = match self.poisoned {
+            Some(earlier) if earlier.offset <= cut.offset => earlier,
+            _ => cut,
+        };
+        self.poisoned = Some(cut);
     }
 
     pub fn is_poisoned(&self) -> bool {
-        self.poisoned
+        self.poisoned.is_some()
+    }
+
+    /// Lifts the poison (see the module docs): cuts the files back to the cut point, syncs
+    /// the cut, and reopens the log through crash recovery, which revalidates the tail and
+    /// rebuilds its indexes and the producer state. Returns true once healed (or if it was not
+    /// poisoned); false, with the error logged, if the disk still fails, in which case the
+    /// log stays poisoned and a later call tries again. Every step is idempotent.
+    pub fn heal(&mut self, now_ms: i64) -> bool {
+        let Some(cut) = self.poisoned else {
+            return true;
+        };
+        let healed = self.cut_and_reopen(cut, now_ms);
+        // Set after the reopen, which starts a fresh `PartitionLog`.
+        self.heal_attempted_ms = now_ms;
+        match healed {
+            Ok(dropped) => {
+                log::warn!(
+                    "{}: healed; log cut back to offset {} ({dropped} records past it dropped)",
+                    self.dir.display(),
+                    self.log_end_offset()
+                );
+                true
+            }
+            Err(e) => {
+                log::error!(
+                    "{}: still failing, stays read-only: {e}",
+                    self.dir.display()
+                );
+                false
+            }
+        }
+    }
+
+    /// Returns the number of records dropped past the cut.
+    fn cut_and_reopen(&mut self, cut: CutPoint, now_ms: i64) -> Result<i64, StorageError> {
+        let before = self.log_end_offset();
+        // The segment holding the cut; if retention deleted it, the oldest one, emptied.
+        let (keep, position) = match self
+            .segments
+            .iter()
+            .rposition(|s| s.base_offset <= cut.segment_base)
+        {
+            Some(i) if self.segments[i].base_offset == cut.segment_base => (i, cut.position),
+            Some(i) => (i, self.segments[i].size),
+            None => (0, 0),
+        };
+        for seg in &self.segments[keep + 1..] {
+            remove_segment_files(&self.dir, seg.base_offset)?;
+        }
+        let seg = &mut self.segments[keep];
+        // Drops unwritten buffered bytes and shortens the file; the indexes go too (recovery
+        // rebuilds them, and new files keep the old handles' buffers from landing in them).
+        seg.cut_discarding_buffer(position)?;
+        let (_, index, time_index) = super::segment::segment_paths(&self.dir, seg.base_offset);
+        for path in [index, time_index] {
+            remove_if_present(&path)?;
+        }
+        let log_path = seg.log_path.clone();
+        seg.sync_handle()
+            .sync_data()
+            .map_err(|e| StorageError::io(&log_path, e))?;
+        sync_dir(&self.dir)?;
+        // The kept segment is the last one now, so `open` rescans it whatever the checkpoint.
+        let fresh = PartitionLog::open(&self.dir, self.config.clone(), false, now_ms)?;
+        *self = fresh;
+        Ok(before - self.log_end_offset())
     }
 
     /// Deletes whole segments past `retention_ms` / `retention_bytes`, never the active one nor
@@ -716,7 +836,7 @@ impl PartitionLog {
 
     /// Flushes, fsyncs and checkpoints everything (clean shutdown).
     pub fn close(&mut self) -> Result<(), StorageError> {
-        if self.poisoned {
+        if self.poisoned.is_some() && !self.heal(super::now_ms()) {
             return Err(StorageError::Poisoned(self.dir.clone()));
         }
         // Segments rolled since the last fsync (under `never`, all of them) are synced too:
@@ -729,6 +849,11 @@ impl PartitionLog {
         }
         let leo = self.log_end_offset();
         self.recovery_point = leo;
+        self.synced_to = CutPoint {
+            offset: leo,
+            segment_base: self.active().base_offset,
+            position: self.active().size,
+        };
         self.save_producer_state()?;
         checkpoint::write_i64(&self.dir.join(RECOVERY_POINT_FILE), leo)?;
         self.recovery_point_saved = leo;
@@ -812,6 +937,22 @@ impl PartitionLog {
     }
 }
 
+/// Deletes a segment's three files, ignoring those already gone.
+fn remove_segment_files(dir: &Path, base_offset: i64) -> Result<(), StorageError> {
+    let (log, index, time_index) = super::segment::segment_paths(dir, base_offset);
+    for path in [log, index, time_index] {
+        remove_if_present(&path)?;
+    }
+    Ok(())
+}
+
+fn remove_if_present(path: &Path) -> Result<(), StorageError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StorageError::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -866,5 +1007,108 @@ mod tests {
             "every surviving batch validates"
         );
         assert_eq!(reopened.size_bytes(), len, "recovery cut nothing");
+    }
+
+    /// Every byte stored from `offset` to the high watermark.
+    fn stored_from(log: &PartitionLog, offset: i64) -> Vec<u8> {
+        let mut out = Vec::new();
+        log.read_view(offset)
+            .expect("view")
+            .read_into(&mut out, usize::MAX, true)
+            .expect("read");
+        out
+    }
+
+    /// Runs one flusher round by hand: snapshot, fsync, publish.
+    fn sync(log: &mut PartitionLog) {
+        let snap = log.sync_snapshot().expect("something to sync");
+        for (_, f) in &snap.files {
+            f.sync_data().expect("fsync");
+        }
+        log.complete_sync(&snap);
+    }
+
+    #[test]
+    fn failed_fsync_heals_back_to_the_last_successful_one() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let durable = LogConfig {
+            durable_hw: true,
+            segment_bytes: 300,
+            index_interval_bytes: 1,
+            ..LogConfig::default()
+        };
+        let mut log = PartitionLog::open(dir.path(), durable.clone(), true, 0).expect("open");
+        // Two segments' worth synced, then one more append the fsync of which fails.
+        for i in 0..4u8 {
+            log.append(&make_batch(2, &[i; 100], 1), 1).expect("append");
+        }
+        sync(&mut log);
+        let acked = stored_from(&log, 0);
+        assert_eq!(log.high_watermark(), 8);
+        log.append(&make_batch(3, &[9; 100], 2), 2).expect("append");
+        log.append(&make_batch(3, &[8; 100], 2), 2).expect("append");
+        assert!(log.segment_count() >= 3, "the unsynced appends rolled");
+        assert!(log.sync_snapshot().is_some());
+        log.poison();
+        assert!(
+            log.sync_snapshot().is_none(),
+            "never fsynced again while poisoned"
+        );
+        // Reads below the high watermark keep working while poisoned.
+        assert_eq!(stored_from(&log, 0), acked);
+
+        // The next append heals: the unsynced records are dropped and offsets continue from
+        // the last fsync, as after a crash.
+        let info = log.append(&make_batch(1, b"after", 3), 3).expect("healed");
+        assert!(!log.is_poisoned());
+        assert_eq!(info.base_offset, 8);
+        sync(&mut log);
+        assert_eq!(log.high_watermark(), 9);
+        assert_eq!(&stored_from(&log, 0)[..acked.len()], &acked[..]);
+        log.close().expect("close");
+        drop(log);
+        let reopened = PartitionLog::open(dir.path(), durable, false, 4).expect("reopen");
+        assert_eq!(reopened.log_end_offset(), 9);
+        assert_eq!(&stored_from(&reopened, 0)[..acked.len()], &acked[..]);
+        let bases: Vec<i64> = reopened.segments.iter().map(|s| s.base_offset).collect();
+        assert!(
+            bases.iter().all(|&b| b <= 8),
+            "segments past the cut deleted: {bases:?}"
+        );
+    }
+
+    #[test]
+    fn append_that_rolled_and_failed_heals_back_to_where_it_began() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let cfg = LogConfig {
+            segment_bytes: 250,
+            ..config()
+        };
+        let mut log = PartitionLog::open(dir.path(), cfg.clone(), true, 0).expect("open");
+        log.append(&make_batch(2, &[1; 100], 1), 1).expect("append");
+        log.append(&make_batch(2, &[2; 100], 1), 1).expect("append");
+        let kept = stored_from(&log, 0);
+        let segments = log.segment_count();
+        // This append rolls to a new segment, then its write fails: it cannot be undone in
+        // place, so the log is poisoned with the append's start as the cut point.
+        failpoint::fail_writes(0, 1);
+        assert!(log.append(&make_batch(2, &[3; 100], 2), 2).is_err());
+        assert!(log.is_poisoned());
+        assert_eq!(log.segment_count(), segments + 1);
+
+        // Nothing acknowledged is lost (this log is not `durable_hw`; nothing was fsynced):
+        // the cut is where the failed append began, not the last fsync.
+        let info = log.append(&make_batch(1, b"next", 3), 3).expect("healed");
+        assert_eq!(info.base_offset, 4);
+        assert_eq!(&stored_from(&log, 0)[..kept.len()], &kept[..]);
+        // A retry inside the same second after a new poison does not rescan.
+        log.poison();
+        let err = log.append(&make_batch(1, b"x", 3), 3 + HEAL_RETRY_MS - 1);
+        assert!(matches!(err, Err(StorageError::Poisoned(_))), "{err:?}");
+        assert!(
+            log.append(&make_batch(1, b"x", 3), 3 + HEAL_RETRY_MS)
+                .is_ok()
+        );
+        log.close().expect("close");
     }
 }

@@ -33,6 +33,16 @@ pub struct SegmentMark {
 }
 
 /// Test-only fault injection: make the next N segment writes of this thread fail.
+impl SegmentMark {
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod failpoint {
     use std::cell::Cell;
@@ -185,6 +195,14 @@ impl Segment {
             index_entries: self.index.entries().len(),
             time_index_entries: self.time_index.entries().len(),
         }
+    }
+
+    /// Cuts the file to `size` bytes, discarding unwritten buffered bytes (used by
+    /// `PartitionLog::heal`, which rebuilds the rest of the segment's state by recovery).
+    pub fn cut_discarding_buffer(&mut self, size: u64) -> Result<(), StorageError> {
+        super::cut_buffered(&mut self.writer, &self.log_path, size)?;
+        self.size = self.size.min(size);
+        Ok(())
     }
 
     /// Undoes everything appended since `mark` after a failed write (e.g. ENOSPC): bytes still
