@@ -593,13 +593,26 @@ fn gzip_bomb() -> Vec<u8> {
     out
 }
 
+/// A zstd stream of well-framed 4 KiB records (so counting has to inflate all of it) that
+/// inflates to `mib` MiB: past the 128 MiB bound the count is refused.
+fn framed_zstd_bomb(mib: usize) -> Vec<u8> {
+    let mut one = vec![0x80, 0x40]; // zigzag varint of 4096
+    one.extend(std::iter::repeat_n(0u8, 4096));
+    let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+    for _ in 0..mib * 1024 * 1024 / one.len() {
+        enc.write_all(&one).unwrap();
+    }
+    enc.finish().unwrap()
+}
+
 #[test]
-fn decompression_bombs_are_stored_or_refused_without_inflating() {
+fn decompression_bombs_are_refused_without_inflating_into_memory() {
     let _serial = serial();
     let f = start_with(4 * 1024 * 1024, |c| c.request_bytes_max = 8 * 1024 * 1024);
     let bombs = [
         ("zstd", compressed_batch(4, &zstd_bomb())),
         ("gzip", compressed_batch(1, &gzip_bomb())),
+        ("framed zstd", compressed_batch(4, &framed_zstd_bomb(200))),
     ];
     let baseline = reset_peak();
     let mut s = connect(&f);
@@ -608,9 +621,12 @@ fn decompression_bombs_are_stored_or_refused_without_inflating() {
         for _ in 0..3 {
             let code = produce_code(&mut s, Some(Bytes::from(bomb.clone())));
             eprintln!(
-                "{codec} bomb of {} KiB (1 GiB inflated): produce error code {code}",
+                "{codec} bomb of {} KiB: produce error code {code}",
                 bomb.len() / 1024
             );
+            // Counting its records inflates it as a stream: refused as corrupt (2), either
+            // at its first malformed record or at the 128 MiB bound.
+            assert_eq!(code, 2, "{codec} bomb");
             stored += usize::from(code == 0);
         }
     }
@@ -672,7 +688,7 @@ fn decompression_bombs_are_stored_or_refused_without_inflating() {
     );
     let grown = peak_rss().saturating_sub(baseline);
     eprintln!(
-        "{stored} of 6 bombs stored; peak RSS +{} MiB after produce, +{} MiB after fetch, \
+        "{stored} of 9 bombs stored; peak RSS +{} MiB after produce, +{} MiB after fetch, \
          ListOffsets and an embedded read",
         after_produce / MIB,
         grown / MIB
@@ -685,6 +701,45 @@ fn decompression_bombs_are_stored_or_refused_without_inflating() {
     assert!(grown < 512 * MIB, "decoding inflated: +{} MiB", grown / MIB);
     assert!(embedded.is_err() || stored == 0);
     assert_serving(&f, &"the bombs");
+    assert_no_server_panics();
+}
+
+#[test]
+fn compressed_batches_must_hold_the_records_their_header_counts() {
+    let _serial = serial();
+    let f = start_with(1024 * 1024, |_| {});
+    let mut s = connect(&f);
+    // Three well-formed records (length prefix + 7 minimal bytes each), compressed.
+    let mut records = Vec::new();
+    for _ in 0..3 {
+        records.push(14); // zigzag varint of 7
+        records.extend_from_slice(&[0, 0, 0, 0, 1, 1, 0]);
+    }
+    for (codec, body) in [
+        ("gzip", {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(&records).unwrap();
+            e.finish().unwrap()
+        }),
+        ("zstd", zstd::encode_all(&records[..], 1).unwrap()),
+    ] {
+        let codec_id = if codec == "gzip" { 1 } else { 4 };
+        // The header (CRC correct) claims one record: refused, nothing stored.
+        let lying = compressed_batch(codec_id, &body);
+        assert_eq!(produce_code(&mut s, Some(Bytes::from(lying))), 2, "{codec}");
+        // The same batch claiming three is stored.
+        let mut honest = compressed_batch(codec_id, &body);
+        honest[23..27].copy_from_slice(&2i32.to_be_bytes());
+        honest[57..61].copy_from_slice(&3i32.to_be_bytes());
+        assert_eq!(
+            produce_code(&mut s, Some(Bytes::from(fix_crc(honest)))),
+            0,
+            "{codec}"
+        );
+    }
+    let end = f.broker.offsets("t", 0).unwrap().log_end_offset;
+    assert_eq!(end, 6, "only the two honest batches took offsets");
+    assert_serving(&f, &"lying compressed batches");
     assert_no_server_panics();
 }
 

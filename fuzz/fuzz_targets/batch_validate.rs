@@ -3,19 +3,23 @@
 //! Input: one mode byte, then bytes taken as the `records` field of a Produce partition. Mode
 //! bit 0: recompute every batch's CRC first (so mutations reach the checks behind it); bit 1:
 //! also assign dense base offsets from 0 (as an append does). The bytes go through
-//! `validate_batch` and `validate_batches` (the produce path), the batch walker `BatchIter`,
-//! and `decode_records` (which inflates compressed batches: ListOffsets by timestamp and the
+//! `validate_batch`, `validate_batches` and `check_compressed_record_counts` (the produce path,
+//! which inflates compressed batches as a stream), the batch walker `BatchIter`, and
+//! `decode_records` (which inflates compressed batches: ListOffsets by timestamp and the
 //! embedded consumer run it on stored batches, i.e. on client bytes that passed validation).
 //!
 //! Invariants: nothing panics; an accepted batch has magic 2, a length inside the buffer and
 //! `record_count == last_offset_delta + 1 > 0`; `validate_batches` accepts exactly a sequence
 //! of batches each `validate_batch` accepts, covering the buffer; `BatchIter` walks the same
-//! headers; decoding never yields more records than the headers count.
+//! headers; decoding never yields more records than the headers count, and exactly as many
+//! once the compressed counts have been checked.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use thorstream::protocol::records::decode_records;
-use thorstream::storage::batch::{BatchIter, validate_batch, validate_batches};
+use thorstream::storage::batch::{
+    BatchIter, check_compressed_record_counts, validate_batch, validate_batches,
+};
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -58,11 +62,16 @@ fuzz_target!(|data: &[u8]| {
                 .filter(|h| !h.is_control())
                 .map(|h| i64::from(h.record_count))
                 .sum();
+            let counted = check_compressed_record_counts(&buf).is_ok();
             if let Ok(records) = decode_records("t", 0, &buf, i64::MIN) {
                 assert!(records.len() as i64 <= total, "more records than counted");
+                if counted {
+                    assert_eq!(records.len() as i64, total, "a checked count was wrong");
+                }
             }
         }
         Err(_) => {
+            let _ = check_compressed_record_counts(&buf);
             let _ = decode_records("t", 0, &buf, 0);
         }
     }

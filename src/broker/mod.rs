@@ -409,8 +409,11 @@ impl Broker {
 
     /// Appends already-encoded v2 batches (validated here; offsets assigned in place). Does not
     /// wait for durability: see `is_durable` / `wait_durable`.
+    /// Compressed batches are inflated (streaming, bounded) to check their record counts
+    /// before the partition lock is taken.
     pub fn append(&self, topic: &str, partition: i32, batches: &[u8]) -> Result<AppendInfo> {
         let p = self.partition(topic, partition)?;
+        crate::storage::batch::check_compressed_record_counts(batches)?;
         let mut log = p.log()?;
         let before = log.high_watermark();
         let segments_before = log.segment_count();

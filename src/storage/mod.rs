@@ -7,6 +7,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod index;
+pub mod inflate;
 pub mod log;
 pub mod producer_state;
 pub mod recovery;
