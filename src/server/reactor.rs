@@ -328,7 +328,7 @@ impl Reactor {
                     break;
                 }
                 match reply {
-                    Reply::Frame(bytes) => conn.queue_write(bytes),
+                    Reply::Frame(chunks) => conn.queue_write(chunks),
                     Reply::NoResponse | Reply::Parked => {}
                     Reply::Close(why) => {
                         log::warn!("closing connection from {}: {why}", conn.peer);

@@ -208,6 +208,13 @@ pub trait ByteBufMut: BufMut {
     fn fill_typed_gap<T: GapType>(&mut self, gap: TypedGap<T>, value: T::Value) {
         gap.type_.put(self.gap_buf(gap.gap), value);
     }
+
+    /// Put bytes the caller already holds as a shared [`Bytes`] (thorstream patch). The default
+    /// copies them like [`BufMut::put_slice`]; [`SegmentedBuf`] keeps a large payload as a
+    /// chunk of its own instead, sharing the allocation rather than copying it.
+    fn put_shared(&mut self, bytes: &Bytes) {
+        self.put_slice(bytes)
+    }
 }
 
 impl ByteBufMut for BytesMut {
@@ -243,5 +250,173 @@ impl<T: ByteBufMut> ByteBufMut for &mut T {
     }
     fn range(&mut self, r: Range<usize>) -> &mut [u8] {
         (**self).range(r)
+    }
+    // thorstream patch: forward, or `&mut SegmentedBuf` would fall back to copying.
+    fn put_shared(&mut self, bytes: &Bytes) {
+        (**self).put_shared(bytes)
+    }
+}
+
+/// Payloads shorter than this are copied by [`SegmentedBuf::put_shared`] rather than kept as
+/// their own chunk (thorstream patch).
+///
+/// A chunk of its own costs an `iovec` in the `writev` that sends the buffer (and the number per
+/// call is bounded), a `Vec` slot and a reference count, and it ends the inline chunk being
+/// written, so the next field starts a new one. Copying a few hundred bytes is cheaper than
+/// that, and it keeps a response with many small or empty partitions (the common idle
+/// long-poll answer) to one or two chunks.
+pub const SHARED_CHUNK_MIN_BYTES: usize = 1024;
+
+/// A [`BufMut`] that keeps large shared payloads as separate chunks instead of copying them
+/// (thorstream patch).
+///
+/// It holds the finished chunks and a current [`BytesMut`] that ordinary writes go to.
+/// [`ByteBufMut::put_shared`] of a payload of at least [`SHARED_CHUNK_MIN_BYTES`] freezes the
+/// current chunk and appends a clone of the payload's [`Bytes`] (a reference count, no copy) as
+/// a chunk of its own; [`SegmentedBuf::into_chunks`] returns the chunks, whose concatenation is
+/// exactly what encoding into one `BytesMut` would have produced. A writer sends them with
+/// vectored I/O.
+///
+/// Offsets ([`ByteBufMut::offset`]) count every byte written, across chunks. Gaps, `seek` and
+/// `range` are meant for the current chunk: message encoding never uses them (only the record
+/// batch encoder and the snappy compressor do, on buffers of their own, and they never call
+/// `put_shared`). Should one reach back into a finished chunk anyway, the chunks from there on
+/// are copied back into the current one (correct, but no longer zero-copy) rather than
+/// panicking; a range or seek beyond what was written behaves as on `BytesMut`.
+#[derive(Debug, Default)]
+pub struct SegmentedBuf {
+    /// Finished chunks, in order; never empty ones.
+    chunks: Vec<Bytes>,
+    /// Total length of `chunks`.
+    chunks_len: usize,
+    current: BytesMut,
+}
+
+impl SegmentedBuf {
+    /// An empty buffer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty buffer whose inline chunks can hold `capacity` bytes before reallocating
+    /// (freezing a chunk keeps the unused capacity for the next one).
+    pub fn with_capacity(capacity: usize) -> Self {
+        SegmentedBuf {
+            chunks: Vec::new(),
+            chunks_len: 0,
+            current: BytesMut::with_capacity(capacity),
+        }
+    }
+
+    /// Bytes written so far, across all chunks.
+    pub fn len(&self) -> usize {
+        self.chunks_len + self.current.len()
+    }
+
+    /// Whether nothing has been written.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The chunks written, in order; none is empty.
+    pub fn into_chunks(mut self) -> Vec<Bytes> {
+        self.freeze_current();
+        self.chunks
+    }
+
+    fn freeze_current(&mut self) {
+        if !self.current.is_empty() {
+            let chunk = self.current.split().freeze();
+            self.chunks_len += chunk.len();
+            self.chunks.push(chunk);
+        }
+    }
+
+    /// Makes `offset` fall in the current chunk by copying the finished chunks from the one
+    /// holding it onward back into the current chunk. Only a gap, `seek` or `range` reaching
+    /// behind a shared chunk needs this; message encoding never does.
+    fn reopen_from(&mut self, offset: usize) {
+        while offset < self.chunks_len {
+            let Some(last) = self.chunks.pop() else {
+                break;
+            };
+            self.chunks_len -= last.len();
+            let mut merged = BytesMut::with_capacity(last.len() + self.current.len());
+            merged.extend_from_slice(&last);
+            merged.extend_from_slice(&self.current);
+            self.current = merged;
+        }
+    }
+}
+
+unsafe impl BufMut for SegmentedBuf {
+    // Every method delegates to the current chunk.
+    #[inline]
+    fn remaining_mut(&self) -> usize {
+        self.current.remaining_mut()
+    }
+
+    #[inline]
+    unsafe fn advance_mut(&mut self, cnt: usize) {
+        // SAFETY: the caller's contract for `cnt` is the one `BytesMut::advance_mut` needs:
+        // `chunk_mut` returned the current chunk's spare capacity.
+        unsafe { self.current.advance_mut(cnt) }
+    }
+
+    #[inline]
+    fn chunk_mut(&mut self) -> &mut bytes::buf::UninitSlice {
+        self.current.chunk_mut()
+    }
+
+    #[inline]
+    fn put<T: Buf>(&mut self, src: T)
+    where
+        Self: Sized,
+    {
+        self.current.put(src)
+    }
+
+    #[inline]
+    fn put_slice(&mut self, src: &[u8]) {
+        self.current.put_slice(src)
+    }
+
+    #[inline]
+    fn put_u8(&mut self, n: u8) {
+        self.current.put_u8(n)
+    }
+
+    #[inline]
+    fn put_i8(&mut self, n: i8) {
+        self.current.put_i8(n)
+    }
+
+    #[inline]
+    fn put_bytes(&mut self, val: u8, cnt: usize) {
+        self.current.put_bytes(val, cnt)
+    }
+}
+
+impl ByteBufMut for SegmentedBuf {
+    fn offset(&self) -> usize {
+        self.len()
+    }
+    fn seek(&mut self, offset: usize) {
+        self.reopen_from(offset);
+        self.current.resize(offset - self.chunks_len, 0);
+    }
+    fn range(&mut self, r: Range<usize>) -> &mut [u8] {
+        self.reopen_from(r.start);
+        let base = self.chunks_len;
+        &mut self.current[r.start - base..r.end.saturating_sub(base)]
+    }
+    fn put_shared(&mut self, bytes: &Bytes) {
+        if bytes.len() < SHARED_CHUNK_MIN_BYTES {
+            self.current.extend_from_slice(bytes);
+        } else {
+            self.freeze_current();
+            self.chunks_len += bytes.len();
+            self.chunks.push(bytes.clone());
+        }
     }
 }

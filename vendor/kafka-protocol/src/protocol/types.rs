@@ -615,7 +615,19 @@ impl Encoder<&Option<Vec<u8>>> for Bytes {
 
 impl Encoder<Option<&bytes::Bytes>> for Bytes {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, value: Option<&bytes::Bytes>) -> Result<()> {
-        Bytes.encode(buf, value.map(|s| &**s))
+        // thorstream patch: the payload goes in with `put_shared` (a copy for ordinary buffers,
+        // a chunk of its own for a `SegmentedBuf`); same checks and bytes as the `&[u8]` case.
+        if let Some(s) = value {
+            if s.len() > i32::MAX as usize {
+                bail!("Data is too long to encode ({} bytes)", s.len());
+            }
+            Int32.encode(buf, s.len() as i32)?;
+            buf.put_shared(s);
+            Ok(())
+        } else {
+            Int32.encode(buf, -1)?;
+            Ok(())
+        }
     }
     fn compute_size(&self, value: Option<&bytes::Bytes>) -> Result<usize> {
         Bytes.compute_size(value.map(|s| &**s))
@@ -768,7 +780,20 @@ impl Encoder<&Option<Vec<u8>>> for CompactBytes {
 
 impl Encoder<Option<&bytes::Bytes>> for CompactBytes {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, value: Option<&bytes::Bytes>) -> Result<()> {
-        CompactBytes.encode(buf, value.map(|s| &**s))
+        // thorstream patch: the payload goes in with `put_shared` (a copy for ordinary buffers,
+        // a chunk of its own for a `SegmentedBuf`); same checks and bytes as the `&[u8]` case.
+        if let Some(s) = value {
+            // Use >= because we're going to add one to the length
+            if s.len() >= u32::MAX as usize {
+                bail!("CompactBytes is too long to encode ({} bytes)", s.len());
+            }
+            UnsignedVarInt.encode(buf, (s.len() as u32) + 1)?;
+            buf.put_shared(s);
+            Ok(())
+        } else {
+            UnsignedVarInt.encode(buf, 0)?;
+            Ok(())
+        }
     }
     fn compute_size(&self, value: Option<&bytes::Bytes>) -> Result<usize> {
         CompactBytes.compute_size(value.map(|s| &**s))
