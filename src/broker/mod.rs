@@ -851,15 +851,30 @@ fn housekeeping(inner: &Inner) {
         for t in topics {
             let parts = t.partitions.read().map(|p| p.clone()).unwrap_or_default();
             for p in parts {
-                let Ok(mut log) = p.log() else { continue };
-                if let Err(e) = log.roll_if_expired(now) {
-                    log::error!("{}-{}: roll failed: {e}", p.topic, p.index);
-                }
-                if let Err(e) = log.apply_retention(now) {
-                    log::error!("{}-{}: retention failed: {e}", p.topic, p.index);
-                }
-                if let Err(e) = log.checkpoint_recovery_point() {
-                    log::error!("{}-{}: checkpoint failed: {e}", p.topic, p.index);
+                let job = {
+                    let Ok(mut log) = p.log() else { continue };
+                    if let Err(e) = log.roll_if_expired(now) {
+                        log::error!("{}-{}: roll failed: {e}", p.topic, p.index);
+                    }
+                    if let Err(e) = log.apply_retention(now) {
+                        log::error!("{}-{}: retention failed: {e}", p.topic, p.index);
+                    }
+                    log.checkpoint_job()
+                };
+                // Checkpoint files are written and fsynced with the partition unlocked: an
+                // fsync can wait behind the journal, and appends and reads must not.
+                let written = job.and_then(|job| match job {
+                    Some(job) => job.write().map(|done| done.then_some(job)),
+                    None => Ok(None),
+                });
+                match written {
+                    Ok(Some(job)) => {
+                        if let Ok(mut log) = p.log() {
+                            log.checkpoint_written(&job);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => log::error!("{}-{}: checkpoint failed: {e}", p.topic, p.index),
                 }
             }
         }

@@ -24,7 +24,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::batch::{BATCH_HEADER_BYTES, BatchError, BatchHeader, validate_batches};
 use super::checkpoint;
@@ -72,6 +72,45 @@ pub struct CutPoint {
     pub offset: i64,
     pub segment_base: i64,
     pub position: u64,
+}
+
+/// Orders checkpoint writes made outside the partition lock (`CheckpointJob`) against `heal`,
+/// which rewrites the files underneath them: every heal bumps the counter under this mutex,
+/// and a job taken before a heal is dropped rather than written over the healed state.
+#[derive(Debug, Default)]
+struct CheckpointGate(Mutex<u64>);
+
+/// Checkpoints to write, taken under the partition lock and written without it (housekeeping),
+/// so a checkpoint's fsyncs never stall appends and reads of the partition.
+pub struct CheckpointJob {
+    gate: Arc<CheckpointGate>,
+    epoch: u64,
+    dir: PathBuf,
+    recovery_point: Option<i64>,
+    /// Producer-state snapshot: the log end offset it is taken at, and its encoding.
+    producers: Option<(i64, Vec<u8>)>,
+}
+
+impl CheckpointJob {
+    /// Writes the checkpoint files. Returns false, writing nothing, if the log healed since
+    /// the job was taken.
+    pub fn write(&self) -> Result<bool, StorageError> {
+        let epoch = self.gate.0.lock().map_err(|_| lock_poisoned(&self.dir))?;
+        if *epoch != self.epoch {
+            return Ok(false);
+        }
+        if let Some(rp) = self.recovery_point {
+            checkpoint::write_i64(&self.dir.join(RECOVERY_POINT_FILE), rp)?;
+        }
+        if let Some((_, bytes)) = &self.producers {
+            checkpoint::write_bytes(&self.dir.join(PRODUCER_STATE_FILE), bytes)?;
+        }
+        Ok(true)
+    }
+}
+
+fn lock_poisoned(dir: &Path) -> StorageError {
+    StorageError::io(dir, std::io::Error::other("checkpoint lock poisoned"))
 }
 
 /// Least time between two attempts to heal a poisoned log (each one rescans its tail).
@@ -229,6 +268,8 @@ pub struct PartitionLog {
     poisoned: Option<CutPoint>,
     /// When `heal` last tried (ms), to bound how often a retrying client triggers a rescan.
     heal_attempted_ms: i64,
+    /// Shared with checkpoint jobs in flight; kept across a heal.
+    checkpoint_gate: Arc<CheckpointGate>,
     /// Idempotent-producer sequences (see `producer_state`).
     producers: ProducerStateTable,
     /// Log end offset when the producer state was last written to disk.
@@ -343,6 +384,7 @@ impl PartitionLog {
             },
             poisoned: None,
             heal_attempted_ms: i64::MIN,
+            checkpoint_gate: Arc::default(),
             producers: ProducerStateTable::default(),
             producers_saved_at: -1,
             recovery_point_saved: leo,
@@ -712,9 +754,17 @@ impl PartitionLog {
         let Some(cut) = self.poisoned else {
             return true;
         };
-        let healed = self.cut_and_reopen(cut, now_ms);
+        let gate = Arc::clone(&self.checkpoint_gate);
+        let healed = match gate.0.lock() {
+            Ok(mut epoch) => {
+                *epoch += 1;
+                self.cut_and_reopen(cut, now_ms)
+            }
+            Err(_) => Err(lock_poisoned(&self.dir)),
+        };
         // Set after the reopen, which starts a fresh `PartitionLog`.
         self.heal_attempted_ms = now_ms;
+        self.checkpoint_gate = gate;
         match healed {
             Ok(dropped) => {
                 log::warn!(
@@ -860,14 +910,58 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Writes the recovery-point checkpoint (housekeeping, between fsyncs).
-    pub fn checkpoint_recovery_point(&mut self) -> Result<(), StorageError> {
-        if self.recovery_point_saved != self.recovery_point {
-            checkpoint::write_i64(&self.dir.join(RECOVERY_POINT_FILE), self.recovery_point)?;
-            self.recovery_point_saved = self.recovery_point;
+    /// The checkpoints that are out of date (the recovery point, and the producer state when
+    /// there is one), for housekeeping to write outside the lock; `None` if all are current.
+    /// A recovery point written late is still one that was durable, so at worst it makes a
+    /// later recovery rescan more.
+    pub fn checkpoint_job(&self) -> Result<Option<CheckpointJob>, StorageError> {
+        let leo = self.log_end_offset();
+        let recovery_point =
+            (self.recovery_point_saved != self.recovery_point).then_some(self.recovery_point);
+        let producers = if !self.producers.is_empty() && self.producers_saved_at != leo {
+            let bytes = bincode::serialize(&(leo, &self.producers))
+                .map_err(|e| StorageError::io(&self.dir, std::io::Error::other(e)))?;
+            Some((leo, bytes))
+        } else {
+            None
+        };
+        if recovery_point.is_none() && producers.is_none() {
+            return Ok(None);
         }
-        if !self.producers.is_empty() && self.producers_saved_at != self.log_end_offset() {
-            self.save_producer_state()?;
+        let epoch = *self
+            .checkpoint_gate
+            .0
+            .lock()
+            .map_err(|_| lock_poisoned(&self.dir))?;
+        Ok(Some(CheckpointJob {
+            gate: Arc::clone(&self.checkpoint_gate),
+            epoch,
+            dir: self.dir.clone(),
+            recovery_point,
+            producers,
+        }))
+    }
+
+    /// Records a written job (unless the log healed in between: then the next job rewrites).
+    pub fn checkpoint_written(&mut self, job: &CheckpointJob) {
+        let current = self.checkpoint_gate.0.lock().map(|e| *e).ok();
+        if !Arc::ptr_eq(&self.checkpoint_gate, &job.gate) || current != Some(job.epoch) {
+            return;
+        }
+        if let Some(rp) = job.recovery_point {
+            self.recovery_point_saved = rp;
+        }
+        if let Some((at, _)) = job.producers {
+            self.producers_saved_at = at;
+        }
+    }
+
+    /// Writes the out-of-date checkpoints while holding the log (see `checkpoint_job`).
+    pub fn checkpoint_recovery_point(&mut self) -> Result<(), StorageError> {
+        if let Some(job) = self.checkpoint_job()?
+            && job.write()?
+        {
+            self.checkpoint_written(&job);
         }
         Ok(())
     }
@@ -891,9 +985,18 @@ impl PartitionLog {
     /// Loads the producer-state snapshot and replays batch headers after it.
     fn rebuild_producer_state(&mut self) -> Result<(), StorageError> {
         let leo = self.log_end_offset();
-        let snapshot = checkpoint::read_bytes(&self.dir.join(PRODUCER_STATE_FILE))
-            .and_then(|b| bincode::deserialize::<(i64, ProducerStateTable)>(&b).ok())
-            .filter(|(at, _)| *at <= leo);
+        let path = self.dir.join(PRODUCER_STATE_FILE);
+        let snapshot = checkpoint::read_bytes(&path)
+            .and_then(|b| bincode::deserialize::<(i64, ProducerStateTable)>(&b).ok());
+        // A snapshot past the log end describes records a recovery or a heal cut away. Once
+        // the log grows past that offset again it would look valid, so it goes now.
+        let snapshot = match snapshot {
+            Some((at, _)) if at > leo => {
+                std::fs::remove_file(&path).map_err(|e| StorageError::io(&path, e))?;
+                None
+            }
+            other => other,
+        };
         let (from, table) =
             snapshot.unwrap_or((self.log_start_offset, ProducerStateTable::default()));
         self.producers = table;
@@ -1075,6 +1178,57 @@ mod tests {
             bases.iter().all(|&b| b <= 8),
             "segments past the cut deleted: {bases:?}"
         );
+    }
+
+    /// One record from idempotent producer `pid` (epoch 0) with sequence `seq`.
+    fn idempotent(pid: i64, seq: i32) -> Vec<u8> {
+        let mut b = make_batch(1, b"idem", 1);
+        b[43..51].copy_from_slice(&pid.to_be_bytes());
+        b[51..53].copy_from_slice(&0i16.to_be_bytes());
+        b[53..57].copy_from_slice(&seq.to_be_bytes());
+        let total = b.len();
+        crate::storage::batch::rewrite_crc(&mut b, total);
+        b
+    }
+
+    #[test]
+    fn producer_state_from_past_a_heal_is_never_trusted_again() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let durable = LogConfig {
+            durable_hw: true,
+            ..config()
+        };
+        let mut log = PartitionLog::open(dir.path(), durable.clone(), true, 0).expect("open");
+        log.append(&idempotent(7, 0), 1).expect("seq 0");
+        sync(&mut log);
+        log.append(&idempotent(7, 1), 1).expect("seq 1");
+        // Housekeeping snapshots the producer state at offset 2 (seq 1 included), and takes
+        // another job it has not written yet when the fsync fails.
+        log.checkpoint_recovery_point().expect("checkpoint");
+        log.append(&make_batch(1, b"x", 1), 1).expect("append");
+        let late = log
+            .checkpoint_job()
+            .expect("job")
+            .expect("something to write");
+        log.poison();
+        // Healing cuts seq 1 away (it was never durable) and drops the snapshot past the cut.
+        let info = log.append(&make_batch(1, b"plain", 2), 2).expect("healed");
+        assert_eq!(info.base_offset, 1);
+        assert!(
+            !late.write().expect("write"),
+            "a job from before the heal is dropped"
+        );
+        log.append(&make_batch(1, b"plain", 2), 2).expect("append");
+        log.append(&make_batch(1, b"plain", 2), 2).expect("append");
+        sync(&mut log);
+        // Crash (no close), so the next open rebuilds producer state from what is on disk.
+        drop(log);
+        let mut log = PartitionLog::open(dir.path(), durable, false, 3).expect("reopen");
+        assert_eq!(log.log_end_offset(), 4);
+        // The producer's retry of seq 1 is new data, not a duplicate of a record that is gone.
+        let retry = log.append(&idempotent(7, 1), 4).expect("retry");
+        assert!(!retry.duplicate);
+        assert_eq!(retry.base_offset, 4);
     }
 
     #[test]
