@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# A/B of two broker binaries on the same machine in the same run, alternating, on the cells a
+# change touches: consume (1 KiB records, 4 partitions, 2 consumers) and lz4-compressed
+# produce (1 KiB, acks=1). Prints one JSON line per run with the binary's label.
+#   bash bench/ab.sh <label-a> <binary-a> <label-b> <binary-b> [rounds=3]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LOADGEN=bench/loadgen/target/release/loadgen
+[ -x "$LOADGEN" ] || cargo build --release --manifest-path bench/loadgen/Cargo.toml
+PORT=${PORT:-19292}
+ADDR=127.0.0.1:$PORT
+DATA=$(mktemp -d /tmp/thorstream-ab.XXXXXX)
+ROUNDS=${5:-3}
+BROKER_PID=
+stop() { [ -n "$BROKER_PID" ] && kill "$BROKER_PID" 2>/dev/null && wait "$BROKER_PID" 2>/dev/null; BROKER_PID=; true; }
+trap 'stop; rm -rf "$DATA"' EXIT
+start() { # binary
+    stop
+    rm -rf "$DATA/b"; mkdir -p "$DATA/b"
+    if [ "$(id -u)" = 0 ]; then sync; echo 3 > /proc/sys/vm/drop_caches || true; fi
+    "$1" --listen "$ADDR" --data-dir "$DATA/b" --fsync never >"$DATA/log" 2>&1 &
+    BROKER_PID=$!
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "broker did not start" >&2; exit 1
+}
+tag() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["binary"]=sys.argv[2]; print(json.dumps(d))' "$1" "$2"; }
+for round in $(seq 1 "$ROUNDS"); do
+    for side in a b; do
+        if [ $side = a ]; then label=$1; bin=$2; else label=$3; bin=$4; fi
+        start "$bin"
+        out=$("$LOADGEN" produce --brokers "$ADDR" --topic c --partitions 4 --record-size 1024 --duration 8 --label "produce-plain r$round")
+        n=$(python3 -c 'import json,sys; print(int(json.loads(sys.argv[1])["records"]))' "$out")
+        tag "$("$LOADGEN" consume --brokers "$ADDR" --topic c --records "$n" --consumers 2 --broker-pid "$BROKER_PID" --label "consume r$round")" "$label"
+        tag "$("$LOADGEN" produce --brokers "$ADDR" --topic z --partitions 4 --record-size 1024 --duration 8 --compression lz4 --broker-pid "$BROKER_PID" --label "produce-lz4 r$round")" "$label"
+    done
+done
