@@ -200,6 +200,9 @@ pub struct BrokerConfig {
     pub produce_timeout_ms: u64,
     /// Committed offsets of a group that has stayed empty this long are dropped.
     pub offsets_retention_minutes: u64,
+    /// An idempotent producer idle this long (by its newest batch timestamp) is forgotten
+    /// (Kafka's `producer.id.expiration.ms`).
+    pub producer_id_expiration_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -213,6 +216,7 @@ impl Default for BrokerConfig {
             housekeeping_interval_ms: 1000,
             produce_timeout_ms: 30_000,
             offsets_retention_minutes: 7 * 24 * 60,
+            producer_id_expiration_ms: 24 * 3600 * 1000,
         }
     }
 }

@@ -222,7 +222,7 @@ fn metadata_records(out: &Path) {
         }
         log.close().expect("close");
     }
-    let state = std::fs::read(log_dir.join("producer-state")).expect("producer state");
+    let state = std::fs::read(log_dir.join("producer-state.v2")).expect("producer state");
     let mut seed = vec![2u8];
     seed.extend(&state[..state.len() - 4]); // the target appends the CRC
     write(out, "producer-state", &seed);

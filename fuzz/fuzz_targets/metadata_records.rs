@@ -8,7 +8,7 @@
 //!    partitions, a broker is opened on it (with the other startup files present: clean
 //!    shutdown marker, `producer-id-block`), closed and reopened.
 //! 1. `__consumer_offsets.meta`: `OffsetStore::open`, then compaction and reopen.
-//! 2. `producer-state` (CRC-framed bincode snapshot): a partition log with idempotent batches
+//! 2. `producer-state.v2` (CRC-framed bincode snapshot): a partition log with idempotent batches
 //!    opened over it, then an idempotent append, close (snapshot) and reopen.
 //! 3. the raw checkpoint, offset-index and time-index decoders.
 //!
@@ -137,7 +137,7 @@ fn producer_state(body: &[u8], raw: bool) {
     } else {
         common::checkpoint_bytes(body)
     };
-    std::fs::write(path.join("producer-state"), bytes).expect("write");
+    std::fs::write(path.join("producer-state.v2"), bytes).expect("write");
     // A snapshot taken "after" the log end is ignored; one before it is replayed from.
     for clean in [true, false] {
         let mut log = PartitionLog::open(&path, config.clone(), clean, NOW_MS).expect("open");

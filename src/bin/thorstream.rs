@@ -62,6 +62,10 @@ struct Args {
     /// in ms [default: 60000]
     #[arg(long)]
     request_read_timeout_ms: Option<u64>,
+    /// Forget an idempotent producer idle this long, in ms (Kafka's producer.id.expiration.ms)
+    /// [default: 86400000]
+    #[arg(long)]
+    producer_id_expiration_ms: Option<u64>,
     /// TOML config file with any of the keys above (snake_case, e.g. data_dir = "/var/lib/ts")
     #[arg(long)]
     config: Option<PathBuf>,
@@ -82,6 +86,7 @@ struct FileConfig {
     connections_per_ip_max: Option<usize>,
     connection_idle_ms: Option<u64>,
     request_read_timeout_ms: Option<u64>,
+    producer_id_expiration_ms: Option<u64>,
     segment_bytes: Option<u64>,
     retention_ms: Option<i64>,
     retention_bytes: Option<i64>,
@@ -141,6 +146,12 @@ fn run(args: Args) -> Result<(), String> {
     }
     if let Some(b) = args.auto_create_topics.or(file.auto_create_topics) {
         broker_config.auto_create_topics = b;
+    }
+    if let Some(v) = args
+        .producer_id_expiration_ms
+        .or(file.producer_id_expiration_ms)
+    {
+        broker_config.producer_id_expiration_ms = v;
     }
     if let Some(v) = file.segment_bytes {
         broker_config.default_topic_config.segment_bytes = v;

@@ -44,6 +44,9 @@ const TOPICS_FILE: &str = "__topics.meta";
 const OFFSETS_FILE: &str = "__consumer_offsets.meta";
 /// Longest wait between two passes over group offsets for expiry.
 const OFFSETS_EXPIRY_CHECK_INTERVAL_MS: i64 = 60_000;
+/// How often housekeeping looks for expired idempotent producers, at most (Kafka: every 10
+/// minutes); a tenth of the expiration when that is shorter.
+const PRODUCER_EXPIRY_CHECK_INTERVAL_MS: i64 = 60_000;
 const PRODUCER_ID_BLOCK_FILE: &str = "producer-id-block";
 /// Producer ids are reserved durably in blocks of this many, so a restart never reuses one.
 const PRODUCER_ID_BLOCK_LEN: i64 = 1000;
@@ -92,6 +95,8 @@ struct Inner {
     groups: GroupService,
     /// Wall-clock ms of the last offsets-expiry pass.
     offsets_expiry_ms: std::sync::atomic::AtomicI64,
+    /// When housekeeping last expired idle producers (ms).
+    producers_expiry_ms: std::sync::atomic::AtomicI64,
     /// (next producer id to hand out, end of the durably reserved block).
     producer_ids: Mutex<(i64, i64)>,
 }
@@ -168,6 +173,7 @@ impl Broker {
             stop_cv: (Mutex::new(()), std::sync::Condvar::new()),
             groups: GroupService::new(GroupConfig::default()),
             offsets_expiry_ms: std::sync::atomic::AtomicI64::new(0),
+            producers_expiry_ms: std::sync::atomic::AtomicI64::new(0),
             producer_ids: Mutex::new({
                 let end = crate::storage::checkpoint::read_i64(&dir.join(PRODUCER_ID_BLOCK_FILE))
                     .unwrap_or(0);
@@ -848,6 +854,13 @@ fn housekeeping(inner: &Inner) {
             .map(|t| t.values().cloned().collect())
             .unwrap_or_default();
         let now = now_ms();
+        let expiration_ms =
+            i64::try_from(inner.config.producer_id_expiration_ms).unwrap_or(i64::MAX);
+        let expire_producers = now - inner.producers_expiry_ms.load(Ordering::Acquire)
+            >= (expiration_ms / 10).clamp(1, PRODUCER_EXPIRY_CHECK_INTERVAL_MS);
+        if expire_producers {
+            inner.producers_expiry_ms.store(now, Ordering::Release);
+        }
         for t in topics {
             let parts = t.partitions.read().map(|p| p.clone()).unwrap_or_default();
             for p in parts {
@@ -858,6 +871,12 @@ fn housekeeping(inner: &Inner) {
                     }
                     if let Err(e) = log.apply_retention(now) {
                         log::error!("{}-{}: retention failed: {e}", p.topic, p.index);
+                    }
+                    if expire_producers {
+                        let n = log.expire_producers(now, expiration_ms);
+                        if n > 0 {
+                            log::info!("{}-{}: expired {n} idle producer ids", p.topic, p.index);
+                        }
                     }
                     log.checkpoint_job()
                 };
@@ -940,6 +959,52 @@ mod tests {
             .into_iter()
             .map(|r| (r.offset, r.value.unwrap_or_default()))
             .collect()
+    }
+
+    #[test]
+    fn idle_idempotent_producers_expire_and_the_expiry_survives_a_restart() {
+        use crate::storage::batch::tests::make_idempotent_batch;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut config = BrokerConfig::with_data_dir(dir.path());
+        config.producer_id_expiration_ms = 2_000;
+        config.housekeeping_interval_ms = 20;
+        let broker = Broker::new(config.clone()).unwrap_or_else(|e| panic!("{e}"));
+        broker
+            .create_topic("t", None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let now = now_ms();
+        // Producer 1 last wrote two minutes ago; producer 2's clock runs a minute ahead, so it
+        // stays active for the whole test.
+        let (old, ahead) = (now - 120_000, now + 60_000);
+        for (pid, seq, ts) in [(1, 0, old), (2, 0, ahead), (1, 1, old)] {
+            broker
+                .append("t", 0, &make_idempotent_batch(pid, 0, seq, ts))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let producers = |b: &Broker| -> Vec<i64> {
+            let p = b.partition("t", 0).unwrap_or_else(|e| panic!("{e}"));
+            let log = p.log().unwrap_or_else(|e| panic!("{e}"));
+            let table = log.producer_state();
+            [1, 2]
+                .into_iter()
+                .filter(|&id| table.get(id).is_some())
+                .collect()
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while producers(&broker) != vec![2] {
+            assert!(Instant::now() < deadline, "producer 1 never expired");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Forgotten: a retry of its last batch is no longer answered as a duplicate.
+        let retry = broker.append("t", 0, &make_idempotent_batch(1, 0, 1, now));
+        assert!(
+            retry.is_err(),
+            "unknown producer must restart at sequence 0"
+        );
+        broker.close().unwrap_or_else(|e| panic!("{e}"));
+        drop(broker);
+        let broker = Broker::new(config).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(producers(&broker), vec![2], "the snapshot kept the expiry");
     }
 
     #[test]

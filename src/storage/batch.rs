@@ -351,6 +351,17 @@ pub(crate) mod tests {
         b
     }
 
+    /// One record from idempotent producer `pid` with sequence `seq` at timestamp `ts`.
+    pub(crate) fn make_idempotent_batch(pid: i64, epoch: i16, seq: i32, ts: i64) -> Vec<u8> {
+        let mut b = make_batch(1, b"idem", ts);
+        b[43..51].copy_from_slice(&pid.to_be_bytes());
+        b[51..53].copy_from_slice(&epoch.to_be_bytes());
+        b[53..57].copy_from_slice(&seq.to_be_bytes());
+        let total = b.len();
+        rewrite_crc(&mut b, total);
+        b
+    }
+
     #[test]
     fn accepts_a_well_formed_batch() {
         let b = make_batch(3, b"abc", 7);

@@ -35,7 +35,10 @@ use super::{StorageError, sync_dir};
 
 const RECOVERY_POINT_FILE: &str = "recovery-point";
 const LOG_START_FILE: &str = "log-start-offset";
-const PRODUCER_STATE_FILE: &str = "producer-state";
+/// `v2`: entries carry their last timestamp (expiry). The unversioned file of earlier builds is
+/// deleted at open and the state rebuilt from the log.
+const PRODUCER_STATE_FILE: &str = "producer-state.v2";
+const PRODUCER_STATE_FILE_V1: &str = "producer-state";
 
 /// Per-partition storage settings (derived from the topic config).
 #[derive(Debug, Clone, PartialEq)]
@@ -274,6 +277,9 @@ pub struct PartitionLog {
     producers: ProducerStateTable,
     /// Log end offset when the producer state was last written to disk.
     producers_saved_at: i64,
+    /// Producers expired since the state was last written (it must be rewritten even if the
+    /// log did not move, and even if the table is now empty).
+    producers_expired: bool,
     /// Recovery point last written to the checkpoint file.
     recovery_point_saved: i64,
 }
@@ -387,6 +393,7 @@ impl PartitionLog {
             checkpoint_gate: Arc::default(),
             producers: ProducerStateTable::default(),
             producers_saved_at: -1,
+            producers_expired: false,
             recovery_point_saved: leo,
         };
         let mut log = log;
@@ -508,6 +515,7 @@ impl PartitionLog {
                     header.base_sequence,
                     header.record_count,
                     next,
+                    header.max_timestamp,
                 );
             }
             next = header.last_offset() + 1;
@@ -918,7 +926,9 @@ impl PartitionLog {
         let leo = self.log_end_offset();
         let recovery_point =
             (self.recovery_point_saved != self.recovery_point).then_some(self.recovery_point);
-        let producers = if !self.producers.is_empty() && self.producers_saved_at != leo {
+        let producers = if self.producers_expired
+            || (!self.producers.is_empty() && self.producers_saved_at != leo)
+        {
             let bytes = bincode::serialize(&(leo, &self.producers))
                 .map_err(|e| StorageError::io(&self.dir, std::io::Error::other(e)))?;
             Some((leo, bytes))
@@ -953,6 +963,7 @@ impl PartitionLog {
         }
         if let Some((at, _)) = job.producers {
             self.producers_saved_at = at;
+            self.producers_expired = false;
         }
     }
 
@@ -970,6 +981,16 @@ impl PartitionLog {
         &self.producers
     }
 
+    /// Forgets idempotent producers idle for `expiration_ms` (see `producer_state`); the
+    /// next checkpoint writes the smaller table. Returns how many were removed.
+    pub fn expire_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let removed = self.producers.remove_expired(now_ms, expiration_ms);
+        if removed > 0 {
+            self.producers_expired = true;
+        }
+        removed
+    }
+
     /// Writes the producer state as of the log end offset (a snapshot; the tail after it is
     /// re-read at startup).
     fn save_producer_state(&mut self) -> Result<(), StorageError> {
@@ -979,12 +1000,17 @@ impl PartitionLog {
             .map_err(|e| StorageError::io(&self.dir, std::io::Error::other(e)))?;
         checkpoint::write_bytes(&self.dir.join(PRODUCER_STATE_FILE), &bytes)?;
         self.producers_saved_at = leo;
+        self.producers_expired = false;
         Ok(())
     }
 
     /// Loads the producer-state snapshot and replays batch headers after it.
     fn rebuild_producer_state(&mut self) -> Result<(), StorageError> {
         let leo = self.log_end_offset();
+        let legacy = self.dir.join(PRODUCER_STATE_FILE_V1);
+        if legacy.exists() {
+            std::fs::remove_file(&legacy).map_err(|e| StorageError::io(&legacy, e))?;
+        }
         let path = self.dir.join(PRODUCER_STATE_FILE);
         let snapshot = checkpoint::read_bytes(&path)
             .and_then(|b| bincode::deserialize::<(i64, ProducerStateTable)>(&b).ok());
@@ -1018,6 +1044,7 @@ impl PartitionLog {
                                     h.base_sequence,
                                     h.record_count,
                                     h.base_offset,
+                                    h.max_timestamp,
                                 );
                             }
                             false
@@ -1182,13 +1209,7 @@ mod tests {
 
     /// One record from idempotent producer `pid` (epoch 0) with sequence `seq`.
     fn idempotent(pid: i64, seq: i32) -> Vec<u8> {
-        let mut b = make_batch(1, b"idem", 1);
-        b[43..51].copy_from_slice(&pid.to_be_bytes());
-        b[51..53].copy_from_slice(&0i16.to_be_bytes());
-        b[53..57].copy_from_slice(&seq.to_be_bytes());
-        let total = b.len();
-        crate::storage::batch::rewrite_crc(&mut b, total);
-        b
+        crate::storage::batch::tests::make_idempotent_batch(pid, 0, seq, 1)
     }
 
     #[test]

@@ -12,6 +12,10 @@
 //!   OUT_OF_ORDER_SEQUENCE_NUMBER;
 //! - an unknown producer must start at sequence 0, else UNKNOWN_PRODUCER_ID.
 //!
+//! Expiry (Kafka's `producer.id.expiration.ms`, default one day): a producer whose newest batch
+//! timestamp is older than the expiration is forgotten (`remove_expired`), so the table stays
+//! bounded by the producers active in that window, not every producer id ever seen.
+//!
 //! Invariant: every retained batch has first_seq ≤ last_seq (modulo wrap) and consecutive
 //! retained batches have consecutive sequences and increasing offsets.
 
@@ -34,6 +38,8 @@ pub struct BatchMeta {
 pub struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<BatchMeta>,
+    /// Largest batch max-timestamp seen from this producer (Kafka's `lastTimestamp`).
+    pub last_timestamp: i64,
 }
 
 /// What to do with an incoming idempotent batch.
@@ -154,7 +160,8 @@ impl ProducerStateTable {
         Ok(SequenceCheck::Append)
     }
 
-    /// Records an appended batch (also used to rebuild state from the log).
+    /// Records an appended batch (also used to rebuild state from the log); `timestamp` is
+    /// the batch's max timestamp.
     pub fn record(
         &mut self,
         producer_id: i64,
@@ -162,8 +169,10 @@ impl ProducerStateTable {
         first_seq: i32,
         count: i32,
         first_offset: i64,
+        timestamp: i64,
     ) {
         let entry = self.producers.entry(producer_id).or_default();
+        entry.last_timestamp = entry.last_timestamp.max(timestamp);
         if epoch != entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
@@ -177,6 +186,15 @@ impl ProducerStateTable {
         while entry.batches.len() > BATCHES_RETAINED {
             entry.batches.pop_front();
         }
+    }
+
+    /// Forgets producers whose last timestamp is `expiration_ms` or more before `now_ms`.
+    /// Returns how many were removed.
+    pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
+        before - self.producers.len()
     }
 
     /// Drops everything at or above `offset` (after a truncation).
@@ -203,7 +221,7 @@ mod tests {
     ) -> Result<SequenceCheck, ProducerError> {
         let c = t.check(pid, epoch, seq, count)?;
         if c == SequenceCheck::Append {
-            t.record(pid, epoch, seq, count, off);
+            t.record(pid, epoch, seq, count, off, 0);
         }
         Ok(c)
     }
@@ -285,9 +303,28 @@ mod tests {
     #[test]
     fn sequences_wrap_at_i32_max() {
         let mut t = ProducerStateTable::default();
-        t.record(1, 0, i32::MAX - 1, 2, 10);
+        t.record(1, 0, i32::MAX - 1, 2, 10, 0);
         assert_eq!(t.check(1, 0, 0, 1), Ok(SequenceCheck::Append));
         assert_eq!(last_seq(i32::MAX, 3), 1);
+    }
+
+    #[test]
+    fn producers_idle_past_the_expiration_are_forgotten() {
+        let mut t = ProducerStateTable::default();
+        t.record(1, 0, 0, 1, 0, 1_000);
+        t.record(2, 0, 0, 1, 1, 5_000);
+        t.record(1, 0, 1, 1, 2, 2_000);
+        assert_eq!(t.get(1).map(|e| e.last_timestamp), Some(2_000));
+        assert_eq!(t.remove_expired(6_999, 5_000), 0);
+        assert_eq!(t.remove_expired(7_000, 5_000), 1, "producer 1 idle for 5 s");
+        assert!(t.get(1).is_none() && t.get(2).is_some());
+        // A forgotten producer is unknown: only sequence 0 starts it again, as in Kafka.
+        assert!(matches!(
+            t.check(1, 0, 2, 1),
+            Err(ProducerError::UnknownProducer { .. })
+        ));
+        assert_eq!(t.remove_expired(i64::MAX, 5_000), 1);
+        assert!(t.is_empty());
     }
 
     proptest! {
@@ -302,7 +339,7 @@ mod tests {
             let mut r = retries.iter();
             for c in counts {
                 match t.check(1, 0, seq, c).expect("in order") {
-                    SequenceCheck::Append => { t.record(1, 0, seq, c, next_offset); sent.push((seq, c, next_offset)); next_offset += i64::from(c); }
+                    SequenceCheck::Append => { t.record(1, 0, seq, c, next_offset, 0); sent.push((seq, c, next_offset)); next_offset += i64::from(c); }
                     SequenceCheck::Duplicate { .. } => prop_assert!(false, "fresh batch seen as duplicate"),
                 }
                 seq += c;

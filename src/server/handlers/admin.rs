@@ -259,6 +259,11 @@ pub fn describe_configs(ctx: &Ctx, req: DescribeConfigsRequest) -> Outcome {
                         broker_cfg.offsets_retention_minutes.to_string(),
                         SOURCE_STATIC_BROKER,
                     ),
+                    (
+                        "producer.id.expiration.ms".into(),
+                        broker_cfg.producer_id_expiration_ms.to_string(),
+                        SOURCE_STATIC_BROKER,
+                    ),
                 ]),
                 other => Err(Error::InvalidConfig(format!(
                     "unsupported resource type {other}"
