@@ -4,6 +4,9 @@
 //! admin APIs, and expiry of an empty group's offsets.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::server::{self, Fixture};
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -23,47 +26,19 @@ use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use thorstream::broker::group::assignor;
-use thorstream::server::{self, ServerConfig, ServerHandle};
 use thorstream::{Broker, BrokerConfig, Consumer, Producer, Record, TopicConfig, TopicPartition};
 
 const SESSION_MS: i32 = 6_000;
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    broker: Arc<Broker>,
-    server: Option<ServerHandle>,
-    addr: std::net::SocketAddr,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        if let Some(s) = self.server.take() {
-            s.shutdown();
-        }
-    }
-}
-
 fn start_with(config: impl FnOnce(&mut BrokerConfig)) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let mut bc = BrokerConfig::with_data_dir(dir.path());
-    bc.fsync = thorstream::FsyncPolicy::Never;
-    config(&mut bc);
-    let broker = Arc::new(Broker::new(bc).unwrap());
-    broker
-        .create_topic("t", Some(TopicConfig::with_partitions(4)))
-        .unwrap();
-    let server = server::start(
-        Arc::clone(&broker),
-        ServerConfig::new("127.0.0.1:0".parse().unwrap()),
+    server::start(
+        |bc| {
+            bc.fsync = thorstream::FsyncPolicy::Never;
+            config(bc);
+        },
+        [("t", TopicConfig::with_partitions(4))],
+        |_| {},
     )
-    .unwrap();
-    let addr = server.local_addr;
-    Fixture {
-        _dir: dir,
-        broker,
-        server: Some(server),
-        addr,
-    }
 }
 
 fn start() -> Fixture {

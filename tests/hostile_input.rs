@@ -16,11 +16,12 @@
 mod common;
 
 use common::requests::{batch, produce_request, topic_name, valid_body};
+use common::server::{Fixture, start_wire};
 use common::wire::{frame, read_frame, request, response};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Once};
+use std::sync::{Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -29,9 +30,7 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Decodable;
 use thorstream::protocol::versions::SUPPORTED_APIS;
-use thorstream::server::{self, ServerConfig, ServerHandle};
 use thorstream::storage::batch::rewrite_crc;
-use thorstream::{Broker, BrokerConfig, TopicConfig};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -86,40 +85,6 @@ fn peak_rss() -> u64 {
 fn reset_peak() -> u64 {
     std::fs::write("/proc/self/clear_refs", "5").expect("reset VmHWM via /proc/self/clear_refs");
     peak_rss()
-}
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    broker: Arc<Broker>,
-    server: Option<ServerHandle>,
-    addr: std::net::SocketAddr,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        if let Some(s) = self.server.take() {
-            s.shutdown();
-        }
-    }
-}
-
-fn start_with(max_message_bytes: u32, tune: impl FnOnce(&mut ServerConfig)) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Arc::new(Broker::new(BrokerConfig::with_data_dir(dir.path())).unwrap());
-    let mut topic = TopicConfig::with_partitions(2);
-    topic.max_message_bytes = max_message_bytes;
-    broker.create_topic("t", Some(topic)).unwrap();
-    let mut sc = ServerConfig::new("127.0.0.1:0".parse().unwrap());
-    sc.request_bytes_max = 1024 * 1024;
-    tune(&mut sc);
-    let server = server::start(Arc::clone(&broker), sc).unwrap();
-    let addr = server.local_addr;
-    Fixture {
-        _dir: dir,
-        broker,
-        server: Some(server),
-        addr,
-    }
 }
 
 fn connect(f: &Fixture) -> TcpStream {
@@ -285,7 +250,7 @@ fn hostile_body(rng: &mut Rng, valid: Option<&[u8]>) -> Vec<u8> {
 #[test]
 fn garbage_bodies_for_every_api_and_version_never_take_the_broker_down() {
     let _serial = serial();
-    let f = start_with(64 * 1024, |_| {});
+    let f = start_wire(64 * 1024, |_| {});
     let seed = env_u64("THORSTREAM_HOSTILE_SEED", 0x6057_11e5);
     let cases = env_u64("THORSTREAM_HOSTILE_CASES", 48);
     let mut rng = Rng(seed);
@@ -317,7 +282,7 @@ fn garbage_bodies_for_every_api_and_version_never_take_the_broker_down() {
 #[test]
 fn lengths_far_beyond_the_frame_allocate_nothing_by_the_count() {
     let _serial = serial();
-    let f = start_with(64 * 1024, |_| {});
+    let f = start_wire(64 * 1024, |_| {});
     let baseline = reset_peak();
     let mut sent = 0;
     for &(api, min, max) in SUPPORTED_APIS {
@@ -387,7 +352,7 @@ fn fix_crc(mut b: Vec<u8>) -> Vec<u8> {
 #[test]
 fn corrupt_record_batches_are_refused_and_nothing_is_stored() {
     let _serial = serial();
-    let f = start_with(64 * 1024, |_| {});
+    let f = start_wire(64 * 1024, |_| {});
     let good = batch(&[b"one", b"two", b"three"]);
     let n = good.len();
     let mut cases: Vec<(&str, Option<Vec<u8>>)> = Vec::new();
@@ -608,7 +573,7 @@ fn framed_zstd_bomb(mib: usize) -> Vec<u8> {
 #[test]
 fn decompression_bombs_are_refused_without_inflating_into_memory() {
     let _serial = serial();
-    let f = start_with(4 * 1024 * 1024, |c| c.request_bytes_max = 8 * 1024 * 1024);
+    let f = start_wire(4 * 1024 * 1024, |c| c.request_bytes_max = 8 * 1024 * 1024);
     let bombs = [
         ("zstd", compressed_batch(4, &zstd_bomb())),
         ("gzip", compressed_batch(1, &gzip_bomb())),
@@ -707,7 +672,7 @@ fn decompression_bombs_are_refused_without_inflating_into_memory() {
 #[test]
 fn compressed_batches_must_hold_the_records_their_header_counts() {
     let _serial = serial();
-    let f = start_with(1024 * 1024, |_| {});
+    let f = start_wire(1024 * 1024, |_| {});
     let mut s = connect(&f);
     // Three well-formed records (length prefix + 7 minimal bytes each), compressed.
     let mut records = Vec::new();
@@ -749,7 +714,7 @@ fn compressed_batches_must_hold_the_records_their_header_counts() {
 #[test]
 fn slowloris_clients_neither_block_others_nor_reserve_memory() {
     let _serial = serial();
-    let f = start_with(64 * 1024, |c| {
+    let f = start_wire(64 * 1024, |c| {
         c.request_bytes_max = 100 * 1024 * 1024;
         c.connection_idle_ms = 1500;
     });

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::server::{Fixture, start_wire};
 use common::wire::{request, response};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -16,45 +17,15 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use thorstream::server::{self, ServerConfig, ServerHandle};
-use thorstream::{Broker, BrokerConfig, Record, TopicConfig};
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    broker: Arc<Broker>,
-    server: Option<ServerHandle>,
-    addr: std::net::SocketAddr,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        if let Some(s) = self.server.take() {
-            s.shutdown();
-        }
-    }
-}
+use thorstream::Record;
+use thorstream::server::ServerConfig;
 
 fn start() -> Fixture {
     start_with(|_| {})
 }
 
 fn start_with(tune: impl FnOnce(&mut ServerConfig)) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Arc::new(Broker::new(BrokerConfig::with_data_dir(dir.path())).unwrap());
-    let mut topic = TopicConfig::with_partitions(2);
-    topic.max_message_bytes = 64 * 1024;
-    broker.create_topic("t", Some(topic)).unwrap();
-    let mut sc = ServerConfig::new("127.0.0.1:0".parse().unwrap());
-    sc.request_bytes_max = 1024 * 1024;
-    tune(&mut sc);
-    let server = server::start(Arc::clone(&broker), sc).unwrap();
-    let addr = server.local_addr;
-    Fixture {
-        _dir: dir,
-        broker,
-        server: Some(server),
-        addr,
-    }
+    start_wire(64 * 1024, tune)
 }
 
 fn connect(f: &Fixture) -> TcpStream {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod requests;
+pub mod server;
 pub mod wire;
 
 use std::path::{Path, PathBuf};
