@@ -203,6 +203,10 @@ pub struct BrokerConfig {
     /// An idempotent producer idle this long (by its newest batch timestamp) is forgotten
     /// (Kafka's `producer.id.expiration.ms`).
     pub producer_id_expiration_ms: u64,
+    /// Most partitions (all topics together) this broker will hold; CreateTopics and
+    /// CreatePartitions beyond it fail with INVALID_PARTITIONS. Each partition keeps about four
+    /// open files per segment, so raise `ulimit -n` along with it.
+    pub max_partitions: u32,
 }
 
 impl Default for BrokerConfig {
@@ -217,6 +221,7 @@ impl Default for BrokerConfig {
             produce_timeout_ms: 30_000,
             offsets_retention_minutes: 7 * 24 * 60,
             producer_id_expiration_ms: 24 * 3600 * 1000,
+            max_partitions: 4096,
         }
     }
 }

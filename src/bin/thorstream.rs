@@ -66,6 +66,10 @@ struct Args {
     /// [default: 86400000]
     #[arg(long)]
     producer_id_expiration_ms: Option<u64>,
+    /// Most partitions, all topics together, this broker will create (each keeps ~4 open files
+    /// per segment: raise `ulimit -n` with it) [default: 4096]
+    #[arg(long)]
+    max_partitions: Option<u32>,
     /// TOML config file with any of the keys above (snake_case, e.g. data_dir = "/var/lib/ts")
     #[arg(long)]
     config: Option<PathBuf>,
@@ -87,6 +91,7 @@ struct FileConfig {
     connection_idle_ms: Option<u64>,
     request_read_timeout_ms: Option<u64>,
     producer_id_expiration_ms: Option<u64>,
+    max_partitions: Option<u32>,
     segment_bytes: Option<u64>,
     retention_ms: Option<i64>,
     retention_bytes: Option<i64>,
@@ -152,6 +157,9 @@ fn run(args: Args) -> Result<(), String> {
         .or(file.producer_id_expiration_ms)
     {
         broker_config.producer_id_expiration_ms = v;
+    }
+    if let Some(v) = args.max_partitions.or(file.max_partitions) {
+        broker_config.max_partitions = v;
     }
     if let Some(v) = file.segment_bytes {
         broker_config.default_topic_config.segment_bytes = v;

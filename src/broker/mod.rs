@@ -20,7 +20,7 @@ pub mod topic;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -97,6 +97,9 @@ struct Inner {
     offsets_expiry_ms: std::sync::atomic::AtomicI64,
     /// When housekeeping last expired idle producers (ms).
     producers_expiry_ms: std::sync::atomic::AtomicI64,
+    /// Held by operations that add partitions, so the `max_partitions` check and the
+    /// creation it admits happen as one step.
+    partition_admission: Mutex<()>,
     /// (next producer id to hand out, end of the durably reserved block).
     producer_ids: Mutex<(i64, i64)>,
 }
@@ -174,6 +177,7 @@ impl Broker {
             groups: GroupService::new(GroupConfig::default()),
             offsets_expiry_ms: std::sync::atomic::AtomicI64::new(0),
             producers_expiry_ms: std::sync::atomic::AtomicI64::new(0),
+            partition_admission: Mutex::new(()),
             producer_ids: Mutex::new({
                 let end = crate::storage::checkpoint::read_i64(&dir.join(PRODUCER_ID_BLOCK_FILE))
                     .unwrap_or(0);
@@ -244,11 +248,44 @@ impl Broker {
             .ok_or_else(|| Error::UnknownTopicOrPartition(format!("{topic}-{partition}")))
     }
 
+    /// Total partitions of all topics.
+    pub fn total_partitions(&self) -> usize {
+        self.inner
+            .topics
+            .read()
+            .map(|t| t.values().map(|t| t.partition_count()).sum())
+            .unwrap_or(0)
+    }
+
+    /// Admits `adding` new partitions under `max_partitions`; the guard must be held until
+    /// they exist.
+    fn admit_partitions(&self, adding: u32) -> Result<MutexGuard<'_, ()>> {
+        let guard = self
+            .inner
+            .partition_admission
+            .lock()
+            .map_err(|_| Error::Metadata("partition admission lock poisoned".into()))?;
+        let max = self.inner.config.max_partitions;
+        let total = self.total_partitions();
+        if total.saturating_add(adding as usize) > max as usize {
+            return Err(Error::InvalidPartitions(format!(
+                "{adding} more partitions would make {} on this broker, over its limit of {max} \
+                 (max_partitions, --max-partitions)",
+                total.saturating_add(adding as usize)
+            )));
+        }
+        Ok(guard)
+    }
+
     /// Creates a topic; `None` uses the broker's default topic config.
     pub fn create_topic(&self, name: &str, config: Option<TopicConfig>) -> Result<()> {
         validate_topic_name(name)?;
         let config = config.unwrap_or_else(|| self.inner.config.default_topic_config.clone());
         config.validate()?;
+        if self.topic(name).is_ok() {
+            return Err(Error::TopicAlreadyExists(name.to_string()));
+        }
+        let _admitted = self.admit_partitions(config.num_partitions)?;
         let mut topics = self.topics_write()?;
         if topics.contains_key(name) {
             return Err(Error::TopicAlreadyExists(name.to_string()));
@@ -336,6 +373,7 @@ impl Broker {
                 "{total} partitions is too many"
             )));
         }
+        let _admitted = self.admit_partitions(total - current)?;
         let mut new_meta = meta.clone();
         new_meta.config.num_partitions = total;
         let fsync = new_meta.config.fsync.unwrap_or(self.inner.config.fsync);
@@ -959,6 +997,40 @@ mod tests {
             .into_iter()
             .map(|r| (r.offset, r.value.unwrap_or_default()))
             .collect()
+    }
+
+    #[test]
+    fn partitions_beyond_the_broker_limit_are_refused() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut config = BrokerConfig::with_data_dir(dir.path());
+        config.max_partitions = 5;
+        config.default_topic_config.num_partitions = 1;
+        let broker = Broker::new(config).unwrap_or_else(|e| panic!("{e}"));
+        let three = Some(TopicConfig::with_partitions(3));
+        broker
+            .create_topic("a", three.clone())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = broker.create_topic("b", three).expect_err("3 + 3 > 5");
+        assert_eq!(err.kafka_code(), 37, "INVALID_PARTITIONS: {err}");
+        assert!(broker.topic("b").is_err(), "nothing of it was created");
+        assert!(!partition_dir(&broker.inner.config, "b", 0).exists());
+        broker
+            .create_partitions("a", 4)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(broker.ensure_topic("c").unwrap_or_else(|e| panic!("{e}")));
+        assert_eq!(broker.total_partitions(), 5);
+        let err = broker.create_partitions("a", 5).expect_err("6 > 5");
+        assert_eq!(err.kafka_code(), 37, "{err}");
+        assert!(
+            broker.ensure_topic("d").is_err(),
+            "auto-creation is refused too"
+        );
+        assert_eq!(
+            broker
+                .partition_count("a")
+                .unwrap_or_else(|e| panic!("{e}")),
+            4
+        );
     }
 
     #[test]
