@@ -266,6 +266,11 @@ fn flexible_versions_work_end_to_end() {
     assert_eq!(d.groups[0].group_state.as_str(), "Stable");
     assert_eq!(d.groups[0].protocol_data.as_str(), "range");
     assert_eq!(d.groups[0].members[0].client_id.as_str(), "groups-test");
+    assert_eq!(
+        d.groups[0].members[0].client_host.as_str(),
+        "/127.0.0.1",
+        "the member's address, written as Kafka writes it"
+    );
     assert_eq!(d.groups[1].error_code, 69, "GROUP_ID_NOT_FOUND at v6");
     let l: LeaveGroupResponse = c.call(
         ApiKey::LeaveGroup,

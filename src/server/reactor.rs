@@ -294,6 +294,7 @@ impl Reactor {
                 conn: token,
                 seq,
                 frame,
+                peer: conn.peer.ip(),
             }) {
                 Ok(()) => {}
                 Err(TrySendError::Full(Job::Request { frame, .. })) => {

@@ -11,6 +11,7 @@
 //! Since a frozen chunk cannot be patched, the size prefix is computed before encoding, and a
 //! frame whose encoded length disagrees with it is never sent (the connection is closed).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -41,7 +42,13 @@ pub struct Ctx {
 
 pub enum Job {
     /// `seq` numbers the connection's requests; replies are written in `seq` order.
-    Request { conn: usize, seq: u64, frame: Bytes },
+    Request {
+        conn: usize,
+        seq: u64,
+        frame: Bytes,
+        /// The client's address (JoinGroup records it as the member's `client_host`).
+        peer: IpAddr,
+    },
 }
 
 pub enum Reply {
@@ -107,9 +114,9 @@ fn worker_loop(
     loop {
         let (conn, seq, reply) = crossbeam_channel::select! {
             recv(jobs) -> job => match job {
-                Ok(Job::Request { conn, seq, frame }) => {
+                Ok(Job::Request { conn, seq, frame, peer }) => {
                     ctx.queued_bytes.fetch_sub(frame.len(), std::sync::atomic::Ordering::AcqRel);
-                    (conn, seq, handle_frame(ctx, conn, seq, frame))
+                    (conn, seq, handle_frame(ctx, conn, seq, frame, peer))
                 }
                 Err(_) => return,
             },
@@ -130,7 +137,7 @@ fn worker_loop(
 }
 
 /// Handles one request frame. `None` means the request was parked.
-pub fn handle_frame(ctx: &Ctx, conn: usize, seq: u64, frame: Bytes) -> Option<Reply> {
+pub fn handle_frame(ctx: &Ctx, conn: usize, seq: u64, frame: Bytes, peer: IpAddr) -> Option<Reply> {
     let DecodedRequest {
         api,
         header,
@@ -149,7 +156,7 @@ pub fn handle_frame(ctx: &Ctx, conn: usize, seq: u64, frame: Bytes) -> Option<Re
         }
         Err(DecodeError::Close(why)) => return Some(Reply::Close(why)),
     };
-    let outcome = handlers::dispatch(ctx, &header, request);
+    let outcome = handlers::dispatch(ctx, &header, request, peer);
     finish(ctx, (conn, seq), api, header, outcome, true)
 }
 

@@ -6,6 +6,7 @@
 //! deadline; the coordinator's listener fires an event on that key whenever the group
 //! changes, and the retry takes the answer from the coordinator or parks again.
 
+use std::net::IpAddr;
 use std::time::Instant;
 
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
@@ -54,7 +55,12 @@ fn code<T>(r: &Result<T, GroupError>) -> i16 {
     r.as_ref().err().map_or(0, |e| e.code())
 }
 
-pub fn join_group(ctx: &Ctx, header: &RequestHeader, req: JoinGroupRequest) -> Outcome {
+pub fn join_group(
+    ctx: &Ctx,
+    header: &RequestHeader,
+    req: JoinGroupRequest,
+    peer: IpAddr,
+) -> Outcome {
     let v = header.request_api_version;
     let group_id = req.group_id.0.to_string();
     let key = group::purgatory_key(&group_id);
@@ -64,7 +70,8 @@ pub fn join_group(ctx: &Ctx, header: &RequestHeader, req: JoinGroupRequest) -> O
         member_id: req.member_id.to_string(),
         group_instance_id: opt(&req.group_instance_id),
         client_id: opt(&header.client_id).unwrap_or_default(),
-        client_host: String::new(),
+        // As Kafka (Java's `InetAddress.toString()` of the connection's address).
+        client_host: format!("/{peer}"),
         session_timeout_ms: req.session_timeout_ms,
         // v0 has no rebalance timeout: Kafka uses the session timeout.
         rebalance_timeout_ms: if v == 0 {

@@ -11,6 +11,7 @@ pub mod metadata;
 pub mod offsets;
 pub mod produce;
 
+use std::net::IpAddr;
 use std::time::Instant;
 
 use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
@@ -38,7 +39,7 @@ pub enum Delayed {
     Group(groups::PendingGroup),
 }
 
-pub fn dispatch(ctx: &Ctx, header: &RequestHeader, request: RequestKind) -> Outcome {
+pub fn dispatch(ctx: &Ctx, header: &RequestHeader, request: RequestKind, peer: IpAddr) -> Outcome {
     let v = header.request_api_version;
     match request {
         RequestKind::ApiVersions(_) => {
@@ -58,7 +59,7 @@ pub fn dispatch(ctx: &Ctx, header: &RequestHeader, request: RequestKind) -> Outc
         RequestKind::FindCoordinator(r) => offsets::find_coordinator(ctx, v, r),
         RequestKind::OffsetCommit(r) => offsets::offset_commit(ctx, r),
         RequestKind::OffsetFetch(r) => offsets::offset_fetch(ctx, v, r),
-        RequestKind::JoinGroup(r) => groups::join_group(ctx, header, r),
+        RequestKind::JoinGroup(r) => groups::join_group(ctx, header, r, peer),
         RequestKind::SyncGroup(r) => groups::sync_group(ctx, v, r),
         RequestKind::Heartbeat(r) => groups::heartbeat(ctx, r),
         RequestKind::LeaveGroup(r) => groups::leave_group(ctx, v, r),
