@@ -6,7 +6,8 @@
 //! 0. `__topics.meta` (CRC-32-framed bincode `TopicRecord`s): decoded as `Broker::new` does
 //!    (`fuzzing::decode_topic_records`); when every record names a valid topic of at most 4
 //!    partitions, a broker is opened on it (with the other startup files present: clean
-//!    shutdown marker, `producer-id-block`), closed and reopened.
+//!    shutdown marker, `producer-id-block`), closed and reopened; if a topic is left with a
+//!    config that does not validate, the open must fail instead.
 //! 1. `__consumer_offsets.meta`: `OffsetStore::open`, then compaction and reopen.
 //! 2. `producer-state.v2` (CRC-framed bincode snapshot): a partition log with idempotent batches
 //!    opened over it, then an idempotent append, close (snapshot) and reopen.
@@ -42,7 +43,7 @@ fn topics(bytes: &[u8]) {
                 {
                     return;
                 }
-                live.insert(m.name.clone(), m.config.num_partitions);
+                live.insert(m.name.clone(), m.config.clone());
             }
             TopicMetaRecord::Delete { name } => {
                 live.remove(name);
@@ -63,6 +64,18 @@ fn topics(bytes: &[u8]) {
             })
             .collect::<std::collections::BTreeMap<_, _>>()
     };
+    // A topic left with a config that does not validate stops the start (and only that).
+    if live.values().any(|c| c.validate().is_err()) {
+        assert!(
+            Broker::new(config).is_err(),
+            "a topic with an invalid config was opened"
+        );
+        return;
+    }
+    let live: std::collections::BTreeMap<_, _> = live
+        .into_iter()
+        .map(|(name, c)| (name, c.num_partitions))
+        .collect();
     let first = {
         let broker = Broker::new(config.clone()).expect("open broker");
         let n = names(&broker);

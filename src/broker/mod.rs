@@ -154,6 +154,15 @@ impl Broker {
         let now = now_ms();
         let mut topics = BTreeMap::new();
         for meta in metas.into_values() {
+            // Every config was validated when it was written; one that no longer validates
+            // (damage past the CRC, or a rule tightened since) stops the start with the topic
+            // named, as Kafka does, rather than serving the topic with settings it never had.
+            meta.config.validate().map_err(|e| {
+                Error::Metadata(format!(
+                    "{TOPICS_FILE}: topic {} has an invalid configuration: {e}",
+                    meta.name
+                ))
+            })?;
             let t = open_topic(&config, meta, clean, now)?;
             topics.insert(t.0, t.1);
         }
@@ -986,6 +995,50 @@ mod tests {
             Broker::new(BrokerConfig::with_data_dir(dir.path())).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(broker.topics(), vec!["good".to_string()]);
         assert!(!dir.path().join("..").join("escape-0").exists());
+    }
+
+    #[test]
+    fn a_topic_record_with_an_invalid_config_stops_the_start_and_keeps_the_data() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        {
+            let broker = Broker::new(BrokerConfig::with_data_dir(dir.path()))
+                .unwrap_or_else(|e| panic!("{e}"));
+            broker
+                .create_topic("kept", None)
+                .unwrap_or_else(|e| panic!("{e}"));
+            broker
+                .produce("kept", 0, &[crate::Record::new(b"v".to_vec())])
+                .unwrap_or_else(|e| panic!("{e}"));
+            broker.close().unwrap_or_else(|e| panic!("{e}"));
+        }
+        let path = dir.path().join(TOPICS_FILE);
+        let good = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        let (mut store, _) =
+            RecordLog::<TopicRecord>::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let meta = TopicMeta {
+            name: "kept".to_string(),
+            id: [7; 16],
+            config: TopicConfig {
+                segment_bytes: 0,
+                ..TopicConfig::default()
+            },
+        };
+        store
+            .append(&TopicRecord::Upsert(meta), true)
+            .unwrap_or_else(|e| panic!("{e}"));
+        drop(store);
+        match Broker::new(BrokerConfig::with_data_dir(dir.path())) {
+            Err(Error::Metadata(m)) => {
+                assert!(m.contains("kept") && m.contains("segment.bytes"), "{m}")
+            }
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("a topic with segment.bytes 0 was opened"),
+        }
+        // Nothing was deleted: with the record undone the topic and its record are back.
+        std::fs::write(&path, good).unwrap_or_else(|e| panic!("{e}"));
+        let broker =
+            Broker::new(BrokerConfig::with_data_dir(dir.path())).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(readable(&broker, "kept", 0), vec![(0, b"v".to_vec())]);
     }
 
     /// Offsets and first-record values of everything readable in `topic-partition`.
