@@ -100,6 +100,7 @@ struct FileConfig {
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args = Args::parse();
+    raise_open_file_limit();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -107,6 +108,37 @@ fn main() -> ExitCode {
             eprintln!("thorstream: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit. Every connection holds a descriptor
+/// and every segment four (log writer and reader, offset index, time index); distributions and systemd
+/// start services with a soft limit of 1,024, which a broker outgrows long before memory.
+/// Kafka's docs tell operators to raise it; we do it ourselves, as Go's runtime and others do,
+/// and never lower it. Failure is logged, not fatal.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    // Linux refuses more than `fs.nr_open` (default 2^20) even when the hard limit is
+    // unlimited.
+    const UNLIMITED_CAP: u64 = 1 << 20;
+    let limit = getrlimit(Resource::Nofile);
+    let Some(current) = limit.current else {
+        return;
+    };
+    let target = limit.maximum.unwrap_or(UNLIMITED_CAP);
+    if target <= current {
+        log::info!("open files limit: {current}");
+        return;
+    }
+    match setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(target),
+            maximum: limit.maximum,
+        },
+    ) {
+        Ok(()) => log::info!("open files limit: raised from {current} to {target}"),
+        Err(e) => log::warn!("open files limit stays {current}: cannot raise it to {target}: {e}"),
     }
 }
 

@@ -25,6 +25,9 @@ const FIRST_CONNECTION_TOKEN: usize = 2;
 /// How long shutdown waits for in-flight requests to finish.
 const SHUTDOWN_DRAIN_MS: u64 = 10_000;
 
+/// How soon a failed `accept` (out of descriptors) is retried if no connection closes first.
+const ACCEPT_RETRY_MS: u64 = 100;
+
 pub struct Reactor {
     poll: Poll,
     listener: TcpListener,
@@ -42,6 +45,11 @@ pub struct Reactor {
     queued_bytes: Arc<AtomicUsize>,
     per_ip: HashMap<IpAddr, usize>,
     next_idle_check: Instant,
+    /// Set when `accept` failed for want of a descriptor (EMFILE/ENFILE) or memory: the
+    /// refused connections wait in the kernel's backlog, and the listener, edge-triggered,
+    /// will not report them again. Accepting is retried at this time or when a connection
+    /// closes, whichever is first.
+    accept_retry_at: Option<Instant>,
 }
 
 impl Reactor {
@@ -103,6 +111,7 @@ impl Reactor {
             stop,
             queued_bytes,
             per_ip: HashMap::new(),
+            accept_retry_at: None,
         })
     }
 
@@ -123,10 +132,12 @@ impl Reactor {
             } else {
                 Some(Duration::from_millis(2).min(until_idle_check))
             };
-            let timeout = if draining_since.is_some() {
-                Some(Duration::from_millis(50))
-            } else {
-                timeout
+            let timeout = match (draining_since, self.accept_retry_at) {
+                (Some(_), _) => Some(Duration::from_millis(50)),
+                (None, Some(at)) => {
+                    timeout.map(|t| t.min(at.saturating_duration_since(Instant::now())))
+                }
+                (None, None) => timeout,
             };
             if let Err(e) = self.poll.poll(&mut events, timeout)
                 && e.kind() != std::io::ErrorKind::Interrupted
@@ -153,6 +164,12 @@ impl Reactor {
                 }
             }
             self.drain_replies(&mut scratch);
+            if let Some(at) = self.accept_retry_at
+                && draining_since.is_none()
+                && Instant::now() >= at
+            {
+                self.accept();
+            }
             if Instant::now() >= self.next_idle_check {
                 self.close_idle();
             }
@@ -222,9 +239,25 @@ impl Reactor {
                         Connection::new(stream, peer, self.config.request_bytes_max),
                     );
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if self.accept_retry_at.take().is_some() {
+                        log::info!("accepting connections again");
+                    }
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    log::warn!("accept failed: {e}");
+                    // Out of descriptors or memory (or a connection reset while queued): stop
+                    // for now, keep serving the open connections, and come back to the backlog
+                    // soon; nothing else would wake us for connections already queued.
+                    if self.accept_retry_at.is_none() {
+                        log::warn!(
+                            "accept failed with {} connections open: {e}; retrying",
+                            self.conns.len()
+                        );
+                    }
+                    self.accept_retry_at =
+                        Some(Instant::now() + Duration::from_millis(ACCEPT_RETRY_MS));
                     break;
                 }
             }
@@ -360,6 +393,10 @@ impl Reactor {
                 log::info!("connection from {} closed: {e}", conn.peer);
             }
             let _ = self.poll.registry().deregister(&mut conn.stream);
+            // Its descriptor is free once `conn` drops here: a refused accept can go now.
+            if self.accept_retry_at.is_some() {
+                self.accept_retry_at = Some(Instant::now());
+            }
         }
         self.backlog.remove(&token);
     }
