@@ -15,6 +15,14 @@
 # /proc/<pid>/stat around each phase. When run as root, the page cache is dropped before each
 # cell so that every cell starts from the same memory state (on this VM, writing into pages the
 # guest never touched before costs 2-5x more kernel time than reusing freed ones).
+#
+# Steady state: on this VM (Firecracker, free page reporting on) every page the guest frees is
+# handed back to the host within moments, so a write(2) into the page cache of a fresh broker
+# pays a host page fault per 4 KiB page: several times the cost of the copy itself. A broker
+# that has run for a while has a full page cache and recycles pages instead. As root, with a
+# cgroup memory controller, a last stage runs the broker inside a 1 GiB memory cgroup and
+# writes 1.5 GB before measuring, so the cells measure a recycling page cache (labels
+# `steady*` in the results; BENCHMARKS.md explains).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,6 +51,22 @@ echo "== building (release)" >&2
 (cd "$ROOT" && cargo build --release --quiet --bin thorstream)
 (cd "$ROOT/bench/loadgen" && cargo build --release --quiet)
 
+# Memory cgroup for the steady-state stage (empty: not available, the stage is skipped).
+MEMCG=
+setup_memcg() {
+    [ "$(id -u)" = 0 ] || return 1
+    local limit=$((1024 * 1024 * 1024))
+    if [ -w /sys/fs/cgroup/memory ]; then # cgroup v1
+        MEMCG=/sys/fs/cgroup/memory/thorstream-bench
+        mkdir -p "$MEMCG" && echo "$limit" >"$MEMCG/memory.limit_in_bytes" || MEMCG=
+    elif grep -qw memory /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then # cgroup v2
+        echo +memory >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
+        MEMCG=/sys/fs/cgroup/thorstream-bench
+        mkdir -p "$MEMCG" && echo "$limit" >"$MEMCG/memory.max" || MEMCG=
+    fi
+    [ -n "$MEMCG" ]
+}
+
 BROKER_PID=
 stop_broker() {
     if [ -n "$BROKER_PID" ]; then
@@ -62,11 +86,18 @@ fresh_state() {
     fi
 }
 
-start_broker() { # fsync policy
+start_broker() { # fsync policy [memcg]
     stop_broker
     fresh_state
-    "$BROKER" --listen "$ADDR" --data-dir "$DATA/broker" --fsync "$1" \
-        >"$OUT/broker.log" 2>&1 &
+    if [ -n "${2:-}" ]; then
+        # The shell joins the cgroup, then becomes the broker (same pid).
+        sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$2" \
+            "$BROKER" --listen "$ADDR" --data-dir "$DATA/broker" --fsync "$1" \
+            >"$OUT/broker.log" 2>&1 &
+    else
+        "$BROKER" --listen "$ADDR" --data-dir "$DATA/broker" --fsync "$1" \
+            >"$OUT/broker.log" 2>&1 &
+    fi
     BROKER_PID=$!
     for _ in $(seq 1 100); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
@@ -172,6 +203,35 @@ start_broker always
 record always idle --brokers "$ADDR" --connections 1000 --seconds 10 --broker-pid "$BROKER_PID" >/dev/null
 tail -n 1 "$RESULTS" >&2
 stop_broker
+
+if setup_memcg; then
+    echo "== steady-state page cache: broker in a 1 GiB memory cgroup, 1.5 GB written first" >&2
+    prefill() {
+        "$LOADGEN" produce --brokers "$ADDR" --topic prefill --records 1500000 \
+            --record-size 1024 --partitions 4 >/dev/null
+    }
+    for cell in "never 1" "always all"; do
+        read -r fsync acks <<<"$cell"
+        start_broker "$fsync" "$MEMCG"
+        prefill
+        record "$fsync" produce "${COMMON[@]}" --topic "s-$acks" --record-size 1024 \
+            --acks "$acks" --partitions 4 --broker-pid "$BROKER_PID" --label "steady" >/dev/null
+        tail -n 1 "$RESULTS" | cut -c1-220 >&2
+        max=$(tail -n 1 "$RESULTS" | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["records_per_s"]))')
+        for pct in 50 10; do
+            start_broker "$fsync" "$MEMCG"
+            prefill
+            record "$fsync" e2e --brokers "$ADDR" --duration 10 --topic e2e --record-size 1024 \
+                --acks "$acks" --partitions 4 --rate $((max * pct / 100)) --linger-ms 5 \
+                --broker-pid "$BROKER_PID" --label "steady-e2e-$pct" >/dev/null
+            tail -n 1 "$RESULTS" | cut -c1-260 >&2
+        done
+    done
+    stop_broker
+    rmdir "$MEMCG" 2>/dev/null || true
+else
+    echo "== steady-state stage skipped (needs root and a cgroup memory controller)" >&2
+fi
 rm -rf "$DATA/broker"
 
 echo "== report" >&2

@@ -9,7 +9,9 @@
 //! - `consume`: reads a topic from the beginning (all partitions assigned, no group) until a
 //!   record count is reached; reports records/s and MB/s.
 //! - `e2e`: a rate-limited producer and a consumer in one process; every payload carries its
-//!   send time, so the consumer measures end-to-end latency on one clock.
+//!   send time, so the consumer measures end-to-end latency on one clock. With
+//!   `LOADGEN_TIMELINE=1` it also prints to stderr the worst latency per 100 ms of send time,
+//!   which shows whether a tail is a steady queue or a stall (and when).
 //! - `idle`: opens many idle connections and holds them (the broker's CPU is sampled meanwhile).
 //! - `tcp-bw`, `fsync-lat`: raw loopback TCP bandwidth and fdatasync latency of a directory.
 //!
@@ -641,17 +643,31 @@ impl E2eConsumer {
         let counter = received.clone();
         let handle = thread::spawn(move || {
             let mut hist = new_histogram();
+            let mut timeline: Vec<u64> = Vec::new();
             while !run.stop.load(Ordering::Relaxed) {
                 match consumer.poll(Duration::from_millis(50)) {
                     Some(Ok(m)) => {
                         if let Some(sent) = m.payload().and_then(stamp) {
-                            let _ = hist.record(now_us(origin).saturating_sub(sent).max(1));
+                            let lat = now_us(origin).saturating_sub(sent).max(1);
+                            let _ = hist.record(lat);
+                            let sec = (sent / 100_000) as usize;
+                            if timeline.len() <= sec {
+                                timeline.resize(sec + 1, 0);
+                            }
+                            timeline[sec] = timeline[sec].max(lat);
                         }
                         counter.fetch_add(1, Ordering::Relaxed);
                     }
                     Some(Err(e)) => bail!("e2e consumer: {e}"),
                     None => {}
                 }
+            }
+            if std::env::var_os("LOADGEN_TIMELINE").is_some() {
+                let t: Vec<String> = timeline.iter().map(|v| format!("{}", v / 1000)).collect();
+                eprintln!(
+                    "e2e: worst latency (ms) per 100 ms of send time: {}",
+                    t.join(" ")
+                );
             }
             Ok(hist)
         });
