@@ -245,11 +245,19 @@ impl Reactor {
                     }
                     break;
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                // A queued connection the client reset: skip it, take the next one.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::Interrupted | std::io::ErrorKind::ConnectionAborted
+                    ) =>
+                {
+                    continue;
+                }
                 Err(e) => {
-                    // Out of descriptors or memory (or a connection reset while queued): stop
-                    // for now, keep serving the open connections, and come back to the backlog
-                    // soon; nothing else would wake us for connections already queued.
+                    // Out of descriptors or memory: stop for now, keep serving the open
+                    // connections, and come back to the backlog soon; nothing else would wake
+                    // us for connections already queued.
                     if self.accept_retry_at.is_none() {
                         log::warn!(
                             "accept failed with {} connections open: {e}; retrying",
