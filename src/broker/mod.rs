@@ -967,6 +967,20 @@ fn group_housekeeping(inner: &Inner) {
 mod tests {
     use super::*;
 
+    /// Appends a topic record to `__topics.meta` by hand, bypassing `create_topic`'s checks.
+    fn append_topic_record(data_dir: &std::path::Path, name: &str, config: TopicConfig) {
+        let (mut store, _) = RecordLog::<TopicRecord>::open(&data_dir.join(TOPICS_FILE))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let meta = TopicMeta {
+            name: name.to_string(),
+            id: [7; 16],
+            config,
+        };
+        store
+            .append(&TopicRecord::Upsert(meta), true)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
     #[test]
     fn topic_records_with_invalid_names_are_ignored_at_startup() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -978,19 +992,9 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{e}"));
             broker.close().unwrap_or_else(|e| panic!("{e}"));
         }
-        let (mut store, _) = RecordLog::<TopicRecord>::open(&dir.path().join(TOPICS_FILE))
-            .unwrap_or_else(|e| panic!("{e}"));
         for name in ["../escape", "", "a/b"] {
-            let meta = TopicMeta {
-                name: name.to_string(),
-                id: [7; 16],
-                config: TopicConfig::default(),
-            };
-            store
-                .append(&TopicRecord::Upsert(meta), true)
-                .unwrap_or_else(|e| panic!("{e}"));
+            append_topic_record(dir.path(), name, TopicConfig::default());
         }
-        drop(store);
         let broker =
             Broker::new(BrokerConfig::with_data_dir(dir.path())).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(broker.topics(), vec!["good".to_string()]);
@@ -1013,20 +1017,11 @@ mod tests {
         }
         let path = dir.path().join(TOPICS_FILE);
         let good = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
-        let (mut store, _) =
-            RecordLog::<TopicRecord>::open(&path).unwrap_or_else(|e| panic!("{e}"));
-        let meta = TopicMeta {
-            name: "kept".to_string(),
-            id: [7; 16],
-            config: TopicConfig {
-                segment_bytes: 0,
-                ..TopicConfig::default()
-            },
+        let bad = TopicConfig {
+            segment_bytes: 0,
+            ..TopicConfig::default()
         };
-        store
-            .append(&TopicRecord::Upsert(meta), true)
-            .unwrap_or_else(|e| panic!("{e}"));
-        drop(store);
+        append_topic_record(dir.path(), "kept", bad);
         match Broker::new(BrokerConfig::with_data_dir(dir.path())) {
             Err(Error::Metadata(m)) => {
                 assert!(m.contains("kept") && m.contains("segment.bytes"), "{m}")
