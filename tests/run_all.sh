@@ -11,5 +11,7 @@ echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 echo "==> cargo test (unit, property and integration tests)"
 cargo test
+echo "==> the library as a dependency (README snippet in a crate outside the repo)"
+bash tests/external/run.sh
 echo "==> Kafka client compatibility (kafka-python, confluent-kafka, aiokafka, kafkajs, kcat)"
 bash tests/kafka_client_compat/run.sh

@@ -11,6 +11,7 @@
 //! leave in request order and one producer's batches reach a partition in the order sent.
 
 pub mod connection;
+pub mod encode;
 pub mod handlers;
 pub mod purgatory;
 pub mod reactor;

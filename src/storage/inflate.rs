@@ -14,9 +14,11 @@
 
 use std::io::{self, BufRead, BufReader, Read};
 
-use kafka_protocol::compression::DECOMPRESSED_BYTES_MAX;
-
 use super::batch::MIN_RECORD_BYTES;
+
+/// The most bytes one batch may inflate to (128 MiB). A few KiB of zstd can claim gigabytes;
+/// past this the batch is refused. The vendored record decoder has the same bound of its own.
+pub const DECOMPRESSED_BYTES_MAX: usize = 128 * 1024 * 1024;
 
 /// Why a compressed body could not be counted.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]

@@ -26,10 +26,11 @@ pub use snappy::Snappy;
 #[cfg(feature = "zstd")]
 pub use zstd::Zstd;
 
-/// thorstream patch: the most bytes one batch may decompress to. A record batch is untrusted
+/// thorstream patch: the most bytes one batch may decompress to (the fork's own safety bound;
+/// callers keep their own limits and need not name this one). A record batch is untrusted
 /// input (a few KiB of zstd or gzip can claim gigabytes); past this, decompression fails with an
 /// error instead of allocating without bound.
-pub const DECOMPRESSED_BYTES_MAX: usize = 128 * 1024 * 1024;
+pub(crate) const DECOMPRESSED_BYTES_MAX: usize = 128 * 1024 * 1024;
 
 /// thorstream patch: reads `reader` to the end into a buffer of at most
 /// [`DECOMPRESSED_BYTES_MAX`] bytes, failing if there is more.

@@ -257,21 +257,12 @@ impl<T: ByteBufMut> ByteBufMut for &mut T {
     }
 }
 
-/// Payloads shorter than this are copied by [`SegmentedBuf::put_shared`] rather than kept as
-/// their own chunk (thorstream patch).
-///
-/// A chunk of its own costs an `iovec` in the `writev` that sends the buffer (and the number per
-/// call is bounded), a `Vec` slot and a reference count, and it ends the inline chunk being
-/// written, so the next field starts a new one. Copying a few hundred bytes is cheaper than
-/// that, and it keeps a response with many small or empty partitions (the common idle
-/// long-poll answer) to one or two chunks.
-pub const SHARED_CHUNK_MIN_BYTES: usize = 1024;
-
 /// A [`BufMut`] that keeps large shared payloads as separate chunks instead of copying them
 /// (thorstream patch).
 ///
 /// It holds the finished chunks and a current [`BytesMut`] that ordinary writes go to.
-/// [`ByteBufMut::put_shared`] of a payload of at least [`SHARED_CHUNK_MIN_BYTES`] freezes the
+/// [`ByteBufMut::put_shared`] of a payload of at least `shared_min_bytes` (the caller's choice)
+/// freezes the
 /// current chunk and appends a clone of the payload's [`Bytes`] (a reference count, no copy) as
 /// a chunk of its own; [`SegmentedBuf::into_chunks`] returns the chunks, whose concatenation is
 /// exactly what encoding into one `BytesMut` would have produced. A writer sends them with
@@ -283,28 +274,34 @@ pub const SHARED_CHUNK_MIN_BYTES: usize = 1024;
 /// `put_shared`). Should one reach back into a finished chunk anyway, the chunks from there on
 /// are copied back into the current one (correct, but no longer zero-copy) rather than
 /// panicking; a range or seek beyond what was written behaves as on `BytesMut`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SegmentedBuf {
     /// Finished chunks, in order; never empty ones.
     chunks: Vec<Bytes>,
     /// Total length of `chunks`.
     chunks_len: usize,
     current: BytesMut,
+    /// Payloads shorter than this are copied into the current chunk rather than kept as
+    /// chunks of their own (a chunk costs an `iovec` and ends the inline chunk; copying a few
+    /// hundred bytes is cheaper). The caller sets it: the bound is the caller's policy.
+    shared_min_bytes: usize,
 }
 
 impl SegmentedBuf {
-    /// An empty buffer.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty buffer that keeps payloads of at least `shared_min_bytes` as chunks of their own.
+    pub fn new(shared_min_bytes: usize) -> Self {
+        Self::with_capacity(0, shared_min_bytes)
     }
 
     /// An empty buffer whose inline chunks can hold `capacity` bytes before reallocating
-    /// (freezing a chunk keeps the unused capacity for the next one).
-    pub fn with_capacity(capacity: usize) -> Self {
+    /// (freezing a chunk keeps the unused capacity for the next one), and that keeps payloads
+    /// of at least `shared_min_bytes` as chunks of their own.
+    pub fn with_capacity(capacity: usize, shared_min_bytes: usize) -> Self {
         SegmentedBuf {
             chunks: Vec::new(),
             chunks_len: 0,
             current: BytesMut::with_capacity(capacity),
+            shared_min_bytes,
         }
     }
 
@@ -411,7 +408,7 @@ impl ByteBufMut for SegmentedBuf {
         &mut self.current[r.start - base..r.end.saturating_sub(base)]
     }
     fn put_shared(&mut self, bytes: &Bytes) {
-        if bytes.len() < SHARED_CHUNK_MIN_BYTES {
+        if bytes.len() < self.shared_min_bytes {
             self.current.extend_from_slice(bytes);
         } else {
             self.freeze_current();

@@ -1,0 +1,269 @@
+//! Response encoding: size prefix, response header, body, as a frame of `Bytes` chunks.
+//!
+//! A Fetch response is encoded into a `SegmentedBuf`: the size prefix, header and fields are
+//! written inline, and every records payload of at least `SHARED_CHUNK_MIN_BYTES` becomes a
+//! chunk of its own that shares the buffer the handler pread the stored batches into.
+//! Invariant: records are never copied between the pread and the socket (the connection
+//! writes the chunks with `write_vectored`); smaller payloads are copied into the inline chunk,
+//! where that is cheaper than an iovec. Since a frozen chunk cannot be patched, the size prefix
+//! is computed before encoding, and a frame whose encoded length disagrees with it is never
+//! sent (the connection is closed).
+//!
+//! `SegmentedBuf` and `put_shared` are the only things here that only our kafka-protocol fork
+//! has; without the fork, `encode_segmented` would become `encode_contiguous`.
+
+use bytes::{BufMut, BytesMut};
+use kafka_protocol::messages::{FetchResponse, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::Encodable;
+use kafka_protocol::protocol::buf::{ByteBufMut, SegmentedBuf};
+
+use super::worker::Reply;
+
+/// Records payloads shorter than this are copied into the response's inline chunk rather than
+/// sent as chunks of their own. A chunk of its own costs an `iovec` in the `writev` that sends
+/// the frame (their number per call is bounded), a `Vec` slot and a reference count, and it
+/// ends the inline chunk being written; copying a few hundred bytes is cheaper, and it keeps a
+/// response with many small or empty partitions (the common idle long-poll answer) to one or
+/// two chunks.
+pub const SHARED_CHUNK_MIN_BYTES: usize = 1024;
+
+/// Encodes a response frame: size prefix, response header, body. A Fetch response keeps its
+/// records payloads as chunks of their own (`encode_segmented`); any other is one chunk.
+pub fn encode_reply(
+    correlation_id: i32,
+    header_version: i16,
+    body: &ResponseKind,
+    version: i16,
+) -> Reply {
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    match body {
+        ResponseKind::Fetch(fetch) => encode_segmented(&header, header_version, fetch, version),
+        _ => encode_contiguous(&header, header_version, body, version),
+    }
+}
+
+fn encode_contiguous(
+    header: &ResponseHeader,
+    header_version: i16,
+    body: &ResponseKind,
+    version: i16,
+) -> Reply {
+    const FIELDS: usize = 256;
+    let mut buf = BytesMut::with_capacity(FIELDS);
+    buf.put_i32(0);
+    if let Err(e) = header.encode(&mut buf, header_version) {
+        return Reply::Close(format!("cannot encode response header: {e}"));
+    }
+    if let Err(e) = body.encode(&mut buf, version) {
+        return Reply::Close(format!("cannot encode response: {e}"));
+    }
+    let Ok(len) = i32::try_from(buf.len() - 4) else {
+        return Reply::Close(format!("response of {} bytes is too large", buf.len()));
+    };
+    buf[0..4].copy_from_slice(&len.to_be_bytes());
+    Reply::Frame(vec![buf.freeze()])
+}
+
+/// Encodes a Fetch response frame into chunks: the records payloads of at least
+/// `SHARED_CHUNK_MIN_BYTES` are shared, not copied. The size prefix is computed up front (the
+/// chunk holding it is frozen before the end is known); should encoding produce a different
+/// length, the frame is not sent and the connection closes.
+pub fn encode_segmented(
+    header: &ResponseHeader,
+    header_version: i16,
+    body: &FetchResponse,
+    version: i16,
+) -> Reply {
+    let size = match (
+        header.compute_size(header_version),
+        body.compute_size(version),
+    ) {
+        (Ok(h), Ok(b)) => h.saturating_add(b),
+        (Err(e), _) | (_, Err(e)) => {
+            return Reply::Close(format!("cannot size Fetch v{version} response: {e}"));
+        }
+    };
+    let Ok(prefix) = i32::try_from(size) else {
+        return Reply::Close(format!("Fetch response of {size} bytes is too large"));
+    };
+    let mut buf = SegmentedBuf::with_capacity(inline_bytes(body, size + 4), SHARED_CHUNK_MIN_BYTES);
+    buf.put_i32(prefix);
+    if let Err(e) = header.encode(&mut buf, header_version) {
+        return Reply::Close(format!("cannot encode response header: {e}"));
+    }
+    if let Err(e) = body.encode(&mut buf, version) {
+        return Reply::Close(format!("cannot encode Fetch v{version} response: {e}"));
+    }
+    if buf.offset() != size + 4 {
+        return Reply::Close(format!(
+            "Fetch v{version} response encoded to {} bytes, sized at {size}",
+            buf.offset() - 4
+        ));
+    }
+    Reply::Frame(buf.into_chunks())
+}
+
+/// Bytes of a Fetch response frame of `frame_len` bytes written inline, i.e. not in shared
+/// chunks: the exact capacity its inline chunks need.
+fn inline_bytes(body: &FetchResponse, frame_len: usize) -> usize {
+    let shared: usize = body
+        .responses
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .filter_map(|p| p.records.as_ref().map(|r| r.len()))
+        .filter(|&n| n >= SHARED_CHUNK_MIN_BYTES)
+        .sum();
+    frame_len.saturating_sub(shared)
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    use kafka_protocol::protocol::StrBytes;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::protocol::versions::supported_range;
+    use crate::server::handlers;
+    use bytes::Bytes;
+    use kafka_protocol::messages::ApiKey;
+
+    /// The frame as the unpatched path built it: everything copied into one `BytesMut`.
+    fn contiguous(correlation_id: i32, body: &FetchResponse, version: i16) -> BytesMut {
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        ResponseHeader::default()
+            .with_correlation_id(correlation_id)
+            .encode(&mut buf, ApiKey::Fetch.response_header_version(version))
+            .expect("header");
+        body.encode(&mut buf, version).expect("body");
+        let len = (buf.len() - 4) as i32;
+        buf[0..4].copy_from_slice(&len.to_be_bytes());
+        buf
+    }
+
+    fn frame_chunks(reply: Reply) -> Vec<Bytes> {
+        match reply {
+            Reply::Frame(chunks) => chunks,
+            Reply::Close(why) => panic!("closed: {why}"),
+            _ => panic!("not a frame"),
+        }
+    }
+
+    /// `None`, empty, small (copied) and large (shared) records payloads.
+    fn records() -> impl Strategy<Value = Option<Bytes>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(Bytes::new())),
+            proptest::collection::vec(any::<u8>(), 1..SHARED_CHUNK_MIN_BYTES)
+                .prop_map(|v| Some(Bytes::from(v))),
+            (
+                SHARED_CHUNK_MIN_BYTES..SHARED_CHUNK_MIN_BYTES * 20,
+                any::<u8>()
+            )
+                .prop_map(|(n, b)| Some(Bytes::from(vec![b; n]))),
+        ]
+    }
+
+    fn fetch_response() -> impl Strategy<Value = FetchResponse> {
+        let partition = (any::<i32>(), any::<i64>(), records()).prop_map(|(i, hw, records)| {
+            PartitionData::default()
+                .with_partition_index(i)
+                .with_high_watermark(hw)
+                .with_aborted_transactions(Some(Vec::new()))
+                .with_records(records)
+        });
+        let topic = ("[a-z]{1,20}", proptest::collection::vec(partition, 0..5)).prop_map(
+            |(name, partitions)| {
+                FetchableTopicResponse::default()
+                    .with_topic(TopicName(StrBytes::from_string(name)))
+                    .with_partitions(partitions)
+            },
+        );
+        proptest::collection::vec(topic, 0..4)
+            .prop_map(|responses| FetchResponse::default().with_responses(responses))
+    }
+
+    proptest! {
+        #[test]
+        fn segmented_fetch_frame_is_the_contiguous_one(
+            body in fetch_response(),
+            correlation_id in any::<i32>(),
+        ) {
+            let (min, max) = supported_range(ApiKey::Fetch).expect("Fetch is supported");
+            let shared: Vec<&Bytes> = body
+                .responses
+                .iter()
+                .flat_map(|t| t.partitions.iter())
+                .filter_map(|p| p.records.as_ref())
+                .filter(|r| r.len() >= SHARED_CHUNK_MIN_BYTES)
+                .collect();
+            for version in min..=max {
+                let expected = contiguous(correlation_id, &body, version);
+                let reply = encode_reply(
+                    correlation_id,
+                    ApiKey::Fetch.response_header_version(version),
+                    &ResponseKind::Fetch(body.clone()),
+                    version,
+                );
+                let chunks = frame_chunks(reply);
+                prop_assert!(chunks.iter().all(|c| !c.is_empty()));
+                prop_assert_eq!(chunks.concat(), expected.to_vec(), "Fetch v{}", version);
+                // Every large payload is a chunk of its own, sharing the handler's buffer.
+                for r in &shared {
+                    prop_assert!(
+                        chunks.iter().any(|c| c.as_ptr() == r.as_ptr() && c.len() == r.len()),
+                        "a {}-byte payload was copied (v{})", r.len(), version
+                    );
+                }
+                prop_assert!(chunks.len() <= 2 * shared.len() + 1);
+            }
+        }
+    }
+
+    #[test]
+    fn other_responses_are_one_chunk() {
+        let body = ResponseKind::ApiVersions(handlers::api_versions::response(0));
+        let chunks = frame_chunks(encode_reply(7, 0, &body, 3));
+        assert_eq!(chunks.len(), 1);
+        let len = i32::from_be_bytes(chunks[0][..4].try_into().expect("prefix"));
+        assert_eq!(len as usize, chunks[0].len() - 4);
+    }
+
+    #[test]
+    fn fetch_field_not_in_the_version_closes_instead_of_sending() {
+        // v4 has no session id: both sizing and encoding refuse it; nothing is sent.
+        let body = FetchResponse::default().with_session_id(5);
+        let reply = encode_reply(1, 0, &ResponseKind::Fetch(body), 4);
+        assert!(matches!(reply, Reply::Close(_)));
+    }
+
+    /// Gaps and seeks reaching behind a shared chunk are never used by message encoding, but
+    /// they stay correct (the chunks are copied back) rather than panicking.
+    #[test]
+    fn segmented_buf_gap_behind_a_shared_chunk_is_filled_correctly() {
+        let large = Bytes::from(vec![9u8; SHARED_CHUNK_MIN_BYTES]);
+        let mut seg = SegmentedBuf::new(SHARED_CHUNK_MIN_BYTES);
+        let mut plain = BytesMut::new();
+        seg.put_slice(b"head");
+        plain.put_slice(b"head");
+        let gap = seg.put_gap(4);
+        let plain_gap = plain.put_gap(4);
+        seg.put_shared(&large);
+        plain.put_shared(&large);
+        seg.put_slice(b"tail");
+        plain.put_slice(b"tail");
+        seg.gap_buf(gap).copy_from_slice(&[1, 2, 3, 4]);
+        plain.gap_buf(plain_gap).copy_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(seg.offset(), plain.len());
+        assert_eq!(seg.range(2..6), &plain[2..6]);
+        seg.seek(6);
+        plain.seek(6);
+        seg.put_shared(&large);
+        plain.put_shared(&large);
+        let chunks = seg.into_chunks();
+        assert_eq!(chunks.concat(), plain.to_vec());
+        assert_eq!(chunks.last().map(|c| c.as_ptr()), Some(large.as_ptr()));
+    }
+}
