@@ -4,25 +4,32 @@
 //! Positions: the next offset `poll` returns per assigned partition. A new assignment starts
 //! at the group's committed offset if there is one, else per `auto_offset_reset` (default
 //! `Earliest` for the embedded consumer, so a consumer created after a producer sees its
-//! records; Kafka's Java default is `latest`). `poll` waits on the broker's high-watermark
-//! notifications, never spinning.
+//! records; Kafka's Java default is `latest`). `poll` waits in the broker's wait set on its
+//! partitions (and its group), never spinning.
+//!
+//! Fetched records are kept: a read returns whole batches, `poll` hands out at most
+//! `max_poll_records`, and the rest stay buffered per partition for the next `poll` instead of
+//! being read and decoded again. Invariant: a partition's buffer starts exactly at its
+//! position; a buffer whose start no longer matches (a seek, a reset, a new assignment) is
+//! dropped.
 //!
 //! Groups: with a group id, `subscribe` makes the consumer a member of the broker's group
 //! coordinator, the same one wire clients join (see `broker::group::embedded`). `poll` drives
 //! the membership (join, range assignment as leader, sync, heartbeats, rebalances) between
-//! fetches; waits for other members happen inside `poll`'s timeout, on the same notifier.
+//! fetches; waits for other members happen inside `poll`'s timeout, in the same wait.
 //! A lone member gets every partition at once. Commits are fenced by the member's generation.
 //! Eager rebalancing: on a rebalance the consumer stops fetching; a partition it keeps into
 //! the directly following generation keeps its position, any other starts at the committed
 //! offset (commit before a rebalance to avoid reading records twice).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::broker::Broker;
 use crate::broker::group::GroupError;
 use crate::broker::group::embedded::{Change, EmbeddedMember, MemberConfig};
+use crate::broker::wait::WaitKey;
 use crate::error::{Error, Result};
 use crate::storage::batch::BatchIter;
 use crate::types::{StoredRecord, TopicPartition};
@@ -45,12 +52,24 @@ pub struct Consumer {
     max_poll_records: usize,
     max_partition_fetch_bytes: usize,
     next_start: usize,
+    /// Records read but not yet returned, per partition (see the module invariant).
+    buffered: BTreeMap<TopicPartition, Buffered>,
     group: GroupSettings,
     /// Group membership: `Some` after `subscribe` with a group id.
     member: Option<EmbeddedMember>,
     /// Generation of the current assignment, and positions set aside at a revocation.
     assigned_generation: Option<i32>,
     revoked: Option<(Option<i32>, BTreeMap<TopicPartition, i64>)>,
+}
+
+/// Decoded records of one partition not yet returned by `poll`.
+#[derive(Debug, Default)]
+struct Buffered {
+    /// The position these records start at.
+    start: i64,
+    records: VecDeque<StoredRecord>,
+    /// The position after the last batch read (past any records a batch skipped).
+    next: i64,
 }
 
 /// Membership settings (Kafka's consumer defaults).
@@ -95,6 +114,7 @@ impl Consumer {
             max_poll_records: 500,
             max_partition_fetch_bytes: 1024 * 1024,
             next_start: 0,
+            buffered: BTreeMap::new(),
             group: GroupSettings::default(),
             member: None,
             assigned_generation: None,
@@ -322,7 +342,16 @@ impl Consumer {
         }
         let deadline = Instant::now() + timeout.unwrap_or(Duration::ZERO);
         loop {
-            let seen = self.broker.notifier().current();
+            // Epochs first, so a record or group change landing meanwhile ends the wait.
+            let mut keys: Vec<WaitKey> = self
+                .positions
+                .keys()
+                .map(|tp| WaitKey::partition(&tp.topic, tp.partition))
+                .collect();
+            if let Some(g) = self.group_id.as_deref().filter(|_| self.member.is_some()) {
+                keys.push(WaitKey::group(g));
+            }
+            let seen = self.broker.waits().epochs(&keys);
             self.drive_group()?;
             let records = self.fetch_once()?;
             let idle = self.positions.is_empty() && self.member.is_none();
@@ -333,7 +362,7 @@ impl Consumer {
                 Some(m) => deadline.min(self.broker.groups().instant_at(m.next_wakeup_ms())),
                 None => deadline,
             };
-            self.broker.notifier().wait_past(seen, wake);
+            self.broker.waits().wait(keys, &seen, wake);
         }
     }
 
@@ -343,6 +372,9 @@ impl Consumer {
         if tps.is_empty() {
             return Ok(out);
         }
+        let positions = &self.positions;
+        self.buffered
+            .retain(|tp, b| positions.get(tp) == Some(&b.start) && !b.records.is_empty());
         let start = self.next_start % tps.len();
         self.next_start = self.next_start.wrapping_add(1);
         for i in 0..tps.len() {
@@ -350,6 +382,14 @@ impl Consumer {
             let quota = self.max_poll_records - out.len();
             if quota == 0 {
                 break;
+            }
+            if let Some(b) = self.buffered.get_mut(tp) {
+                let n = quota.min(b.records.len());
+                out.extend(b.records.drain(..n));
+                let next = b.records.front().map_or(b.next, |r| r.offset);
+                b.start = next;
+                self.positions.insert(tp.clone(), next);
+                continue;
             }
             let pos = self.positions.get(tp).copied().unwrap_or(0);
             let data =
@@ -374,13 +414,23 @@ impl Consumer {
                 &data.records,
                 pos,
             )?;
+            let end = BatchIter::new(&data.records)
+                .last()
+                .map_or(pos, |(h, _)| (h.last_offset() + 1).max(pos));
             let next = if records.len() > quota {
-                records.truncate(quota);
-                records.last().map_or(pos, |r| r.offset + 1)
+                let rest: VecDeque<StoredRecord> = records.split_off(quota).into();
+                let next = rest.front().map_or(end, |r| r.offset);
+                self.buffered.insert(
+                    tp.clone(),
+                    Buffered {
+                        start: next,
+                        records: rest,
+                        next: end,
+                    },
+                );
+                next
             } else {
-                BatchIter::new(&data.records)
-                    .last()
-                    .map_or(pos, |(h, _)| (h.last_offset() + 1).max(pos))
+                end
             };
             self.positions.insert(tp.clone(), next);
             out.extend(records);

@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::notify::Notifier;
 use super::partition::Partition;
+use super::wait::{WaitKey, Waits};
 
 #[derive(Default)]
 struct State {
@@ -79,17 +79,17 @@ impl Flusher {
     }
 
     /// The flusher thread's body.
-    pub fn run(&self, notifier: &Notifier) {
+    pub fn run(&self, waits: &Waits) {
         while let Some(round) = self.next_round() {
             for p in round {
-                sync_partition(&p, notifier);
+                sync_partition(&p, waits);
             }
         }
     }
 }
 
 /// Fsyncs one partition outside its lock and publishes the result.
-pub fn sync_partition(p: &Partition, notifier: &Notifier) {
+pub fn sync_partition(p: &Partition, waits: &Waits) {
     let snap = match p.log() {
         Ok(log) => log.sync_snapshot(),
         Err(_) => return,
@@ -111,15 +111,13 @@ pub fn sync_partition(p: &Partition, notifier: &Notifier) {
     let Ok(mut log) = p.log() else { return };
     if failed {
         log.poison();
-        let hw = log.high_watermark();
         drop(log);
-        notifier.hw_advanced(&p.topic, p.index, hw);
+        waits.event(&WaitKey::partition(&p.topic, p.index));
         return;
     }
     if log.complete_sync(&snap) {
-        let hw = log.high_watermark();
         drop(log);
-        notifier.hw_advanced(&p.topic, p.index, hw);
+        waits.event(&WaitKey::partition(&p.topic, p.index));
     }
 }
 

@@ -8,14 +8,15 @@
 //!   while the broker runs it is absent, so a crash is always detected;
 //! - readers never see past a partition's high watermark (see `storage::log`).
 
+mod fetch;
 pub mod flusher;
 pub mod group;
-pub mod notify;
 pub mod offset_store;
 pub mod partition;
 pub mod partitioner;
 pub mod record_log;
 pub mod topic;
+pub mod wait;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -26,14 +27,15 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+pub use self::fetch::{FetchData, FetchError, FetchMark, FetchProgress};
 use self::flusher::Flusher;
 use self::group::{GroupConfig, GroupService};
-use self::notify::{HwListener, Notifier};
 pub use self::offset_store::CommittedOffset;
 use self::offset_store::OffsetStore;
 use self::partition::Partition;
 use self::record_log::RecordLog;
 pub use self::topic::{Topic, TopicMeta, validate_topic_name};
+use self::wait::{WaitKey, Waits};
 use crate::config::{BrokerConfig, FsyncPolicy, TopicConfig};
 use crate::error::{Error, Result};
 use crate::storage::{AppendInfo, LogOffsets, PartitionLog, now_ms, sync_dir};
@@ -75,19 +77,15 @@ pub struct TopicDescription {
     pub partitions: Vec<PartitionInfo>,
 }
 
-/// Stored bytes read for a fetch plus the partition's offsets at the time of the read.
-#[derive(Debug, Clone, Default)]
-pub struct FetchData {
-    pub records: Vec<u8>,
-    pub offsets: LogOffsets,
-}
-
 struct Inner {
     config: BrokerConfig,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     topic_store: Mutex<RecordLog<TopicRecord>>,
     offsets: OffsetStore,
-    notifier: Notifier,
+    /// Everything that waits for a partition, a group or a deadline (`wait/`).
+    waits: Arc<Waits>,
+    /// Stored bytes read for consumers (wire Fetch and the embedded consumer), by `fetch.rs`.
+    bytes_read: std::sync::atomic::AtomicU64,
     flusher: Flusher,
     stop: AtomicBool,
     stop_cv: (Mutex<()>, std::sync::Condvar),
@@ -174,16 +172,18 @@ impl Broker {
                 .map_err(|e| Error::Metadata(format!("{}: {e}", marker.display())))?;
             sync_dir(&dir)?;
         }
+        let waits = Arc::new(Waits::default());
         let inner = Arc::new(Inner {
             config,
             topics: RwLock::new(topics),
             topic_store: Mutex::new(topic_store),
             offsets,
-            notifier: Notifier::default(),
+            waits: Arc::clone(&waits),
+            bytes_read: std::sync::atomic::AtomicU64::new(0),
             flusher: Flusher::default(),
             stop: AtomicBool::new(false),
             stop_cv: (Mutex::new(()), std::sync::Condvar::new()),
-            groups: GroupService::new(GroupConfig::default()),
+            groups: GroupService::new(GroupConfig::default(), Arc::clone(&waits)),
             offsets_expiry_ms: std::sync::atomic::AtomicI64::new(0),
             producers_expiry_ms: std::sync::atomic::AtomicI64::new(0),
             partition_admission: Mutex::new(()),
@@ -193,17 +193,10 @@ impl Broker {
                 (end, end)
             }),
         });
-        // Group changes wake embedded consumers waiting in `poll` (they wait on the notifier).
-        let weak = Arc::downgrade(&inner);
-        inner.groups.add_listener(Arc::new(move |_group: &str| {
-            if let Some(i) = weak.upgrade() {
-                i.notifier.wake_all();
-            }
-        }));
-        let mut threads = Vec::new();
+        let mut threads = vec![wait::spawn_timer(Arc::clone(&inner.waits))?];
         let f = Arc::clone(&inner);
         threads.push(spawn("thorstream-flusher", move || {
-            f.flusher.run(&f.notifier)
+            f.flusher.run(&f.waits)
         })?);
         let h = Arc::clone(&inner);
         threads.push(spawn("thorstream-housekeeping", move || housekeeping(&h))?);
@@ -228,16 +221,13 @@ impl Broker {
         self.inner.config.node_id
     }
 
-    /// Registers a callback run whenever a partition's high watermark advances.
-    pub fn add_hw_listener(&self, listener: HwListener) {
-        self.inner.notifier.add_listener(listener);
+    /// The wait set: parked wire requests and blocked embedded calls wait here for a
+    /// partition's high watermark, a group's change, or a deadline.
+    pub fn waits(&self) -> &Arc<Waits> {
+        &self.inner.waits
     }
 
-    pub fn notifier(&self) -> &Notifier {
-        &self.inner.notifier
-    }
-
-    /// The consumer-group coordinator; `add_listener` on it is told when a group changes.
+    /// The consumer-group coordinator; each group it changes fires a `WaitKey::Group` event.
     pub fn groups(&self) -> &GroupService {
         &self.inner.groups
     }
@@ -485,7 +475,9 @@ impl Broker {
             FsyncPolicy::Never => {}
         }
         if hw != before {
-            self.inner.notifier.hw_advanced(topic, partition, hw);
+            self.inner
+                .waits
+                .event(&WaitKey::partition(topic, partition));
         }
         Ok(info)
     }
@@ -515,8 +507,9 @@ impl Broker {
         timeout: Duration,
     ) -> Result<()> {
         let deadline = Instant::now() + timeout;
+        let keys = [WaitKey::partition(topic, partition)];
         loop {
-            let seen = self.inner.notifier.current();
+            let seen = self.inner.waits.epochs(&keys);
             if self.is_durable(topic, partition, offset)? {
                 return Ok(());
             }
@@ -526,7 +519,7 @@ impl Broker {
             if Instant::now() >= deadline {
                 return Err(Error::Timeout(timeout.as_millis() as u64));
             }
-            self.inner.notifier.wait_past(seen, deadline);
+            self.inner.waits.wait(keys.to_vec(), &seen, deadline);
         }
     }
 
@@ -569,8 +562,8 @@ impl Broker {
         Ok(self.partition(topic, partition)?.log()?.offsets())
     }
 
-    /// Reads stored batches from `offset` up to `max_bytes` (at least one whole batch when any
-    /// is available), below the high watermark.
+    /// Reads stored batches from `offset` (at least one whole batch): `fetch` without the
+    /// partition's offsets on error.
     pub fn read(
         &self,
         topic: &str,
@@ -578,30 +571,8 @@ impl Broker {
         offset: i64,
         max_bytes: usize,
     ) -> Result<FetchData> {
-        let p = self.partition(topic, partition)?;
-        let view = p
-            .log()?
-            .read_view(offset)
-            .map_err(|e| match Error::from(e) {
-                Error::OffsetOutOfRange {
-                    offset,
-                    log_start_offset,
-                    log_end_offset,
-                    ..
-                } => Error::OffsetOutOfRange {
-                    partition: format!("{topic}-{partition}"),
-                    offset,
-                    log_start_offset,
-                    log_end_offset,
-                },
-                other => other,
-            })?;
-        let mut records = Vec::new();
-        view.read_into(&mut records, max_bytes, true)?;
-        Ok(FetchData {
-            records,
-            offsets: view.offsets,
-        })
+        self.fetch(topic, partition, offset, max_bytes, true)
+            .map_err(|e| e.error)
     }
 
     /// Reads and decodes records (embedded consumer).
@@ -711,7 +682,7 @@ impl Broker {
         }
         self.inner.stop_cv.1.notify_all();
         self.inner.flusher.shutdown();
-        self.inner.notifier.wake_all();
+        self.inner.waits.shutdown_all();
         if let Ok(mut threads) = self.threads.lock() {
             for t in threads.drain(..) {
                 let _ = t.join();

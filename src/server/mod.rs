@@ -1,11 +1,11 @@
-//! The Kafka wire server: one mio reactor thread, a fixed worker pool, and a purgatory of
-//! delayed operations, in front of a shared `Broker`.
+//! The Kafka wire server: one mio reactor thread and a fixed worker pool in front of a shared
+//! `Broker`, whose wait set holds the requests that must wait.
 //!
 //! Data flow: reactor reads and frames → `Job::Request` on the bounded job channel → a worker
 //! decodes, runs the handler against the broker, encodes → `Reply` on the reply channel +
 //! `mio::Waker` → reactor writes. A request that must wait (long-poll Fetch, acks=all produce)
-//! is parked in the purgatory and re-run by a worker when a watched partition's high
-//! watermark moves or its deadline passes; no worker ever sleeps on it.
+//! is parked in the broker's wait set and re-run by a worker when a watched partition's high
+//! watermark moves, its group changes, or its deadline passes; no worker ever sleeps on it.
 //!
 //! Invariant: at most one request per connection is being handled at any time, so responses
 //! leave in request order and one producer's batches reach a partition in the order sent.
@@ -13,7 +13,6 @@
 pub mod connection;
 pub mod encode;
 pub mod handlers;
-pub mod purgatory;
 pub mod reactor;
 pub mod worker;
 
@@ -127,7 +126,7 @@ impl Drop for ServerHandle {
     }
 }
 
-/// Binds the listener and starts the reactor, workers and purgatory timer.
+/// Binds the listener and starts the reactor and workers.
 pub fn start(broker: Arc<Broker>, config: ServerConfig) -> Result<ServerHandle> {
     let listener = mio::net::TcpListener::bind(config.listen)
         .map_err(|e| Error::InvalidConfig(format!("cannot listen on {}: {e}", config.listen)))?;

@@ -14,9 +14,9 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::ServerConfig;
 use super::connection::{Connection, ReadOutcome, read_chunk_bytes};
-use super::purgatory::Purgatory;
 use super::worker::{self, Ctx, Job, Reply};
 use crate::broker::Broker;
+use crate::broker::wait::Scope;
 use crate::error::{Error, Result};
 
 const LISTENER: Token = Token(0);
@@ -39,7 +39,9 @@ pub struct Reactor {
     /// Connections with a request that could not be queued (job queue full).
     backlog: BTreeSet<usize>,
     workers: Vec<std::thread::JoinHandle<()>>,
-    purgatory: Arc<Purgatory>,
+    broker: Arc<Broker>,
+    /// This server's scope in the broker's wait set.
+    scope: Scope,
     config: ServerConfig,
     stop: Arc<AtomicBool>,
     queued_bytes: Arc<AtomicUsize>,
@@ -66,25 +68,19 @@ impl Reactor {
             .map_err(io)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(io)?);
         let (job_tx, job_rx) = crossbeam_channel::bounded(config.job_queue_len_max.max(1));
-        // Unbounded channel, bounded in effect: a connection has at most `PIPELINED_MAX`
-        // requests outstanding, each answered once (plus one `Parked` notice).
+        // Unbounded channels, bounded by construction rather than by the channel (a bounded
+        // crossbeam channel allocates its whole capacity up front): a connection has at most
+        // `PIPELINED_MAX` requests outstanding, each answered once (plus one `Parked` notice),
+        // and a parked request comes back through `retry` exactly once.
         let (reply_tx, reply_rx) = crossbeam_channel::unbounded();
         let (retry_tx, retry_rx) = crossbeam_channel::unbounded();
-        let purgatory = Purgatory::start(retry_tx)?;
-        let p = Arc::clone(&purgatory);
-        broker.add_hw_listener(Arc::new(move |topic: &str, partition: i32, _hw: i64| {
-            p.on_event(topic, partition)
-        }));
-        let p = Arc::clone(&purgatory);
-        broker.groups().add_listener(Arc::new(move |group: &str| {
-            let (key, partition) = crate::broker::group::purgatory_key(group);
-            p.on_event(&key, partition)
-        }));
+        let scope = broker.waits().new_scope();
         let queued_bytes = Arc::new(AtomicUsize::new(0));
         let ctx = Arc::new(Ctx {
-            broker,
+            broker: Arc::clone(&broker),
             config: config.clone(),
-            purgatory: Arc::clone(&purgatory),
+            scope,
+            retry_tx,
             queued_bytes: Arc::clone(&queued_bytes),
         });
         let workers = worker::spawn_pool(
@@ -105,7 +101,8 @@ impl Reactor {
             reply_rx,
             backlog: BTreeSet::new(),
             workers,
-            purgatory,
+            broker,
+            scope,
             next_idle_check: Instant::now() + idle_check_interval(&config),
             config,
             stop,
@@ -185,7 +182,8 @@ impl Reactor {
                     c.queued.clear();
                     c.queued_bytes = 0;
                 }
-                self.purgatory.expire_all();
+                // Parked requests answer now with what they have.
+                self.broker.waits().shutdown(self.scope);
                 draining_since = Some(Instant::now());
             }
             if let Some(since) = draining_since {
@@ -199,7 +197,6 @@ impl Reactor {
             }
         }
         self.job_tx = None;
-        self.purgatory.stop();
         for w in self.workers.drain(..) {
             let _ = w.join();
         }

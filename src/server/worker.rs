@@ -1,6 +1,6 @@
 //! The worker pool: decode a request, run its handler against the broker, encode the reply.
 //! Workers never block on data, fsync or other clients: anything that must wait is parked in
-//! the purgatory and comes back as a `DelayedOp`.
+//! the broker's wait set and comes back as a `DelayedOp` carrying why it was woken.
 //!
 //! Replies are frames made of chunks (`Reply::Frame`), encoded by `encode.rs`.
 
@@ -16,8 +16,8 @@ use mio::Waker;
 use super::ServerConfig;
 use super::encode::encode_reply;
 use super::handlers::{self, Outcome};
-use super::purgatory::Purgatory;
 use crate::broker::Broker;
+use crate::broker::wait::{Scope, Wake};
 use crate::error::{Error, Result};
 use crate::protocol::request::{DecodeError, DecodedRequest, decode_request};
 
@@ -25,7 +25,10 @@ use crate::protocol::request::{DecodeError, DecodedRequest, decode_request};
 pub struct Ctx {
     pub broker: Arc<Broker>,
     pub config: ServerConfig,
-    pub purgatory: Arc<Purgatory>,
+    /// This server's scope in the broker's wait set (shut down when the server stops).
+    pub scope: Scope,
+    /// Where woken parked requests go back to the workers.
+    pub retry_tx: Sender<DelayedOp>,
     /// Bytes of request frames queued for workers (reactor adds, workers subtract).
     pub queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -67,6 +70,8 @@ pub struct DelayedOp {
     pub header: RequestHeader,
     pub deadline: Instant,
     pub kind: handlers::Delayed,
+    /// Why it was woken (set by the wait set).
+    pub woke: Wake,
 }
 
 pub fn spawn_pool(
@@ -158,9 +163,10 @@ fn handle_delayed(ctx: &Ctx, op: DelayedOp) -> Option<Reply> {
         header,
         deadline,
         kind,
+        woke,
         ..
     } = op;
-    let outcome = handlers::retry(ctx, &header, kind, deadline);
+    let outcome = handlers::retry(ctx, &header, kind, deadline, woke);
     finish(ctx, (conn, seq), api, header, outcome, false)
 }
 
@@ -193,15 +199,24 @@ fn finish(
             // Only a Produce waiting for durability frees its connection for the next request:
             // a parked Fetch or group request holds it, as in Kafka.
             let pipelined = first && matches!(kind, handlers::Delayed::Produce(_));
-            let op = DelayedOp {
+            let mut op = DelayedOp {
                 conn,
                 seq,
                 api_version: version,
                 header,
                 deadline,
                 kind,
+                woke: Wake::Event,
             };
-            ctx.purgatory.park(op, keys, &seen);
+            let tx = ctx.retry_tx.clone();
+            let wake = Box::new(move |why| {
+                op.woke = why;
+                // The workers only stop after the reactor, which shuts this scope down first.
+                let _ = tx.send(op);
+            });
+            ctx.broker
+                .waits()
+                .park(keys, &seen, deadline, ctx.scope, wake);
             pipelined.then_some(Reply::Parked)
         }
     }

@@ -159,7 +159,18 @@ pub struct ReadView {
     start_base: Option<i64>,
     limit: u64,
     offset: i64,
+    /// Base offset of the segment the view reads from.
+    segment_base: i64,
     pub offsets: LogOffsets,
+}
+
+/// Where a read starts, in bytes: the batch holding the wanted offset begins at `position` of
+/// segment `segment_base`, and `limit` is the readable end of that segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadPosition {
+    pub segment_base: i64,
+    pub position: u64,
+    pub limit: u64,
 }
 
 impl ReadView {
@@ -170,8 +181,24 @@ impl ReadView {
             start_base: None,
             limit: 0,
             offset,
+            segment_base: 0,
             offsets,
         }
+    }
+
+    /// Where the batch holding the wanted offset starts (headers are read to find it, no
+    /// records); `None` when there is nothing to read yet.
+    pub fn position(&self) -> Result<Option<ReadPosition>, StorageError> {
+        let Some((path, file)) = &self.file else {
+            return Ok(None);
+        };
+        Ok(self
+            .find_batch(file, path)?
+            .map(|(position, _)| ReadPosition {
+                segment_base: self.segment_base,
+                position,
+                limit: self.limit,
+            }))
     }
 
     /// Appends to `out` the stored bytes starting at the batch that contains the requested
@@ -668,8 +695,16 @@ impl PartitionLog {
             start_base: entry.map(|e| seg.base_offset + i64::from(e.relative_offset)),
             limit,
             offset,
+            segment_base: seg.base_offset,
             offsets,
         })
+    }
+
+    /// Where the high watermark is: the base offset of its segment and its byte position in
+    /// it. Stored bytes below it are readable; a reader compares positions, not offsets, to
+    /// know how many bytes it could read without reading them.
+    pub fn high_watermark_position(&self) -> (i64, u64) {
+        (self.hw_segment_base, self.hw_position)
     }
 
     /// Reads the first stored batch whose max timestamp is ≥ `timestamp` (visible part only).

@@ -17,7 +17,9 @@ pub mod time_index;
 use std::path::{Path, PathBuf};
 
 pub use self::batch::{BatchError, BatchHeader};
-pub use self::log::{AppendInfo, LogConfig, LogOffsets, PartitionLog, ReadView, SyncSnapshot};
+pub use self::log::{
+    AppendInfo, LogConfig, LogOffsets, PartitionLog, ReadPosition, ReadView, SyncSnapshot,
+};
 
 /// Errors of the storage layer. Every I/O error carries the path it happened on.
 #[derive(Debug, thiserror::Error)]

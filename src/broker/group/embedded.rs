@@ -1,8 +1,7 @@
 //! The membership side of an embedded consumer: join, (as leader) run the range assignor,
 //! sync, heartbeat, rejoin on a rebalance, leave. It calls the broker's coordinator directly
 //! (no TCP) and never blocks: `step` does whatever can be done now and reports assignment
-//! changes; the consumer waits between steps on the broker's notifier, which group changes
-//! wake.
+//! changes; the consumer waits between steps in the broker's wait set, on its group's key.
 
 use std::collections::BTreeMap;
 

@@ -5,8 +5,8 @@
 //! answers at once or hands back a `Ticket` for a request that must wait for other members
 //! (JoinGroup until everyone rejoined, SyncGroup until the leader's assignment), and never
 //! touches a thread, a socket or a clock. `GroupService` (`service.rs`) is the thread-safe
-//! shell the broker owns: a mutex, a monotonic clock, and listeners told which group changed
-//! (the wire server's purgatory, the embedded consumers' condition variable).
+//! shell the broker owns: a mutex, a monotonic clock, and an event for each group that changed
+//! (events on the broker's wait set, which wake parked wire requests and embedded consumers).
 //!
 //! States: Empty → PreparingRebalance → CompletingRebalance → Stable, back to
 //! PreparingRebalance on any membership change, to Empty when the last member is gone.
@@ -27,16 +27,10 @@ pub use self::coordinator::{
     GroupCoordinator, GroupSummary, ListedGroup, MemberSummary, OffsetDeletePolicy, Poll,
     offsets_expired,
 };
-pub use self::service::{GroupListener, GroupService};
+pub use self::service::GroupService;
 
 /// Identifies a waiting JoinGroup or SyncGroup until its answer is taken with `poll`.
 pub type Ticket = u64;
-
-/// Purgatory key of a group: an event on it re-runs the group's parked requests. Topic names
-/// cannot contain ':', so this never collides with a partition key.
-pub fn purgatory_key(group_id: &str) -> (String, i32) {
-    (format!("__group:{group_id}"), 0)
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupState {

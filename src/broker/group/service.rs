@@ -1,11 +1,11 @@
 //! The broker's thread-safe shell around the sans-IO `GroupCoordinator`: one mutex, a
-//! monotonic clock, and listeners told which groups changed (called after the lock is
-//! released; they must only enqueue work, like the high-watermark listeners).
+//! monotonic clock, and an event on the broker's wait set (`WaitKey::Group`) for every group
+//! a call changed, fired after the lock is released.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::coordinator::{OffsetDeletePolicy, offsets_expired};
@@ -14,13 +14,11 @@ use super::{
     LeavingMember, ListedGroup, Poll, Reply, SyncRequest, SyncResponse, Ticket,
 };
 use crate::broker::offset_store::OffsetStore;
-
-/// Called with a group id after that group changed.
-pub type GroupListener = Arc<dyn Fn(&str) + Send + Sync>;
+use crate::broker::wait::{WaitKey, Waits};
 
 pub struct GroupService {
     coordinator: Mutex<GroupCoordinator>,
-    listeners: RwLock<Vec<GroupListener>>,
+    waits: Arc<Waits>,
     epoch: Instant,
     started_wall_ms: i64,
     /// Bumped on every group change; embedded members compare it to notice rebalances.
@@ -28,11 +26,11 @@ pub struct GroupService {
 }
 
 impl GroupService {
-    pub fn new(config: GroupConfig) -> GroupService {
+    pub fn new(config: GroupConfig, waits: Arc<Waits>) -> GroupService {
         let seed = RandomState::new().build_hasher().finish();
         GroupService {
             coordinator: Mutex::new(GroupCoordinator::new(config, seed)),
-            listeners: RwLock::new(Vec::new()),
+            waits,
             epoch: Instant::now(),
             started_wall_ms: crate::storage::now_ms(),
             changes: AtomicU64::new(0),
@@ -44,15 +42,9 @@ impl GroupService {
         self.epoch.elapsed().as_millis() as i64
     }
 
-    /// The `Instant` of a coordinator time (for purgatory deadlines).
+    /// The `Instant` of a coordinator time (for wait-set deadlines).
     pub fn instant_at(&self, ms: i64) -> Instant {
         self.epoch + Duration::from_millis(ms.max(0) as u64)
-    }
-
-    pub fn add_listener(&self, listener: GroupListener) {
-        if let Ok(mut l) = self.listeners.write() {
-            l.push(listener);
-        }
     }
 
     pub fn changes(&self) -> u64 {
@@ -65,7 +57,7 @@ impl GroupService {
             .map_err(|_| GroupError::CoordinatorNotAvailable)
     }
 
-    /// Runs `f` under the lock, then tells the listeners which groups changed.
+    /// Runs `f` under the lock, then fires an event for each group it changed.
     fn run<R>(&self, f: impl FnOnce(&mut GroupCoordinator, i64) -> R) -> Result<R, GroupError> {
         let now = self.now_ms();
         let (r, changed) = {
@@ -82,12 +74,8 @@ impl GroupService {
             return;
         }
         self.changes.fetch_add(1, Ordering::AcqRel);
-        if let Ok(listeners) = self.listeners.read() {
-            for g in changed {
-                for l in listeners.iter() {
-                    l(g);
-                }
-            }
+        for g in changed {
+            self.waits.event(&WaitKey::group(g));
         }
     }
 

@@ -1,8 +1,13 @@
 //! Fetch: stored batches returned as stored (never re-encoded), bounded by `max_bytes` and
 //! `partition_max_bytes`, with at least one whole batch from the first partition that has data
-//! (KIP-74). Below `min_bytes` the request parks until a watched partition's high watermark
-//! moves or `max_wait_ms` passes. Sessions (KIP-227) are not kept: session id 0 tells the
-//! client to send full requests.
+//! (KIP-74). Sessions (KIP-227) are not kept: session id 0 tells the client to send full
+//! requests.
+//!
+//! Below `min_bytes` the request parks in the wait set on every partition it names, keeping a
+//! `FetchMark` per partition (where its bytes start). A wake-up re-decides from byte positions
+//! (`Broker::fetch_progress`, no I/O); the stored batches are read once, when the request
+//! completes: enough bytes, an error, a partition whose high watermark moved to a later
+//! segment, the deadline, or shutdown.
 
 use std::time::{Duration, Instant};
 
@@ -11,63 +16,146 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind};
 
 use super::{Delayed, Outcome};
-use crate::error::Error;
+use crate::broker::wait::{WaitKey, Wake};
+use crate::broker::{FetchError, FetchMark, FetchProgress};
 use crate::server::worker::Ctx;
 
-pub fn handle(
-    ctx: &Ctx,
-    _version: i16,
+/// A Fetch waiting for `min_bytes`: the request and one mark per partition it names, in
+/// request order (`None`: the partition failed, which completes the request).
+pub struct PendingFetch {
     req: Box<FetchRequest>,
-    deadline: Option<Instant>,
-) -> Outcome {
-    let deadline = deadline
-        .unwrap_or_else(|| Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64));
-    let keys: Vec<(String, i32)> = req
-        .topics
-        .iter()
-        .flat_map(|t| {
-            t.partitions
-                .iter()
-                .map(move |p| (t.topic.0.to_string(), p.partition))
+    marks: Vec<Option<FetchMark>>,
+}
+
+pub fn handle(ctx: &Ctx, _version: i16, req: Box<FetchRequest>) -> Outcome {
+    let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let keys = keys(&req);
+    let seen = ctx.broker.waits().epochs(&keys);
+    let marks = partitions(&req)
+        .map(|(topic, p)| {
+            ctx.broker
+                .fetch_mark(topic, p.partition, p.fetch_offset)
+                .ok()
         })
         .collect();
-    let seen = ctx.purgatory.counters(&keys);
+    decide(
+        ctx,
+        PendingFetch { req, marks },
+        deadline,
+        keys,
+        seen,
+        false,
+    )
+}
+
+/// Re-decides a parked Fetch after it was woken.
+pub fn retry(ctx: &Ctx, mut pending: PendingFetch, deadline: Instant, woke: Wake) -> Outcome {
+    let keys = keys(&pending.req);
+    let seen = ctx.broker.waits().epochs(&keys);
+    if woke == Wake::Event {
+        let req = &pending.req;
+        for ((topic, p), mark) in partitions(req).zip(pending.marks.iter_mut()) {
+            let Some(m) = mark else { continue };
+            match ctx.broker.fetch_progress(topic, p.partition, m) {
+                FetchProgress::Bytes(n) => m.bytes = n,
+                FetchProgress::Moved => m.moved = true,
+            }
+        }
+    }
+    let expired = woke != Wake::Event || Instant::now() >= deadline;
+    decide(ctx, pending, deadline, keys, seen, expired)
+}
+
+/// Completes (reads and answers) or parks again.
+fn decide(
+    ctx: &Ctx,
+    pending: PendingFetch,
+    deadline: Instant,
+    keys: Vec<WaitKey>,
+    seen: Vec<u64>,
+    expired: bool,
+) -> Outcome {
+    let req = &pending.req;
+    let min_bytes = req.min_bytes.max(0) as u64;
+    let mut available = 0u64;
+    let mut complete = expired || min_bytes == 0 || keys.is_empty() || deadline <= Instant::now();
+    for ((_, p), mark) in partitions(req).zip(&pending.marks) {
+        match mark {
+            None => complete = true,
+            Some(m) if m.moved => complete = true,
+            Some(m) => {
+                available =
+                    available.saturating_add(m.bytes.min(p.partition_max_bytes.max(0) as u64))
+            }
+        }
+    }
+    if complete || available >= min_bytes {
+        return Outcome::Respond(ResponseKind::Fetch(read(ctx, req)));
+    }
+    Outcome::Park {
+        kind: Delayed::Fetch(pending),
+        deadline,
+        keys,
+        seen,
+    }
+}
+
+fn partitions(
+    req: &FetchRequest,
+) -> impl Iterator<
+    Item = (
+        &str,
+        &kafka_protocol::messages::fetch_request::FetchPartition,
+    ),
+> {
+    req.topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (&*t.topic.0, p)))
+}
+
+fn keys(req: &FetchRequest) -> Vec<WaitKey> {
+    partitions(req)
+        .map(|(topic, p)| WaitKey::partition(topic, p.partition))
+        .collect()
+}
+
+/// Reads every partition once and builds the response.
+fn read(ctx: &Ctx, req: &FetchRequest) -> FetchResponse {
     let mut budget = if req.max_bytes <= 0 {
         i32::MAX as usize
     } else {
         req.max_bytes as usize
     };
     let mut total = 0usize;
-    let mut any_error = false;
     let mut responses = Vec::with_capacity(req.topics.len());
     for topic in &req.topics {
-        let name = topic.topic.0.to_string();
+        let name = &*topic.topic.0;
         let mut parts = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
             let limit = (p.partition_max_bytes.max(0) as usize).min(budget);
-            let data = read(ctx, &name, p.partition, p.fetch_offset, limit, total == 0);
+            let data = ctx
+                .broker
+                .fetch(name, p.partition, p.fetch_offset, limit, total == 0);
             let resp = match data {
-                Ok((bytes, offsets)) => {
-                    total += bytes.len();
-                    budget = budget.saturating_sub(bytes.len());
+                Ok(data) => {
+                    let n = data.records.len();
+                    total += n;
+                    budget = budget.saturating_sub(n);
                     PartitionData::default()
                         .with_partition_index(p.partition)
-                        .with_high_watermark(offsets.high_watermark)
-                        .with_last_stable_offset(offsets.high_watermark)
-                        .with_log_start_offset(offsets.log_start_offset)
+                        .with_high_watermark(data.offsets.high_watermark)
+                        .with_last_stable_offset(data.offsets.high_watermark)
+                        .with_log_start_offset(data.offsets.log_start_offset)
                         .with_aborted_transactions(Some(Vec::new()))
-                        .with_records(Some(Bytes::from(bytes)))
+                        .with_records(Some(Bytes::from(data.records)))
                 }
-                Err((e, offsets)) => {
-                    any_error = true;
-                    PartitionData::default()
-                        .with_partition_index(p.partition)
-                        .with_error_code(e.kafka_code())
-                        .with_high_watermark(offsets.map_or(-1, |o| o.high_watermark))
-                        .with_last_stable_offset(offsets.map_or(-1, |o| o.high_watermark))
-                        .with_log_start_offset(offsets.map_or(-1, |o| o.log_start_offset))
-                        .with_records(Some(Bytes::new()))
-                }
+                Err(FetchError { error, offsets }) => PartitionData::default()
+                    .with_partition_index(p.partition)
+                    .with_error_code(error.kafka_code())
+                    .with_high_watermark(offsets.map_or(-1, |o| o.high_watermark))
+                    .with_last_stable_offset(offsets.map_or(-1, |o| o.high_watermark))
+                    .with_log_start_offset(offsets.map_or(-1, |o| o.log_start_offset))
+                    .with_records(Some(Bytes::new())),
             };
             parts.push(resp);
         }
@@ -78,44 +166,7 @@ pub fn handle(
                 .with_partitions(parts),
         );
     }
-    let enough = total >= req.min_bytes.max(0) as usize && total > 0;
-    if enough || any_error || req.min_bytes <= 0 || keys.is_empty() || Instant::now() >= deadline {
-        let response = FetchResponse::default()
-            .with_session_id(0)
-            .with_responses(responses);
-        return Outcome::Respond(ResponseKind::Fetch(response));
-    }
-    Outcome::Park {
-        kind: Delayed::Fetch(req),
-        deadline,
-        keys,
-        seen,
-    }
-}
-
-type ReadResult =
-    Result<(Vec<u8>, crate::storage::LogOffsets), (Error, Option<crate::storage::LogOffsets>)>;
-
-fn read(
-    ctx: &Ctx,
-    topic: &str,
-    partition: i32,
-    offset: i64,
-    max_bytes: usize,
-    min_one: bool,
-) -> ReadResult {
-    let p = ctx
-        .broker
-        .partition(topic, partition)
-        .map_err(|e| (e, None))?;
-    let view = {
-        let log = p.log().map_err(|e| (e, None))?;
-        let offsets = log.offsets();
-        log.read_view(offset)
-            .map_err(|e| (Error::from(e), Some(offsets)))?
-    };
-    let mut out = Vec::new();
-    view.read_into(&mut out, max_bytes, min_one)
-        .map_err(|e| (Error::from(e), Some(view.offsets)))?;
-    Ok((out, view.offsets))
+    FetchResponse::default()
+        .with_session_id(0)
+        .with_responses(responses)
 }

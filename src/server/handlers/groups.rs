@@ -2,12 +2,12 @@
 //! LeaveGroup, DescribeGroups, ListGroups, DeleteGroups, OffsetDelete.
 //!
 //! A JoinGroup waiting for the other members, or a SyncGroup waiting for the leader, parks in
-//! the purgatory under the group's key (`group::purgatory_key`) with the group's next
-//! deadline; the coordinator's listener fires an event on that key whenever the group
-//! changes, and the retry takes the answer from the coordinator or parks again.
+//! the broker's wait set under `WaitKey::Group` with the group's next deadline; the
+//! coordinator fires an event on that key whenever the group changes, and the retry takes the
+//! answer from the coordinator or parks again. A server shutting down answers
+//! COORDINATOR_NOT_AVAILABLE (the client finds a coordinator again).
 
 use std::net::IpAddr;
-use std::time::Instant;
 
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
@@ -22,9 +22,10 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{Delayed, Outcome};
 use crate::broker::group::{
-    self, Answer, GroupError, GroupState, JoinRequest, JoinResponse, LeavingMember, Poll, Protocol,
+    Answer, GroupError, GroupState, JoinRequest, JoinResponse, LeavingMember, Poll, Protocol,
     Reply, SyncRequest, SyncResponse, Ticket,
 };
+use crate::broker::wait::{WaitKey, Wake};
 use crate::server::worker::Ctx;
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -39,8 +40,6 @@ pub struct PendingGroup {
     group_id: String,
     member_id: String,
     sync: bool,
-    /// The deadline it was parked with; an earlier one means the server is shutting down.
-    parked_deadline: Instant,
 }
 
 fn s(v: impl Into<String>) -> StrBytes {
@@ -63,8 +62,7 @@ pub fn join_group(
 ) -> Outcome {
     let v = header.request_api_version;
     let group_id = req.group_id.0.to_string();
-    let key = group::purgatory_key(&group_id);
-    let seen = ctx.purgatory.counters(std::slice::from_ref(&key));
+    let seen = ctx.broker.waits().epochs(&[WaitKey::group(&group_id)]);
     let request = JoinRequest {
         group_id: group_id.clone(),
         member_id: req.member_id.to_string(),
@@ -99,8 +97,7 @@ pub fn join_group(
 
 pub fn sync_group(ctx: &Ctx, version: i16, req: SyncGroupRequest) -> Outcome {
     let group_id = req.group_id.0.to_string();
-    let key = group::purgatory_key(&group_id);
-    let seen = ctx.purgatory.counters(std::slice::from_ref(&key));
+    let seen = ctx.broker.waits().epochs(&[WaitKey::group(&group_id)]);
     let request = SyncRequest {
         group_id: group_id.clone(),
         member_id: req.member_id.to_string(),
@@ -138,13 +135,12 @@ fn wait(
         Poll::Pending { deadline_ms } => {
             let deadline = groups.instant_at(deadline_ms);
             Outcome::Park {
-                keys: vec![group::purgatory_key(&group_id)],
+                keys: vec![WaitKey::group(&group_id)],
                 kind: Delayed::Group(PendingGroup {
                     ticket,
                     group_id,
                     member_id,
                     sync,
-                    parked_deadline: deadline,
                 }),
                 deadline,
                 seen,
@@ -154,11 +150,10 @@ fn wait(
 }
 
 /// Re-evaluates a parked JoinGroup/SyncGroup after a group event or its deadline.
-pub fn retry(ctx: &Ctx, version: i16, p: PendingGroup, deadline: Instant) -> Outcome {
-    let key = group::purgatory_key(&p.group_id);
-    let seen = ctx.purgatory.counters(std::slice::from_ref(&key));
-    if deadline < p.parked_deadline && Instant::now() >= deadline {
-        // Expired before its time: the server is stopping. The client finds a coordinator again.
+pub fn retry(ctx: &Ctx, version: i16, p: PendingGroup, woke: Wake) -> Outcome {
+    let seen = ctx.broker.waits().epochs(&[WaitKey::group(&p.group_id)]);
+    if woke == Wake::Shutdown {
+        // The server is stopping. The client finds a coordinator again.
         ctx.broker.groups().forget(p.ticket);
         let e = GroupError::CoordinatorNotAvailable;
         return if p.sync {

@@ -18,23 +18,26 @@ use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use super::worker::Ctx;
+use crate::broker::wait::{WaitKey, Wake};
 use crate::error::Error;
 
 pub enum Outcome {
     Respond(ResponseKind),
     NoResponse,
     Close(String),
+    /// Wait in the broker's wait set for an event on `keys` (whose epochs, read before the
+    /// handler looked, are `seen`) or `deadline`; then `retry` runs with the reason.
     Park {
         kind: Delayed,
         deadline: Instant,
-        keys: Vec<(String, i32)>,
+        keys: Vec<WaitKey>,
         seen: Vec<u64>,
     },
 }
 
 /// The state a parked request carries back to its handler.
 pub enum Delayed {
-    Fetch(Box<kafka_protocol::messages::FetchRequest>),
+    Fetch(fetch::PendingFetch),
     Produce(produce::PendingAcks),
     Group(groups::PendingGroup),
 }
@@ -47,7 +50,7 @@ pub fn dispatch(ctx: &Ctx, header: &RequestHeader, request: RequestKind, peer: I
         }
         RequestKind::Metadata(r) => metadata::handle(ctx, v, r),
         RequestKind::Produce(r) => produce::handle(ctx, v, r),
-        RequestKind::Fetch(r) => fetch::handle(ctx, v, Box::new(r), None),
+        RequestKind::Fetch(r) => fetch::handle(ctx, v, Box::new(r)),
         RequestKind::ListOffsets(r) => list_offsets::handle(ctx, v, r),
         RequestKind::CreateTopics(r) => admin::create_topics(ctx, v, r),
         RequestKind::DeleteTopics(r) => admin::delete_topics(ctx, v, r),
@@ -71,13 +74,19 @@ pub fn dispatch(ctx: &Ctx, header: &RequestHeader, request: RequestKind, peer: I
     }
 }
 
-/// Re-evaluates a parked request after an event or its deadline.
-pub fn retry(ctx: &Ctx, header: &RequestHeader, kind: Delayed, deadline: Instant) -> Outcome {
+/// Re-evaluates a parked request after it was woken (`woke` says why).
+pub fn retry(
+    ctx: &Ctx,
+    header: &RequestHeader,
+    kind: Delayed,
+    deadline: Instant,
+    woke: Wake,
+) -> Outcome {
     let v = header.request_api_version;
     match kind {
-        Delayed::Fetch(r) => fetch::handle(ctx, v, r, Some(deadline)),
-        Delayed::Produce(p) => produce::retry(ctx, p, deadline),
-        Delayed::Group(p) => groups::retry(ctx, v, p, deadline),
+        Delayed::Fetch(p) => fetch::retry(ctx, p, deadline, woke),
+        Delayed::Produce(p) => produce::retry(ctx, p, deadline, woke),
+        Delayed::Group(p) => groups::retry(ctx, v, p, woke),
     }
 }
 

@@ -8,6 +8,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 
 use super::{Outcome, message};
+use crate::broker::wait::{WaitKey, Wake};
 use crate::server::worker::Ctx;
 
 /// An acks=all produce waiting for durability.
@@ -70,19 +71,19 @@ pub fn handle(ctx: &Ctx, _version: i16, req: ProduceRequest) -> Outcome {
         waits,
     };
     let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
-    retry(ctx, pending, Instant::now() + timeout)
+    retry(ctx, pending, Instant::now() + timeout, Wake::Event)
 }
 
 /// Answers if every write is durable (or failed, or the deadline passed); parks otherwise.
-pub fn retry(ctx: &Ctx, mut pending: PendingAcks, deadline: Instant) -> Outcome {
-    let keys: Vec<(String, i32)> = pending
+pub fn retry(ctx: &Ctx, mut pending: PendingAcks, deadline: Instant, woke: Wake) -> Outcome {
+    let keys: Vec<WaitKey> = pending
         .waits
         .iter()
-        .map(|(t, p, _)| (t.clone(), *p))
+        .map(|(t, p, _)| WaitKey::partition(t, *p))
         .collect();
-    // Read the event counters before checking, so an fsync landing in between re-queues us.
-    let seen_all = ctx.purgatory.counters(&keys);
-    let expired = Instant::now() >= deadline;
+    // Read the epochs before checking, so an fsync landing in between wakes us at once.
+    let seen_all = ctx.broker.waits().epochs(&keys);
+    let expired = woke != Wake::Event || Instant::now() >= deadline;
     let mut still = Vec::new();
     let mut seen = Vec::new();
     for ((topic, partition, offset), counter) in
@@ -105,7 +106,10 @@ pub fn retry(ctx: &Ctx, mut pending: PendingAcks, deadline: Instant) -> Outcome 
     if still.is_empty() {
         return Outcome::Respond(ResponseKind::Produce(pending.response));
     }
-    let keys = still.iter().map(|(t, p, _)| (t.clone(), *p)).collect();
+    let keys = still
+        .iter()
+        .map(|(t, p, _)| WaitKey::partition(t, *p))
+        .collect();
     pending.waits = still;
     Outcome::Park {
         kind: super::Delayed::Produce(pending),

@@ -1,0 +1,179 @@
+//! The one read path for consumers — the wire Fetch and the embedded `Consumer` — and the
+//! byte positions a waiting Fetch decides from.
+//!
+//! A long-poll Fetch below `min_bytes` must learn when enough bytes have arrived without
+//! reading them: `fetch_mark` records where the wanted batch starts (segment, byte position;
+//! headers are read to find it, never records), and `fetch_progress` compares that with the
+//! high watermark's position under the partition lock, without I/O. The request reads once,
+//! when it completes. Kafka's DelayedFetch decides the same way: bytes between two positions
+//! in one segment, and "enough" once the high watermark is in a later segment.
+//!
+//! Invariant: `bytes_read` counts every stored byte read for a consumer through here.
+
+use std::sync::atomic::Ordering;
+
+use super::Broker;
+use crate::error::Error;
+use crate::storage::LogOffsets;
+
+/// Stored batches read for one partition, and its offsets when they were read.
+#[derive(Debug, Clone, Default)]
+pub struct FetchData {
+    pub records: Vec<u8>,
+    pub offsets: LogOffsets,
+}
+
+/// A failed partition read, with the partition's offsets when they are known.
+#[derive(Debug)]
+pub struct FetchError {
+    pub error: Error,
+    pub offsets: Option<LogOffsets>,
+}
+
+/// Where a waiting Fetch's bytes start, and how many it could read at the last look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchMark {
+    segment_base: i64,
+    position: u64,
+    /// Readable bytes from the mark at the last look (capped by nothing).
+    pub bytes: u64,
+    /// More than `bytes` is readable: the high watermark is in a later segment (or the log
+    /// changed under the mark). The Fetch should complete and read.
+    pub moved: bool,
+}
+
+/// What `fetch_progress` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchProgress {
+    /// Readable bytes from the mark.
+    Bytes(u64),
+    /// The high watermark is in a later segment, or the log changed under the mark
+    /// (truncated, deleted, poisoned): read to find out.
+    Moved,
+}
+
+impl Broker {
+    /// Reads stored batches of `topic`-`partition` from the batch holding `offset`, up to
+    /// `max_bytes` (at least one whole batch when `min_one_batch`), as stored.
+    pub fn fetch(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<FetchData, FetchError> {
+        let no_offsets = |error| FetchError {
+            error,
+            offsets: None,
+        };
+        let p = self.partition(topic, partition).map_err(no_offsets)?;
+        let view = {
+            let log = p.log().map_err(no_offsets)?;
+            let offsets = log.offsets();
+            log.read_view(offset).map_err(|e| FetchError {
+                error: named(Error::from(e), topic, partition),
+                offsets: Some(offsets),
+            })?
+        };
+        let mut records = Vec::new();
+        let n = view
+            .read_into(&mut records, max_bytes, min_one_batch)
+            .map_err(|e| FetchError {
+                error: Error::from(e),
+                offsets: Some(view.offsets),
+            })?;
+        self.inner.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(FetchData {
+            records,
+            offsets: view.offsets,
+        })
+    }
+
+    /// Where the bytes from `offset` start and how many are readable now (headers are read to
+    /// find the batch; no records).
+    pub fn fetch_mark(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<FetchMark, FetchError> {
+        let no_offsets = |error| FetchError {
+            error,
+            offsets: None,
+        };
+        let p = self.partition(topic, partition).map_err(no_offsets)?;
+        let (view, (hw_base, hw_position)) = {
+            let log = p.log().map_err(no_offsets)?;
+            let offsets = log.offsets();
+            let view = log.read_view(offset).map_err(|e| FetchError {
+                error: named(Error::from(e), topic, partition),
+                offsets: Some(offsets),
+            })?;
+            (view, log.high_watermark_position())
+        };
+        let at = view.position().map_err(|e| FetchError {
+            error: Error::from(e),
+            offsets: Some(view.offsets),
+        })?;
+        Ok(match at {
+            // Nothing readable yet: the next batch will start where the high watermark is.
+            None => FetchMark {
+                segment_base: hw_base,
+                position: hw_position,
+                bytes: 0,
+                moved: false,
+            },
+            Some(at) => FetchMark {
+                segment_base: at.segment_base,
+                position: at.position,
+                bytes: at.limit.saturating_sub(at.position),
+                moved: at.segment_base != hw_base,
+            },
+        })
+    }
+
+    /// How many bytes are readable from `mark` now, decided from the high watermark's byte
+    /// position under the partition lock (no I/O).
+    pub fn fetch_progress(&self, topic: &str, partition: i32, mark: &FetchMark) -> FetchProgress {
+        let Ok(p) = self.partition(topic, partition) else {
+            return FetchProgress::Moved;
+        };
+        let Ok(log) = p.log() else {
+            return FetchProgress::Moved;
+        };
+        if log.is_poisoned() {
+            return FetchProgress::Moved;
+        }
+        let (hw_base, hw_position) = log.high_watermark_position();
+        if hw_base == mark.segment_base && hw_position >= mark.position {
+            FetchProgress::Bytes(hw_position - mark.position)
+        } else {
+            FetchProgress::Moved
+        }
+    }
+
+    /// Stored bytes read for consumers since the broker opened (wire Fetch and embedded
+    /// consumers alike).
+    pub fn bytes_read(&self) -> u64 {
+        self.inner.bytes_read.load(Ordering::Relaxed)
+    }
+}
+
+/// Names the partition in an out-of-range error (storage does not know it).
+fn named(e: Error, topic: &str, partition: i32) -> Error {
+    match e {
+        Error::OffsetOutOfRange {
+            offset,
+            log_start_offset,
+            log_end_offset,
+            ..
+        } => Error::OffsetOutOfRange {
+            partition: format!("{topic}-{partition}"),
+            offset,
+            log_start_offset,
+            log_end_offset,
+        },
+        other => other,
+    }
+}
