@@ -2,8 +2,10 @@
 //! and the broker must answer KAFKA_STORAGE_ERROR, keep every acknowledged record readable,
 //! keep serving, and take writes again once space is freed (no restart).
 //!
-//! Needs root (to mount the tmpfs); elsewhere the test says so and does nothing. CI runs as
-//! root.
+//! Needs root (to mount the tmpfs). Without it the test prints a `SKIPPED: ...` line to stderr
+//! (past the test harness's output capture, so it shows) and passes, unless the `CI`
+//! environment variable is set: CI runs as root, so there a skip would silently lose the only
+//! full-disk coverage, and the test fails instead.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -33,16 +35,24 @@ struct SmallFs {
 }
 
 impl SmallFs {
-    fn mount(bytes: u64) -> Option<SmallFs> {
-        let dir = tempfile::tempdir().ok()?;
+    /// The mounted tmpfs, or why it could not be mounted.
+    fn mount(bytes: u64) -> Result<SmallFs, String> {
+        let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
         let mount = dir.path().join("fs");
-        std::fs::create_dir(&mount).ok()?;
-        let ok = Command::new("mount")
+        std::fs::create_dir(&mount).map_err(|e| format!("mount point: {e}"))?;
+        let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
             .arg(&mount)
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then_some(SmallFs { mount, _dir: dir })
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "`mount -t tmpfs` failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(SmallFs { mount, _dir: dir })
     }
 }
 
@@ -127,13 +137,13 @@ fn fill_ballast(path: &Path, bytes: usize) {
 
 #[test]
 fn full_disk_fails_produce_with_storage_error_and_recovers_when_space_returns() {
+    const NAME: &str = "full_disk_fails_produce_with_storage_error_and_recovers_when_space_returns";
     if !nix_is_root() {
-        eprintln!("skipping full_disk test: mounting a tmpfs needs root");
-        return;
+        return skip(NAME, "not running as root");
     }
-    let Some(fs) = SmallFs::mount(12 * 1024 * 1024) else {
-        eprintln!("skipping full_disk test: cannot mount a tmpfs here");
-        return;
+    let fs = match SmallFs::mount(12 * 1024 * 1024) {
+        Ok(fs) => fs,
+        Err(why) => return skip(NAME, &why),
     };
     let data = fs.mount.join("data");
     let broker = Arc::new(Broker::new(BrokerConfig::with_data_dir(&data)).unwrap());
@@ -214,6 +224,22 @@ fn full_disk_fails_produce_with_storage_error_and_recovers_when_space_returns() 
         acked as i64 + 1
     );
     assert_eq!(broker.offsets("t", 1).unwrap().log_end_offset, 2);
+}
+
+/// Says loudly that `test` did not run, or fails it when running in CI (`CI` set, as CI
+/// services do, to anything but "" / "0" / "false").
+fn skip(test: &str, why: &str) {
+    let in_ci = std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"));
+    assert!(
+        !in_ci,
+        "{test} cannot run: {why} (needs root to mount tmpfs). CI is set, and CI runs as root: \
+         a skip here would silently drop the full-disk coverage"
+    );
+    // Straight to the process's stderr: libtest captures eprintln! of passing tests.
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "SKIPPED: {test}: {why} (needs root to mount tmpfs)"
+    );
 }
 
 fn nix_is_root() -> bool {

@@ -250,6 +250,9 @@ fn long_poll_fetch_completes_when_data_arrives_not_at_the_deadline() {
         &fetch_request("t", 1, 0, 20_000),
     ))
     .unwrap();
+    // Kept pause: the produce must come after the fetch parked, and nothing observable says it
+    // has (the server does not expose its purgatory). Too short, and the fetch is answered
+    // with the record at once: the test then passes without checking the wake-up.
     std::thread::sleep(Duration::from_millis(300));
     let mut p = connect(&f);
     assert_eq!(
@@ -344,8 +347,19 @@ fn connections_over_the_per_ip_limit_are_refused_and_others_kept() {
     let (corr, _): (i32, ApiVersionsResponse) = response(&mut a, 0, 3);
     assert_eq!(corr, 2);
     drop(b);
-    std::thread::sleep(Duration::from_millis(200));
+    // The slot frees once the server has seen b close: a new connection is then answered.
+    assert!(
+        common::wait_until(Duration::from_secs(10), || answers_api_versions(&f)),
+        "no connection admitted after one of the two closed"
+    );
     assert_serving(&f);
+}
+
+/// Whether a fresh connection gets an answer to ApiVersions (false if the server closes it).
+fn answers_api_versions(f: &Fixture) -> bool {
+    let mut s = connect(f);
+    let req = request(ApiKey::ApiVersions, 3, 5, &ApiVersionsRequest::default());
+    s.write_all(&req).is_ok() && common::wire::read_frame(&mut s).is_some()
 }
 
 #[test]
@@ -466,7 +480,7 @@ fn a_request_trickled_slower_than_the_read_timeout_closes_the_connection() {
             closed = true;
             break;
         }
-        std::thread::sleep(Duration::from_millis(60));
+        std::thread::sleep(Duration::from_millis(60)); // the trickle under test
     }
     if !closed {
         assert_closed(&mut slow);
@@ -480,6 +494,7 @@ fn a_request_trickled_slower_than_the_read_timeout_closes_the_connection() {
     assert_serving(&f);
     let mut ok = connect(&f);
     ok.write_all(&frame[..frame.len() / 2]).unwrap();
+    // The scenario: a frame split by a pause, whole well within the read timeout.
     std::thread::sleep(Duration::from_millis(100));
     ok.write_all(&frame[frame.len() / 2..]).unwrap();
     let (corr, _): (i32, ApiVersionsResponse) = response(&mut ok, 0, 3);

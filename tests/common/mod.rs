@@ -8,10 +8,11 @@ pub mod wire;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use thorstream::storage::batch::BatchIter;
-use thorstream::{Broker, BrokerConfig, FsyncPolicy, StoredRecord, TopicConfig};
+use thorstream::{Broker, BrokerConfig, FsyncPolicy, Record, StoredRecord, TopicConfig};
 
 /// A broker config on `dir`. Housekeeping is effectively off (1 h) so that a broker leaked by
 /// `crash` never touches the directory again.
@@ -153,6 +154,51 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Waits (up to `timeout`; returns whether it happened) until the broker's housekeeping thread
+/// has visited every partition `passes` times since the call; with `passes >= 2` at least one
+/// whole pass, group ticks included, also started after the call. For the checks that
+/// housekeeping ran and left something alone, instead of sleeping for some intervals (which,
+/// on a loaded machine, may cover none). Needs a short `housekeeping_interval_ms`.
+///
+/// The evidence is a witness topic (`housekeeping-witness-<n>`, created here): each round writes
+/// two old records, each rolling a 1 KiB segment, and waits for retention (which only
+/// housekeeping applies) to delete the first of them; a pass lists its topics after its group
+/// ticks, and visits each listed topic once.
+pub fn wait_for_housekeeping_passes(broker: &Broker, passes: usize, timeout: Duration) -> bool {
+    static WITNESSES: AtomicUsize = AtomicUsize::new(0);
+    let topic = format!(
+        "housekeeping-witness-{}",
+        WITNESSES.fetch_add(1, Ordering::Relaxed)
+    );
+    let config = TopicConfig {
+        segment_bytes: 1024,
+        retention_ms: 1,
+        ..TopicConfig::default()
+    };
+    broker
+        .create_topic(&topic, Some(config))
+        .expect("create the housekeeping witness topic");
+    let deadline = Instant::now() + timeout;
+    let old_ms = thorstream::storage::now_ms() - 3_600_000;
+    for _ in 0..passes {
+        let before = broker.offsets(&topic, 0).expect("offsets").log_end_offset;
+        for _ in 0..2 {
+            let record = Record::new(vec![0x5a; 600]).timestamp(old_ms);
+            broker
+                .produce(&topic, 0, &[record])
+                .expect("append to the witness");
+        }
+        // The record at `before` is deletable only once the one after it rolled its segment.
+        let deleted = wait_until(deadline.saturating_duration_since(Instant::now()), || {
+            broker.offsets(&topic, 0).expect("offsets").log_start_offset > before
+        });
+        if !deleted {
+            return false;
+        }
+    }
+    true
 }
 
 /// The value in a checkpoint file (8-byte big-endian i64 followed by a CRC), if present.

@@ -70,6 +70,19 @@ def find_broker_binary():
     return candidate
 
 
+def wait_until(predicate, timeout=15.0, interval=0.1, what="condition"):
+    """Polls `predicate` every `interval` s until it returns something truthy (returned) or
+    `timeout` s pass (the test fails, naming `what` and the last value)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last value: {last!r})")
+
+
 def port_accepts(host, port, timeout=0.5):
     try:
         with socket.create_connection((host, port), timeout=timeout):

@@ -89,7 +89,7 @@ class CuttingProxy:
             # requests in that window are written but unacknowledged, so the client retries.
             for _, _, muted in conns:
                 muted.set()
-            time.sleep(0.1)
+            time.sleep(0.1)  # the fault itself: 100 ms of writes that go unanswered
             for client, upstream, _ in conns:
                 for s in (client, upstream):
                     try:

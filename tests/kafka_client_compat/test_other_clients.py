@@ -34,7 +34,7 @@ from kafka.protocol.fetch import FetchRequest
 from kafka.protocol.metadata import MetadataRequest
 from kafka.record.memory_records import MemoryRecords
 
-from conftest import HOST
+from conftest import HOST, wait_until
 from test_idempotence import CuttingProxy, ProxiedBroker, free_port
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
@@ -56,17 +56,6 @@ def java_partition(key: bytes, num_partitions: int) -> int:
     return (kp_murmur2(key) & 0x7FFFFFFF) % num_partitions
 
 
-def wait_until(predicate, timeout=OP_TIMEOUT_S, interval=0.1, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last value: {last!r})")
-
-
 def kp_partition_count(admin, topic):
     req = MetadataRequest[1](topics=[topic])
     for t in admin.send_request(req).to_object()["topics"]:
@@ -78,7 +67,7 @@ def kp_partition_count(admin, topic):
 def kp_create_topic(admin, topic, partitions):
     admin.create_topics([KpNewTopic(topic, num_partitions=partitions, replication_factor=1)],
                         timeout_ms=10000)
-    wait_until(lambda: kp_partition_count(admin, topic) == partitions,
+    wait_until(lambda: kp_partition_count(admin, topic) == partitions, timeout=OP_TIMEOUT_S,
                what=f"topic {topic} with {partitions} partitions")
 
 
@@ -252,7 +241,8 @@ class KjsMember:
         self.commits = []
         self.errors = []
         self.stopped = False
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self):
         for line in self.proc.stdout:
@@ -309,7 +299,9 @@ class KjsMember:
             self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             pytest.fail(f"kafkajs member did not stop within 15 s: {self.describe()}")
-        time.sleep(0.05)  # let the reader thread queue the last lines
+        # The reader thread ends at the end of the exited process's stdout: every line queued.
+        self.reader.join(timeout=5)
+        assert not self.reader.is_alive(), f"kafkajs member stdout still open: {self.describe()}"
         self.pump()
         assert self.stopped, f"kafkajs member exited without disconnecting: {self.describe()}"
 
@@ -327,6 +319,15 @@ class KjsMember:
             except (OSError, subprocess.TimeoutExpired):
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+
+
+def kjs_quiet(members):
+    """Keeps pumping `members` for QUIET_S after the expected records arrived: whatever comes
+    now is a duplicate or a stray. A deliberate observation window (an absence cannot be
+    waited for), not a synchronisation."""
+    time.sleep(QUIET_S)
+    for m in members:
+        m.pump()
 
 
 def wait_members(members, predicate, timeout=OP_TIMEOUT_S, what="group condition"):
@@ -413,8 +414,7 @@ def test_kafkajs_produce_keys_headers_consume_back(kafkajs, clients, topic_name,
 
     m = kafkajs.member(topic_name, group_id)
     wait_members([m], lambda: len(m.records) >= len(recs), what=f"{len(recs)} records")
-    time.sleep(QUIET_S)
-    m.pump()
+    kjs_quiet([m])
     assert m.assignment == {0, 1, 2}
     m.stop()
     check_roundtrip(recs, m.records, nparts)
@@ -443,8 +443,7 @@ def test_kafkajs_group_commit_then_new_member_resumes(kafkajs, clients, topic_na
     kp_produce(clients, topic_name, [0, 1], 2, "second")
     b = kafkajs.member(topic_name, group_id)
     wait_members([b], lambda: len(b.records) >= 4, what="4 new records")
-    time.sleep(QUIET_S)
-    b.pump()
+    kjs_quiet([b])
     assert sorted((p, o, v) for p, o, _, v, *_ in b.records) == [
         (p, o, f"second-{p}-{o - 5}".encode()) for p in (0, 1) for o in (5, 6)], \
         "the new member did not resume from the committed offsets"
@@ -467,9 +466,8 @@ def test_kafkajs_two_members_split_partitions_exactly_once(kafkajs, clients, top
 
     kp_produce(clients, topic_name, range(4), 10, "split")
     wait_members([a, b], lambda: len(a.records) + len(b.records) >= 40, what="40 records")
-    time.sleep(QUIET_S)
+    kjs_quiet([a, b])
     for m in (a, b):
-        m.pump()
         assert {p for p, *_ in m.records} <= m.assignment, "a record from a partition not owned"
     keys = [(p, o) for m in (a, b) for p, o, *_ in m.records]
     assert sorted(keys) == [(p, o) for p in range(4) for o in range(10)], \
@@ -506,8 +504,7 @@ def test_kafkajs_member_leaving_hands_over_its_partitions(kafkajs, clients, topi
     kp_produce(clients, topic_name, sorted(b_parts), 3, "after")
     wait_members([a], lambda: len(a.records) >= seen + 6,
                  what="records of the taken-over partitions")
-    time.sleep(QUIET_S)
-    a.pump()
+    kjs_quiet([a])
     assert sorted((p, o) for p, o, *_ in a.records[seen:]) == \
         [(p, o) for p in sorted(b_parts) for o in (5, 6, 7)], \
         "taken-over partitions must resume at the leaver's commits"

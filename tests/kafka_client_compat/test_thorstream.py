@@ -31,10 +31,12 @@ from kafka.protocol.metadata import MetadataRequest
 from kafka.protocol.produce import ProduceRequest
 from kafka.record.memory_records import MemoryRecordsBuilder
 
+from conftest import wait_until
+
 NODE_ID = 1
 POLL_TIMEOUT_S = 10.0      # upper bound for any "wait until N records arrived" loop
 QUIET_POLL_S = 0.5         # extra poll after the expected records, to catch duplicates
-ADMIN_TIMEOUT_S = 15.0
+ADMIN_TIMEOUT_S = 15.0     # also conftest.wait_until's default bound
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 ACKS = [0, 1, "all"]
 
@@ -80,17 +82,6 @@ def java_murmur2(data: bytes) -> int:
 def java_partition(key: bytes, num_partitions: int) -> int:
     """Java DefaultPartitioner / BuiltInPartitioner for a non-null key."""
     return (java_murmur2(key) & 0x7FFFFFFF) % num_partitions
-
-
-def wait_until(predicate, timeout=ADMIN_TIMEOUT_S, interval=0.2, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last value: {last!r})")
 
 
 def norm_headers(headers):
@@ -428,10 +419,8 @@ def kp_push_acks0_bytes(producer):
     same connection. Force a Metadata request (same connection, single broker) to flush it."""
     future = producer._metadata.request_update()
     producer._sender.wakeup()
-    deadline = time.monotonic() + POLL_TIMEOUT_S
-    while not future.is_done and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert future.is_done, "metadata refresh used to flush acks=0 produce bytes did not finish"
+    wait_until(lambda: future.is_done, timeout=POLL_TIMEOUT_S, interval=0.05,
+               what="the metadata refresh that flushes the acks=0 produce bytes")
 
 
 @pytest.mark.parametrize("acks", ACKS, ids=lambda a: f"acks={a}")
@@ -543,6 +532,11 @@ def test_keyed_partitioning_matches_java_murmur2(clients, topic_name):
 # =============================================================================
 # seek, watermarks, offsets_for_times
 # =============================================================================
+# A test that looks records up (watermarks, ListOffsets, DeleteRecords, a fetch that must see
+# them, kcat -e) right after producing them produces with acks=all: under fsync=always (the
+# broker's default) the high watermark is the durable offset, so an acks=1 or acks=0 write is
+# acknowledged before it is visible and becomes visible only after the next group commit.
+# Tests that consume with a bounded poll loop (kp_consume, ck_consume) may use any acks.
 
 def test_kp_seek_middle(clients, topic_name):
     kp_create_topic(clients.kp_admin(), topic_name, 1)
@@ -605,7 +599,7 @@ def test_ck_watermarks(clients, topic_name):
 def test_kp_offsets_for_times(clients, topic_name):
     kp_create_topic(clients.kp_admin(), topic_name, 1)
     base = now_ms_rounded()
-    prod = clients.kp_producer(acks=1, linger_ms=20)
+    prod = clients.kp_producer(acks="all", linger_ms=20)
     for i in range(10):
         prod.send(topic_name, value=b"v%d" % i, partition=0, timestamp_ms=base + i * 1000)
     prod.flush(timeout=POLL_TIMEOUT_S)
@@ -634,7 +628,7 @@ def test_kp_offsets_for_times(clients, topic_name):
 def test_ck_offsets_for_times(clients, topic_name):
     ck_create_topic(clients.ck_admin(), topic_name, 1)
     base = now_ms_rounded()
-    prod = clients.ck_producer({"acks": 1, "linger.ms": 20})
+    prod = clients.ck_producer({"acks": "all", "linger.ms": 20})
     delivery = CkDelivery()
     for i in range(10):
         prod.produce(topic_name, value=b"v%d" % i, partition=0, timestamp=base + i * 1000,
@@ -662,9 +656,7 @@ def test_ck_offsets_for_times(clients, topic_name):
 # =============================================================================
 # delete records (DeleteRecords moves the log start offset)
 # =============================================================================
-# These and the watermark tests produce with acks=all: under fsync=always the high watermark
-# is the durable offset, so an acks=1 write becomes visible (and deletable) only after the
-# next group commit, a moment after its acknowledgement.
+# acks=all, as above: an acks=1 write becomes deletable only once it is visible.
 
 def test_kp_delete_records(clients, topic_name):
     admin = clients.kp_admin()
@@ -837,7 +829,8 @@ def test_wire_produce_unknown_partition(clients, topic_name):
 
 def test_kp_fetch_offset_out_of_range(clients, topic_name):
     kp_create_topic(clients.kp_admin(), topic_name, 1)
-    prod = clients.kp_producer(acks=1)
+    # acks=all: the offset-3 fetch below must find the high watermark at 3 already.
+    prod = clients.kp_producer(acks="all")
     for i in range(3):
         prod.send(topic_name, value=b"v%d" % i, partition=0)
     prod.flush(timeout=POLL_TIMEOUT_S)
@@ -858,7 +851,8 @@ def test_kp_fetch_offset_out_of_range(clients, topic_name):
 
 def test_ck_fetch_offset_out_of_range(clients, topic_name):
     ck_create_topic(clients.ck_admin(), topic_name, 1)
-    prod = clients.ck_producer({"acks": 1})
+    # acks=all: the offset-3 fetch below must find the high watermark at 3 already.
+    prod = clients.ck_producer({"acks": "all"})
     delivery = CkDelivery()
     for i in range(3):
         prod.produce(topic_name, value=b"v%d" % i, partition=0, on_delivery=delivery)
@@ -952,6 +946,7 @@ def test_kcat_produce_consume(kcat_bin, broker, clients, topic_name):
     kp_create_topic(clients.kp_admin(), topic_name, 1)
     lines = [(f"k{i}", f"value {i} " + "z" * i) for i in range(12)]
     stdin = "".join(f"{k}:{v}\n" for k, v in lines).encode()
+    # kcat -P produces with librdkafka's default acks=all, so -C -e below sees every record.
     run_kcat(kcat_bin, broker, ["-P", "-t", topic_name, "-p", "0", "-K:"], stdin=stdin)
 
     out = run_kcat(kcat_bin, broker, ["-C", "-t", topic_name, "-o", "beginning", "-e", "-q",
@@ -970,7 +965,9 @@ def test_kcat_produce_consume(kcat_bin, broker, clients, topic_name):
 @pytest.mark.kcat
 def test_kcat_consumes_kafka_python_headers(kcat_bin, broker, clients, topic_name):
     kp_create_topic(clients.kp_admin(), topic_name, 1)
-    prod = clients.kp_producer(acks=1, compression_type="gzip", linger_ms=20)
+    # acks=all: kcat -e stops at the first end of partition it sees, so the records must be
+    # visible (below the high watermark) when it starts.
+    prod = clients.kp_producer(acks="all", compression_type="gzip", linger_ms=20)
     for i in range(3):
         prod.send(topic_name, key=b"k%d" % i, value=b"v%d" % i, partition=0,
                   headers=[("ha", b"x%d" % i), ("hb", b"y")])
@@ -1101,8 +1098,7 @@ def test_group_subscribe_consume_commit_resume(clients, topic_name, group_id, ki
     produce_per_partition(clients, topic_name, [0, 1], 2, "second")
     b = group_member(clients, kind, group_id, topic_name)
     [got] = poll_members([b], lambda g: len(g[0]) >= 4, what="4 new records")
-    time.sleep(QUIET_POLL_S)
-    got.extend(b.poll(0.2))
+    got.extend(b.poll(QUIET_POLL_S))  # nothing more may arrive
     assert sorted((p, o) for p, o, _ in got) == [(0, 5), (0, 6), (1, 5), (1, 6)], \
         "the new member did not resume from the committed offsets"
 
