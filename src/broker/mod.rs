@@ -1059,7 +1059,11 @@ mod tests {
             .create_topic("a", three.clone())
             .unwrap_or_else(|e| panic!("{e}"));
         let err = broker.create_topic("b", three).expect_err("3 + 3 > 5");
-        assert_eq!(err.kafka_code(), 37, "INVALID_PARTITIONS: {err}");
+        assert_eq!(
+            err.response_error(),
+            kafka_protocol::error::ResponseError::InvalidPartitions,
+            "{err}"
+        );
         assert!(broker.topic("b").is_err(), "nothing of it was created");
         assert!(!partition_dir(&broker.inner.config, "b", 0).exists());
         broker
@@ -1068,7 +1072,11 @@ mod tests {
         assert!(broker.ensure_topic("c").unwrap_or_else(|e| panic!("{e}")));
         assert_eq!(broker.total_partitions(), 5);
         let err = broker.create_partitions("a", 5).expect_err("6 > 5");
-        assert_eq!(err.kafka_code(), 37, "{err}");
+        assert_eq!(
+            err.response_error(),
+            kafka_protocol::error::ResponseError::InvalidPartitions,
+            "{err}"
+        );
         assert!(
             broker.ensure_topic("d").is_err(),
             "auto-creation is refused too"
@@ -1158,7 +1166,11 @@ mod tests {
         let err = broker
             .wait_durable("t", 0, lost.last_offset, wait)
             .expect_err("its fsync failed");
-        assert_eq!(err.kafka_code(), 56, "KAFKA_STORAGE_ERROR: {err}");
+        assert_eq!(
+            err.response_error(),
+            kafka_protocol::error::ResponseError::KafkaStorageError,
+            "{err}"
+        );
         // Reads keep working and show only what was durable; t-1 is untouched.
         assert_eq!(readable(&broker, "t", 0), before);
         let other = append(1, b"other").unwrap_or_else(|e| panic!("{e}"));
@@ -1174,7 +1186,11 @@ mod tests {
             match append(0, b"healed") {
                 Ok(info) => break info,
                 Err(e) if Instant::now() < deadline => {
-                    assert_eq!(e.kafka_code(), 56, "{e}");
+                    assert_eq!(
+                        e.response_error(),
+                        kafka_protocol::error::ResponseError::KafkaStorageError,
+                        "{e}"
+                    );
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 Err(e) => panic!("never healed: {e}"),

@@ -146,7 +146,9 @@ pub fn handle_frame(ctx: &Ctx, conn: usize, seq: u64, frame: Bytes, peer: IpAddr
         Ok(r) => r,
         Err(DecodeError::UnsupportedApiVersions { correlation_id }) => {
             // As Kafka: answer v0 with UNSUPPORTED_VERSION and our ranges so the client retries.
-            let body = handlers::api_versions::response(35);
+            let body = handlers::api_versions::response(
+                kafka_protocol::error::ResponseError::UnsupportedVersion.code(),
+            );
             return Some(encode_reply(
                 correlation_id,
                 0,
@@ -411,7 +413,9 @@ mod tests {
 
     #[test]
     fn other_responses_are_one_chunk() {
-        let body = ResponseKind::ApiVersions(handlers::api_versions::response(0));
+        let body = ResponseKind::ApiVersions(handlers::api_versions::response(
+            crate::error::NO_ERROR_CODE,
+        ));
         let chunks = frame_chunks(encode_reply(7, 0, &body, 3));
         assert_eq!(chunks.len(), 1);
         let len = i32::from_be_bytes(chunks[0][..4].try_into().expect("prefix"));

@@ -42,9 +42,9 @@ pub enum Delayed {
 pub fn dispatch(ctx: &Ctx, header: &RequestHeader, request: RequestKind, peer: IpAddr) -> Outcome {
     let v = header.request_api_version;
     match request {
-        RequestKind::ApiVersions(_) => {
-            Outcome::Respond(ResponseKind::ApiVersions(api_versions::response(0)))
-        }
+        RequestKind::ApiVersions(_) => Outcome::Respond(ResponseKind::ApiVersions(
+            api_versions::response(crate::error::NO_ERROR_CODE),
+        )),
         RequestKind::Metadata(r) => metadata::handle(ctx, v, r),
         RequestKind::Produce(r) => produce::handle(ctx, v, r),
         RequestKind::Fetch(r) => fetch::handle(ctx, v, Box::new(r), None),
@@ -84,7 +84,7 @@ pub fn retry(ctx: &Ctx, header: &RequestHeader, kind: Delayed, deadline: Instant
 /// Kafka error code of a broker error (0 for success).
 pub fn code(result: &Result<(), Error>) -> i16 {
     match result {
-        Ok(()) => 0,
+        Ok(()) => crate::error::NO_ERROR_CODE,
         Err(e) => e.kafka_code(),
     }
 }
