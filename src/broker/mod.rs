@@ -42,11 +42,8 @@ use crate::types::{Record, StoredRecord};
 const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
 const TOPICS_FILE: &str = "__topics.meta";
 const OFFSETS_FILE: &str = "__consumer_offsets.meta";
-/// Longest wait between two passes over group offsets for expiry.
-const OFFSETS_EXPIRY_CHECK_INTERVAL_MS: i64 = 60_000;
-/// How often housekeeping looks for expired idempotent producers, at most (Kafka: every 10
-/// minutes); a tenth of the expiration when that is shorter.
-const PRODUCER_EXPIRY_CHECK_INTERVAL_MS: i64 = 60_000;
+use crate::limits::OFFSETS_EXPIRY_CHECK_INTERVAL_MS;
+use crate::limits::PRODUCER_EXPIRY_CHECK_INTERVAL_MS;
 const PRODUCER_ID_BLOCK_FILE: &str = "producer-id-block";
 /// Producer ids are reserved durably in blocks of this many, so a restart never reuses one.
 const PRODUCER_ID_BLOCK_LEN: i64 = 1000;
@@ -114,6 +111,8 @@ pub struct Broker {
 impl Broker {
     /// Opens (or creates) the broker's data directory, recovering every partition.
     pub fn new(config: BrokerConfig) -> Result<Broker> {
+        // Refused here, not at the first auto-created topic.
+        config.default_topic_config.validate()?;
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::Metadata(format!("{}: {e}", dir.display())))?;
@@ -1045,6 +1044,19 @@ mod tests {
             .into_iter()
             .map(|r| (r.offset, r.value.unwrap_or_default()))
             .collect()
+    }
+
+    #[test]
+    fn a_default_max_message_bytes_above_the_recovery_bound_refuses_the_start() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut config = BrokerConfig::with_data_dir(dir.path());
+        config.default_topic_config.max_message_bytes =
+            u32::try_from(crate::limits::RECOVERY_BATCH_BYTES_MAX + 1).unwrap_or(u32::MAX);
+        let err = Broker::new(config).err().map(|e| e.response_error());
+        assert_eq!(
+            err,
+            Some(kafka_protocol::error::ResponseError::InvalidConfig)
+        );
     }
 
     #[test]
