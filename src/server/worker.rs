@@ -29,7 +29,8 @@ use super::handlers::{self, Outcome};
 use super::purgatory::Purgatory;
 use crate::broker::Broker;
 use crate::error::{Error, Result};
-use crate::protocol::request::{DecodeError, DecodedRequest, decode_request};
+use crate::protocol::request::{DecodeError, DecodedRequest};
+use handlers::table::decode_request;
 
 /// Shared, read-only context of every handler.
 pub struct Ctx {
@@ -316,7 +317,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::protocol::versions::supported_range;
+    use crate::server::handlers::table::supported_range;
 
     /// The frame as the unpatched path built it: everything copied into one `BytesMut`.
     fn contiguous(correlation_id: i32, body: &FetchResponse, version: i16) -> BytesMut {
