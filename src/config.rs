@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::limits::RECOVERY_BATCH_BYTES_MAX;
 use crate::storage::LogConfig;
 
 /// When appended bytes are forced to disk.
@@ -84,13 +85,12 @@ impl Default for TopicConfig {
             segment_ms: 7 * 24 * 3600 * 1000,
             retention_ms: 7 * 24 * 3600 * 1000,
             retention_bytes: -1,
-            max_message_bytes: 1024 * 1024 + 12,
+            max_message_bytes: crate::limits::DEFAULT_MESSAGE_BYTES_MAX,
         }
     }
 }
 
-/// Largest partition count a topic may have.
-pub const PARTITIONS_PER_TOPIC_MAX: u32 = 10_000;
+pub use crate::limits::PARTITIONS_PER_TOPIC_MAX;
 
 impl TopicConfig {
     pub fn with_partitions(num_partitions: u32) -> Self {
@@ -120,10 +120,16 @@ impl TopicConfig {
         if self.segment_ms < 1 {
             return Err(Error::InvalidConfig("segment.ms must be at least 1".into()));
         }
-        if self.max_message_bytes == 0 {
-            return Err(Error::InvalidConfig(
-                "max.message.bytes must be positive".into(),
-            ));
+        // Crash recovery treats a batch over RECOVERY_BATCH_BYTES_MAX as a torn write and
+        // truncates there, so a larger batch, once acknowledged, would be lost at the next
+        // unclean start (with everything after it in its segment).
+        if self.max_message_bytes == 0 || self.max_message_bytes as usize > RECOVERY_BATCH_BYTES_MAX
+        {
+            return Err(Error::InvalidConfig(format!(
+                "max.message.bytes must be in 1..={RECOVERY_BATCH_BYTES_MAX} (the largest batch \
+                 crash recovery accepts), got {}",
+                self.max_message_bytes
+            )));
         }
         Ok(())
     }
@@ -221,7 +227,7 @@ impl Default for BrokerConfig {
             produce_timeout_ms: 30_000,
             offsets_retention_minutes: 7 * 24 * 60,
             producer_id_expiration_ms: 24 * 3600 * 1000,
-            max_partitions: 4096,
+            max_partitions: crate::limits::DEFAULT_PARTITIONS_MAX,
         }
     }
 }
@@ -255,6 +261,27 @@ mod tests {
         );
         assert!("0ms".parse::<FsyncPolicy>().is_err());
         assert!("sometimes".parse::<FsyncPolicy>().is_err());
+    }
+
+    #[test]
+    fn max_message_bytes_above_the_recovery_bound_is_refused() {
+        let at = |max_message_bytes: usize| TopicConfig {
+            max_message_bytes: u32::try_from(max_message_bytes).unwrap_or(u32::MAX),
+            ..TopicConfig::default()
+        };
+        assert!(at(RECOVERY_BATCH_BYTES_MAX).validate().is_ok());
+        for bad in [0, RECOVERY_BATCH_BYTES_MAX + 1, u32::MAX as usize] {
+            let err = at(bad).validate().expect_err("refused");
+            assert!(matches!(err, Error::InvalidConfig(_)), "{bad}: {err}");
+        }
+        // The same rule for a topic's `max.message.bytes` config (CreateTopics).
+        let mut cfg = TopicConfig::default();
+        cfg.set(
+            "max.message.bytes",
+            &(RECOVERY_BATCH_BYTES_MAX + 1).to_string(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(cfg.validate(), Err(Error::InvalidConfig(_))));
     }
 
     #[test]

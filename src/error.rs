@@ -1,6 +1,11 @@
-//! The library's error type. Every variant maps to one Kafka error code (`kafka_code`), so the
-//! wire layer and the embedded API report the same failure the same way.
+//! The library's error type. Every variant maps to one Kafka error (`Error::response_error`,
+//! code `kafka_code`), so the wire layer and the embedded API report the same failure the same
+//! way. This file is the one table from our errors (this `Error` and the group protocol's
+//! `GroupError`) to Kafka's `ResponseError`; no error code is an integer literal anywhere else.
 
+use kafka_protocol::error::ResponseError;
+
+use crate::broker::group::GroupError;
 use crate::storage::{BatchError, StorageError};
 
 #[derive(Debug, thiserror::Error)]
@@ -98,28 +103,117 @@ impl From<BatchError> for Error {
     }
 }
 
+/// Kafka's error code for success (`NONE`); `ResponseError` has no variant for it.
+pub const NO_ERROR_CODE: i16 = 0;
+
+/// The Kafka error code of a result: [`NO_ERROR_CODE`] on success, else the error's code.
+pub fn result_code<T, E: Into<ResponseError> + Copy>(result: &Result<T, E>) -> i16 {
+    match result {
+        Ok(_) => NO_ERROR_CODE,
+        Err(e) => (*e).into().code(),
+    }
+}
+
 impl Error {
+    /// The Kafka error a Java broker would return for this failure: the one table from library
+    /// errors to Kafka errors (the group protocol's is below). Every code on the wire comes from
+    /// a `ResponseError`, never from an integer literal.
+    pub fn response_error(&self) -> ResponseError {
+        match self {
+            Error::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+            Error::CorruptRecord(_) => ResponseError::CorruptMessage,
+            Error::UnknownTopicOrPartition(_) | Error::NotAssigned(_) => {
+                ResponseError::UnknownTopicOrPartition
+            }
+            Error::RecordTooLarge(_) => ResponseError::MessageTooLarge,
+            Error::Timeout(_) => ResponseError::RequestTimedOut,
+            Error::InvalidTopic(..) => ResponseError::InvalidTopicException,
+            Error::InvalidGroupId(_) | Error::NoGroupId => ResponseError::InvalidGroupId,
+            Error::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
+            Error::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            Error::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            Error::InvalidConfig(_) => ResponseError::InvalidConfig,
+            Error::UnsupportedMessageFormat(_) => ResponseError::UnsupportedForMessageFormat,
+            Error::Storage(_) | Error::Metadata(_) => ResponseError::KafkaStorageError,
+            Error::InvalidRecord(_) => ResponseError::InvalidRecord,
+            Error::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
+            Error::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
+            Error::UnknownProducerId(_) => ResponseError::UnknownProducerId,
+            // A broker that is going away is, to a client, no longer the partition's leader:
+            // it refreshes metadata and retries.
+            Error::ShuttingDown => ResponseError::NotLeaderOrFollower,
+        }
+    }
+
     /// The Kafka protocol error code a Java broker would return for this failure.
     pub fn kafka_code(&self) -> i16 {
+        self.response_error().code()
+    }
+}
+
+impl GroupError {
+    /// The Kafka error of each group-protocol failure (same names as Kafka's).
+    pub const fn response_error(self) -> ResponseError {
         match self {
-            Error::OffsetOutOfRange { .. } => 1,
-            Error::CorruptRecord(_) => 2,
-            Error::UnknownTopicOrPartition(_) | Error::NotAssigned(_) => 3,
-            Error::RecordTooLarge(_) => 10,
-            Error::Timeout(_) => 7,
-            Error::InvalidTopic(..) => 17,
-            Error::InvalidGroupId(_) | Error::NoGroupId => 24,
-            Error::TopicAlreadyExists(_) => 36,
-            Error::InvalidPartitions(_) => 37,
-            Error::InvalidReplicationFactor(_) => 38,
-            Error::InvalidConfig(_) => 40,
-            Error::UnsupportedMessageFormat(_) => 43,
-            Error::Storage(_) | Error::Metadata(_) => 56,
-            Error::InvalidRecord(_) => 87,
-            Error::OutOfOrderSequence(_) => 45,
-            Error::InvalidProducerEpoch(_) => 47,
-            Error::UnknownProducerId(_) => 59,
-            Error::ShuttingDown => 6,
+            GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+            GroupError::IllegalGeneration => ResponseError::IllegalGeneration,
+            GroupError::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
+            GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
+            GroupError::UnknownMemberId => ResponseError::UnknownMemberId,
+            GroupError::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
+            GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
+            GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
+            GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
+            GroupError::MemberIdRequired => ResponseError::MemberIdRequired,
+            GroupError::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
+            GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
+            GroupError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
         }
+    }
+}
+
+impl From<GroupError> for ResponseError {
+    fn from(e: GroupError) -> Self {
+        e.response_error()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The codes the wire tests (`tests/wire_errors.rs`) and Kafka clients expect; a wrong
+    /// `ResponseError` in the table would change a number here.
+    #[test]
+    fn table_gives_kafkas_codes() {
+        let cases: [(Error, i16); 9] = [
+            (
+                Error::OffsetOutOfRange {
+                    partition: String::new(),
+                    offset: 0,
+                    log_start_offset: 0,
+                    log_end_offset: 0,
+                },
+                1,
+            ),
+            (Error::UnknownTopicOrPartition("t".into()), 3),
+            (Error::ShuttingDown, 6),
+            (Error::RecordTooLarge(BatchError::Empty), 10),
+            (Error::InvalidTopic("?".into(), "bad"), 17),
+            (Error::TopicAlreadyExists("t".into()), 36),
+            (Error::InvalidPartitions("0".into()), 37),
+            (Error::InvalidConfig("x".into()), 40),
+            (Error::InvalidRecord("x".into()), 87),
+        ];
+        for (e, code) in cases {
+            assert_eq!(e.kafka_code(), code, "{e}");
+        }
+        assert_eq!(GroupError::UnknownMemberId.code(), 25);
+        assert_eq!(GroupError::GroupSubscribedToTopic.code(), 86);
+        assert_eq!(result_code::<(), GroupError>(&Ok(())), 0);
+        assert_eq!(
+            result_code::<(), _>(&Err(GroupError::RebalanceInProgress)),
+            27
+        );
     }
 }

@@ -8,9 +8,10 @@
 use crate::broker::TopicMeta;
 use crate::broker::record_log::decode_frames;
 
-/// The server's request decoding (`protocol::request`), as the worker runs it before
-/// dispatching.
-pub use crate::protocol::request::{DecodeError, DecodedRequest, decode_request};
+/// The server's request decoding (`protocol::request` with the API table's version ranges),
+/// as the worker runs it before dispatching.
+pub use crate::protocol::request::{DecodeError, DecodedRequest};
+pub use crate::server::handlers::table::decode_request;
 
 /// One record of `__topics.meta`, as the broker replays it at startup.
 #[derive(Debug, Clone)]

@@ -7,6 +7,7 @@ pub mod consumer;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod limits;
 pub mod producer;
 pub mod protocol;
 pub mod server;

@@ -29,7 +29,7 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Decodable;
-use thorstream::protocol::versions::SUPPORTED_APIS;
+use thorstream::server::handlers::table::supported_apis;
 use thorstream::storage::batch::rewrite_crc;
 
 const MIB: u64 = 1024 * 1024;
@@ -256,7 +256,7 @@ fn garbage_bodies_for_every_api_and_version_never_take_the_broker_down() {
     let mut rng = Rng(seed);
     let mut outcomes = std::collections::BTreeMap::new();
     let mut sent = 0u64;
-    for &(api, min, max) in SUPPORTED_APIS {
+    for (api, min, max) in supported_apis() {
         for version in min..=max {
             let valid = valid_body(api, version);
             for case in 0..cases {
@@ -275,7 +275,7 @@ fn garbage_bodies_for_every_api_and_version_never_take_the_broker_down() {
     assert_no_server_panics();
     eprintln!(
         "seed {seed}: {sent} hostile requests over {} APIs: {outcomes:?}",
-        SUPPORTED_APIS.len()
+        supported_apis().count()
     );
 }
 
@@ -285,7 +285,7 @@ fn lengths_far_beyond_the_frame_allocate_nothing_by_the_count() {
     let f = start_wire(64 * 1024, |_| {});
     let baseline = reset_peak();
     let mut sent = 0;
-    for &(api, min, max) in SUPPORTED_APIS {
+    for (api, min, max) in supported_apis() {
         for version in min..=max {
             let mut bodies: Vec<Vec<u8>> = vec![
                 // Array / string / bytes lengths of 2^31-1 (classic encodings).

@@ -12,7 +12,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::records::Compression;
 use thorstream::broker::offset_store::{CommittedOffset, OffsetStore};
-use thorstream::protocol::versions::SUPPORTED_APIS;
+use thorstream::server::handlers::table::supported_apis;
 use thorstream::storage::{LogConfig, PartitionLog, segment_file_name};
 use thorstream::{Broker, BrokerConfig, FsyncPolicy, Record, TopicConfig};
 
@@ -47,7 +47,7 @@ fn request_frame(api: ApiKey, version: i16, body: &[u8]) -> Vec<u8> {
 /// One file per API: a stream of one frame per supported version (mode byte 0x07: chunks of
 /// 8 bytes), plus a few single frames (mode 0x80).
 fn request_decode(out: &Path) {
-    for &(api, min, max) in SUPPORTED_APIS {
+    for (api, min, max) in supported_apis() {
         let mut stream = vec![0x07u8];
         for v in min..=max {
             let body = valid_body(api, v).unwrap_or_default();

@@ -44,11 +44,8 @@ use crate::types::{Record, StoredRecord};
 const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
 const TOPICS_FILE: &str = "__topics.meta";
 const OFFSETS_FILE: &str = "__consumer_offsets.meta";
-/// Longest wait between two passes over group offsets for expiry.
-const OFFSETS_EXPIRY_CHECK_INTERVAL_MS: i64 = 60_000;
-/// How often housekeeping looks for expired idempotent producers, at most (Kafka: every 10
-/// minutes); a tenth of the expiration when that is shorter.
-const PRODUCER_EXPIRY_CHECK_INTERVAL_MS: i64 = 60_000;
+use crate::limits::OFFSETS_EXPIRY_CHECK_INTERVAL_MS;
+use crate::limits::PRODUCER_EXPIRY_CHECK_INTERVAL_MS;
 const PRODUCER_ID_BLOCK_FILE: &str = "producer-id-block";
 /// Producer ids are reserved durably in blocks of this many, so a restart never reuses one.
 const PRODUCER_ID_BLOCK_LEN: i64 = 1000;
@@ -112,6 +109,8 @@ pub struct Broker {
 impl Broker {
     /// Opens (or creates) the broker's data directory, recovering every partition.
     pub fn new(config: BrokerConfig) -> Result<Broker> {
+        // Refused here, not at the first auto-created topic.
+        config.default_topic_config.validate()?;
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::Metadata(format!("{}: {e}", dir.display())))?;
@@ -1019,6 +1018,19 @@ mod tests {
     }
 
     #[test]
+    fn a_default_max_message_bytes_above_the_recovery_bound_refuses_the_start() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut config = BrokerConfig::with_data_dir(dir.path());
+        config.default_topic_config.max_message_bytes =
+            u32::try_from(crate::limits::RECOVERY_BATCH_BYTES_MAX + 1).unwrap_or(u32::MAX);
+        let err = Broker::new(config).err().map(|e| e.response_error());
+        assert_eq!(
+            err,
+            Some(kafka_protocol::error::ResponseError::InvalidConfig)
+        );
+    }
+
+    #[test]
     fn partitions_beyond_the_broker_limit_are_refused() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let mut config = BrokerConfig::with_data_dir(dir.path());
@@ -1030,7 +1042,11 @@ mod tests {
             .create_topic("a", three.clone())
             .unwrap_or_else(|e| panic!("{e}"));
         let err = broker.create_topic("b", three).expect_err("3 + 3 > 5");
-        assert_eq!(err.kafka_code(), 37, "INVALID_PARTITIONS: {err}");
+        assert_eq!(
+            err.response_error(),
+            kafka_protocol::error::ResponseError::InvalidPartitions,
+            "{err}"
+        );
         assert!(broker.topic("b").is_err(), "nothing of it was created");
         assert!(!partition_dir(&broker.inner.config, "b", 0).exists());
         broker
@@ -1039,7 +1055,11 @@ mod tests {
         assert!(broker.ensure_topic("c").unwrap_or_else(|e| panic!("{e}")));
         assert_eq!(broker.total_partitions(), 5);
         let err = broker.create_partitions("a", 5).expect_err("6 > 5");
-        assert_eq!(err.kafka_code(), 37, "{err}");
+        assert_eq!(
+            err.response_error(),
+            kafka_protocol::error::ResponseError::InvalidPartitions,
+            "{err}"
+        );
         assert!(
             broker.ensure_topic("d").is_err(),
             "auto-creation is refused too"
@@ -1129,7 +1149,11 @@ mod tests {
         let err = broker
             .wait_durable("t", 0, lost.last_offset, wait)
             .expect_err("its fsync failed");
-        assert_eq!(err.kafka_code(), 56, "KAFKA_STORAGE_ERROR: {err}");
+        assert_eq!(
+            err.response_error(),
+            kafka_protocol::error::ResponseError::KafkaStorageError,
+            "{err}"
+        );
         // Reads keep working and show only what was durable; t-1 is untouched.
         assert_eq!(readable(&broker, "t", 0), before);
         let other = append(1, b"other").unwrap_or_else(|e| panic!("{e}"));
@@ -1145,7 +1169,11 @@ mod tests {
             match append(0, b"healed") {
                 Ok(info) => break info,
                 Err(e) if Instant::now() < deadline => {
-                    assert_eq!(e.kafka_code(), 56, "{e}");
+                    assert_eq!(
+                        e.response_error(),
+                        kafka_protocol::error::ResponseError::KafkaStorageError,
+                        "{e}"
+                    );
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 Err(e) => panic!("never healed: {e}"),

@@ -18,8 +18,7 @@ use serde::de::DeserializeOwned;
 use crate::error::Error;
 use crate::storage::sync_dir;
 
-/// Largest metadata record accepted; a larger length field is treated as corruption.
-pub const METADATA_RECORD_BYTES_MAX: usize = 16 * 1024 * 1024;
+pub use crate::limits::METADATA_RECORD_BYTES_MAX;
 const FRAME_HEADER_BYTES: usize = 8;
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {

@@ -8,8 +8,7 @@ use super::partition::Partition;
 use crate::config::TopicConfig;
 use crate::error::Error;
 
-/// Kafka's limit on topic name length.
-pub const TOPIC_NAME_BYTES_MAX: usize = 249;
+pub use crate::limits::TOPIC_NAME_BYTES_MAX;
 
 /// Kafka's topic name rules: 1..=249 chars of `[a-zA-Z0-9._-]`, not `.` or `..`. These rules
 /// also make the name safe as a path component.

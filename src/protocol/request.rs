@@ -1,8 +1,9 @@
 //! Decoding one request frame: the steps the worker takes before dispatching, in one place so
 //! the server and the fuzz target (`fuzz/fuzz_targets/request_decode.rs`) run the same code.
 //!
-//! Order: an 8-byte peek (API key, version, correlation id), the API key, the supported-version
-//! table (`versions`), the request header at the header version of that API and version, then
+//! Order: an 8-byte peek (API key, version, correlation id), the API key, the supported version
+//! range (looked up by the caller's `SupportedRange`: the server's API table,
+//! `server::handlers::table`, which this layer does not depend on), the request header at the header version of that API and version, then
 //! the body. Nothing is allocated by a count read from the frame before the vendored decoder
 //! has checked it against the bytes remaining.
 
@@ -10,7 +11,8 @@ use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
 use kafka_protocol::protocol::Decodable;
 
-use super::versions;
+/// The supported version range `(min, max)` of an API, or `None` if it is not implemented.
+pub type SupportedRange = fn(ApiKey) -> Option<(i16, i16)>;
 
 /// A request frame decoded as the server decodes it.
 #[derive(Debug)]
@@ -31,8 +33,12 @@ pub enum DecodeError {
     Close(String),
 }
 
-/// Decodes one request frame (size prefix already removed).
-pub fn decode_request(frame: Bytes) -> Result<DecodedRequest, DecodeError> {
+/// Decodes one request frame (size prefix already removed), accepting the versions
+/// `supported_range` gives.
+pub fn decode_request(
+    frame: Bytes,
+    supported_range: SupportedRange,
+) -> Result<DecodedRequest, DecodeError> {
     if frame.len() < 8 {
         return Err(DecodeError::Close(format!(
             "request of {} bytes is shorter than a request header",
@@ -46,7 +52,7 @@ pub fn decode_request(frame: Bytes) -> Result<DecodedRequest, DecodeError> {
     let Ok(api) = ApiKey::try_from(api_key_raw) else {
         return Err(DecodeError::Close(format!("unknown API key {api_key_raw}")));
     };
-    if !versions::is_supported(api, api_version) {
+    if !supported_range(api).is_some_and(|(min, max)| (min..=max).contains(&api_version)) {
         if api == ApiKey::ApiVersions {
             return Err(DecodeError::UnsupportedApiVersions { correlation_id });
         }
@@ -87,6 +93,19 @@ mod tests {
             .encode(&mut buf, version.clamp(0, 3))
             .unwrap_or_else(|e| panic!("{e}"));
         buf.freeze()
+    }
+
+    /// ApiVersions 0..=3 and Produce 3..=9, as the server's table has them.
+    fn ranges(api: ApiKey) -> Option<(i16, i16)> {
+        match api {
+            ApiKey::ApiVersions => Some((0, 3)),
+            ApiKey::Produce => Some((3, 9)),
+            _ => None,
+        }
+    }
+
+    fn decode_request(frame: Bytes) -> Result<DecodedRequest, DecodeError> {
+        super::decode_request(frame, ranges)
     }
 
     #[test]

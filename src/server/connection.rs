@@ -23,16 +23,10 @@ use mio::net::TcpStream;
 use super::worker::Reply;
 use crate::protocol::frame::{FrameDecoder, FrameError};
 
-/// Stop reading from a connection once this many bytes of complete-but-unhandled requests
-/// are queued (backpressure by not reading).
-pub const QUEUED_REQUEST_BYTES_MAX: usize = 4 * 1024 * 1024;
+pub use crate::limits::QUEUED_REQUEST_BYTES_MAX;
 const READ_CHUNK_BYTES: usize = 64 * 1024;
-/// Most requests of one connection handed to workers and not yet answered (the one being
-/// processed plus Produce requests parked until durable).
-pub const PIPELINED_MAX: u64 = 128;
-/// Most chunks handed to one `write_vectored` call (Linux accepts up to 1024 per `writev`; a
-/// few dozen already cover a socket buffer's worth of Fetch chunks).
-const WRITE_SLICES_MAX: usize = 64;
+pub use crate::limits::PIPELINED_MAX;
+use crate::limits::WRITE_SLICES_MAX;
 
 pub struct Connection {
     pub stream: TcpStream,

@@ -124,7 +124,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::protocol::versions::supported_range;
+    use crate::server::handlers::table::supported_range;
     use crate::server::handlers;
     use bytes::Bytes;
     use kafka_protocol::messages::ApiKey;
@@ -224,7 +224,9 @@ mod tests {
 
     #[test]
     fn other_responses_are_one_chunk() {
-        let body = ResponseKind::ApiVersions(handlers::api_versions::response(0));
+        let body = ResponseKind::ApiVersions(handlers::api_versions::response(
+            crate::error::NO_ERROR_CODE,
+        ));
         let chunks = frame_chunks(encode_reply(7, 0, &body, 3));
         assert_eq!(chunks.len(), 1);
         let len = i32::from_be_bytes(chunks[0][..4].try_into().expect("prefix"));

@@ -22,11 +22,9 @@ use crate::error::{Error, Result};
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 const FIRST_CONNECTION_TOKEN: usize = 2;
-/// How long shutdown waits for in-flight requests to finish.
-const SHUTDOWN_DRAIN_MS: u64 = 10_000;
+use crate::limits::SHUTDOWN_DRAIN_MS;
 
-/// How soon a failed `accept` (out of descriptors) is retried if no connection closes first.
-const ACCEPT_RETRY_MS: u64 = 100;
+use crate::limits::ACCEPT_RETRY_MS;
 
 pub struct Reactor {
     poll: Poll,

@@ -19,7 +19,8 @@ use super::handlers::{self, Outcome};
 use crate::broker::Broker;
 use crate::broker::wait::{Scope, Wake};
 use crate::error::{Error, Result};
-use crate::protocol::request::{DecodeError, DecodedRequest, decode_request};
+use crate::protocol::request::{DecodeError, DecodedRequest};
+use handlers::table::decode_request;
 
 /// Shared, read-only context of every handler.
 pub struct Ctx {
@@ -141,7 +142,9 @@ pub fn handle_frame(ctx: &Ctx, conn: usize, seq: u64, frame: Bytes, peer: IpAddr
         Ok(r) => r,
         Err(DecodeError::UnsupportedApiVersions { correlation_id }) => {
             // As Kafka: answer v0 with UNSUPPORTED_VERSION and our ranges so the client retries.
-            let body = handlers::api_versions::response(35);
+            let body = handlers::api_versions::response(
+                kafka_protocol::error::ResponseError::UnsupportedVersion.code(),
+            );
             return Some(encode_reply(
                 correlation_id,
                 0,

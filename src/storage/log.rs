@@ -63,7 +63,7 @@ impl Default for LogConfig {
             retention_ms: 7 * 24 * 3600 * 1000,
             retention_bytes: -1,
             index_interval_bytes: 4096,
-            max_batch_bytes: 1024 * 1024 + 12,
+            max_batch_bytes: crate::limits::DEFAULT_MESSAGE_BYTES_MAX as usize,
             durable_hw: true,
         }
     }
@@ -116,8 +116,7 @@ fn lock_poisoned(dir: &Path) -> StorageError {
     StorageError::io(dir, std::io::Error::other("checkpoint lock poisoned"))
 }
 
-/// Least time between two attempts to heal a poisoned log (each one rescans its tail).
-const HEAL_RETRY_MS: i64 = 1000;
+use crate::limits::HEAL_RETRY_MS;
 
 /// Result of an append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

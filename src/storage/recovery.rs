@@ -27,8 +27,7 @@ pub struct RecoveryOutcome {
     pub reason: Option<String>,
 }
 
-/// Largest batch the scan will buffer; anything claiming more is treated as corruption.
-const RECOVERY_BATCH_BYTES_MAX: usize = 256 * 1024 * 1024;
+use crate::limits::RECOVERY_BATCH_BYTES_MAX;
 
 /// Validates the whole segment, truncates a bad tail and rebuilds its indexes.
 pub fn recover_segment(
@@ -205,4 +204,37 @@ pub fn load_segment(
         index_interval_bytes,
         now_ms,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::batch::tests::make_batch;
+
+    /// The largest batch the configuration lets a topic accept (`max.message.bytes` =
+    /// `RECOVERY_BATCH_BYTES_MAX`, see `TopicConfig::validate`) is kept by the crash-recovery
+    /// scan; only the torn batch written after it is cut.
+    #[test]
+    fn batch_of_the_largest_accepted_size_survives_crash_recovery() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        // One record: header, a 5-byte varint length (the body is over 2^28 / 2 bytes), body.
+        let body_bytes = RECOVERY_BATCH_BYTES_MAX - BATCH_HEADER_BYTES - 5;
+        let mut bytes = make_batch(1, &vec![7u8; body_bytes], 1);
+        assert_eq!(bytes.len(), RECOVERY_BATCH_BYTES_MAX);
+        // An unclean stop in the middle of the next append: half a batch header.
+        let torn = make_batch(1, b"next", 2);
+        bytes.extend_from_slice(&torn[..BATCH_HEADER_BYTES / 2]);
+        let (log_path, _, _) = segment_paths(dir.path(), 0);
+        std::fs::write(&log_path, &bytes).unwrap_or_else(|e| panic!("{e}"));
+        drop(bytes);
+
+        let (_segment, outcome) =
+            recover_segment(dir.path(), 0, 4096, 0).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            outcome.valid_bytes, RECOVERY_BATCH_BYTES_MAX as u64,
+            "{outcome:?}"
+        );
+        assert_eq!(outcome.next_offset, 1);
+        assert_eq!(outcome.truncated_bytes, (BATCH_HEADER_BYTES / 2) as u64);
+    }
 }

@@ -19,8 +19,7 @@ use super::{
     LeavingMember, Protocol, SyncRequest, SyncResponse, Ticket, assignor,
 };
 
-/// Smallest rebalance timeout honoured (clients sending less get this).
-const REBALANCE_TIMEOUT_MIN_MS: i32 = 1_000;
+use crate::limits::REBALANCE_TIMEOUT_MIN_MS;
 
 /// What a call did besides its direct result: answers for waiting tickets, and whether
 /// anything changed that a waiter might care about.

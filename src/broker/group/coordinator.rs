@@ -17,8 +17,7 @@ use super::{
     SyncRequest, SyncResponse, Ticket,
 };
 
-/// Shortest wait `poll` suggests, so a waiter never spins on a deadline that just passed.
-const POLL_AGAIN_MIN_MS: i64 = 10;
+use crate::limits::POLL_AGAIN_MIN_MS;
 
 /// What `poll` finds for a ticket.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,10 +13,8 @@ use super::{
 use crate::broker::Broker;
 use crate::types::TopicPartition;
 
-/// Calls one `step` may make before it yields (bounds work after repeated retriable errors).
-const STEP_CALLS_MAX: usize = 8;
-/// Wait before rejoining after a retriable error.
-const RETRY_BACKOFF_MS: i64 = 100;
+use crate::limits::RETRY_BACKOFF_MS;
+use crate::limits::STEP_CALLS_MAX;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberConfig {

@@ -73,22 +73,9 @@ pub enum GroupError {
 }
 
 impl GroupError {
-    pub fn code(self) -> i16 {
-        match self {
-            GroupError::CoordinatorNotAvailable => 15,
-            GroupError::IllegalGeneration => 22,
-            GroupError::InconsistentGroupProtocol => 23,
-            GroupError::InvalidGroupId => 24,
-            GroupError::UnknownMemberId => 25,
-            GroupError::InvalidSessionTimeout => 26,
-            GroupError::RebalanceInProgress => 27,
-            GroupError::NonEmptyGroup => 68,
-            GroupError::GroupIdNotFound => 69,
-            GroupError::MemberIdRequired => 79,
-            GroupError::GroupMaxSizeReached => 81,
-            GroupError::FencedInstanceId => 82,
-            GroupError::GroupSubscribedToTopic => 86,
-        }
+    /// The Kafka error code (the table is `GroupError::response_error` in `crate::error`).
+    pub const fn code(self) -> i16 {
+        self.response_error().code()
     }
 
     pub fn from_code(code: i16) -> Option<GroupError> {

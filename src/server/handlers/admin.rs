@@ -26,7 +26,7 @@ const RESOURCE_BROKER: i8 = 4;
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
-const INVALID_REQUEST: i16 = 42;
+const INVALID_REQUEST: i16 = kafka_protocol::error::ResponseError::InvalidRequest.code();
 
 fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())

@@ -1,17 +1,17 @@
-//! ApiVersions: generated from the one version table in `protocol::versions`.
+//! ApiVersions: generated from the one API table (`table::APIS`).
 
-use kafka_protocol::messages::ApiVersionsResponse;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiVersionsResponse, ResponseKind};
 
-use crate::protocol::versions::SUPPORTED_APIS;
+use super::Outcome;
+use super::table::supported_apis;
 
 pub fn response(error_code: i16) -> ApiVersionsResponse {
     ApiVersionsResponse::default()
         .with_error_code(error_code)
         .with_api_keys(
-            SUPPORTED_APIS
-                .iter()
-                .map(|&(api, min, max)| {
+            supported_apis()
+                .map(|(api, min, max)| {
                     ApiVersion::default()
                         .with_api_key(api as i16)
                         .with_min_version(min)
@@ -19,4 +19,11 @@ pub fn response(error_code: i16) -> ApiVersionsResponse {
                 })
                 .collect(),
         )
+}
+
+/// A (supported) ApiVersions request: success and every range of the table.
+pub fn handle() -> Outcome {
+    Outcome::Respond(ResponseKind::ApiVersions(response(
+        crate::error::NO_ERROR_CODE,
+    )))
 }

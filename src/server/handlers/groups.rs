@@ -26,9 +26,11 @@ use crate::broker::group::{
     Reply, SyncRequest, SyncResponse, Ticket,
 };
 use crate::broker::wait::{WaitKey, Wake};
+use crate::error::NO_ERROR_CODE;
 use crate::server::worker::Ctx;
 
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 =
+    kafka_protocol::error::ResponseError::UnknownTopicOrPartition.code();
 /// Kafka's "authorized operations not requested".
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 /// Without an authorizer every group operation is allowed: READ 3, DELETE 6, DESCRIBE 8.
@@ -51,7 +53,7 @@ fn opt(v: &Option<StrBytes>) -> Option<String> {
 }
 
 fn code<T>(r: &Result<T, GroupError>) -> i16 {
-    r.as_ref().err().map_or(0, |e| e.code())
+    crate::error::result_code(r)
 }
 
 pub fn join_group(
@@ -198,7 +200,7 @@ fn join_response(v: i16, r: JoinResponse) -> JoinGroupResponse {
         None => None,
     };
     JoinGroupResponse::default()
-        .with_error_code(r.error.map_or(0, |e| e.code()))
+        .with_error_code(r.error.map_or(NO_ERROR_CODE, |e| e.code()))
         .with_generation_id(r.generation_id)
         .with_protocol_type(if v >= 7 { r.protocol_type.map(s) } else { None })
         .with_protocol_name(protocol_name)
@@ -229,7 +231,7 @@ fn sync_response(v: i16, r: SyncResponse) -> SyncGroupResponse {
         (None, None)
     };
     SyncGroupResponse::default()
-        .with_error_code(r.error.map_or(0, |e| e.code()))
+        .with_error_code(r.error.map_or(NO_ERROR_CODE, |e| e.code()))
         .with_protocol_type(protocol_type)
         .with_protocol_name(protocol_name)
         .with_assignment(r.assignment)
@@ -283,7 +285,7 @@ pub fn leave_group(ctx: &Ctx, version: i16, req: LeaveGroupRequest) -> Outcome {
                 .collect(),
         )
     } else {
-        resp.with_error_code(results.first().map_or(0, code))
+        resp.with_error_code(results.first().map_or(NO_ERROR_CODE, code))
     };
     Outcome::Respond(ResponseKind::LeaveGroup(resp))
 }
@@ -442,7 +444,7 @@ pub fn offset_delete(ctx: &Ctx, req: OffsetDeleteRequest) -> Outcome {
                             &name,
                             p.partition_index,
                         ) {
-                            Ok(()) => 0,
+                            Ok(()) => NO_ERROR_CODE,
                             Err(e) => e.kafka_code(),
                         }
                     };

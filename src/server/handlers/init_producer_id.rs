@@ -10,7 +10,7 @@ use kafka_protocol::messages::{
 use super::Outcome;
 use crate::server::worker::Ctx;
 
-const UNSUPPORTED_VERSION: i16 = 35;
+const UNSUPPORTED_VERSION: i16 = kafka_protocol::error::ResponseError::UnsupportedVersion.code();
 
 pub fn handle(ctx: &Ctx, req: InitProducerIdRequest) -> Outcome {
     let resp = InitProducerIdResponse::default();

@@ -1,5 +1,6 @@
-//! One handler file per API family. `dispatch` routes a decoded request; a handler returns an
-//! `Outcome`: a response, no response, close, or park (a delayed operation).
+//! One handler file per API family. `table` lists every API with its versions and handler;
+//! `dispatch` runs the handler of a decoded request, which returns an `Outcome`: a response,
+//! no response, close, or park (a delayed operation).
 
 pub mod admin;
 pub mod api_versions;
@@ -10,11 +11,12 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
+pub mod table;
 
 use std::net::IpAddr;
 use std::time::Instant;
 
-use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use super::worker::Ctx;
@@ -42,35 +44,14 @@ pub enum Delayed {
     Group(groups::PendingGroup),
 }
 
+/// Runs a decoded request's handler from the API table (`table::APIS`).
 pub fn dispatch(ctx: &Ctx, header: &RequestHeader, request: RequestKind, peer: IpAddr) -> Outcome {
-    let v = header.request_api_version;
-    match request {
-        RequestKind::ApiVersions(_) => {
-            Outcome::Respond(ResponseKind::ApiVersions(api_versions::response(0)))
-        }
-        RequestKind::Metadata(r) => metadata::handle(ctx, v, r),
-        RequestKind::Produce(r) => produce::handle(ctx, v, r),
-        RequestKind::Fetch(r) => fetch::handle(ctx, v, Box::new(r)),
-        RequestKind::ListOffsets(r) => list_offsets::handle(ctx, v, r),
-        RequestKind::CreateTopics(r) => admin::create_topics(ctx, v, r),
-        RequestKind::DeleteTopics(r) => admin::delete_topics(ctx, v, r),
-        RequestKind::CreatePartitions(r) => admin::create_partitions(ctx, r),
-        RequestKind::DescribeConfigs(r) => admin::describe_configs(ctx, r),
-        RequestKind::DescribeCluster(_) => admin::describe_cluster(ctx),
-        RequestKind::DeleteRecords(r) => admin::delete_records(ctx, r),
-        RequestKind::InitProducerId(r) => init_producer_id::handle(ctx, r),
-        RequestKind::FindCoordinator(r) => offsets::find_coordinator(ctx, v, r),
-        RequestKind::OffsetCommit(r) => offsets::offset_commit(ctx, r),
-        RequestKind::OffsetFetch(r) => offsets::offset_fetch(ctx, v, r),
-        RequestKind::JoinGroup(r) => groups::join_group(ctx, header, r, peer),
-        RequestKind::SyncGroup(r) => groups::sync_group(ctx, v, r),
-        RequestKind::Heartbeat(r) => groups::heartbeat(ctx, r),
-        RequestKind::LeaveGroup(r) => groups::leave_group(ctx, v, r),
-        RequestKind::DescribeGroups(r) => groups::describe_groups(ctx, v, r),
-        RequestKind::ListGroups(r) => groups::list_groups(ctx, r),
-        RequestKind::DeleteGroups(r) => groups::delete_groups(ctx, r),
-        RequestKind::OffsetDelete(r) => groups::offset_delete(ctx, r),
-        other => Outcome::Close(format!("no handler for {other:?}")),
+    match ApiKey::try_from(header.request_api_key)
+        .ok()
+        .and_then(table::entry)
+    {
+        Some(api) => (api.handler)(ctx, header, request, peer),
+        None => Outcome::Close(format!("no handler for API key {}", header.request_api_key)),
     }
 }
 
@@ -93,7 +74,7 @@ pub fn retry(
 /// Kafka error code of a broker error (0 for success).
 pub fn code(result: &Result<(), Error>) -> i16 {
     match result {
-        Ok(()) => 0,
+        Ok(()) => crate::error::NO_ERROR_CODE,
         Err(e) => e.kafka_code(),
     }
 }

@@ -77,7 +77,7 @@ pub fn offset_commit(ctx: &Ctx, req: OffsetCommitRequest) -> Outcome {
                                     p.committed_offset,
                                     p.committed_metadata.as_ref().map(|m| m.to_string()),
                                 ) {
-                                    Ok(()) => 0,
+                                    Ok(()) => crate::error::NO_ERROR_CODE,
                                     Err(e) => e.kafka_code(),
                                 }
                             };

@@ -18,8 +18,8 @@ pub struct PendingAcks {
     waits: Vec<(String, i32, i64)>,
 }
 
-const INVALID_REQUIRED_ACKS: i16 = 21;
-const REQUEST_TIMED_OUT: i16 = 7;
+const INVALID_REQUIRED_ACKS: i16 = kafka_protocol::error::ResponseError::InvalidRequiredAcks.code();
+const REQUEST_TIMED_OUT: i16 = kafka_protocol::error::ResponseError::RequestTimedOut.code();
 
 pub fn handle(ctx: &Ctx, _version: i16, req: ProduceRequest) -> Outcome {
     let acks = req.acks;

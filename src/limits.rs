@@ -1,0 +1,167 @@
+//! Every fixed bound of the broker, in one table: what it bounds, why that value, and (at the
+//! bottom) the relations between bounds, checked at compile time.
+//!
+//! Names follow the repository's rule: the quantity, its unit, then `_MAX` / `_MIN` for a bound
+//! (`QUEUED_REQUEST_BYTES_MAX`); `DEFAULT_` prefixes the default of a setting that the
+//! configuration may change (those settings are validated against the fixed bounds here, e.g.
+//! `TopicConfig::validate` against `RECOVERY_BATCH_BYTES_MAX`).
+//!
+//! Invariant: a bound that a reader enforces (recovery, the metadata decoder) is never below
+//! what the corresponding writer may write, or an acknowledged write is cut as damage at the
+//! next start. Where the writer's size is configurable, the configuration is refused instead.
+//!
+//! Not here: protocol and file-format constants (header sizes in `storage::batch`, index entry
+//! widths), and the vendored `kafka-protocol` fork's own bounds (`DECOMPRESSED_BYTES_MAX`,
+//! `SHARED_CHUNK_MIN_BYTES`), which belong to the fork.
+
+// ---- Storage ---------------------------------------------------------------------------------
+
+/// Largest batch the crash-recovery scan (`storage::recovery`) buffers; a batch claiming more is
+/// treated as a torn write and the segment is truncated before it. 256 MiB: far above any
+/// batch a Kafka client sends (its `max.request.size` defaults to 1 MiB), small enough to
+/// buffer once at startup. Therefore also the largest `max.message.bytes` the configuration
+/// accepts (broker default or per topic): a larger accepted batch would be cut at the next
+/// unclean start.
+pub const RECOVERY_BATCH_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// Default largest record batch a topic accepts (Kafka's `max.message.bytes` default,
+/// 1048588): 1 MiB plus the 12-byte log overhead (base offset and length).
+pub const DEFAULT_MESSAGE_BYTES_MAX: u32 = 1024 * 1024 + 12;
+
+/// Least time between two attempts to heal a poisoned log (each one rescans its tail).
+pub const HEAL_RETRY_MS: i64 = 1000;
+
+// ---- Broker metadata -------------------------------------------------------------------------
+
+/// Largest record of the broker's metadata files (`__topics.meta`, `__consumer_offsets.meta`,
+/// `broker::record_log`); a larger length field is treated as corruption. 16 MiB: a topic
+/// record is a few hundred bytes (name ≤ `TOPIC_NAME_BYTES_MAX` plus a fixed-size config).
+pub const METADATA_RECORD_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// Kafka's limit on topic name length. Also keeps a partition directory name
+/// (`<topic>-<partition>`) within a file name's 255 bytes (checked below).
+pub const TOPIC_NAME_BYTES_MAX: usize = 249;
+
+/// Largest partition count of one topic (CreateTopics, CreatePartitions, auto-creation).
+pub const PARTITIONS_PER_TOPIC_MAX: u32 = 10_000;
+
+/// Default of `BrokerConfig::max_partitions`, all topics together: each partition keeps about
+/// four open files per segment, and 4096 partitions fit a 65536 open-files limit.
+pub const DEFAULT_PARTITIONS_MAX: u32 = 4096;
+
+/// Longest wait between two passes over group offsets for expiry.
+pub const OFFSETS_EXPIRY_CHECK_INTERVAL_MS: i64 = 60_000;
+
+/// How often housekeeping looks for expired idempotent producers, at most (Kafka: every 10
+/// minutes); a tenth of the expiration when that is shorter.
+pub const PRODUCER_EXPIRY_CHECK_INTERVAL_MS: i64 = 60_000;
+
+// ---- Consumer groups -------------------------------------------------------------------------
+
+/// Smallest rebalance timeout honoured (clients sending less get this).
+pub const REBALANCE_TIMEOUT_MIN_MS: i32 = 1_000;
+
+/// Shortest wait the coordinator's `poll` suggests, so a waiter never spins on a deadline that
+/// just passed.
+pub const POLL_AGAIN_MIN_MS: i64 = 10;
+
+/// Calls one embedded-consumer membership `step` may make before it yields (bounds work after
+/// repeated retriable errors).
+pub const STEP_CALLS_MAX: usize = 8;
+
+/// Wait of an embedded consumer before rejoining after a retriable error.
+pub const RETRY_BACKOFF_MS: i64 = 100;
+
+// ---- Network ---------------------------------------------------------------------------------
+
+/// Default largest request frame (`ServerConfig::request_bytes_max`, Kafka's
+/// `socket.request.max.bytes`, 100 MiB). The frame decoder refuses a larger size prefix.
+pub const DEFAULT_REQUEST_BYTES_MAX: usize = 100 * 1024 * 1024;
+
+/// Default budget of request bytes queued to workers, all connections together
+/// (`ServerConfig::job_queue_bytes_max`, Kafka's `queued.max.request.bytes`); over it the
+/// reactor stops handing out requests.
+pub const DEFAULT_JOB_QUEUE_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// Default number of requests waiting for a worker (`ServerConfig::job_queue_len_max`).
+pub const DEFAULT_JOB_QUEUE_LEN_MAX: usize = 1024;
+
+/// One connection stops being read once this many bytes of complete-but-unhandled requests
+/// are queued on it (backpressure by not reading): 4 MiB holds a pipeline of default-sized
+/// produce requests without letting one client hold much of the job queue budget.
+pub const QUEUED_REQUEST_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// Most requests of one connection handed to workers and not yet answered (the one being
+/// processed plus Produce requests parked until durable). Also bounds, per connection, the
+/// reply and retry channels, which are unbounded channels for that reason.
+pub const PIPELINED_MAX: u64 = 128;
+
+/// Most chunks handed to one `write_vectored` call (Linux accepts up to `IOV_MAX` = 1024 per
+/// `writev`; a few dozen already cover a socket buffer's worth of Fetch chunks).
+pub const WRITE_SLICES_MAX: usize = 64;
+
+/// How long shutdown waits for in-flight requests to finish.
+pub const SHUTDOWN_DRAIN_MS: u64 = 10_000;
+
+/// How soon a failed `accept` (out of descriptors) is retried if no connection closes first.
+pub const ACCEPT_RETRY_MS: u64 = 100;
+
+// ---- Operating-system bounds the ones above are checked against -------------------------------
+
+/// Linux's `IOV_MAX`: most buffers one `writev` takes.
+const IOV_MAX: usize = 1024;
+/// Linux's `NAME_MAX`: longest file name, in bytes.
+const FILE_NAME_BYTES_MAX: usize = 255;
+
+const fn decimal_digits(mut n: u32) -> usize {
+    let mut digits = 1;
+    while n >= 10 {
+        n /= 10;
+        digits += 1;
+    }
+    digits
+}
+
+// ---- Relations -------------------------------------------------------------------------------
+
+// A batch the broker accepts by default fits in a request the server accepts by default.
+const _: () = assert!(DEFAULT_MESSAGE_BYTES_MAX as usize <= DEFAULT_REQUEST_BYTES_MAX);
+// The default `max.message.bytes` passes `TopicConfig::validate` (a batch that large survives
+// crash recovery).
+const _: () = assert!(DEFAULT_MESSAGE_BYTES_MAX as usize <= RECOVERY_BATCH_BYTES_MAX);
+// Every `max.message.bytes` validation accepts is representable: the config field is a u32 and
+// a batch's length field an i32.
+const _: () = assert!(RECOVERY_BATCH_BYTES_MAX <= i32::MAX as usize);
+// One request of the largest default size fits in the default job-queue budget, so the
+// budget bounds queued memory as documented (a single larger request is still admitted alone).
+const _: () = assert!(DEFAULT_REQUEST_BYTES_MAX <= DEFAULT_JOB_QUEUE_BYTES_MAX);
+// One connection's queue cannot take the whole job-queue budget by itself.
+const _: () = assert!(QUEUED_REQUEST_BYTES_MAX < DEFAULT_JOB_QUEUE_BYTES_MAX);
+// A connection can have its one request in progress at all.
+const _: () = assert!(PIPELINED_MAX >= 1);
+// `write_vectored` never passes more buffers than `writev` takes.
+const _: () = assert!(WRITE_SLICES_MAX >= 1 && WRITE_SLICES_MAX <= IOV_MAX);
+// A partition directory `<topic>-<partition>` of the longest name and highest index is a
+// valid file name.
+const _: () = assert!(
+    TOPIC_NAME_BYTES_MAX + 1 + decimal_digits(PARTITIONS_PER_TOPIC_MAX - 1) <= FILE_NAME_BYTES_MAX
+);
+// Partition indexes are i32 on the wire; the broker's default total admits a topic of at
+// least one partition.
+const _: () = assert!(PARTITIONS_PER_TOPIC_MAX <= i32::MAX as u32 && DEFAULT_PARTITIONS_MAX >= 1);
+// An embedded step makes at least one call.
+const _: () = assert!(STEP_CALLS_MAX >= 1);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_digits_counts_digits() {
+        assert_eq!(decimal_digits(0), 1);
+        assert_eq!(decimal_digits(9), 1);
+        assert_eq!(decimal_digits(10), 2);
+        assert_eq!(decimal_digits(9_999), 4);
+        assert_eq!(decimal_digits(u32::MAX), 10);
+    }
+}

@@ -1,0 +1,155 @@
+//! The one table of the APIs the server implements: for each, the versions it accepts and the
+//! handler that answers it. Everything about "which APIs, which versions" reads this table:
+//! ApiVersions is generated from it (`api_versions`), the request decoder checks a request's
+//! version against it before decoding (`decode_request` below hands `supported_range` to
+//! `protocol::request`, which takes the lookup as a parameter so the protocol layer does not
+//! depend on server types), and `dispatch` runs the entry's handler.
+//!
+//! Invariants, and why they cannot break silently:
+//! - An API is advertised if and only if it has a handler: range and handler are fields of the
+//!   same entry, so there is no second list to forget.
+//! - An entry's handler receives its own API's request: `api!` names the API once, and that one
+//!   identifier is both the entry's `ApiKey` and the `RequestKind` variant the handler unwraps.
+//!   (The decoder builds the request from the same key, so the mismatch arm is unreachable;
+//!   it closes the connection rather than panic.)
+//! - No API is listed twice and every range is non-empty: checked at compile time below.
+//! - Every range is within what the codec can decode and encode: a unit test (the codec's
+//!   `valid_versions` is not a const fn).
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
+
+use super::{
+    Outcome, admin, api_versions, fetch, groups, init_producer_id, list_offsets, metadata, offsets,
+    produce,
+};
+use crate::protocol::request::{self, DecodeError, DecodedRequest};
+use crate::server::worker::Ctx;
+
+/// Runs one decoded request.
+pub type Handler = fn(&Ctx, &RequestHeader, RequestKind, IpAddr) -> Outcome;
+
+/// One implemented API.
+pub struct Api {
+    pub key: ApiKey,
+    pub min_version: i16,
+    pub max_version: i16,
+    pub handler: Handler,
+}
+
+/// `api!(Name, min..=max, |ctx, header, request, peer| body)`: an entry for `ApiKey::Name`
+/// whose handler unwraps `RequestKind::Name` into `request` and evaluates `body`.
+macro_rules! api {
+    ($key:ident, $min:literal ..= $max:literal,
+     |$ctx:pat_param, $header:pat_param, $request:pat_param, $peer:pat_param| $body:expr) => {
+        Api {
+            key: ApiKey::$key,
+            min_version: $min,
+            max_version: $max,
+            handler: |$ctx, $header, request, $peer| match request {
+                RequestKind::$key($request) => $body,
+                _ => Outcome::Close(
+                    concat!(
+                        "a request of another API reached the ",
+                        stringify!($key),
+                        " handler"
+                    )
+                    .to_string(),
+                ),
+            },
+        }
+    };
+}
+
+/// Every API the server implements, with its supported versions and handler (`v` is the
+/// request's version). Not formatted by rustfmt, to stay one line per API.
+#[rustfmt::skip]
+pub const APIS: &[Api] = &[
+    api!(Produce,          3..=9,  |ctx, h, r, _| produce::handle(ctx, v(h), r)),
+    api!(Fetch,            4..=12, |ctx, h, r, _| fetch::handle(ctx, v(h), Box::new(r))),
+    api!(ListOffsets,      1..=6,  |ctx, h, r, _| list_offsets::handle(ctx, v(h), r)),
+    api!(Metadata,         0..=12, |ctx, h, r, _| metadata::handle(ctx, v(h), r)),
+    api!(OffsetCommit,     2..=8,  |ctx, _, r, _| offsets::offset_commit(ctx, r)),
+    api!(OffsetFetch,      1..=7,  |ctx, h, r, _| offsets::offset_fetch(ctx, v(h), r)),
+    api!(FindCoordinator,  0..=4,  |ctx, h, r, _| offsets::find_coordinator(ctx, v(h), r)),
+    api!(ApiVersions,      0..=3,  |_, _, _, _| api_versions::handle()),
+    api!(CreateTopics,     2..=7,  |ctx, h, r, _| admin::create_topics(ctx, v(h), r)),
+    api!(DeleteTopics,     1..=6,  |ctx, h, r, _| admin::delete_topics(ctx, v(h), r)),
+    api!(DeleteRecords,    0..=2,  |ctx, _, r, _| admin::delete_records(ctx, r)),
+    api!(DescribeConfigs,  1..=4,  |ctx, _, r, _| admin::describe_configs(ctx, r)),
+    api!(CreatePartitions, 0..=3,  |ctx, _, r, _| admin::create_partitions(ctx, r)),
+    api!(DescribeCluster,  0..=1,  |ctx, _, _, _| admin::describe_cluster(ctx)),
+    api!(JoinGroup,        0..=9,  |ctx, h, r, peer| groups::join_group(ctx, h, r, peer)),
+    api!(SyncGroup,        0..=5,  |ctx, h, r, _| groups::sync_group(ctx, v(h), r)),
+    api!(Heartbeat,        0..=4,  |ctx, _, r, _| groups::heartbeat(ctx, r)),
+    api!(LeaveGroup,       0..=5,  |ctx, h, r, _| groups::leave_group(ctx, v(h), r)),
+    api!(DescribeGroups,   0..=6,  |ctx, h, r, _| groups::describe_groups(ctx, v(h), r)),
+    api!(ListGroups,       0..=5,  |ctx, _, r, _| groups::list_groups(ctx, r)),
+    api!(DeleteGroups,     0..=2,  |ctx, _, r, _| groups::delete_groups(ctx, r)),
+    api!(OffsetDelete,     0..=0,  |ctx, _, r, _| groups::offset_delete(ctx, r)),
+    api!(InitProducerId,   0..=5,  |ctx, _, r, _| init_producer_id::handle(ctx, r)),
+];
+
+fn v(header: &RequestHeader) -> i16 {
+    header.request_api_version
+}
+
+// No API listed twice (the first entry would shadow the second), no empty range.
+const _: () = {
+    let mut i = 0;
+    while i < APIS.len() {
+        assert!(APIS[i].min_version <= APIS[i].max_version);
+        let mut j = i + 1;
+        while j < APIS.len() {
+            assert!(APIS[i].key as i16 != APIS[j].key as i16);
+            j += 1;
+        }
+        i += 1;
+    }
+};
+
+/// The entry of `api`, if the server implements it.
+pub fn entry(api: ApiKey) -> Option<&'static Api> {
+    APIS.iter().find(|a| a.key == api)
+}
+
+/// The supported version range of `api`, if it is implemented at all.
+pub fn supported_range(api: ApiKey) -> Option<(i16, i16)> {
+    entry(api).map(|a| (a.min_version, a.max_version))
+}
+
+/// `(api, min_version, max_version)` of every implemented API, in table order.
+pub fn supported_apis() -> impl Iterator<Item = (ApiKey, i16, i16)> {
+    APIS.iter().map(|a| (a.key, a.min_version, a.max_version))
+}
+
+/// Decodes one request frame as the worker does: `protocol::request` checked against this
+/// table's ranges (also what the fuzz target runs, via `crate::fuzzing`).
+pub fn decode_request(frame: Bytes) -> Result<DecodedRequest, DecodeError> {
+    request::decode_request(frame, supported_range)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_within_what_the_codec_can_encode() {
+        for (api, min, max) in supported_apis() {
+            let codec = api.valid_versions();
+            assert!(
+                min >= codec.min && max <= codec.max,
+                "{api:?} {min}..{max} vs {codec}"
+            );
+        }
+    }
+
+    #[test]
+    fn unlisted_apis_have_no_range() {
+        assert_eq!(supported_range(ApiKey::Fetch), Some((4, 12)));
+        assert_eq!(supported_range(ApiKey::SaslHandshake), None);
+        assert_eq!(supported_apis().count(), APIS.len());
+    }
+}
