@@ -124,8 +124,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::server::handlers::table::supported_range;
     use crate::server::handlers;
+    use crate::server::handlers::table::supported_range;
     use bytes::Bytes;
     use kafka_protocol::messages::ApiKey;
 
