@@ -202,3 +202,127 @@ fn append_that_rolled_and_failed_heals_back_to_where_it_began() {
     );
     log.close().expect("close");
 }
+
+/// A generated batch: producer (0: not idempotent), epoch, how its sequence is chosen (0: the
+/// next one, 1: a retry of the producer's last batch, else `any`), and `any`.
+type GenBatch = (u8, i16, u8, i32);
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Appends of a few idempotent and plain batches, some refused for their sequences, some
+    /// failing at a random write: a refused or failed append leaves the producer state (and
+    /// the log end) exactly as before; a successful one leaves what checking and recording
+    /// its batches one by one would.
+    #[test]
+    fn failed_or_refused_appends_leave_the_producer_state_as_it_was(
+        appends in proptest::collection::vec(
+            (
+                proptest::collection::vec((0u8..4, 0i16..2, 0u8..3, 0i32..6), 1..4),
+                proptest::option::of(0u32..4),
+            ),
+            1..24,
+        ),
+        segment_bytes in proptest::prop_oneof![proptest::strategy::Just(1u64 << 30), 300u64..700],
+    ) {
+        use crate::storage::batch::tests::make_idempotent_batch;
+        use crate::storage::producer_state::SequenceCheck;
+        let dir = tempfile::tempdir().expect("tmp");
+        let cfg = LogConfig { segment_bytes, ..config() };
+        let mut log = PartitionLog::open(dir.path(), cfg, true, 0).expect("open");
+        for (step, (specs, fail_at)) in appends.iter().enumerate() {
+            let now = (step as i64 + 1) * HEAL_RETRY_MS;
+            let before = log.producer_state().clone();
+            let leo_before = log.log_end_offset();
+            // What the append should do, worked out batch by batch on a copy of the table.
+            let mut expected = before.clone();
+            let (mut next_offset, mut writes, mut refused) = (leo_before, 0u32, false);
+            let mut bytes = Vec::new();
+            for &(producer, epoch, how, any) in specs as &Vec<GenBatch> {
+                if producer == 0 {
+                    bytes.extend(make_batch(1, b"plain", now));
+                    if !refused {
+                        (next_offset, writes) = (next_offset + 1, writes + 1);
+                    }
+                    continue;
+                }
+                let pid = i64::from(producer);
+                let last = expected.get(pid).and_then(|e| e.batches.back().map(|b| (e.epoch, *b)));
+                let seq = match (how, last) {
+                    (0, Some((e, b))) if e == epoch => b.last_seq + 1,
+                    (1, Some((_, b))) => b.first_seq,
+                    (0 | 1, _) => 0,
+                    _ => any,
+                };
+                bytes.extend(make_idempotent_batch(pid, epoch, seq, now));
+                if refused {
+                    continue;
+                }
+                match expected.check(pid, epoch, seq, 1) {
+                    Ok(SequenceCheck::Append) => {
+                        expected.record(pid, epoch, seq, 1, next_offset, now);
+                        (next_offset, writes) = (next_offset + 1, writes + 1);
+                    }
+                    Ok(SequenceCheck::Duplicate { .. }) => {}
+                    Err(_) => refused = true,
+                }
+            }
+            if let Some(k) = fail_at {
+                failpoint::fail_writes(*k, 1);
+            }
+            let result = log.append(&bytes, now);
+            failpoint::fail_writes(0, 0);
+            if refused {
+                proptest::prop_assert!(matches!(result, Err(StorageError::Producer(_))), "{result:?}");
+                proptest::prop_assert_eq!(log.producer_state(), &before);
+                proptest::prop_assert_eq!(log.log_end_offset(), leo_before);
+            } else if fail_at.is_some_and(|k| k < writes) {
+                proptest::prop_assert!(matches!(result, Err(StorageError::Io { .. })), "{result:?}");
+                proptest::prop_assert_eq!(log.producer_state(), &before);
+                if log.is_poisoned() {
+                    // The write had rolled a segment: healing cuts back to where it began and
+                    // rebuilds the producer state from the log, to the same state.
+                    proptest::prop_assert!(log.heal(now));
+                    proptest::prop_assert_eq!(log.producer_state(), &before);
+                }
+                proptest::prop_assert_eq!(log.log_end_offset(), leo_before);
+            } else {
+                let info = result.expect("append");
+                proptest::prop_assert_eq!(log.producer_state(), &expected);
+                proptest::prop_assert_eq!(log.log_end_offset(), next_offset);
+                proptest::prop_assert!(info.is_visible(), "not durable_hw: visible at once");
+            }
+        }
+    }
+}
+
+#[test]
+fn an_append_reports_what_its_caller_would_otherwise_lock_again_for() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let durable = LogConfig {
+        durable_hw: true,
+        segment_bytes: 150,
+        ..config()
+    };
+    let mut log = PartitionLog::open(dir.path(), durable, true, 0).expect("open");
+    let first = log.append(&idempotent(7, 0), 1).expect("append");
+    assert_eq!((first.base_offset, first.last_offset), (0, 0));
+    assert!(!first.is_visible(), "durable_hw: waits for the fsync");
+    assert!(!first.high_watermark_moved && !first.rolled);
+    // A retry of a record not yet fsynced is not visible either.
+    let retry = log.append(&idempotent(7, 0), 1).expect("retry");
+    assert!(retry.duplicate && !retry.is_visible());
+    sync(&mut log);
+    let retry = log.append(&idempotent(7, 0), 1).expect("retry");
+    assert!(retry.duplicate && retry.is_visible(), "{retry:?}");
+    log.append(&make_batch(1, b"x", 2), 2).expect("append");
+    let rolled = log.append(&make_batch(1, b"y", 2), 2).expect("append");
+    assert!(rolled.rolled, "150-byte segments hold two batches");
+    assert_eq!(rolled.high_watermark, 1);
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut log = PartitionLog::open(dir.path(), config(), true, 0).expect("open");
+    let info = log.append(&make_batch(3, b"z", 1), 1).expect("append");
+    assert!(info.is_visible() && info.high_watermark_moved);
+    assert_eq!(info.high_watermark, 3);
+}
