@@ -429,6 +429,44 @@ mod tests {
         assert!(t.is_empty());
     }
 
+    #[test]
+    fn updates_see_their_own_batches_and_reach_the_table_only_when_applied() {
+        let mut t = ProducerStateTable::default();
+        t.record(1, 0, 0, 2, 0, 10);
+        t.record(2, 0, 0, 1, 2, 10);
+        let before = t.clone();
+        let mut u = ProducerUpdates::default();
+        assert_eq!(u.check(&t, 1, 0, 2, 3), Ok(SequenceCheck::Append));
+        u.entry_mut(&t, 1).record(0, 2, 3, 3, 20);
+        // The next batch of the same append follows the one recorded in the overlay …
+        assert_eq!(u.check(&t, 1, 0, 5, 1), Ok(SequenceCheck::Append));
+        assert!(matches!(
+            u.check(&t, 1, 0, 2, 3),
+            Ok(SequenceCheck::Duplicate {
+                first_offset: 3,
+                ..
+            })
+        ));
+        // … while the table has not moved, and producer 2 is read through from it.
+        assert_eq!(t, before);
+        assert!(t.check(1, 0, 5, 1).is_err());
+        assert!(matches!(
+            u.check(&t, 2, 0, 0, 1),
+            Ok(SequenceCheck::Duplicate { .. })
+        ));
+        t.apply(u);
+        assert_eq!(t.check(1, 0, 5, 1), Ok(SequenceCheck::Append));
+        assert_eq!(
+            t.get(1).map(|e| (e.batches.len(), e.last_timestamp)),
+            Some((2, 20))
+        );
+        assert_eq!(
+            t.get(2),
+            before.get(2),
+            "untouched producers are kept as they were"
+        );
+    }
+
     proptest! {
         /// Any interleaving of sends and retries of the last five batches appends each batch
         /// exactly once, with dense offsets.

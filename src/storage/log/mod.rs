@@ -21,8 +21,8 @@
 //! flusher takes it to snapshot what needs syncing and again to publish the result, never
 //! across the fsync itself.
 //!
-//! Files, one seam each (every one adds methods to `PartitionLog`; none imports a sibling
-//! except through the methods named here):
+//! Files, one seam each; every one adds methods to `PartitionLog`, whose fields (and the
+//! helpers of this file) they share:
 //! - `mod.rs`: the struct, `open` (segments loaded or recovered, checkpoints read) and `close`;
 //! - `append.rs`: `append`, validated against the producer state before anything is written;
 //! - `roll_retention.rs`: rolling segments, retention, DeleteRecords (the log start offset);
@@ -31,6 +31,9 @@
 //! - `heal.rs`: poison after a failed fsync or an undoable append, and healing;
 //! - `checkpoints.rs`: checkpoint jobs written outside the lock, ordered against `heal`;
 //! - `producers.rs`: the idempotent-producer table's snapshot, replay at open, and expiry.
+//!
+//! Between siblings, calls go one way only: `append` → `roll_retention` (`maybe_roll`) and
+//! `heal` (`heal`, `poison_at`); `heal` → `checkpoints` (the gate) and back to `open` here.
 
 mod append;
 mod checkpoints;
