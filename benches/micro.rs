@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the hot-path building blocks, so a regression shows up without the
-//! full load suite: request framing, batch validation, offset-index lookup, partition append.
+//! full load suite: request framing, batch validation, offset-index lookup, partition append
+//! (plain, and idempotent with few or many producers known to the partition).
 //!
 //! `cargo bench --bench micro` (add `-- --quick` for a short run). Figures: BENCHMARKS.md.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,7 +12,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use thorstream::Record;
 use thorstream::protocol::frame::FrameDecoder;
 use thorstream::protocol::records::encode_batch;
-use thorstream::storage::batch::validate_batches;
+use thorstream::storage::batch::{rewrite_crc, validate_batches};
 use thorstream::storage::index::OffsetIndex;
 use thorstream::storage::{LogConfig, PartitionLog};
 
@@ -111,11 +112,65 @@ fn append(c: &mut Criterion) {
     g.finish();
 }
 
+/// Makes the batch in `bytes` one of idempotent producer `pid` (epoch 0) from sequence `seq`.
+fn make_idempotent(bytes: &mut [u8], pid: i64, seq: i32) {
+    bytes[43..51].copy_from_slice(&pid.to_be_bytes());
+    bytes[51..53].copy_from_slice(&0i16.to_be_bytes());
+    bytes[53..57].copy_from_slice(&seq.to_be_bytes());
+    let total = bytes.len();
+    rewrite_crc(bytes, total);
+}
+
+/// An idempotent append must cost the same whatever the number of producers the partition
+/// tracks (its rollback state covers only the producers it touches).
+fn append_idempotent(c: &mut Criterion) {
+    let mut g = c.benchmark_group("append_idempotent");
+    let (n, size) = (100usize, 100usize);
+    let template = batch(n, size);
+    for producers in [1i64, 10_000] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            durable_hw: false,
+            segment_bytes: 64 << 20,
+            retention_bytes: 128 << 20,
+            ..LogConfig::default()
+        };
+        let mut log = PartitionLog::open(dir.path(), config, true, 0).unwrap();
+        let mut small = batch(1, 10);
+        for pid in 1..producers {
+            make_idempotent(&mut small, pid, 0);
+            log.append(&small, 0).unwrap();
+        }
+        let mut seq = 0i32;
+        g.throughput(Throughput::Bytes(template.len() as u64));
+        g.bench_function(format!("{n}x{size}B_among_{producers}_producers"), |b| {
+            b.iter_custom(|iters| {
+                let mut bytes = template.clone();
+                let mut spent = Duration::ZERO;
+                for i in 0..iters {
+                    bytes.copy_from_slice(&template);
+                    make_idempotent(&mut bytes, 0, seq);
+                    seq += n as i32;
+                    let started = Instant::now();
+                    black_box(log.append(&bytes, 0).unwrap());
+                    spent += started.elapsed();
+                    if i % 4096 == 4095 {
+                        log.apply_retention(0).unwrap();
+                    }
+                }
+                spent
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     frame_decode,
     batch_validation,
     index_lookup,
-    append
+    append,
+    append_idempotent
 );
 criterion_main!(benches);

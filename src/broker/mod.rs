@@ -450,33 +450,33 @@ impl Broker {
     }
 
     /// Appends already-encoded v2 batches (validated here; offsets assigned in place). Does not
-    /// wait for durability: see `is_durable` / `wait_durable`.
+    /// wait for durability: the result says whether the records are visible already
+    /// (`AppendInfo::is_visible`); if not, see `is_durable` / `wait_durable`.
     /// Compressed batches are inflated (streaming, bounded) to check their record counts
     /// before the partition lock is taken.
     pub fn append(&self, topic: &str, partition: i32, batches: &[u8]) -> Result<AppendInfo> {
         let p = self.partition(topic, partition)?;
+        self.append_to(&p, batches)
+    }
+
+    /// `append` to a partition already looked up; locks it once.
+    fn append_to(&self, p: &Arc<Partition>, batches: &[u8]) -> Result<AppendInfo> {
         crate::storage::batch::check_compressed_record_counts(batches)?;
-        let mut log = p.log()?;
-        let before = log.high_watermark();
-        let segments_before = log.segment_count();
-        let info = log.append(batches, now_ms())?;
-        let hw = log.high_watermark();
-        let rolled = log.segment_count() != segments_before;
-        drop(log);
+        let info = p.log()?.append(batches, now_ms())?;
         match p.fsync {
-            FsyncPolicy::Always => self.inner.flusher.mark(&p, Instant::now()),
+            FsyncPolicy::Always => self.inner.flusher.mark(p, Instant::now()),
             FsyncPolicy::Interval(ms) => self
                 .inner
                 .flusher
-                .mark(&p, Instant::now() + Duration::from_millis(ms)),
+                .mark(p, Instant::now() + Duration::from_millis(ms)),
             // `never` still fsyncs a segment once it is rolled (in the flusher, off this path).
-            FsyncPolicy::Never if rolled => self.inner.flusher.mark(&p, Instant::now()),
+            FsyncPolicy::Never if info.rolled => self.inner.flusher.mark(p, Instant::now()),
             FsyncPolicy::Never => {}
         }
-        if hw != before {
+        if info.high_watermark_moved {
             self.inner
                 .waits
-                .event(&WaitKey::partition(topic, partition));
+                .event(&WaitKey::partition(&p.topic, p.index));
         }
         Ok(info)
     }
@@ -505,13 +505,29 @@ impl Broker {
         offset: i64,
         timeout: Duration,
     ) -> Result<()> {
+        let seen = self
+            .inner
+            .waits
+            .epochs(&[WaitKey::partition(topic, partition)]);
+        if self.is_durable(topic, partition, offset)? {
+            return Ok(());
+        }
+        self.wait_durable_past(topic, partition, offset, timeout, seen)
+    }
+
+    /// `wait_durable` for an offset known not to be durable when the partition's wait-set
+    /// epoch was `seen`.
+    fn wait_durable_past(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        timeout: Duration,
+        mut seen: Vec<u64>,
+    ) -> Result<()> {
         let deadline = Instant::now() + timeout;
         let keys = [WaitKey::partition(topic, partition)];
         loop {
-            let seen = self.inner.waits.epochs(&keys);
-            if self.is_durable(topic, partition, offset)? {
-                return Ok(());
-            }
             if self.inner.stop.load(Ordering::Acquire) {
                 return Err(Error::ShuttingDown);
             }
@@ -519,6 +535,10 @@ impl Broker {
                 return Err(Error::Timeout(timeout.as_millis() as u64));
             }
             self.inner.waits.wait(keys.to_vec(), &seen, deadline);
+            seen = self.inner.waits.epochs(&keys);
+            if self.is_durable(topic, partition, offset)? {
+                return Ok(());
+            }
         }
     }
 
@@ -528,11 +548,17 @@ impl Broker {
             return Err(Error::InvalidRecord("no records to send".into()));
         }
         let batch = crate::protocol::records::encode_batch(records, now_ms())?;
-        let info = self.append(topic, partition, &batch)?;
         let p = self.partition(topic, partition)?;
-        if p.fsync == FsyncPolicy::Always {
+        // Read before the append: a high watermark published after it ends the wait, so the
+        // append's own report stands in for the first durability check.
+        let seen = self
+            .inner
+            .waits
+            .epochs(&[WaitKey::partition(topic, partition)]);
+        let info = self.append_to(&p, &batch)?;
+        if p.fsync == FsyncPolicy::Always && !info.is_visible() {
             let timeout = Duration::from_millis(self.inner.config.produce_timeout_ms);
-            self.wait_durable(topic, partition, info.last_offset, timeout)?;
+            self.wait_durable_past(topic, partition, info.last_offset, timeout, seen)?;
         }
         Ok(info)
     }

@@ -17,6 +17,8 @@
 
 use byteorder::{BigEndian, ByteOrder};
 
+use super::varint::{MIN_RECORD_BYTES, record_length};
+
 /// Bytes of the fixed batch header.
 pub const BATCH_HEADER_BYTES: usize = 61;
 /// Bytes before `batchLength`'s coverage starts (baseOffset + batchLength).
@@ -24,8 +26,6 @@ pub const LOG_OVERHEAD_BYTES: usize = 12;
 const MAGIC_OFFSET: usize = 16;
 const CRC_OFFSET: usize = 17;
 const ATTRIBUTES_OFFSET: usize = 21;
-/// Smallest possible encoding of one uncompressed v2 record.
-pub(crate) const MIN_RECORD_BYTES: usize = 7;
 
 /// Why a batch was refused. The wire layer maps each to a Kafka error code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -220,24 +220,9 @@ pub fn check_compressed_record_counts(buf: &[u8]) -> Result<(), BatchError> {
 fn count_records(mut body: &[u8]) -> Option<usize> {
     let mut count = 0usize;
     while !body.is_empty() {
-        let mut raw = 0u64;
-        let mut used = 0;
-        loop {
-            if used == 5 {
-                return None;
-            }
-            let byte = *body.get(used)?;
-            raw |= u64::from(byte & 0x7f) << (7 * used);
-            used += 1;
-            if byte & 0x80 == 0 {
-                break;
-            }
-        }
-        let len = (raw >> 1) as i64 ^ -((raw & 1) as i64);
-        let len = usize::try_from(len).ok()?;
-        if len < MIN_RECORD_BYTES - 1 {
-            return None;
-        }
+        let mut bytes = body.iter().copied();
+        let (len, used) =
+            record_length(|| Ok::<_, std::convert::Infallible>(bytes.next())).ok()??;
         body = body.get(used..)?.get(len..)?;
         count += 1;
     }

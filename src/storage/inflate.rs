@@ -14,7 +14,7 @@
 
 use std::io::{self, BufRead, BufReader, Read};
 
-use super::batch::MIN_RECORD_BYTES;
+use super::varint::record_length;
 
 /// The most bytes one batch may inflate to (128 MiB). A few KiB of zstd can claim gigabytes;
 /// past this the batch is refused. The vendored record decoder has the same bound of its own.
@@ -74,28 +74,18 @@ fn count_stream(inner: impl Read, codec: &'static str) -> Result<usize, InflateE
         if r.fill_buf().map_err(corrupt)?.is_empty() {
             break;
         }
-        // The length prefix: a zigzag varint of at most 5 bytes.
-        let mut raw = 0u64;
-        let mut used = 0;
-        loop {
-            if used == 5 {
-                return Err(InflateError::BadFraming);
-            }
+        let prefix = record_length(|| {
             let mut byte = [0u8];
-            if r.read(&mut byte).map_err(corrupt)? == 0 {
-                return Err(InflateError::BadFraming);
-            }
-            raw |= u64::from(byte[0] & 0x7f) << (7 * used);
-            used += 1;
-            if byte[0] & 0x80 == 0 {
-                break;
-            }
-        }
-        let len = (raw >> 1) as i64 ^ -((raw & 1) as i64);
-        let len = u64::try_from(len).map_err(|_| InflateError::BadFraming)?;
-        if len < MIN_RECORD_BYTES as u64 - 1 {
+            Ok(match r.read(&mut byte)? {
+                0 => None,
+                _ => Some(byte[0]),
+            })
+        })
+        .map_err(corrupt)?;
+        let Some((len, used)) = prefix else {
             return Err(InflateError::BadFraming);
-        }
+        };
+        let len = len as u64;
         let skipped = io::copy(&mut (&mut r).take(len), &mut io::sink()).map_err(corrupt)?;
         total = total.saturating_add(used).saturating_add(skipped as usize);
         if total > DECOMPRESSED_BYTES_MAX {

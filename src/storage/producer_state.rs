@@ -2,8 +2,11 @@
 //! sequence ranges and offsets of its last `BATCHES_RETAINED` batches (Kafka keeps 5).
 //!
 //! A pure state machine: `check` decides what to do with an incoming batch without changing
-//! anything, `record` is called after the batch was appended. Rules (as Kafka's
-//! ProducerStateManager):
+//! anything, `record` is called after the batch was appended. An append of several batches
+//! checks and records them in a `ProducerUpdates` overlay (a copy of only the entries that
+//! append touches), which `apply` moves into the table once the batches are written: a failed
+//! write leaves the table exactly as it was, without copying the whole table per append.
+//! Rules (as Kafka's ProducerStateManager):
 //! - a lower epoch than the one seen is fenced (INVALID_PRODUCER_EPOCH);
 //! - a higher epoch starts over and must begin at sequence 0;
 //! - a batch whose sequence range equals one of the retained batches is a retry: it is not
@@ -110,54 +113,13 @@ impl ProducerStateTable {
         first_seq: i32,
         count: i32,
     ) -> Result<SequenceCheck, ProducerError> {
-        let last = last_seq(first_seq, count);
-        let Some(entry) = self.producers.get(&producer_id) else {
-            return if first_seq == 0 {
-                Ok(SequenceCheck::Append)
-            } else {
-                Err(ProducerError::UnknownProducer {
-                    producer_id,
-                    got: first_seq,
-                })
-            };
-        };
-        if epoch < entry.epoch {
-            return Err(ProducerError::InvalidEpoch {
-                producer_id,
-                epoch,
-                current: entry.epoch,
-            });
-        }
-        if epoch > entry.epoch {
-            return if first_seq == 0 {
-                Ok(SequenceCheck::Append)
-            } else {
-                Err(ProducerError::OutOfOrder {
-                    producer_id,
-                    expected: 0,
-                    got: first_seq,
-                })
-            };
-        }
-        if let Some(b) = entry
-            .batches
-            .iter()
-            .find(|b| b.first_seq == first_seq && b.last_seq == last)
-        {
-            return Ok(SequenceCheck::Duplicate {
-                first_offset: b.first_offset,
-                last_offset: b.last_offset,
-            });
-        }
-        let expected = entry.batches.back().map_or(0, |b| next_seq(b.last_seq));
-        if first_seq != expected {
-            return Err(ProducerError::OutOfOrder {
-                producer_id,
-                expected,
-                got: first_seq,
-            });
-        }
-        Ok(SequenceCheck::Append)
+        check_entry(
+            self.producers.get(&producer_id),
+            producer_id,
+            epoch,
+            first_seq,
+            count,
+        )
     }
 
     /// Records an appended batch (also used to rebuild state from the log); `timestamp` is
@@ -171,21 +133,18 @@ impl ProducerStateTable {
         first_offset: i64,
         timestamp: i64,
     ) {
-        let entry = self.producers.entry(producer_id).or_default();
-        entry.last_timestamp = entry.last_timestamp.max(timestamp);
-        if epoch != entry.epoch {
-            entry.epoch = epoch;
-            entry.batches.clear();
-        }
-        entry.batches.push_back(BatchMeta {
+        self.producers.entry(producer_id).or_default().record(
+            epoch,
             first_seq,
-            last_seq: last_seq(first_seq, count),
+            count,
             first_offset,
-            last_offset: first_offset + i64::from(count) - 1,
-        });
-        while entry.batches.len() > BATCHES_RETAINED {
-            entry.batches.pop_front();
-        }
+            timestamp,
+        );
+    }
+
+    /// Moves an append's updates into the table (after its batches were written).
+    pub fn apply(&mut self, updates: ProducerUpdates) {
+        self.producers.extend(updates.entries);
     }
 
     /// Forgets producers whose last timestamp is `expiration_ms` or more before `now_ms`.
@@ -203,6 +162,149 @@ impl ProducerStateTable {
             e.batches.retain(|b| b.last_offset < offset);
         }
         self.producers.retain(|_, e| !e.batches.is_empty());
+    }
+}
+
+/// The rules of the module docs, for a producer whose entry is `entry` (`None`: unknown).
+fn check_entry(
+    entry: Option<&ProducerEntry>,
+    producer_id: i64,
+    epoch: i16,
+    first_seq: i32,
+    count: i32,
+) -> Result<SequenceCheck, ProducerError> {
+    let last = last_seq(first_seq, count);
+    let Some(entry) = entry else {
+        return if first_seq == 0 {
+            Ok(SequenceCheck::Append)
+        } else {
+            Err(ProducerError::UnknownProducer {
+                producer_id,
+                got: first_seq,
+            })
+        };
+    };
+    if epoch < entry.epoch {
+        return Err(ProducerError::InvalidEpoch {
+            producer_id,
+            epoch,
+            current: entry.epoch,
+        });
+    }
+    if epoch > entry.epoch {
+        return if first_seq == 0 {
+            Ok(SequenceCheck::Append)
+        } else {
+            Err(ProducerError::OutOfOrder {
+                producer_id,
+                expected: 0,
+                got: first_seq,
+            })
+        };
+    }
+    if let Some(b) = entry
+        .batches
+        .iter()
+        .find(|b| b.first_seq == first_seq && b.last_seq == last)
+    {
+        return Ok(SequenceCheck::Duplicate {
+            first_offset: b.first_offset,
+            last_offset: b.last_offset,
+        });
+    }
+    let expected = entry.batches.back().map_or(0, |b| next_seq(b.last_seq));
+    if first_seq != expected {
+        return Err(ProducerError::OutOfOrder {
+            producer_id,
+            expected,
+            got: first_seq,
+        });
+    }
+    Ok(SequenceCheck::Append)
+}
+
+impl ProducerEntry {
+    /// Records an appended batch of this producer (see `ProducerStateTable::record`).
+    pub fn record(
+        &mut self,
+        epoch: i16,
+        first_seq: i32,
+        count: i32,
+        first_offset: i64,
+        timestamp: i64,
+    ) {
+        self.last_timestamp = self.last_timestamp.max(timestamp);
+        if epoch != self.epoch {
+            self.epoch = epoch;
+            self.batches.clear();
+        }
+        self.batches.push_back(BatchMeta {
+            first_seq,
+            last_seq: last_seq(first_seq, count),
+            first_offset,
+            last_offset: first_offset + i64::from(count) - 1,
+        });
+        while self.batches.len() > BATCHES_RETAINED {
+            self.batches.pop_front();
+        }
+    }
+}
+
+/// The entries one append changes, checked and recorded against the table but kept apart from
+/// it until `ProducerStateTable::apply`. Holds only the producers the append touches (usually
+/// one), each entry at most `BATCHES_RETAINED` batches.
+#[derive(Debug, Default)]
+pub struct ProducerUpdates {
+    entries: Vec<(i64, ProducerEntry)>,
+}
+
+impl ProducerUpdates {
+    fn entry<'a>(
+        &'a self,
+        table: &'a ProducerStateTable,
+        producer_id: i64,
+    ) -> Option<&'a ProducerEntry> {
+        self.entries
+            .iter()
+            .find(|(id, _)| *id == producer_id)
+            .map(|(_, e)| e)
+            .or_else(|| table.get(producer_id))
+    }
+
+    /// `ProducerStateTable::check` as if the updates so far were applied to `table`.
+    pub fn check(
+        &self,
+        table: &ProducerStateTable,
+        producer_id: i64,
+        epoch: i16,
+        first_seq: i32,
+        count: i32,
+    ) -> Result<SequenceCheck, ProducerError> {
+        check_entry(
+            self.entry(table, producer_id),
+            producer_id,
+            epoch,
+            first_seq,
+            count,
+        )
+    }
+
+    /// The overlay's entry for `producer_id`, copied from `table` (or new) the first time this
+    /// append touches the producer; record the append's batches into it.
+    pub fn entry_mut(
+        &mut self,
+        table: &ProducerStateTable,
+        producer_id: i64,
+    ) -> &mut ProducerEntry {
+        let i = match self.entries.iter().position(|(id, _)| *id == producer_id) {
+            Some(i) => i,
+            None => {
+                let copied = table.get(producer_id).cloned().unwrap_or_default();
+                self.entries.push((producer_id, copied));
+                self.entries.len() - 1
+            }
+        };
+        &mut self.entries[i].1
     }
 }
 
@@ -325,6 +427,44 @@ mod tests {
         ));
         assert_eq!(t.remove_expired(i64::MAX, 5_000), 1);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn updates_see_their_own_batches_and_reach_the_table_only_when_applied() {
+        let mut t = ProducerStateTable::default();
+        t.record(1, 0, 0, 2, 0, 10);
+        t.record(2, 0, 0, 1, 2, 10);
+        let before = t.clone();
+        let mut u = ProducerUpdates::default();
+        assert_eq!(u.check(&t, 1, 0, 2, 3), Ok(SequenceCheck::Append));
+        u.entry_mut(&t, 1).record(0, 2, 3, 3, 20);
+        // The next batch of the same append follows the one recorded in the overlay …
+        assert_eq!(u.check(&t, 1, 0, 5, 1), Ok(SequenceCheck::Append));
+        assert!(matches!(
+            u.check(&t, 1, 0, 2, 3),
+            Ok(SequenceCheck::Duplicate {
+                first_offset: 3,
+                ..
+            })
+        ));
+        // … while the table has not moved, and producer 2 is read through from it.
+        assert_eq!(t, before);
+        assert!(t.check(1, 0, 5, 1).is_err());
+        assert!(matches!(
+            u.check(&t, 2, 0, 0, 1),
+            Ok(SequenceCheck::Duplicate { .. })
+        ));
+        t.apply(u);
+        assert_eq!(t.check(1, 0, 5, 1), Ok(SequenceCheck::Append));
+        assert_eq!(
+            t.get(1).map(|e| (e.batches.len(), e.last_timestamp)),
+            Some((2, 20))
+        );
+        assert_eq!(
+            t.get(2),
+            before.get(2),
+            "untouched producers are kept as they were"
+        );
     }
 
     proptest! {

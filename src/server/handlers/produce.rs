@@ -23,12 +23,33 @@ const REQUEST_TIMED_OUT: i16 = kafka_protocol::error::ResponseError::RequestTime
 
 pub fn handle(ctx: &Ctx, _version: i16, req: ProduceRequest) -> Outcome {
     let acks = req.acks;
+    let deadline = Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
+    // acks=all: every partition's wait-set epoch, read before the appends. An fsync published
+    // after this read wakes the parked request at once, so each append's own report of whether
+    // its records are durable stands in for the first check (the partition is not locked again).
+    let counters = if acks == -1 {
+        let keys: Vec<WaitKey> = req
+            .topic_data
+            .iter()
+            .flat_map(|t| {
+                t.partition_data
+                    .iter()
+                    .map(|p| WaitKey::partition(&t.name.0, p.index))
+            })
+            .collect();
+        ctx.broker.waits().epochs(&keys)
+    } else {
+        Vec::new()
+    };
+    let mut counters = counters.into_iter();
     let mut waits = Vec::new();
+    let mut seen = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
         let name = topic.name.0.to_string();
         let mut parts = Vec::with_capacity(topic.partition_data.len());
         for p in topic.partition_data {
+            let counter = counters.next().unwrap_or(0);
             let mut resp = PartitionProduceResponse::default()
                 .with_index(p.index)
                 .with_base_offset(-1)
@@ -44,8 +65,9 @@ pub fn handle(ctx: &Ctx, _version: i16, req: ProduceRequest) -> Outcome {
                     resp = resp
                         .with_base_offset(info.base_offset)
                         .with_log_start_offset(info.log_start_offset);
-                    if acks == -1 {
+                    if acks == -1 && !info.is_visible() {
                         waits.push((name.clone(), p.index, info.last_offset));
+                        seen.push(counter);
                     }
                 }
                 Err(e) => {
@@ -70,8 +92,11 @@ pub fn handle(ctx: &Ctx, _version: i16, req: ProduceRequest) -> Outcome {
         response: ProduceResponse::default().with_responses(responses),
         waits,
     };
-    let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
-    retry(ctx, pending, Instant::now() + timeout, Wake::Event)
+    if Instant::now() >= deadline {
+        // No time to wait (timeout 0): `retry` checks once more and answers.
+        return retry(ctx, pending, deadline, Wake::Deadline);
+    }
+    respond_or_park(pending, seen, deadline)
 }
 
 /// Answers if every write is durable (or failed, or the deadline passed); parks otherwise.
@@ -103,14 +128,21 @@ pub fn retry(ctx: &Ctx, mut pending: PendingAcks, deadline: Instant, woke: Wake)
             set_error(&mut pending.response, &topic, partition, code, msg);
         }
     }
-    if still.is_empty() {
+    pending.waits = still;
+    respond_or_park(pending, seen, deadline)
+}
+
+/// Answers once no write is left to wait for; otherwise parks on the partitions still waited
+/// for, with the wait-set epochs (`seen`, one per wait) read before they were found not durable.
+fn respond_or_park(pending: PendingAcks, seen: Vec<u64>, deadline: Instant) -> Outcome {
+    if pending.waits.is_empty() {
         return Outcome::Respond(ResponseKind::Produce(pending.response));
     }
-    let keys = still
+    let keys = pending
+        .waits
         .iter()
         .map(|(t, p, _)| WaitKey::partition(t, *p))
         .collect();
-    pending.waits = still;
     Outcome::Park {
         kind: super::Delayed::Produce(pending),
         deadline,

@@ -1,0 +1,220 @@
+//! Appending batches: validate, assign offsets, write, and undo a write that fails part-way.
+//!
+//! Invariants: an append takes effect whole or not at all, as far as a reader or the producer
+//! state can tell. Every batch is validated (framing, CRC, sizes) and every idempotent batch's
+//! sequence checked before the first byte is written; the producer-state changes are collected
+//! in a `ProducerUpdates` overlay holding only the producers this append touches and applied
+//! only after the write and flush succeeded, so a failed write leaves the table exactly as it
+//! was. A write that fails part-way is cut back to the mark taken before it (or, if that cannot
+//! be done, the log is poisoned at the append's start and `heal` cuts it there). Offsets are
+//! dense: each written batch's base offset is the previous one's last offset + 1.
+//!
+//! The result (`AppendInfo`) carries what a caller needs afterwards — offsets, the log start,
+//! the high watermark and whether it moved, whether a segment was rolled — so it never has to
+//! lock the partition again to learn them.
+
+use super::heal::HEAL_RETRY_MS;
+use super::{CutPoint, PartitionLog};
+use crate::storage::StorageError;
+use crate::storage::batch::{BatchHeader, validate_batches};
+use crate::storage::producer_state::{ProducerUpdates, SequenceCheck};
+use crate::storage::segment::SegmentMark;
+
+/// Result of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+    pub log_start_offset: i64,
+    pub batches: usize,
+    pub records: i64,
+    /// The batch was a producer retry already in the log: nothing was appended and the
+    /// offsets are the original ones.
+    pub duplicate: bool,
+    /// The high watermark once the append returned. Under `durable_hw` it moves only after an
+    /// fsync, so it is below `last_offset + 1` unless the records were already durable (a
+    /// duplicate of durable records); otherwise it is the log end offset.
+    pub high_watermark: i64,
+    /// The append moved the high watermark (readers and waiters are to be told).
+    pub high_watermark_moved: bool,
+    /// The append rolled at least one new segment.
+    pub rolled: bool,
+}
+
+impl AppendInfo {
+    /// The appended records are readable now (below the high watermark; under `durable_hw`,
+    /// fsynced). If not, `last_offset` is the offset that must become durable.
+    pub fn is_visible(&self) -> bool {
+        self.high_watermark > self.last_offset
+    }
+}
+
+/// What an append will do, decided before anything is written.
+struct AppendPlan {
+    /// Batches to write: their position in the request and their header with the assigned
+    /// base offset.
+    writes: Vec<(usize, BatchHeader)>,
+    /// The producer-state changes of those writes.
+    producers: ProducerUpdates,
+    /// Offsets of the last batch found to be a retry already in the log.
+    duplicate: Option<(i64, i64)>,
+    /// Log end offset after the writes.
+    next_offset: i64,
+    max_timestamp: i64,
+    records: i64,
+}
+
+impl PartitionLog {
+    /// Validates `batches` (whole v2 batches), assigns offsets in place and appends them.
+    /// A poisoned log first tries to `heal` (at most once per `HEAL_RETRY_MS`).
+    pub fn append(&mut self, batches: &[u8], now_ms: i64) -> Result<AppendInfo, StorageError> {
+        let high_watermark_before = self.high_watermark;
+        if self.poisoned.is_some()
+            && (now_ms.saturating_sub(self.heal_attempted_ms) < HEAL_RETRY_MS || !self.heal(now_ms))
+        {
+            return Err(StorageError::Poisoned(self.dir.clone()));
+        }
+        let headers = validate_batches(batches, self.config.max_batch_bytes)?;
+        let base_offset = self.log_end_offset();
+        let plan = self.plan(&headers, base_offset)?;
+        // What to return to if a write fails part-way (e.g. ENOSPC): the batches of this call
+        // are undone so the log stays writable once space returns.
+        let mark = self.active().mark();
+        let segments_before = self.segments.len();
+        for &(pos, header) in &plan.writes {
+            let total = header.total_bytes();
+            if let Err(e) = self.maybe_roll(total as u64, now_ms) {
+                return Err(self.undo_append(&mark, segments_before, e));
+            }
+            // The assigned base offset is written by the segment in place of the client's
+            // (the CRC does not cover it), so the request's bytes are never copied to patch it.
+            if let Err(e) = self
+                .active_mut()
+                .append(&batches[pos..pos + total], &header)
+            {
+                return Err(self.undo_append(&mark, segments_before, e));
+            }
+        }
+        let mut info = AppendInfo {
+            base_offset,
+            last_offset: plan.next_offset - 1,
+            max_timestamp: plan.max_timestamp,
+            log_start_offset: self.log_start_offset,
+            batches: headers.len(),
+            records: plan.records,
+            duplicate: false,
+            high_watermark: self.high_watermark,
+            high_watermark_moved: false,
+            rolled: self.segments.len() != segments_before,
+        };
+        if let (true, Some((first, last))) = (plan.writes.is_empty(), plan.duplicate) {
+            info.base_offset = first;
+            info.last_offset = last;
+            info.max_timestamp = -1;
+            info.batches = 0;
+            info.duplicate = true;
+            info.high_watermark_moved = self.high_watermark != high_watermark_before;
+            return Ok(info);
+        }
+        if let Err(e) = self.active_mut().flush() {
+            return Err(self.undo_append(&mark, segments_before, e));
+        }
+        self.producers.apply(plan.producers);
+        if !self.config.durable_hw {
+            self.high_watermark = plan.next_offset;
+            self.hw_segment_base = self.active().base_offset;
+            self.hw_position = self.active().size;
+        }
+        info.high_watermark = self.high_watermark;
+        info.high_watermark_moved = self.high_watermark != high_watermark_before;
+        Ok(info)
+    }
+
+    /// Decides every batch's fate before anything is written: a retry already in the log is
+    /// skipped, the others get consecutive offsets from `base_offset`, and each idempotent
+    /// batch's sequence is checked against the producer state plus the batches before it in
+    /// this append. Changes nothing; a refused sequence refuses the whole append.
+    fn plan(&self, headers: &[BatchHeader], base_offset: i64) -> Result<AppendPlan, StorageError> {
+        let mut plan = AppendPlan {
+            writes: Vec::with_capacity(headers.len()),
+            producers: ProducerUpdates::default(),
+            duplicate: None,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            records: 0,
+        };
+        let mut pos = 0usize;
+        for mut header in headers.iter().copied() {
+            let total = header.total_bytes();
+            let idempotent = header.producer_id >= 0 && !header.is_control();
+            if idempotent {
+                let check = plan.producers.check(
+                    &self.producers,
+                    header.producer_id,
+                    header.producer_epoch,
+                    header.base_sequence,
+                    header.record_count,
+                )?;
+                if let SequenceCheck::Duplicate {
+                    first_offset,
+                    last_offset,
+                } = check
+                {
+                    plan.duplicate = Some((first_offset, last_offset));
+                    pos += total;
+                    continue;
+                }
+                plan.producers
+                    .entry_mut(&self.producers, header.producer_id)
+                    .record(
+                        header.producer_epoch,
+                        header.base_sequence,
+                        header.record_count,
+                        plan.next_offset,
+                        header.max_timestamp,
+                    );
+            }
+            header.base_offset = plan.next_offset;
+            plan.writes.push((pos, header));
+            plan.next_offset = header.last_offset() + 1;
+            plan.max_timestamp = plan.max_timestamp.max(header.max_timestamp);
+            plan.records += i64::from(header.record_count);
+            pos += total;
+        }
+        Ok(plan)
+    }
+
+    /// Undoes a failed append (see `append`) and returns its error. The producer state was not
+    /// touched yet, so only the files need undoing. If the append had rolled to a new segment,
+    /// or cutting the segment back fails, the log is poisoned instead, with the append's
+    /// starting point as the place `heal` cuts back to.
+    fn undo_append(
+        &mut self,
+        mark: &SegmentMark,
+        segments_before: usize,
+        error: StorageError,
+    ) -> StorageError {
+        let rolled = self.segments.len() != segments_before;
+        let start = CutPoint {
+            offset: mark.next_offset(),
+            segment_base: self.segments[segments_before - 1].base_offset,
+            position: mark.size(),
+        };
+        let undone = !rolled && self.active_mut().rollback(mark).is_ok();
+        if undone {
+            log::error!(
+                "{}: append failed and was rolled back; the partition stays writable: {error}",
+                self.dir.display()
+            );
+        } else {
+            log::error!(
+                "{}: append failed and could not be rolled back; partition is read-only until \
+                 it heals: {error}",
+                self.dir.display()
+            );
+            self.poison_at(start);
+        }
+        error
+    }
+}

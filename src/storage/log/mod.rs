@@ -1,0 +1,364 @@
+//! The log of one partition: an ordered list of segments, the last one active.
+//!
+//! Offsets: `log_start_offset ≤ high_watermark ≤ log_end_offset`. Consumers read below the high
+//! watermark only. When `durable_hw` is set (fsync policy `always`) the high watermark moves
+//! only after an fsync covering it (`complete_sync`), so no reader ever sees a record a crash
+//! could take back; otherwise it follows the log end offset as soon as bytes reach the OS.
+//! `recovery_point` is the offset below which everything has been fsynced; recovery after a
+//! crash re-validates only segments that reach past it.
+//!
+//! Poison and healing: a failed fsync, or an append that failed and could not be undone,
+//! poisons the log. Its page cache may then hold bytes the disk never got (Linux marks pages
+//! clean after a failed writeback, so a second fsync would report success without writing
+//! them), so an fsync is never retried. Instead `heal` cuts the files back to a `CutPoint`
+//! known to be on disk — the last successful fsync, or where the failed append began — and
+//! reopens them through crash recovery. Under `always` the cut never goes below the high
+//! watermark, so no record a consumer saw or a producer had acknowledged is lost; under
+//! `never`/`<N>ms` the records after the last fsync go, exactly as a crash would take them.
+//!
+//! Concurrency: the owner wraps a `PartitionLog` in a mutex. Appends happen under it; reads
+//! take it only to build a `ReadView` (file handle + byte bounds) and read outside it; the
+//! flusher takes it to snapshot what needs syncing and again to publish the result, never
+//! across the fsync itself.
+//!
+//! Files, one seam each; every one adds methods to `PartitionLog`, whose fields (and the
+//! helpers of this file) they share:
+//! - `mod.rs`: the struct, `open` (segments loaded or recovered, checkpoints read) and `close`;
+//! - `append.rs`: `append`, validated against the producer state before anything is written;
+//! - `roll_retention.rs`: rolling segments, retention, DeleteRecords (the log start offset);
+//! - `read.rs`: `ReadView`, the bounds of a read taken under the lock and used outside it;
+//! - `sync.rs`: what the flusher fsyncs and publishing its result;
+//! - `heal.rs`: poison after a failed fsync or an undoable append, and healing;
+//! - `checkpoints.rs`: checkpoint jobs written outside the lock, ordered against `heal`;
+//! - `producers.rs`: the idempotent-producer table's snapshot, replay at open, and expiry.
+//!
+//! Between siblings, calls go one way only: `append` → `roll_retention` (`maybe_roll`) and
+//! `heal` (`heal`, `poison_at`); `heal` → `checkpoints` (the gate) and back to `open` here.
+
+mod append;
+mod checkpoints;
+mod heal;
+mod producers;
+mod read;
+mod roll_retention;
+mod sync;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use self::checkpoints::CheckpointGate;
+use super::checkpoint;
+use super::producer_state::ProducerStateTable;
+use super::recovery::{load_segment, recover_segment};
+use super::segment::Segment;
+use super::{StorageError, sync_dir};
+
+pub use self::append::AppendInfo;
+pub use self::checkpoints::CheckpointJob;
+pub use self::read::{ReadPosition, ReadView};
+pub use self::sync::SyncSnapshot;
+
+const RECOVERY_POINT_FILE: &str = "recovery-point";
+const LOG_START_FILE: &str = "log-start-offset";
+/// `v2`: entries carry their last timestamp (expiry). The unversioned file of earlier builds is
+/// deleted at open and the state rebuilt from the log.
+const PRODUCER_STATE_FILE: &str = "producer-state.v2";
+const PRODUCER_STATE_FILE_V1: &str = "producer-state";
+
+/// Per-partition storage settings (derived from the topic config).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    pub segment_bytes: u64,
+    pub segment_ms: i64,
+    /// Negative: keep forever.
+    pub retention_ms: i64,
+    /// Negative: unlimited.
+    pub retention_bytes: i64,
+    pub index_interval_bytes: u64,
+    pub max_batch_bytes: usize,
+    /// High watermark waits for fsync (fsync policy `always`).
+    pub durable_hw: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1024 * 1024 * 1024,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            index_interval_bytes: 4096,
+            max_batch_bytes: crate::limits::DEFAULT_MESSAGE_BYTES_MAX as usize,
+            durable_hw: true,
+        }
+    }
+}
+
+/// A point in the log that is known to be on disk: an offset and where it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CutPoint {
+    pub offset: i64,
+    pub segment_base: i64,
+    pub position: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogOffsets {
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    pub log_end_offset: i64,
+}
+
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    /// Sorted by base offset; never empty; the last one is active.
+    segments: Vec<Segment>,
+    log_start_offset: i64,
+    high_watermark: i64,
+    /// Segment base offset and byte position of the high watermark.
+    hw_segment_base: i64,
+    hw_position: u64,
+    recovery_point: i64,
+    /// Where `recovery_point` sits in the files (what `heal` cuts back to after a failed fsync).
+    synced_to: CutPoint,
+    /// Set after a failed fsync or an append that could not be undone: the log refuses writes
+    /// until `heal` has cut the files back to this point (we never retry an fsync).
+    poisoned: Option<CutPoint>,
+    /// When `heal` last tried (ms), to bound how often a retrying client triggers a rescan.
+    heal_attempted_ms: i64,
+    /// Shared with checkpoint jobs in flight; kept across a heal.
+    checkpoint_gate: Arc<CheckpointGate>,
+    /// Idempotent-producer sequences (see `producer_state`).
+    producers: ProducerStateTable,
+    /// Log end offset when the producer state was last written to disk.
+    producers_saved_at: i64,
+    /// Producers expired since the state was last written (it must be rewritten even if the
+    /// log did not move, and even if the table is now empty).
+    producers_expired: bool,
+    /// Recovery point last written to the checkpoint file.
+    recovery_point_saved: i64,
+}
+
+impl PartitionLog {
+    /// Opens (or creates) the log in `dir`. With `clean_shutdown` false, every segment that
+    /// reaches past the recovery point is validated and a bad tail truncated.
+    pub fn open(
+        dir: &Path,
+        config: LogConfig,
+        clean_shutdown: bool,
+        now_ms: i64,
+    ) -> Result<PartitionLog, StorageError> {
+        std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
+        let mut bases = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(|e| StorageError::io(dir, e))? {
+            let entry = entry.map_err(|e| StorageError::io(dir, e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(stem) = name.strip_suffix(".log")
+                && let Ok(base) = stem.parse::<i64>()
+            {
+                bases.push(base);
+            }
+        }
+        bases.sort_unstable();
+        let recovery_point = checkpoint::read_i64(&dir.join(RECOVERY_POINT_FILE)).unwrap_or(0);
+        let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
+        let mut i = 0;
+        while i < bases.len() {
+            let base = bases[i];
+            let next_base = bases.get(i + 1).copied().unwrap_or(i64::MAX);
+            let needs_scan = !clean_shutdown && next_base > recovery_point;
+            let seg = if needs_scan {
+                let (seg, outcome) =
+                    recover_segment(dir, base, config.index_interval_bytes, now_ms)?;
+                if outcome.truncated_bytes > 0 && i + 1 < bases.len() {
+                    for &later in &bases[i + 1..] {
+                        log::warn!(
+                            "recovery of {}: deleting segment {later} after a truncated segment",
+                            dir.display()
+                        );
+                        let (l, x, t) = super::segment::segment_paths(dir, later);
+                        for p in [l, x, t] {
+                            let _ = std::fs::remove_file(p);
+                        }
+                    }
+                    bases.truncate(i + 1);
+                }
+                seg
+            } else {
+                load_segment(dir, base, config.index_interval_bytes, now_ms)?
+            };
+            if let Some(prev) = segments.last()
+                && prev.next_offset != seg.base_offset
+                && !seg.is_empty()
+            {
+                log::warn!(
+                    "{}: gap between segments {} (ends {}) and {}",
+                    dir.display(),
+                    prev.base_offset,
+                    prev.next_offset,
+                    seg.base_offset
+                );
+            }
+            segments.push(seg);
+            i += 1;
+        }
+        let stored_start = checkpoint::read_i64(&dir.join(LOG_START_FILE)).unwrap_or(0);
+        if segments.is_empty() {
+            segments.push(Segment::create(
+                dir,
+                stored_start.max(0),
+                config.index_interval_bytes,
+                now_ms,
+            )?);
+            sync_dir(dir)?;
+        }
+        let first_base = segments[0].base_offset;
+        // Whatever survived recovery is on disk now; make it durable before exposing it and
+        // before the recovery point moves past it: the active segment and every segment the
+        // old checkpoint did not cover (a crash under `never` leaves them unsynced).
+        let last = segments.len() - 1;
+        for (i, seg) in segments.iter_mut().enumerate() {
+            if i == last || seg.next_offset > recovery_point {
+                seg.sync_all()?;
+            }
+        }
+        let active = segments
+            .last_mut()
+            .ok_or_else(|| StorageError::io(dir, std::io::Error::other("log has no segments")))?;
+        let leo = active.next_offset;
+        let (hw_base, hw_pos) = (active.base_offset, active.size);
+        let log_start_offset = stored_start.clamp(first_base, leo);
+        let log = PartitionLog {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            log_start_offset,
+            high_watermark: leo,
+            hw_segment_base: hw_base,
+            hw_position: hw_pos,
+            recovery_point: leo,
+            synced_to: CutPoint {
+                offset: leo,
+                segment_base: hw_base,
+                position: hw_pos,
+            },
+            poisoned: None,
+            heal_attempted_ms: i64::MIN,
+            checkpoint_gate: Arc::default(),
+            producers: ProducerStateTable::default(),
+            producers_saved_at: -1,
+            producers_expired: false,
+            recovery_point_saved: leo,
+        };
+        let mut log = log;
+        log.rebuild_producer_state()?;
+        if recovery_point != leo {
+            checkpoint::write_i64(&dir.join(RECOVERY_POINT_FILE), leo)?;
+        }
+        if stored_start > leo {
+            // The records a start past the log end hid are gone (a cut tail): keep the clamped
+            // start, or the next open would hide the records appended from here on.
+            checkpoint::write_i64(&dir.join(LOG_START_FILE), log_start_offset)?;
+        }
+        Ok(log)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    pub fn offsets(&self) -> LogOffsets {
+        LogOffsets {
+            log_start_offset: self.log_start_offset,
+            high_watermark: self.high_watermark,
+            log_end_offset: self.log_end_offset(),
+        }
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.size).sum()
+    }
+
+    fn active(&self) -> &Segment {
+        // Invariant: `segments` is never empty (open creates one; deletion keeps the active).
+        &self.segments[self.segments.len() - 1]
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        let last = self.segments.len() - 1;
+        &mut self.segments[last]
+    }
+
+    fn segment_index_for(&self, offset: i64) -> usize {
+        self.segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1)
+    }
+
+    /// Flushes, fsyncs and checkpoints everything (clean shutdown).
+    pub fn close(&mut self) -> Result<(), StorageError> {
+        if self.poisoned.is_some() && !self.heal(super::now_ms()) {
+            return Err(StorageError::Poisoned(self.dir.clone()));
+        }
+        // Segments rolled since the last fsync (under `never`, all of them) are synced too:
+        // the clean-shutdown marker written after this tells the next start to trust them.
+        let (last, synced_below) = (self.segments.len() - 1, self.recovery_point);
+        for (i, seg) in self.segments.iter_mut().enumerate() {
+            if i == last || seg.next_offset > synced_below {
+                seg.sync_all()?;
+            }
+        }
+        let leo = self.log_end_offset();
+        self.recovery_point = leo;
+        self.synced_to = CutPoint {
+            offset: leo,
+            segment_base: self.active().base_offset,
+            position: self.active().size,
+        };
+        self.save_producer_state()?;
+        checkpoint::write_i64(&self.dir.join(RECOVERY_POINT_FILE), leo)?;
+        self.recovery_point_saved = leo;
+        Ok(())
+    }
+}
+
+/// Deletes a segment's three files, ignoring those already gone.
+fn remove_segment_files(dir: &Path, base_offset: i64) -> Result<(), StorageError> {
+    let (log, index, time_index) = super::segment::segment_paths(dir, base_offset);
+    for path in [log, index, time_index] {
+        remove_if_present(&path)?;
+    }
+    Ok(())
+}
+
+fn remove_if_present(path: &Path) -> Result<(), StorageError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StorageError::io(path, e)),
+        _ => Ok(()),
+    }
+}
