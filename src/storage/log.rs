@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use super::batch::{BATCH_HEADER_BYTES, BatchError, BatchHeader, validate_batches};
 use super::checkpoint;
+use super::producer_snapshot;
 use super::producer_state::{ProducerStateTable, SequenceCheck};
 use super::recovery::{load_segment, recover_segment};
 use super::segment::{Segment, SegmentMark, scan_headers};
@@ -929,8 +930,8 @@ impl PartitionLog {
         let producers = if self.producers_expired
             || (!self.producers.is_empty() && self.producers_saved_at != leo)
         {
-            let bytes = bincode::serialize(&(leo, &self.producers))
-                .map_err(|e| StorageError::io(&self.dir, std::io::Error::other(e)))?;
+            let bytes = producer_snapshot::encode(leo, &self.producers)
+                .map_err(|e| StorageError::io(&self.dir, e))?;
             Some((leo, bytes))
         } else {
             None
@@ -995,9 +996,8 @@ impl PartitionLog {
     /// re-read at startup).
     fn save_producer_state(&mut self) -> Result<(), StorageError> {
         let leo = self.log_end_offset();
-        let snapshot = (leo, &self.producers);
-        let bytes = bincode::serialize(&snapshot)
-            .map_err(|e| StorageError::io(&self.dir, std::io::Error::other(e)))?;
+        let bytes = producer_snapshot::encode(leo, &self.producers)
+            .map_err(|e| StorageError::io(&self.dir, e))?;
         checkpoint::write_bytes(&self.dir.join(PRODUCER_STATE_FILE), &bytes)?;
         self.producers_saved_at = leo;
         self.producers_expired = false;
@@ -1013,7 +1013,7 @@ impl PartitionLog {
         }
         let path = self.dir.join(PRODUCER_STATE_FILE);
         let snapshot = checkpoint::read_bytes(&path)
-            .and_then(|b| bincode::deserialize::<(i64, ProducerStateTable)>(&b).ok());
+            .and_then(|b| producer_snapshot::decode(&b, &path));
         // A snapshot past the log end describes records a recovery or a heal cut away. Once
         // the log grows past that offset again it would look valid, so it goes now.
         let snapshot = match snapshot {
