@@ -23,8 +23,11 @@ pub enum TopicMetaRecord {
 /// prefix of whole checksummed frames); returns the records and the length of that prefix, or
 /// the byte offset and reason of an intact frame that does not decode (`Broker::new` then
 /// fails and leaves the file as it is).
-pub fn decode_topic_records(bytes: &[u8]) -> Result<(Vec<TopicMetaRecord>, usize), (usize, String)> {
-    let decoded = decode_file::<crate::broker::TopicRecord>(bytes).map_err(|u| (u.offset, u.reason))?;
+pub fn decode_topic_records(
+    bytes: &[u8],
+) -> Result<(Vec<TopicMetaRecord>, usize), (usize, String)> {
+    let decoded =
+        decode_file::<crate::broker::TopicRecord>(bytes).map_err(|u| (u.offset, u.reason))?;
     let records = decoded
         .records
         .into_iter()

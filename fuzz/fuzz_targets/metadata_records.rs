@@ -3,8 +3,10 @@
 //! Input: one selector byte, then the file's bytes. Selector bit 7 clear: CRCs in the bytes are
 //! recomputed first (record frames, checkpoint trailer) so mutations reach the decoders behind
 //! them. Selector & 3:
-//! 0. `__topics.meta` (CRC-32-framed bincode `TopicRecord`s): decoded as `Broker::new` does
-//!    (`fuzzing::decode_topic_records`); when every record names a valid topic of at most 4
+//! 0. `__topics.meta` (CRC-32 frames: header frame and versioned records, or a legacy file of
+//!    unversioned bincode records; layout in `broker::metadata`): decoded as `Broker::new`
+//!    does (`fuzzing::decode_topic_records`); an intact frame that does not decode must make
+//!    the open fail and leave the file unchanged; when every record names a valid topic of at most 4
 //!    partitions, a broker is opened on it (with the other startup files present: clean
 //!    shutdown marker, `producer-id-block`), closed and reopened; if a topic is left with a
 //!    config that does not validate, the open must fail instead.
@@ -28,8 +30,31 @@ mod common;
 
 const NOW_MS: i64 = 1_700_000_000_000;
 
+fn open_config(dir: &std::path::Path, bytes: &[u8]) -> BrokerConfig {
+    std::fs::write(dir.join("__topics.meta"), bytes).expect("write");
+    std::fs::write(dir.join(".clean_shutdown"), b"").expect("write");
+    let mut config = BrokerConfig::with_data_dir(dir);
+    config.fsync = FsyncPolicy::Never;
+    config
+}
+
 fn topics(bytes: &[u8]) {
-    let (records, valid) = decode_topic_records(bytes);
+    let (records, valid) = match decode_topic_records(bytes) {
+        Ok(d) => d,
+        Err((offset, _)) => {
+            // An intact frame that does not decode stops the start and is never cut.
+            assert!(offset < bytes.len());
+            let dir = common::tempdir();
+            let config = open_config(dir.path(), bytes);
+            assert!(
+                Broker::new(config).is_err(),
+                "an undecodable record was opened"
+            );
+            let after = std::fs::read(dir.path().join("__topics.meta")).expect("read");
+            assert_eq!(after, bytes, "a refused file was changed");
+            return;
+        }
+    };
     assert!(valid <= bytes.len());
     let mut live = std::collections::BTreeMap::new();
     for r in &records {
@@ -51,10 +76,7 @@ fn topics(bytes: &[u8]) {
         }
     }
     let dir = common::tempdir();
-    std::fs::write(dir.path().join("__topics.meta"), bytes).expect("write");
-    std::fs::write(dir.path().join(".clean_shutdown"), b"").expect("write");
-    let mut config = BrokerConfig::with_data_dir(dir.path());
-    config.fsync = FsyncPolicy::Never;
+    let config = open_config(dir.path(), bytes);
     let names = |b: &Broker| {
         b.topics()
             .into_iter()

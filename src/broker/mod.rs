@@ -26,12 +26,12 @@ use std::time::{Duration, Instant};
 
 use self::flusher::Flusher;
 use self::group::{GroupConfig, GroupService};
+use self::metadata::record_log::RecordLog;
+pub(crate) use self::metadata::topic_record::TopicRecord;
 use self::notify::{HwListener, Notifier};
 pub use self::offset_store::CommittedOffset;
 use self::offset_store::OffsetStore;
 use self::partition::Partition;
-use self::metadata::record_log::RecordLog;
-pub(crate) use self::metadata::topic_record::TopicRecord;
 pub use self::topic::{Topic, TopicMeta, validate_topic_name};
 use crate::config::{BrokerConfig, FsyncPolicy, TopicConfig};
 use crate::error::{Error, Result};

@@ -1012,8 +1012,8 @@ impl PartitionLog {
             std::fs::remove_file(&legacy).map_err(|e| StorageError::io(&legacy, e))?;
         }
         let path = self.dir.join(PRODUCER_STATE_FILE);
-        let snapshot = checkpoint::read_bytes(&path)
-            .and_then(|b| producer_snapshot::decode(&b, &path));
+        let snapshot =
+            checkpoint::read_bytes(&path).and_then(|b| producer_snapshot::decode(&b, &path));
         // A snapshot past the log end describes records a recovery or a heal cut away. Once
         // the log grows past that offset again it would look valid, so it goes now.
         let snapshot = match snapshot {

@@ -105,7 +105,13 @@ pub(crate) fn encode(at_offset: i64, table: &ProducerStateTable) -> std::io::Res
     let mut out = MAGIC.to_vec();
     out.push(VERSION_FLAG | SNAPSHOT_V1);
     options()
-        .serialize_into(&mut out, &SnapshotV1 { at_offset, producers })
+        .serialize_into(
+            &mut out,
+            &SnapshotV1 {
+                at_offset,
+                producers,
+            },
+        )
         .map_err(std::io::Error::other)?;
     Ok(out)
 }

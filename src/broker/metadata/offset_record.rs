@@ -156,19 +156,21 @@ mod tests {
             proptest::option::of(".{0,20}"),
             any::<i64>(),
         )
-            .prop_map(|(group, topic, partition, offset, leader_epoch, metadata, ts)| {
-                OffsetRecord::Commit {
-                    group,
-                    topic,
-                    partition,
-                    value: CommittedOffset {
-                        offset,
-                        leader_epoch,
-                        metadata,
-                        commit_timestamp_ms: ts,
-                    },
-                }
-            });
+            .prop_map(
+                |(group, topic, partition, offset, leader_epoch, metadata, ts)| {
+                    OffsetRecord::Commit {
+                        group,
+                        topic,
+                        partition,
+                        value: CommittedOffset {
+                            offset,
+                            leader_epoch,
+                            metadata,
+                            commit_timestamp_ms: ts,
+                        },
+                    }
+                },
+            );
         prop_oneof![
             commit,
             ("[a-z]{0,12}", "[a-z.]{1,12}", any::<i32>()).prop_map(|(group, topic, partition)| {

@@ -11,8 +11,8 @@
 //! Invariants:
 //! - `open` returns exactly the records of the longest prefix of whole, checksummed frames and
 //!   cuts the file to that prefix: a short frame, a length past the end (or over
-//!   `METADATA_RECORD_BYTES_MAX`) or a CRC mismatch ends the prefix, wherever it is (a torn
-//!   tail from a crash, as a log's is);
+//!   `METADATA_RECORD_BYTES_MAX`), a zero length (zero-filled bytes) or a CRC mismatch ends the
+//!   prefix, wherever it is (a torn tail from a crash, as a log's is: what follows is cut);
 //! - a frame whose CRC matches but whose payload does not decode (unknown version, bad field,
 //!   bad config value) is never cut: `open` fails naming the file and the frame's byte offset
 //!   and leaves the file unchanged;
@@ -110,7 +110,10 @@ fn frame_at(bytes: &[u8], pos: usize) -> Option<&[u8]> {
     }
     let len = BigEndian::read_u32(&rest[0..4]) as usize;
     let crc = BigEndian::read_u32(&rest[4..8]);
-    if len > METADATA_RECORD_BYTES_MAX || rest.len() - FRAME_HEADER_BYTES < len {
+    // A zero length is never written (every payload holds at least a version byte or an enum
+    // tag) and its CRC would match (CRC-32 of nothing is 0): zeros are a torn tail, e.g. a
+    // zero-filled block after a power loss.
+    if len == 0 || len > METADATA_RECORD_BYTES_MAX || rest.len() - FRAME_HEADER_BYTES < len {
         return None;
     }
     let payload = &rest[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + len];
@@ -150,7 +153,8 @@ pub(crate) fn decode_file<T: MetaRecord>(bytes: &[u8]) -> Result<Decoded<T>, Und
         });
     };
     let (format, mut pos) = if first.starts_with(&FILE_MAGIC) {
-        check_header(first, T::FILE_KIND).map_err(|reason| UndecodableRecord { offset: 0, reason })?;
+        check_header(first, T::FILE_KIND)
+            .map_err(|reason| UndecodableRecord { offset: 0, reason })?;
         (FileFormat::Current, FRAME_HEADER_BYTES + first.len())
     } else {
         (FileFormat::Legacy, 0)
@@ -160,7 +164,10 @@ pub(crate) fn decode_file<T: MetaRecord>(bytes: &[u8]) -> Result<Decoded<T>, Und
             FileFormat::Legacy => T::decode_legacy(payload),
             _ => T::decode(payload),
         }
-        .map_err(|reason| UndecodableRecord { offset: pos, reason })?;
+        .map_err(|reason| UndecodableRecord {
+            offset: pos,
+            reason,
+        })?;
         records.push(record);
         pos += FRAME_HEADER_BYTES + payload.len();
     }
@@ -270,8 +277,7 @@ impl<T: MetaRecord> RecordLog<T> {
             w.write_all(&header_frame(T::FILE_KIND))
                 .map_err(|e| io_err(&tmp, e))?;
             for r in records {
-                w.write_all(&self.encode(r)?)
-                    .map_err(|e| io_err(&tmp, e))?;
+                w.write_all(&self.encode(r)?).map_err(|e| io_err(&tmp, e))?;
             }
             let f = w.into_inner().map_err(|e| io_err(&tmp, e.error()))?;
             f.sync_all().map_err(|e| io_err(&tmp, e))?;

@@ -85,6 +85,18 @@ fn a_crc_mismatch_cuts_from_that_frame_even_before_intact_ones() {
 }
 
 #[test]
+fn a_zero_filled_tail_is_cut_not_read_as_empty_records() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("m.meta");
+    let mut bytes = file_with(&["one"]);
+    let valid = bytes.len();
+    bytes.extend_from_slice(&[0u8; 64]);
+    std::fs::write(&path, &bytes).expect("write");
+    assert_eq!(open(&path).expect("open"), vec![t("one")]);
+    assert_eq!(std::fs::metadata(&path).expect("meta").len(), valid as u64);
+}
+
+#[test]
 fn an_intact_frame_that_does_not_decode_stops_the_open_and_keeps_the_file() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("m.meta");
@@ -93,10 +105,16 @@ fn an_intact_frame_that_does_not_decode_stops_the_open_and_keeps_the_file() {
     bytes.extend(encode_frame(&[1, 0xff, 0xfe])); // CRC right, not UTF-8
     bytes.extend(encode_frame(&t("after").encode().unwrap_or_default()));
     std::fs::write(&path, &bytes).expect("write");
-    let e = open(&path).expect_err("an undecodable record was accepted").to_string();
+    let e = open(&path)
+        .expect_err("an undecodable record was accepted")
+        .to_string();
     assert!(e.contains("m.meta"), "{e}");
     assert!(e.contains(&format!("byte offset {offset}")), "{e}");
-    assert_eq!(std::fs::read(&path).expect("read"), bytes, "the file was changed");
+    assert_eq!(
+        std::fs::read(&path).expect("read"),
+        bytes,
+        "the file was changed"
+    );
 }
 
 #[test]
@@ -105,7 +123,14 @@ fn a_header_of_another_kind_or_a_newer_format_stops_the_open() {
     let path = dir.path().join("m.meta");
     for header in [
         header_frame(Text::FILE_KIND + 1),
-        encode_frame(&[b'T', b'S', b'M', b'D', FILE_FORMAT_VERSION + 1, Text::FILE_KIND]),
+        encode_frame(&[
+            b'T',
+            b'S',
+            b'M',
+            b'D',
+            FILE_FORMAT_VERSION + 1,
+            Text::FILE_KIND,
+        ]),
     ] {
         let mut bytes = header;
         bytes.extend(encode_frame(&t("one").encode().unwrap_or_default()));
@@ -128,9 +153,15 @@ fn a_legacy_file_is_read_and_rewritten_in_the_current_format() {
     std::fs::write(&path, &legacy).expect("write");
     let (mut log, recs) = RecordLog::<Text>::open(&path).expect("open");
     assert_eq!(recs, vec![t("one"), t("two")]);
-    assert_eq!(std::fs::read(&path).expect("read"), file_with(&["one", "two"]));
+    assert_eq!(
+        std::fs::read(&path).expect("read"),
+        file_with(&["one", "two"])
+    );
     log.append(&t("three"), true).expect("append");
-    assert_eq!(open(&path).expect("open"), vec![t("one"), t("two"), t("three")]);
+    assert_eq!(
+        open(&path).expect("open"),
+        vec![t("one"), t("two"), t("three")]
+    );
 }
 
 #[test]
