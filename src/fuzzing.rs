@@ -6,7 +6,7 @@
 //! decoder the worker runs (`protocol::request`).
 
 use crate::broker::TopicMeta;
-use crate::broker::record_log::decode_frames;
+use crate::broker::metadata::record_log::decode_file;
 
 /// The server's request decoding (`protocol::request` with the API table's version ranges),
 /// as the worker runs it before dispatching.
@@ -20,16 +20,22 @@ pub enum TopicMetaRecord {
     Delete { name: String },
 }
 
-/// Decodes `__topics.meta` bytes as `Broker::new` does (longest valid prefix of frames);
-/// returns the records and the length of that prefix.
-pub fn decode_topic_records(bytes: &[u8]) -> (Vec<TopicMetaRecord>, usize) {
-    let (records, valid) = decode_frames::<crate::broker::TopicRecord>(bytes);
-    let records = records
+/// Decodes `__topics.meta` bytes as `Broker::new` does (current or legacy format, longest
+/// prefix of whole checksummed frames); returns the records and the length of that prefix, or
+/// the byte offset and reason of an intact frame that does not decode (`Broker::new` then
+/// fails and leaves the file as it is).
+pub fn decode_topic_records(
+    bytes: &[u8],
+) -> Result<(Vec<TopicMetaRecord>, usize), (usize, String)> {
+    let decoded =
+        decode_file::<crate::broker::TopicRecord>(bytes).map_err(|u| (u.offset, u.reason))?;
+    let records = decoded
+        .records
         .into_iter()
         .map(|r| match r {
             crate::broker::TopicRecord::Upsert(m) => TopicMetaRecord::Upsert(m),
             crate::broker::TopicRecord::Delete { name } => TopicMetaRecord::Delete { name },
         })
         .collect();
-    (records, valid)
+    Ok((records, decoded.valid_bytes))
 }

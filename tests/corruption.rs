@@ -146,14 +146,15 @@ fn build_template() -> Template {
         values,
         offset_frames,
     };
+    // Each metadata file starts with its header frame, then one frame per record.
     assert_eq!(
         frame_ends(&t.dir.path().join("__consumer_offsets.meta")).len(),
-        t.offset_frames.len(),
+        t.offset_frames.len() + 1,
         "offsets file layout"
     );
     assert_eq!(
         frame_ends(&t.dir.path().join("__topics.meta")).len(),
-        TOPICS.len(),
+        TOPICS.len() + 1,
         "topics file layout"
     );
     for (t_name, parts) in TOPICS {
@@ -451,7 +452,8 @@ fn check_one(
     // Topics whose metadata frame lies wholly before the damage must be there.
     let topic_frames_kept = if name == "__topics.meta" {
         let ends = frame_ends_of(&original);
-        ends.iter().filter(|&&e| e <= at).count()
+        // The header frame comes first; damage inside it loses every record after it.
+        ends.iter().filter(|&&e| e <= at).count().saturating_sub(1)
     } else {
         TOPICS.len()
     };
@@ -554,6 +556,7 @@ fn check_one(
             .iter()
             .filter(|&&e| e <= at)
             .count()
+            .saturating_sub(1)
     } else {
         t.offset_frames.len()
     };

@@ -3,12 +3,15 @@
 //! Input: one selector byte, then the file's bytes. Selector bit 7 clear: CRCs in the bytes are
 //! recomputed first (record frames, checkpoint trailer) so mutations reach the decoders behind
 //! them. Selector & 3:
-//! 0. `__topics.meta` (CRC-32-framed bincode `TopicRecord`s): decoded as `Broker::new` does
-//!    (`fuzzing::decode_topic_records`); when every record names a valid topic of at most 4
+//! 0. `__topics.meta` (CRC-32 frames: header frame and versioned records, or a legacy file of
+//!    unversioned bincode records; layout in `broker::metadata`): decoded as `Broker::new`
+//!    does (`fuzzing::decode_topic_records`); an intact frame that does not decode must make
+//!    the open fail and leave the file unchanged; when every record names a valid topic of at most 4
 //!    partitions, a broker is opened on it (with the other startup files present: clean
 //!    shutdown marker, `producer-id-block`), closed and reopened; if a topic is left with a
 //!    config that does not validate, the open must fail instead.
-//! 1. `__consumer_offsets.meta`: `OffsetStore::open`, then compaction and reopen.
+//! 1. `__consumer_offsets.meta`: `OffsetStore::open` (refused, file unchanged, or opened),
+//!    then compaction and reopen.
 //! 2. `producer-state.v2` (CRC-framed bincode snapshot): a partition log with idempotent batches
 //!    opened over it, then an idempotent append, close (snapshot) and reopen.
 //! 3. the raw checkpoint, offset-index and time-index decoders.
@@ -28,8 +31,31 @@ mod common;
 
 const NOW_MS: i64 = 1_700_000_000_000;
 
+fn open_config(dir: &std::path::Path, bytes: &[u8]) -> BrokerConfig {
+    std::fs::write(dir.join("__topics.meta"), bytes).expect("write");
+    std::fs::write(dir.join(".clean_shutdown"), b"").expect("write");
+    let mut config = BrokerConfig::with_data_dir(dir);
+    config.fsync = FsyncPolicy::Never;
+    config
+}
+
 fn topics(bytes: &[u8]) {
-    let (records, valid) = decode_topic_records(bytes);
+    let (records, valid) = match decode_topic_records(bytes) {
+        Ok(d) => d,
+        Err((offset, _)) => {
+            // An intact frame that does not decode stops the start and is never cut.
+            assert!(offset < bytes.len());
+            let dir = common::tempdir();
+            let config = open_config(dir.path(), bytes);
+            assert!(
+                Broker::new(config).is_err(),
+                "an undecodable record was opened"
+            );
+            let after = std::fs::read(dir.path().join("__topics.meta")).expect("read");
+            assert_eq!(after, bytes, "a refused file was changed");
+            return;
+        }
+    };
     assert!(valid <= bytes.len());
     let mut live = std::collections::BTreeMap::new();
     for r in &records {
@@ -51,10 +77,7 @@ fn topics(bytes: &[u8]) {
         }
     }
     let dir = common::tempdir();
-    std::fs::write(dir.path().join("__topics.meta"), bytes).expect("write");
-    std::fs::write(dir.path().join(".clean_shutdown"), b"").expect("write");
-    let mut config = BrokerConfig::with_data_dir(dir.path());
-    config.fsync = FsyncPolicy::Never;
+    let config = open_config(dir.path(), bytes);
     let names = |b: &Broker| {
         b.topics()
             .into_iter()
@@ -104,9 +127,14 @@ fn offsets(bytes: &[u8]) {
     let dir = common::tempdir();
     let path = dir.path().join("__consumer_offsets.meta");
     std::fs::write(&path, bytes).expect("write");
-    let loaded = {
-        let s = OffsetStore::open(&path, false).expect("open");
-        offsets_view(&s)
+    let loaded = match OffsetStore::open(&path, false) {
+        Ok(s) => offsets_view(&s),
+        Err(_) => {
+            // Only an intact frame that does not decode is refused, and never cut.
+            let after = std::fs::read(&path).expect("read");
+            assert_eq!(after, bytes, "a refused offsets file was changed");
+            return;
+        }
     };
     let s = OffsetStore::open(&path, false).expect("reopen");
     assert_eq!(

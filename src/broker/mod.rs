@@ -11,10 +11,10 @@
 mod fetch;
 pub mod flusher;
 pub mod group;
+pub(crate) mod metadata;
 pub mod offset_store;
 pub mod partition;
 pub mod partitioner;
-pub mod record_log;
 pub mod topic;
 pub mod wait;
 
@@ -25,15 +25,14 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 pub use self::fetch::{FetchData, FetchError, FetchMark, FetchProgress};
 use self::flusher::Flusher;
 use self::group::{GroupConfig, GroupService};
+use self::metadata::record_log::RecordLog;
+pub(crate) use self::metadata::topic_record::TopicRecord;
 pub use self::offset_store::CommittedOffset;
 use self::offset_store::OffsetStore;
 use self::partition::Partition;
-use self::record_log::RecordLog;
 pub use self::topic::{Topic, TopicMeta, validate_topic_name};
 use self::wait::{WaitKey, Waits};
 use crate::config::{BrokerConfig, FsyncPolicy, TopicConfig};
@@ -49,12 +48,6 @@ use crate::limits::PRODUCER_EXPIRY_CHECK_INTERVAL_MS;
 const PRODUCER_ID_BLOCK_FILE: &str = "producer-id-block";
 /// Producer ids are reserved durably in blocks of this many, so a restart never reuses one.
 const PRODUCER_ID_BLOCK_LEN: i64 = 1000;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) enum TopicRecord {
-    Upsert(TopicMeta),
-    Delete { name: String },
-}
 
 /// A partition's state as `describe` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]

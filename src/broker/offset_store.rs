@@ -3,7 +3,9 @@
 //! Invariant: the in-memory map equals the replay of the file's records; every commit a client
 //! waits on is appended (and fsynced unless the broker runs with fsync `never`) before the map
 //! changes and before the caller is answered. The file is compacted at startup to one record
-//! per live (group, topic, partition).
+//! per live (group, topic, partition). Its records are `metadata::offset_record::OffsetRecord`
+//! (private, versioned; byte layout in `broker::metadata`), not this module's public
+//! `CommittedOffset`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,7 +13,8 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use super::record_log::RecordLog;
+use super::metadata::offset_record::OffsetRecord;
+use super::metadata::record_log::RecordLog;
 use crate::error::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,24 +23,6 @@ pub struct CommittedOffset {
     pub leader_epoch: i32,
     pub metadata: Option<String>,
     pub commit_timestamp_ms: i64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-enum OffsetRecord {
-    Commit {
-        group: String,
-        topic: String,
-        partition: i32,
-        value: CommittedOffset,
-    },
-    DeleteOffset {
-        group: String,
-        topic: String,
-        partition: i32,
-    },
-    DeleteGroup {
-        group: String,
-    },
 }
 
 type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;

@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod index;
 pub mod inflate;
 pub mod log;
+pub mod producer_snapshot;
 pub mod producer_state;
 pub mod recovery;
 pub mod segment;

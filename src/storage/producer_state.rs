@@ -19,6 +19,9 @@
 //! timestamp is older than the expiration is forgotten (`remove_expired`), so the table stays
 //! bounded by the producers active in that window, not every producer id ever seen.
 //!
+//! Snapshots (`producer-state.v2`) store a private versioned form of this table
+//! (`storage::producer_snapshot`), never these structs as they are.
+//!
 //! Invariant: every retained batch has first_seq ≤ last_seq (modulo wrap) and consecutive
 //! retained batches have consecutive sequences and increasing offsets.
 
@@ -154,6 +157,18 @@ impl ProducerStateTable {
         self.producers
             .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
         before - self.producers.len()
+    }
+
+    /// Every producer's entry, in no particular order (for the snapshot encoding).
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&i64, &ProducerEntry)> {
+        self.producers.iter()
+    }
+
+    /// A table holding exactly `entries` (for the snapshot decoding).
+    pub(crate) fn from_entries(entries: impl IntoIterator<Item = (i64, ProducerEntry)>) -> Self {
+        ProducerStateTable {
+            producers: entries.into_iter().collect(),
+        }
     }
 
     /// Drops everything at or above `offset` (after a truncation).

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::{PRODUCER_STATE_FILE, PartitionLog, RECOVERY_POINT_FILE};
-use crate::storage::{StorageError, checkpoint};
+use crate::storage::{StorageError, checkpoint, producer_snapshot};
 
 /// Orders checkpoint writes made outside the partition lock (`CheckpointJob`) against `heal`,
 /// which rewrites the files underneath them: every heal bumps the counter under this mutex,
@@ -62,8 +62,8 @@ impl PartitionLog {
         let producers = if self.producers_expired
             || (!self.producers.is_empty() && self.producers_saved_at != leo)
         {
-            let bytes = bincode::serialize(&(leo, &self.producers))
-                .map_err(|e| StorageError::io(&self.dir, std::io::Error::other(e)))?;
+            let bytes = producer_snapshot::encode(leo, &self.producers)
+                .map_err(|e| StorageError::io(&self.dir, e))?;
             Some((leo, bytes))
         } else {
             None

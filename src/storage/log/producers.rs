@@ -10,7 +10,7 @@
 use super::{PRODUCER_STATE_FILE, PRODUCER_STATE_FILE_V1, PartitionLog};
 use crate::storage::producer_state::ProducerStateTable;
 use crate::storage::segment::scan_headers;
-use crate::storage::{StorageError, checkpoint};
+use crate::storage::{StorageError, checkpoint, producer_snapshot};
 
 impl PartitionLog {
     pub fn producer_state(&self) -> &ProducerStateTable {
@@ -31,9 +31,8 @@ impl PartitionLog {
     /// re-read at startup).
     pub(super) fn save_producer_state(&mut self) -> Result<(), StorageError> {
         let leo = self.log_end_offset();
-        let snapshot = (leo, &self.producers);
-        let bytes = bincode::serialize(&snapshot)
-            .map_err(|e| StorageError::io(&self.dir, std::io::Error::other(e)))?;
+        let bytes = producer_snapshot::encode(leo, &self.producers)
+            .map_err(|e| StorageError::io(&self.dir, e))?;
         checkpoint::write_bytes(&self.dir.join(PRODUCER_STATE_FILE), &bytes)?;
         self.producers_saved_at = leo;
         self.producers_expired = false;
@@ -48,8 +47,8 @@ impl PartitionLog {
             std::fs::remove_file(&legacy).map_err(|e| StorageError::io(&legacy, e))?;
         }
         let path = self.dir.join(PRODUCER_STATE_FILE);
-        let snapshot = checkpoint::read_bytes(&path)
-            .and_then(|b| bincode::deserialize::<(i64, ProducerStateTable)>(&b).ok());
+        let snapshot =
+            checkpoint::read_bytes(&path).and_then(|b| producer_snapshot::decode(&b, &path));
         // A snapshot past the log end describes records a recovery or a heal cut away. Once
         // the log grows past that offset again it would look valid, so it goes now.
         let snapshot = match snapshot {

@@ -1,0 +1,207 @@
+//! `__consumer_offsets.meta` records: the offset store's `OffsetRecord` and its private
+//! on-disk form.
+
+use serde::{Deserialize, Serialize};
+
+use super::record_log::MetaRecord;
+use super::{decode_body, encode_versioned, legacy};
+use crate::broker::offset_store::CommittedOffset;
+
+/// The header's file-kind byte of `__consumer_offsets.meta`.
+pub(crate) const OFFSETS_FILE_KIND: u8 = 2;
+/// Version byte of the current offset record layout (`OffsetRecordV1`).
+const OFFSET_RECORD_V1: u8 = 1;
+
+/// One record of `__consumer_offsets.meta`, as the offset store replays it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OffsetRecord {
+    Commit {
+        group: String,
+        topic: String,
+        partition: i32,
+        value: CommittedOffset,
+    },
+    DeleteOffset {
+        group: String,
+        topic: String,
+        partition: i32,
+    },
+    DeleteGroup {
+        group: String,
+    },
+}
+
+/// Version 1 on disk (bincode, see `metadata`'s docs for the bytes). Never change it: add an
+/// `OffsetRecordV2` and a new version byte instead.
+#[derive(Debug, Serialize, Deserialize)]
+enum OffsetRecordV1 {
+    Commit {
+        group: String,
+        topic: String,
+        partition: i32,
+        offset: i64,
+        leader_epoch: i32,
+        metadata: Option<String>,
+        commit_timestamp_ms: i64,
+    },
+    DeleteOffset {
+        group: String,
+        topic: String,
+        partition: i32,
+    },
+    DeleteGroup {
+        group: String,
+    },
+}
+
+impl From<&OffsetRecord> for OffsetRecordV1 {
+    fn from(r: &OffsetRecord) -> Self {
+        match r.clone() {
+            OffsetRecord::Commit {
+                group,
+                topic,
+                partition,
+                value,
+            } => OffsetRecordV1::Commit {
+                group,
+                topic,
+                partition,
+                offset: value.offset,
+                leader_epoch: value.leader_epoch,
+                metadata: value.metadata,
+                commit_timestamp_ms: value.commit_timestamp_ms,
+            },
+            OffsetRecord::DeleteOffset {
+                group,
+                topic,
+                partition,
+            } => OffsetRecordV1::DeleteOffset {
+                group,
+                topic,
+                partition,
+            },
+            OffsetRecord::DeleteGroup { group } => OffsetRecordV1::DeleteGroup { group },
+        }
+    }
+}
+
+impl From<OffsetRecordV1> for OffsetRecord {
+    fn from(r: OffsetRecordV1) -> Self {
+        match r {
+            OffsetRecordV1::Commit {
+                group,
+                topic,
+                partition,
+                offset,
+                leader_epoch,
+                metadata,
+                commit_timestamp_ms,
+            } => OffsetRecord::Commit {
+                group,
+                topic,
+                partition,
+                value: CommittedOffset {
+                    offset,
+                    leader_epoch,
+                    metadata,
+                    commit_timestamp_ms,
+                },
+            },
+            OffsetRecordV1::DeleteOffset {
+                group,
+                topic,
+                partition,
+            } => OffsetRecord::DeleteOffset {
+                group,
+                topic,
+                partition,
+            },
+            OffsetRecordV1::DeleteGroup { group } => OffsetRecord::DeleteGroup { group },
+        }
+    }
+}
+
+impl MetaRecord for OffsetRecord {
+    const FILE_KIND: u8 = OFFSETS_FILE_KIND;
+
+    fn encode(&self) -> Result<Vec<u8>, String> {
+        encode_versioned(OFFSET_RECORD_V1, &OffsetRecordV1::from(self))
+    }
+
+    fn decode(payload: &[u8]) -> Result<Self, String> {
+        match payload.split_first() {
+            Some((&OFFSET_RECORD_V1, body)) => Ok(decode_body::<OffsetRecordV1>(body)?.into()),
+            Some((v, _)) => Err(format!("unknown offset record version {v}")),
+            None => Err("empty offset record".into()),
+        }
+    }
+
+    fn decode_legacy(payload: &[u8]) -> Result<Self, String> {
+        legacy::decode_offset_record(payload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn record() -> impl Strategy<Value = OffsetRecord> {
+        let commit = (
+            "[a-z]{0,12}",
+            "[a-z.]{1,12}",
+            any::<i32>(),
+            any::<i64>(),
+            any::<i32>(),
+            proptest::option::of(".{0,20}"),
+            any::<i64>(),
+        )
+            .prop_map(
+                |(group, topic, partition, offset, leader_epoch, metadata, ts)| {
+                    OffsetRecord::Commit {
+                        group,
+                        topic,
+                        partition,
+                        value: CommittedOffset {
+                            offset,
+                            leader_epoch,
+                            metadata,
+                            commit_timestamp_ms: ts,
+                        },
+                    }
+                },
+            );
+        prop_oneof![
+            commit,
+            ("[a-z]{0,12}", "[a-z.]{1,12}", any::<i32>()).prop_map(|(group, topic, partition)| {
+                OffsetRecord::DeleteOffset {
+                    group,
+                    topic,
+                    partition,
+                }
+            }),
+            "[a-z]{0,12}".prop_map(|group| OffsetRecord::DeleteGroup { group }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn offset_records_round_trip(r in record()) {
+            let payload = r.encode().map_err(TestCaseError::fail)?;
+            prop_assert_eq!(payload[0], OFFSET_RECORD_V1);
+            prop_assert_eq!(OffsetRecord::decode(&payload).map_err(TestCaseError::fail)?, r);
+        }
+
+        #[test]
+        fn legacy_offset_records_decode_to_the_same_record(r in record()) {
+            let legacy = legacy::encode_offset_record_for_test(&r);
+            prop_assert_eq!(OffsetRecord::decode_legacy(&legacy).map_err(TestCaseError::fail)?, r);
+        }
+
+        #[test]
+        fn garbage_payloads_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = OffsetRecord::decode(&bytes);
+            let _ = OffsetRecord::decode_legacy(&bytes);
+        }
+    }
+}
