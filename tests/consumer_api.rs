@@ -231,10 +231,11 @@ fn poll_returns_when_another_thread_produces() {
             .expect("subscribe");
         let b = Arc::clone(&broker);
         let producer = std::thread::spawn(move || {
-            // Kept pause: the record must arrive while `poll` blocks, and nothing observable
-            // says it does. Too short, and poll finds the record at once: still a pass, but
-            // not of the wake-up.
-            std::thread::sleep(Duration::from_millis(100));
+            // The record must arrive while `poll` blocks: wait until it waits in the wait set.
+            assert!(
+                common::wait_until(Duration::from_secs(10), || b.waits().parked() == 1),
+                "poll waits"
+            );
             Producer::new(b)
                 .send("t", Record::new(b"late".to_vec()), None)
                 .expect("send");

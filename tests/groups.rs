@@ -204,10 +204,11 @@ fn two_wire_members_rebalance_and_split_partitions() {
 
     // B's SyncGroup parks until the leader's assignment arrives.
     b.send(ApiKey::SyncGroup, 3, &sync_request("g", &b_id, 2));
-    // Kept pause: B's SyncGroup must be parked before A's arrives, and nothing observable says
-    // it is (the server does not expose its purgatory). Too short, and the test only checks
-    // less: B is then answered at once, with the same assignment.
-    std::thread::sleep(Duration::from_millis(100));
+    // B's SyncGroup must be parked before A's arrives: wait for it in the broker's wait set.
+    assert!(
+        common::wait_until(Duration::from_secs(10), || f.broker.waits().parked() == 1),
+        "B's SyncGroup parks"
+    );
     let ids: Vec<String> = ra.members.iter().map(|m| m.member_id.to_string()).collect();
     let sa: SyncGroupResponse = a.call(
         ApiKey::SyncGroup,

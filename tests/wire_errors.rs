@@ -250,10 +250,11 @@ fn long_poll_fetch_completes_when_data_arrives_not_at_the_deadline() {
         &fetch_request("t", 1, 0, 20_000),
     ))
     .unwrap();
-    // Kept pause: the produce must come after the fetch parked, and nothing observable says it
-    // has (the server does not expose its purgatory). Too short, and the fetch is answered
-    // with the record at once: the test then passes without checking the wake-up.
-    std::thread::sleep(Duration::from_millis(300));
+    // The produce must come after the fetch parked: wait for it in the broker's wait set.
+    assert!(
+        common::wait_until(Duration::from_secs(10), || f.broker.waits().parked() == 1),
+        "the Fetch parks"
+    );
     let mut p = connect(&f);
     assert_eq!(
         produce_code(
