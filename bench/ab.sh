@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A/B of two broker binaries on the same machine in the same run, alternating, on the cells a
-# change touches: consume (1 KiB records, 4 partitions, 2 consumers) and lz4-compressed
-# produce (1 KiB, acks=1). Prints one JSON line per run with the binary's label.
+# change touches: consume (1 KiB records, 4 partitions, 2 consumers), lz4-compressed
+# produce (1 KiB, acks=1), and end-to-end latency at a fixed rate (1 KiB, 4 partitions,
+# 20,000 records/s, acks=1; a consumer long-polling beside the producer). Prints one JSON line per run with the binary's label.
 #   bash bench/ab.sh <label-a> <binary-a> <label-b> <binary-b> [rounds=3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,5 +36,6 @@ for round in $(seq 1 "$ROUNDS"); do
         n=$(python3 -c 'import json,sys; print(int(json.loads(sys.argv[1])["records"]))' "$out")
         tag "$("$LOADGEN" consume --brokers "$ADDR" --topic c --records "$n" --consumers 2 --broker-pid "$BROKER_PID" --label "consume r$round")" "$label"
         tag "$("$LOADGEN" produce --brokers "$ADDR" --topic z --partitions 4 --record-size 1024 --duration 8 --compression lz4 --broker-pid "$BROKER_PID" --label "produce-lz4 r$round")" "$label"
+        tag "$("$LOADGEN" e2e --brokers "$ADDR" --topic e --partitions 4 --record-size 1024 --duration 8 --rate 20000 --linger-ms 5 --broker-pid "$BROKER_PID" --label "e2e-20k r$round")" "$label"
     done
 done
