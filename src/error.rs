@@ -2,10 +2,11 @@
 //! code `kafka_code`), so the wire layer and the embedded API report the same failure the same
 //! way. This file is the one table from our errors (this `Error` and the group protocol's
 //! `GroupError`) to Kafka's `ResponseError`; no error code is an integer literal anywhere else.
+//! `GroupError` is defined here (and re-exported as `broker::group::GroupError`) so that this
+//! file, which every layer uses, uses nothing of the broker.
 
 use kafka_protocol::error::ResponseError;
 
-use crate::broker::group::GroupError;
 use crate::storage::{BatchError, StorageError};
 
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +149,57 @@ impl Error {
     /// The Kafka protocol error code a Java broker would return for this failure.
     pub fn kafka_code(&self) -> i16 {
         self.response_error().code()
+    }
+}
+
+/// Errors of the group protocol, each one Kafka error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupError {
+    CoordinatorNotAvailable,
+    IllegalGeneration,
+    InconsistentGroupProtocol,
+    InvalidGroupId,
+    UnknownMemberId,
+    InvalidSessionTimeout,
+    RebalanceInProgress,
+    NonEmptyGroup,
+    GroupIdNotFound,
+    MemberIdRequired,
+    GroupMaxSizeReached,
+    FencedInstanceId,
+    GroupSubscribedToTopic,
+}
+
+impl GroupError {
+    /// The Kafka error code (the table is `GroupError::response_error`, below).
+    pub const fn code(self) -> i16 {
+        self.response_error().code()
+    }
+
+    pub fn from_code(code: i16) -> Option<GroupError> {
+        ALL_ERRORS.iter().copied().find(|e| e.code() == code)
+    }
+}
+
+const ALL_ERRORS: [GroupError; 13] = [
+    GroupError::CoordinatorNotAvailable,
+    GroupError::IllegalGeneration,
+    GroupError::InconsistentGroupProtocol,
+    GroupError::InvalidGroupId,
+    GroupError::UnknownMemberId,
+    GroupError::InvalidSessionTimeout,
+    GroupError::RebalanceInProgress,
+    GroupError::NonEmptyGroup,
+    GroupError::GroupIdNotFound,
+    GroupError::MemberIdRequired,
+    GroupError::GroupMaxSizeReached,
+    GroupError::FencedInstanceId,
+    GroupError::GroupSubscribedToTopic,
+];
+
+impl std::fmt::Display for GroupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?} (Kafka error {})", self.code())
     }
 }
 

@@ -9,6 +9,8 @@ echo "==> cargo fmt --check"
 cargo fmt --check
 echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
+echo "==> layering: no upward imports between layers, no import cycles between files"
+cargo test --test layering
 echo "==> cargo test (unit, property and integration tests)"
 cargo test
 echo "==> the library as a dependency (README snippet in a crate outside the repo)"

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use mio::net::TcpStream;
 
-use super::worker::Reply;
+use super::encode::Reply;
 use crate::protocol::frame::{FrameDecoder, FrameError};
 
 pub use crate::limits::QUEUED_REQUEST_BYTES_MAX;

@@ -11,13 +11,33 @@
 //!
 //! `SegmentedBuf` and `put_shared` are the only things here that only our kafka-protocol fork
 //! has; without the fork, `encode_segmented` would become `encode_contiguous`.
+//!
+//! `Reply` (the encoded frame, or no response, close, parked) is defined here: workers make it,
+//! connections write it.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{FetchResponse, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::Encodable;
 use kafka_protocol::protocol::buf::{ByteBufMut, SegmentedBuf};
 
-use super::worker::Reply;
+/// What a worker hands back to the connection for one request.
+pub enum Reply {
+    /// A complete response frame, size prefix included, as chunks to be written in order
+    /// (a Fetch response's large records payloads are chunks of their own, never copied).
+    Frame(Vec<Bytes>),
+    /// The request gets no response (Produce with acks=0).
+    NoResponse,
+    /// Close the connection (undecodable request); the reason is logged.
+    Close(String),
+    /// The request is handled and only waits for durability (acks=all Produce): the
+    /// connection may hand its next request to a worker; this request's response follows
+    /// later under the same sequence number. Appends stay in request order because the next
+    /// request starts only after this one's append.
+    Parked,
+}
+
+/// A reply for connection `.0`, request sequence number `.1`.
+pub type ReplyMsg = (usize, u64, Reply);
 
 /// Records payloads shorter than this are copied into the response's inline chunk rather than
 /// sent as chunks of their own. A chunk of its own costs an `iovec` in the `writev` that sends

@@ -14,7 +14,9 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::ServerConfig;
 use super::connection::{Connection, ReadOutcome, read_chunk_bytes};
-use super::worker::{self, Ctx, Job, Reply};
+use super::encode::{Reply, ReplyMsg};
+use super::handlers::Ctx;
+use super::worker::{self, Job};
 use crate::broker::Broker;
 use crate::broker::wait::Scope;
 use crate::error::{Error, Result};
@@ -33,7 +35,7 @@ pub struct Reactor {
     conns: HashMap<usize, Connection>,
     next_token: usize,
     job_tx: Option<Sender<Job>>,
-    reply_rx: Receiver<worker::ReplyMsg>,
+    reply_rx: Receiver<ReplyMsg>,
     /// Connections with a request that could not be queued (job queue full).
     backlog: BTreeSet<usize>,
     workers: Vec<std::thread::JoinHandle<()>>,

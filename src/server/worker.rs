@@ -6,33 +6,23 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseKind};
 use mio::Waker;
 
-use super::ServerConfig;
-use super::encode::encode_reply;
+use super::encode::{Reply, ReplyMsg, encode_reply};
 use super::handlers::{self, Outcome};
-use crate::broker::Broker;
-use crate::broker::wait::{Scope, Wake};
+use crate::broker::wait::Wake;
 use crate::error::{Error, Result};
 use crate::protocol::request::{DecodeError, DecodedRequest};
 use handlers::table::decode_request;
 
-/// Shared, read-only context of every handler.
-pub struct Ctx {
-    pub broker: Arc<Broker>,
-    pub config: ServerConfig,
-    /// This server's scope in the broker's wait set (shut down when the server stops).
-    pub scope: Scope,
-    /// Where woken parked requests go back to the workers.
-    pub retry_tx: Sender<DelayedOp>,
-    /// Bytes of request frames queued for workers (reactor adds, workers subtract).
-    pub queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
-}
+/// Defined with the handlers (which all take it); named here too for the handler files
+/// that still import it from here.
+pub use super::handlers::Ctx;
+use super::handlers::DelayedOp;
 
 pub enum Job {
     /// `seq` numbers the connection's requests; replies are written in `seq` order.
@@ -43,36 +33,6 @@ pub enum Job {
         /// The client's address (JoinGroup records it as the member's `client_host`).
         peer: IpAddr,
     },
-}
-
-pub enum Reply {
-    /// A complete response frame, size prefix included, as chunks to be written in order
-    /// (a Fetch response's large records payloads are chunks of their own, never copied).
-    Frame(Vec<Bytes>),
-    /// The request gets no response (Produce with acks=0).
-    NoResponse,
-    /// Close the connection (undecodable request); the reason is logged.
-    Close(String),
-    /// The request is handled and only waits for durability (acks=all Produce): the
-    /// connection may hand its next request to a worker; this request's response follows
-    /// later under the same sequence number. Appends stay in request order because the next
-    /// request starts only after this one's append.
-    Parked,
-}
-
-/// A reply for connection `.0`, request sequence number `.1`.
-pub type ReplyMsg = (usize, u64, Reply);
-
-/// A parked request, re-evaluated when an event or its deadline arrives.
-pub struct DelayedOp {
-    pub conn: usize,
-    pub seq: u64,
-    pub api_version: i16,
-    pub header: RequestHeader,
-    pub deadline: Instant,
-    pub kind: handlers::Delayed,
-    /// Why it was woken (set by the wait set).
-    pub woke: Wake,
 }
 
 pub fn spawn_pool(

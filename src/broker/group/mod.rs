@@ -28,6 +28,8 @@ pub use self::coordinator::{
     offsets_expired,
 };
 pub use self::service::GroupService;
+/// Defined with the crate's error table, below every layer that reports it.
+pub use crate::error::GroupError;
 
 /// Identifies a waiting JoinGroup or SyncGroup until its answer is taken with `poll`.
 pub type Ticket = u64;
@@ -51,57 +53,6 @@ impl GroupState {
             GroupState::Stable => "Stable",
             GroupState::Dead => "Dead",
         }
-    }
-}
-
-/// Errors of the group protocol, each one Kafka error code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupError {
-    CoordinatorNotAvailable,
-    IllegalGeneration,
-    InconsistentGroupProtocol,
-    InvalidGroupId,
-    UnknownMemberId,
-    InvalidSessionTimeout,
-    RebalanceInProgress,
-    NonEmptyGroup,
-    GroupIdNotFound,
-    MemberIdRequired,
-    GroupMaxSizeReached,
-    FencedInstanceId,
-    GroupSubscribedToTopic,
-}
-
-impl GroupError {
-    /// The Kafka error code (the table is `GroupError::response_error` in `crate::error`).
-    pub const fn code(self) -> i16 {
-        self.response_error().code()
-    }
-
-    pub fn from_code(code: i16) -> Option<GroupError> {
-        ALL_ERRORS.iter().copied().find(|e| e.code() == code)
-    }
-}
-
-const ALL_ERRORS: [GroupError; 13] = [
-    GroupError::CoordinatorNotAvailable,
-    GroupError::IllegalGeneration,
-    GroupError::InconsistentGroupProtocol,
-    GroupError::InvalidGroupId,
-    GroupError::UnknownMemberId,
-    GroupError::InvalidSessionTimeout,
-    GroupError::RebalanceInProgress,
-    GroupError::NonEmptyGroup,
-    GroupError::GroupIdNotFound,
-    GroupError::MemberIdRequired,
-    GroupError::GroupMaxSizeReached,
-    GroupError::FencedInstanceId,
-    GroupError::GroupSubscribedToTopic,
-];
-
-impl std::fmt::Display for GroupError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{self:?} (Kafka error {})", self.code())
     }
 }
 

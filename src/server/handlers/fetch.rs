@@ -15,10 +15,10 @@ use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind};
 
+use super::Ctx;
 use super::{Delayed, Outcome};
 use crate::broker::wait::{WaitKey, Wake};
 use crate::broker::{FetchError, FetchMark, FetchProgress};
-use crate::server::worker::Ctx;
 
 /// A Fetch waiting for `min_bytes`: the request and one mark per partition it names, in
 /// request order (`None`: the partition failed, which completes the request).

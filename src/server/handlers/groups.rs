@@ -20,6 +20,7 @@ use kafka_protocol::messages::offset_delete_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
+use super::Ctx;
 use super::{Delayed, Outcome};
 use crate::broker::group::{
     Answer, GroupError, GroupState, JoinRequest, JoinResponse, LeavingMember, Poll, Protocol,
@@ -27,7 +28,6 @@ use crate::broker::group::{
 };
 use crate::broker::wait::{WaitKey, Wake};
 use crate::error::NO_ERROR_CODE;
-use crate::server::worker::Ctx;
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 =
     kafka_protocol::error::ResponseError::UnknownTopicOrPartition.code();

@@ -7,8 +7,8 @@ use kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProducerId, ResponseKind,
 };
 
+use super::Ctx;
 use super::Outcome;
-use crate::server::worker::Ctx;
 
 const UNSUPPORTED_VERSION: i16 = kafka_protocol::error::ResponseError::UnsupportedVersion.code();
 

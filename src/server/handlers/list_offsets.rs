@@ -5,9 +5,9 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, ResponseKind};
 
+use super::Ctx;
 use super::Outcome;
 use crate::error::Error;
-use crate::server::worker::Ctx;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;

@@ -8,9 +8,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::Ctx;
 use super::Outcome;
 use crate::error::Error;
-use crate::server::worker::Ctx;
 
 /// Kafka's "authorized operations not requested" value.
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;

@@ -1,6 +1,9 @@
 //! One handler file per API family. `table` lists every API with its versions and handler;
 //! `dispatch` runs the handler of a decoded request, which returns an `Outcome`: a response,
 //! no response, close, or park (a delayed operation).
+//!
+//! `Ctx` (what every handler reads) and `DelayedOp` (a parked request) live here, below the
+//! worker pool that drives them, so no handler depends on `worker.rs`.
 
 pub mod admin;
 pub mod api_versions;
@@ -14,14 +17,42 @@ pub mod produce;
 pub mod table;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
+
+use crossbeam_channel::Sender;
 
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
-use super::worker::Ctx;
-use crate::broker::wait::{WaitKey, Wake};
+use super::ServerConfig;
+use crate::broker::Broker;
+use crate::broker::wait::{Scope, WaitKey, Wake};
 use crate::error::Error;
+
+/// Shared, read-only context of every handler.
+pub struct Ctx {
+    pub broker: Arc<Broker>,
+    pub config: ServerConfig,
+    /// This server's scope in the broker's wait set (shut down when the server stops).
+    pub scope: Scope,
+    /// Where woken parked requests go back to the workers.
+    pub retry_tx: Sender<DelayedOp>,
+    /// Bytes of request frames queued for workers (reactor adds, workers subtract).
+    pub queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A parked request, re-evaluated when an event or its deadline arrives.
+pub struct DelayedOp {
+    pub conn: usize,
+    pub seq: u64,
+    pub api_version: i16,
+    pub header: RequestHeader,
+    pub deadline: Instant,
+    pub kind: Delayed,
+    /// Why it was woken (set by the wait set).
+    pub woke: Wake,
+}
 
 pub enum Outcome {
     Respond(ResponseKind),

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 
+use super::Ctx;
 use super::{Outcome, message};
 use crate::broker::wait::{WaitKey, Wake};
-use crate::server::worker::Ctx;
 
 /// An acks=all produce waiting for durability.
 pub struct PendingAcks {

@@ -21,12 +21,12 @@ use std::net::IpAddr;
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
 
+use super::Ctx;
 use super::{
     Outcome, admin, api_versions, fetch, groups, init_producer_id, list_offsets, metadata, offsets,
     produce,
 };
 use crate::protocol::request::{self, DecodeError, DecodedRequest};
-use crate::server::worker::Ctx;
 
 /// Runs one decoded request.
 pub type Handler = fn(&Ctx, &RequestHeader, RequestKind, IpAddr) -> Outcome;
