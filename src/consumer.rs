@@ -26,10 +26,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::broker::Broker;
 use crate::broker::group::GroupError;
 use crate::broker::group::embedded::{Change, EmbeddedMember, MemberConfig};
 use crate::broker::wait::WaitKey;
+use crate::broker::{Broker, CommitFence, OffsetCommitEntry};
 use crate::error::{Error, Result};
 use crate::storage::batch::BatchIter;
 use crate::types::{StoredRecord, TopicPartition};
@@ -509,32 +509,34 @@ impl Consumer {
             ),
             None => (String::new(), None, -1),
         };
-        let fenced = self.broker.groups().validate_commit(
-            &group,
-            &member_id,
-            instance_id.as_deref(),
+        let fence = CommitFence {
+            group_id: &group,
+            member_id: &member_id,
+            instance_id: instance_id.as_deref(),
             generation,
-        );
-        if let Err(e) = fenced {
-            if let Some(m) = self.member.as_mut()
-                && e != GroupError::RebalanceInProgress
-            {
-                m.rejoin(&self.broker);
-                self.revoke();
+        };
+        let entries: Vec<OffsetCommitEntry> = offsets
+            .iter()
+            .map(|(tp, off)| OffsetCommitEntry {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                offset: *off,
+                metadata: None,
+            })
+            .collect();
+        // Fenced and written as one step under the group lock; blocks until durable.
+        match self.broker.commit_offsets_and_wait(fence, &entries) {
+            Ok(written) => written,
+            Err(e) => {
+                if let Some(m) = self.member.as_mut()
+                    && e != GroupError::RebalanceInProgress
+                {
+                    m.rejoin(&self.broker);
+                    self.revoke();
+                }
+                Err(crate::broker::fence_error(&group, e))
             }
-            return Err(match e {
-                GroupError::InvalidGroupId => Error::InvalidGroupId(group),
-                e => Error::NotAssigned(format!(
-                    "commit to group {group} refused ({e}): the group rebalanced and the \
-                     partitions may belong to another member now"
-                )),
-            });
         }
-        for (tp, off) in offsets {
-            self.broker
-                .commit_offset(&group, &tp.topic, tp.partition, *off, None)?;
-        }
-        Ok(())
     }
 
     /// The group's committed offset for `tp`, if any.

@@ -46,6 +46,8 @@ pub enum Error {
     NoGroupId,
     #[error("invalid group id {0:?}")]
     InvalidGroupId(String),
+    #[error("offset metadata of {0} bytes is over the {max} bytes allowed", max = crate::limits::OFFSET_METADATA_BYTES_MAX)]
+    OffsetMetadataTooLarge(usize),
     #[error("partition {0} is not assigned to this consumer")]
     NotAssigned(String),
     #[error("timed out after {0} ms waiting for the record to become durable")]
@@ -130,6 +132,7 @@ impl Error {
             Error::Timeout(_) => ResponseError::RequestTimedOut,
             Error::InvalidTopic(..) => ResponseError::InvalidTopicException,
             Error::InvalidGroupId(_) | Error::NoGroupId => ResponseError::InvalidGroupId,
+            Error::OffsetMetadataTooLarge(_) => ResponseError::OffsetMetadataTooLarge,
             Error::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
             Error::InvalidPartitions(_) => ResponseError::InvalidPartitions,
             Error::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,

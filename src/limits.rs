@@ -38,6 +38,29 @@ pub const HEAL_RETRY_MS: i64 = 1000;
 /// record is a few hundred bytes (name ≤ `TOPIC_NAME_BYTES_MAX` plus a fixed-size config).
 pub const METADATA_RECORD_BYTES_MAX: usize = 16 * 1024 * 1024;
 
+/// Largest committed-offset metadata string of one partition, in bytes (Kafka's
+/// `offset.metadata.max.bytes` default, 4096). OffsetCommit answers a partition whose metadata
+/// is longer with OFFSET_METADATA_TOO_LARGE and writes nothing for it, as Kafka does; this keeps
+/// each offset record far below `METADATA_RECORD_BYTES_MAX` (checked below).
+pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
+
+/// Longest group id an offset commit accepts, in bytes: `i16::MAX`, the most a classic
+/// (non-compact) protocol string carries. Kafka sets no limit of its own, but a compact string
+/// can be far longer, and every offset record repeats the group id, so it is bounded for the
+/// record-size relation below; a longer id is refused with INVALID_GROUP_ID.
+pub const GROUP_ID_BYTES_MAX: usize = i16::MAX as usize;
+
+/// Bytes of an offset record besides its group id, topic name and metadata: the frame header
+/// (8), the record version byte, bincode's enum tag (4), three `u64` string lengths and the
+/// `Option` tag (25), partition, offset, leader epoch and commit timestamp (24). Rounded up.
+pub const OFFSET_RECORD_OVERHEAD_BYTES: usize = 128;
+
+/// How long an OffsetCommit waits for its records to be fsynced (Kafka's
+/// `offsets.commit.timeout.ms` default); then the wire answer is COORDINATOR_NOT_AVAILABLE
+/// (retriable, as Kafka maps a timed-out offsets append) and the embedded call fails with
+/// `Error::Timeout`.
+pub const OFFSET_COMMIT_TIMEOUT_MS: u64 = 5_000;
+
 /// Kafka's limit on topic name length. Also keeps a partition directory name
 /// (`<topic>-<partition>`) within a file name's 255 bytes (checked below).
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
@@ -149,6 +172,15 @@ const _: () = assert!(
 // Partition indexes are i32 on the wire; the broker's default total admits a topic of at
 // least one partition.
 const _: () = assert!(PARTITIONS_PER_TOPIC_MAX <= i32::MAX as u32 && DEFAULT_PARTITIONS_MAX >= 1);
+// The largest offset record an OffsetCommit can write (longest group id, topic name and
+// metadata) is one the metadata reader accepts, so no acknowledged commit is cut at restart.
+const _: () = assert!(
+    GROUP_ID_BYTES_MAX
+        + TOPIC_NAME_BYTES_MAX
+        + OFFSET_METADATA_BYTES_MAX
+        + OFFSET_RECORD_OVERHEAD_BYTES
+        < METADATA_RECORD_BYTES_MAX
+);
 // An embedded step makes at least one call.
 const _: () = assert!(STEP_CALLS_MAX >= 1);
 

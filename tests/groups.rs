@@ -344,6 +344,84 @@ fn offset_commits_are_fenced_by_generation_and_membership() {
     assert_eq!(f.broker.committed_offset("g", "t", 0).unwrap().offset, 5);
 }
 
+/// OffsetFetch of `t`'s partitions 0..4: (committed offset, metadata) each.
+fn fetch_offsets(c: &mut Conn, group: &str) -> Vec<(i64, String)> {
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    let r: OffsetFetchResponse = c.call(
+        ApiKey::OffsetFetch,
+        5,
+        &OffsetFetchRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_topics(Some(vec![
+                OffsetFetchRequestTopic::default()
+                    .with_name(TopicName(s("t")))
+                    .with_partition_indexes(vec![0, 1, 2, 3]),
+            ])),
+    );
+    r.topics[0]
+        .partitions
+        .iter()
+        .map(|p| {
+            (
+                p.committed_offset,
+                p.metadata
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn offset_commit_refuses_metadata_over_4096_bytes_per_partition_and_parks_until_durable() {
+    // fsync `always`: the accepted partitions are answered only after the flusher's fsync.
+    let f = start_with(|bc| bc.fsync = thorstream::FsyncPolicy::Always);
+    let mut c = Conn::new(&f);
+    let part = |index: i32, offset: i64, metadata: String| {
+        OffsetCommitRequestPartition::default()
+            .with_partition_index(index)
+            .with_committed_offset(offset)
+            .with_committed_metadata(Some(s(&metadata)))
+    };
+    let r: OffsetCommitResponse = c.call(
+        ApiKey::OffsetCommit,
+        7,
+        &OffsetCommitRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![
+                OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(s("t")))
+                    .with_partitions(vec![
+                        part(0, 10, "x".repeat(5000)),
+                        part(1, 11, "y".repeat(4096)),
+                        part(2, 12, "ok".into()),
+                    ]),
+            ]),
+    );
+    let codes: Vec<i16> = r.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect();
+    assert_eq!(
+        codes,
+        vec![12, 0, 0],
+        "OFFSET_METADATA_TOO_LARGE for 5000 bytes only"
+    );
+    // Answered means durable and visible; the refused partition was never written.
+    assert_eq!(
+        fetch_offsets(&mut c, "g"),
+        vec![
+            (-1, String::new()),
+            (11, "y".repeat(4096)),
+            (12, "ok".into()),
+            (-1, String::new()),
+        ]
+    );
+}
+
 #[test]
 fn admin_apis_list_describe_delete_and_offset_delete() {
     let f = start();

@@ -114,3 +114,44 @@ fn restart_keeps_topics_records_and_committed_offsets() {
         .expect("send");
     assert_eq!(off, 30);
 }
+
+#[test]
+fn one_commit_of_many_partitions_survives_a_restart_with_its_metadata() {
+    use thorstream::broker::{CommitFence, OffsetCommitEntry};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let entries: Vec<OffsetCommitEntry> = (0..6)
+        .map(|p| OffsetCommitEntry {
+            topic: "a".into(),
+            partition: p,
+            offset: i64::from(p) * 100,
+            metadata: Some(format!("meta-{p}")),
+        })
+        .collect();
+    {
+        let broker = common::open(tmp.path(), FsyncPolicy::Always);
+        broker
+            .create_topic("a", Some(TopicConfig::with_partitions(6)))
+            .expect("create");
+        let done = broker.commit_offsets_and_wait(CommitFence::simple("g"), &entries);
+        assert!(matches!(done, Ok(Ok(()))), "{done:?}");
+        // Oversized metadata is refused and must not cut the file at the next start.
+        let big = "z".repeat(5000);
+        let refused = broker.commit_offset("g", "a", 0, 999, Some(big));
+        assert!(refused.is_err(), "{refused:?}");
+        broker
+            .commit_offset("g", "a", 5, 555, None)
+            .expect("later commit");
+    }
+    let broker = common::open(tmp.path(), FsyncPolicy::Always);
+    let got: Vec<(i64, Option<String>)> = (0..6)
+        .map(|p| {
+            let c = broker.committed_offset("g", "a", p).expect("committed");
+            (c.offset, c.metadata)
+        })
+        .collect();
+    let mut want: Vec<(i64, Option<String>)> = (0..6)
+        .map(|p| (i64::from(p) * 100, Some(format!("meta-{p}"))))
+        .collect();
+    want[5] = (555, None);
+    assert_eq!(got, want);
+}

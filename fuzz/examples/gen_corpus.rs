@@ -194,12 +194,15 @@ fn metadata_records(out: &Path) {
             metadata: m.map(str::to_string),
             commit_timestamp_ms: NOW_MS,
         };
-        s.commit("g1", "orders", 0, c(10, None)).expect("commit");
-        s.commit("g1", "orders", 1, c(20, Some("meta")))
+        s.commit("g1", vec![("orders".into(), 0, c(10, None))])
             .expect("commit");
-        s.commit("g2", "orders", 0, c(5, None)).expect("commit");
+        s.commit("g1", vec![("orders".into(), 1, c(20, Some("meta")))])
+            .expect("commit");
+        s.commit("g2", vec![("orders".into(), 0, c(5, None))])
+            .expect("commit");
         s.delete_offset("g1", "orders", 1).expect("delete");
-        s.commit("g3", "logs.v1", 0, c(1, None)).expect("commit");
+        s.commit("g3", vec![("logs.v1".into(), 0, c(1, None))])
+            .expect("commit");
         s.delete_group("g3").expect("delete");
     }
     let mut seed = vec![1u8];

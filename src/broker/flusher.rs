@@ -7,17 +7,25 @@
 //! fsync therefore covers every append made since the previous one. A failed fsync poisons the
 //! log (see `PartitionLog::poison`): it is never retried as if the data were safe; the next
 //! append heals the log by cutting it back to the last successful fsync.
+//!
+//! The committed-offsets file is one more thing to sync: an OffsetCommit marks it
+//! (`mark_offsets`, due at once), and each round that finds it marked calls
+//! `OffsetStore::sync`, which fsyncs every commit written so far with one fsync and fires
+//! `WaitKey::Offsets`. So no worker ever fsyncs a commit; concurrent commits share an fsync.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use super::offset_store::OffsetStore;
 use super::partition::Partition;
 use super::wait::{WaitKey, Waits};
 
 #[derive(Default)]
 struct State {
     dirty: HashMap<(String, i32), (Instant, Arc<Partition>)>,
+    /// The offsets file has commits waiting for an fsync (always due at once).
+    offsets_dirty: bool,
     shutdown: bool,
 }
 
@@ -38,6 +46,14 @@ impl Flusher {
         self.cv.notify_one();
     }
 
+    /// Marks the committed-offsets file as needing an fsync now.
+    pub fn mark_offsets(&self) {
+        if let Ok(mut st) = self.state.lock() {
+            st.offsets_dirty = true;
+        }
+        self.cv.notify_one();
+    }
+
     pub fn shutdown(&self) {
         if let Ok(mut st) = self.state.lock() {
             st.shutdown = true;
@@ -45,8 +61,9 @@ impl Flusher {
         self.cv.notify_all();
     }
 
-    /// Waits for due partitions; returns `None` once shut down with nothing left to do.
-    fn next_round(&self) -> Option<Vec<Arc<Partition>>> {
+    /// Waits for due partitions (and whether the offsets file is due); returns `None` once
+    /// shut down with nothing left to do.
+    fn next_round(&self) -> Option<(Vec<Arc<Partition>>, bool)> {
         let mut st = self.state.lock().ok()?;
         loop {
             let now = Instant::now();
@@ -61,13 +78,18 @@ impl Flusher {
                     true
                 }
             });
+            let offsets = std::mem::take(&mut st.offsets_dirty);
             if st.shutdown {
                 // Flush everything still pending, due or not.
                 ready.extend(st.dirty.drain().map(|(_, (_, p))| p));
-                return if ready.is_empty() { None } else { Some(ready) };
+                return if ready.is_empty() && !offsets {
+                    None
+                } else {
+                    Some((ready, offsets))
+                };
             }
-            if !ready.is_empty() {
-                return Some(ready);
+            if !ready.is_empty() || offsets {
+                return Some((ready, offsets));
             }
             let wait =
                 earliest.map_or(Duration::from_secs(1), |e| e.saturating_duration_since(now));
@@ -79,8 +101,11 @@ impl Flusher {
     }
 
     /// The flusher thread's body.
-    pub fn run(&self, waits: &Waits) {
-        while let Some(round) = self.next_round() {
+    pub fn run(&self, waits: &Waits, offsets: &OffsetStore) {
+        while let Some((round, offsets_due)) = self.next_round() {
+            if offsets_due {
+                offsets.sync();
+            }
             for p in round {
                 sync_partition(&p, waits);
             }

@@ -18,6 +18,7 @@ pub mod group;
 mod housekeeping;
 pub(crate) mod metadata;
 pub mod offset_store;
+mod offsets;
 mod open;
 pub mod partition;
 pub mod partitioner;
@@ -39,6 +40,8 @@ use self::metadata::record_log::RecordLog;
 pub(crate) use self::metadata::topic_record::TopicRecord;
 pub use self::offset_store::CommittedOffset;
 use self::offset_store::OffsetStore;
+pub(crate) use self::offsets::fence_error;
+pub use self::offsets::{CommitFence, CommitOutcome, OffsetCommitEntry};
 use self::open::{open_topic, partition_dir};
 use self::partition::Partition;
 pub use self::topic::{Topic, TopicMeta, validate_topic_name};
@@ -121,14 +124,17 @@ impl Broker {
             );
         }
         let (topic_store, topics) = open::load_topics(&config, &dir, clean)?;
-        let offsets =
-            OffsetStore::open(&dir.join(OFFSETS_FILE), config.fsync != FsyncPolicy::Never)?;
+        let waits = Arc::new(Waits::default());
+        let offsets = OffsetStore::open_with(
+            &dir.join(OFFSETS_FILE),
+            config.fsync != FsyncPolicy::Never,
+            Arc::clone(&waits),
+        )?;
         if clean {
             std::fs::remove_file(&marker)
                 .map_err(|e| Error::Metadata(format!("{}: {e}", marker.display())))?;
             sync_dir(&dir)?;
         }
-        let waits = Arc::new(Waits::default());
         let inner = Arc::new(Inner {
             config,
             topics: RwLock::new(topics),
@@ -152,7 +158,7 @@ impl Broker {
         let mut threads = vec![wait::spawn_timer(Arc::clone(&inner.waits))?];
         let f = Arc::clone(&inner);
         threads.push(spawn("thorstream-flusher", move || {
-            f.flusher.run(&f.waits)
+            f.flusher.run(&f.waits, &f.offsets)
         })?);
         let h = Arc::clone(&inner);
         threads.push(spawn("thorstream-housekeeping", move || {
@@ -406,48 +412,6 @@ impl Broker {
 
     pub fn partition_count(&self, name: &str) -> Result<usize> {
         Ok(self.topic(name)?.partition_count())
-    }
-
-    pub fn commit_offset(
-        &self,
-        group: &str,
-        topic: &str,
-        partition: i32,
-        offset: i64,
-        metadata: Option<String>,
-    ) -> Result<()> {
-        if group.is_empty() {
-            return Err(Error::InvalidGroupId(group.to_string()));
-        }
-        self.partition(topic, partition)?;
-        self.inner.offsets.commit(
-            group,
-            topic,
-            partition,
-            CommittedOffset {
-                offset,
-                leader_epoch: -1,
-                metadata,
-                commit_timestamp_ms: now_ms(),
-            },
-        )
-    }
-
-    pub fn committed_offset(
-        &self,
-        group: &str,
-        topic: &str,
-        partition: i32,
-    ) -> Option<CommittedOffset> {
-        self.inner.offsets.fetch(group, topic, partition)
-    }
-
-    pub fn group_offsets(&self, group: &str) -> Vec<((String, i32), CommittedOffset)> {
-        self.inner.offsets.group_offsets(group)
-    }
-
-    pub fn offset_store(&self) -> &OffsetStore {
-        &self.inner.offsets
     }
 
     /// Flushes and fsyncs everything, writes checkpoints and the clean-shutdown marker, and

@@ -1,6 +1,11 @@
 //! The broker's thread-safe shell around the sans-IO `GroupCoordinator`: one mutex, a
 //! monotonic clock, and an event on the broker's wait set (`WaitKey::Group`) for every group
 //! a call changed, fired after the lock is released.
+//!
+//! Lock order: this service's coordinator lock is taken before the offset store's lock
+//! (`commit_fenced`, `delete_group`, `expire_offsets` write offsets while holding it) and never
+//! after it; the wait set's lock is a leaf, taken only once this lock is released. So an
+//! offset commit's fence check and its write are one step: no rebalance can come between.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -119,15 +124,33 @@ impl GroupService {
         let _ = self.run(|c, now| c.tick(now));
     }
 
-    pub fn validate_commit(
+    /// OffsetCommit's fence and write as one step: checks, under the coordinator lock, that
+    /// the commit may land (`GroupCoordinator::validate_commit`: a current member of the
+    /// current generation, or a simple commit to a group without members) and runs `write`
+    /// still under that lock, so no join, leave or expiry can fence the member in between.
+    /// `write` may take the offset store's lock (see the lock order above) and nothing else
+    /// that could wait for a group.
+    pub fn commit_fenced<R>(
         &self,
         group_id: &str,
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
-    ) -> Result<(), GroupError> {
-        self.lock()?
-            .validate_commit(group_id, member_id, instance_id, generation)
+        write: impl FnOnce() -> R,
+    ) -> Result<R, GroupError> {
+        let c = self.lock()?;
+        c.validate_commit(group_id, member_id, instance_id, generation)?;
+        Ok(write())
+    }
+
+    /// True if the coordinator lock is held right now (tests check `commit_fenced` writes
+    /// under it).
+    #[cfg(test)]
+    pub(crate) fn is_locked(&self) -> bool {
+        matches!(
+            self.coordinator.try_lock(),
+            Err(std::sync::TryLockError::WouldBlock)
+        )
     }
 
     pub fn state(&self, group_id: &str) -> Option<GroupState> {

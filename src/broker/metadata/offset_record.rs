@@ -146,6 +146,29 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    #[test]
+    fn the_largest_commit_record_fits_the_overhead_the_limits_assume() {
+        use crate::limits::*;
+        let largest = OffsetRecord::Commit {
+            group: "g".repeat(GROUP_ID_BYTES_MAX),
+            topic: "t".repeat(TOPIC_NAME_BYTES_MAX),
+            partition: i32::MAX,
+            value: CommittedOffset {
+                offset: i64::MAX,
+                leader_epoch: i32::MAX,
+                metadata: Some("m".repeat(OFFSET_METADATA_BYTES_MAX)),
+                commit_timestamp_ms: i64::MAX,
+            },
+        };
+        let frame_bytes = 8 + largest.encode().expect("encode").len();
+        let strings = GROUP_ID_BYTES_MAX + TOPIC_NAME_BYTES_MAX + OFFSET_METADATA_BYTES_MAX;
+        assert!(
+            frame_bytes <= strings + OFFSET_RECORD_OVERHEAD_BYTES,
+            "{frame_bytes}"
+        );
+        assert!(frame_bytes < METADATA_RECORD_BYTES_MAX);
+    }
+
     fn record() -> impl Strategy<Value = OffsetRecord> {
         let commit = (
             "[a-z]{0,12}",

@@ -18,6 +18,11 @@
 //!   and leaves the file unchanged;
 //! - after `open` the file is in the current format (header frame first), so appends never mix
 //!   formats;
+//! - the writer never writes a frame the reader would cut: a record whose payload is over
+//!   `METADATA_RECORD_BYTES_MAX` is refused with an error (`append`, `append_all`, `rewrite`)
+//!   and nothing is written;
+//! - `append_all` writes all its records with one `write` of their frames (one fsync, by the
+//!   caller or the flusher, covers them all);
 //! - `rewrite` replaces the file atomically (temp file, fsync, rename, fsync dir), so a crash
 //!   during compaction leaves either the old or the new file, never a mix.
 
@@ -255,17 +260,46 @@ impl<T: MetaRecord> RecordLog<T> {
         Ok(())
     }
 
+    /// The record's frame; a payload over `METADATA_RECORD_BYTES_MAX` (which the reader would
+    /// treat as damage and cut, with everything after it) is refused.
     fn encode(&self, record: &T) -> Result<Vec<u8>, Error> {
-        record
-            .encode()
-            .map(|p| encode_frame(&p))
-            .map_err(|e| io_err(&self.path, e))
+        let payload = record.encode().map_err(|e| io_err(&self.path, e))?;
+        if payload.len() > METADATA_RECORD_BYTES_MAX {
+            return Err(io_err(
+                &self.path,
+                format!(
+                    "a record of {} bytes is over the {METADATA_RECORD_BYTES_MAX} bytes a \
+                     metadata record may have; not written",
+                    payload.len()
+                ),
+            ));
+        }
+        Ok(encode_frame(&payload))
     }
 
     /// Appends a record; with `sync` it is fsynced before returning.
     pub fn append(&mut self, record: &T, sync: bool) -> Result<(), Error> {
         let frame = self.encode(record)?;
         self.write_frame(&frame, sync)
+    }
+
+    /// Appends every record with one write of their frames, handed to the OS (not fsynced:
+    /// see `sync_handle`). Nothing is written if any record cannot be encoded.
+    pub fn append_all(&mut self, records: &[T]) -> Result<(), Error> {
+        let mut frames = Vec::new();
+        for r in records {
+            frames.extend_from_slice(&self.encode(r)?);
+        }
+        self.write_frame(&frames, false)
+    }
+
+    /// A second handle on the file, so a caller can fsync what was appended without holding
+    /// whatever lock guards this log.
+    pub fn sync_handle(&self) -> Result<File, Error> {
+        self.writer
+            .get_ref()
+            .try_clone()
+            .map_err(|e| io_err(&self.path, e))
     }
 
     /// Atomically replaces the file with exactly `records` (compaction), in the current format.

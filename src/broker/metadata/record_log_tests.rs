@@ -54,6 +54,38 @@ fn a_new_file_starts_with_the_header_frame() {
 }
 
 #[test]
+fn a_record_over_the_reader_bound_is_refused_not_written() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("m.meta");
+    let (mut log, _) = RecordLog::<Text>::open(&path).expect("open");
+    log.append(&t("one"), true).expect("append");
+    // Payload = version byte + text: exactly the bound is accepted, one byte more is not.
+    let at_bound = "x".repeat(METADATA_RECORD_BYTES_MAX - 1);
+    let over = "x".repeat(METADATA_RECORD_BYTES_MAX);
+    let err = log.append(&t(&over), true).expect_err("over the bound");
+    assert!(err.to_string().contains("not written"), "{err}");
+    assert!(log.append_all(&[t("two"), t(&over)]).is_err());
+    assert_eq!(std::fs::read(&path).expect("read"), file_with(&["one"]));
+    log.append(&t(&at_bound), true).expect("at the bound");
+    drop(log);
+    assert_eq!(open(&path).expect("reopen"), vec![t("one"), t(&at_bound)]);
+}
+
+#[test]
+fn append_all_writes_every_record_in_order() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("m.meta");
+    let (mut log, _) = RecordLog::<Text>::open(&path).expect("open");
+    log.append_all(&[t("a"), t("b"), t("c")]).expect("append");
+    log.sync_handle()
+        .expect("handle")
+        .sync_data()
+        .expect("sync");
+    drop(log);
+    assert_eq!(open(&path).expect("reopen"), vec![t("a"), t("b"), t("c")]);
+}
+
+#[test]
 fn torn_tail_is_cut_and_appends_continue() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("m.meta");

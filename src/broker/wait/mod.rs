@@ -1,7 +1,7 @@
 //! The one wait set: everything that must wait for a partition's high watermark, a group's
-//! state change, or a deadline — parked wire requests (long-poll Fetch, acks=all Produce,
-//! JoinGroup/SyncGroup) and threads of the embedded API (a `poll`, a blocking `send`) — waits
-//! here, keyed by what can complete it.
+//! state change, the offsets file's fsync, or a deadline — parked wire requests (long-poll
+//! Fetch, acks=all Produce, JoinGroup/SyncGroup, OffsetCommit) and threads of the embedded API
+//! (a `poll`, a blocking `send` or `commit`) — waits here, keyed by what can complete it.
 //!
 //! `set.rs` is the sans-IO core: fed keys, events and an explicit `now`, it hands back what
 //! to wake and why (`Wake::Event`, `Wake::Deadline`, `Wake::Shutdown`); it never touches a
@@ -27,6 +27,9 @@ pub enum WaitKey {
     Partition(String, i32),
     /// A consumer group changed state (a member joined, left, an assignment arrived).
     Group(String),
+    /// The committed-offsets file was fsynced (commits written before it are durable), or an
+    /// fsync of it failed (`OffsetStore`).
+    Offsets,
 }
 
 impl WaitKey {

@@ -73,6 +73,7 @@ pub enum Delayed {
     Fetch(fetch::PendingFetch),
     Produce(produce::PendingAcks),
     Group(groups::PendingGroup),
+    OffsetCommit(offsets::PendingCommit),
 }
 
 /// Runs a decoded request's handler from the API table (`table::APIS`).
@@ -99,6 +100,7 @@ pub fn retry(
         Delayed::Fetch(p) => fetch::retry(ctx, p, deadline, woke),
         Delayed::Produce(p) => produce::retry(ctx, p, deadline, woke),
         Delayed::Group(p) => groups::retry(ctx, v, p, woke),
+        Delayed::OffsetCommit(p) => offsets::retry(ctx, p, deadline, woke),
     }
 }
 

@@ -1,7 +1,14 @@
-//! FindCoordinator, OffsetCommit, OffsetFetch. Commits are fenced by the group coordinator
-//! (`GroupService::validate_commit`): a member commits with its current generation and member
-//! id; a simple commit (generation -1, no member id, from `assign()` consumers and admin
-//! tools) is accepted only while the group has no members, as Kafka does.
+//! FindCoordinator, OffsetCommit, OffsetFetch. A commit is fenced and written as one step
+//! under the group coordinator's lock (`Broker::commit_offsets`): a member commits with its
+//! current generation and member id; a simple commit (generation -1, no member id, from
+//! `assign()` consumers and admin tools) is accepted only while the group has no members, as
+//! Kafka does. A partition whose metadata is over `OFFSET_METADATA_BYTES_MAX` gets
+//! OFFSET_METADATA_TOO_LARGE and is not written. The accepted partitions are one write, made
+//! durable by the flusher; the request parks on `WaitKey::Offsets` until then (at most
+//! `OFFSET_COMMIT_TIMEOUT_MS`, then COORDINATOR_NOT_AVAILABLE, retriable, as Kafka answers a
+//! timed-out offsets append), so a worker never fsyncs and never waits.
+
+use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::offset_commit_response::{
@@ -13,8 +20,24 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use super::Outcome;
+use super::{Delayed, Outcome};
+use crate::broker::offset_store::WriteSeq;
+use crate::broker::wait::{WaitKey, Wake};
+use crate::broker::{CommitFence, OffsetCommitEntry};
+use crate::limits::OFFSET_COMMIT_TIMEOUT_MS;
 use crate::server::worker::Ctx;
+
+/// An OffsetCommit whose records are written but not yet durable.
+pub struct PendingCommit {
+    response: OffsetCommitResponse,
+    seq: WriteSeq,
+    /// (topic, partition) indexes in `response` of the partitions written, which turn into
+    /// errors if the write never becomes durable.
+    written: Vec<(usize, usize)>,
+}
+
+const COORDINATOR_NOT_AVAILABLE: i16 =
+    kafka_protocol::error::ResponseError::CoordinatorNotAvailable.code();
 
 pub fn find_coordinator(ctx: &Ctx, version: i16, req: FindCoordinatorRequest) -> Outcome {
     let node = ctx.broker.node_id();
@@ -50,48 +73,117 @@ pub fn offset_commit(ctx: &Ctx, req: OffsetCommitRequest) -> Outcome {
         .as_ref()
         .map(|s| s.to_string())
         .filter(|s| !s.is_empty());
-    let fenced = ctx.broker.groups().validate_commit(
-        &group,
-        &req.member_id,
-        instance_id.as_deref(),
-        req.generation_id_or_member_epoch,
+    let fence = CommitFence {
+        group_id: &group,
+        member_id: &req.member_id,
+        instance_id: instance_id.as_deref(),
+        generation: req.generation_id_or_member_epoch,
+    };
+    let mut entries = Vec::new();
+    let mut places = Vec::new();
+    for (ti, t) in req.topics.iter().enumerate() {
+        for (pi, p) in t.partitions.iter().enumerate() {
+            entries.push(OffsetCommitEntry {
+                topic: t.name.0.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+            });
+            places.push((ti, pi));
+        }
+    }
+    let mut response = OffsetCommitResponse::default().with_topics(
+        req.topics
+            .iter()
+            .map(|t| {
+                OffsetCommitResponseTopic::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(
+                        t.partitions
+                            .iter()
+                            .map(|p| {
+                                OffsetCommitResponsePartition::default()
+                                    .with_partition_index(p.partition_index)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
     );
-    let topics = req
+    // Read before the write: an fsync published after it wakes the parked request at once.
+    let seen = ctx.broker.waits().epochs(&[WaitKey::Offsets]);
+    let outcome = match ctx.broker.commit_offsets(fence, &entries) {
+        Ok(outcome) => outcome,
+        Err(fenced) => {
+            for &place in &places {
+                set_code(&mut response, place, fenced.code());
+            }
+            return Outcome::Respond(ResponseKind::OffsetCommit(response));
+        }
+    };
+    let mut written = Vec::new();
+    for (result, &place) in outcome.partitions.iter().zip(&places) {
+        match result {
+            Ok(()) => written.push(place),
+            Err(e) => set_code(&mut response, place, e.kafka_code()),
+        }
+    }
+    let Some(seq) = outcome.pending else {
+        return Outcome::Respond(ResponseKind::OffsetCommit(response));
+    };
+    let pending = PendingCommit {
+        response,
+        seq,
+        written,
+    };
+    let deadline = Instant::now() + Duration::from_millis(OFFSET_COMMIT_TIMEOUT_MS);
+    respond_or_park(ctx, pending, seen, deadline, Wake::Event)
+}
+
+/// Re-checks a parked OffsetCommit after it was woken.
+pub fn retry(ctx: &Ctx, pending: PendingCommit, deadline: Instant, woke: Wake) -> Outcome {
+    let seen = ctx.broker.waits().epochs(&[WaitKey::Offsets]);
+    respond_or_park(ctx, pending, seen, deadline, woke)
+}
+
+/// Answers once the commit is durable (or failed, or the deadline passed); parks otherwise,
+/// with `seen` read before the check.
+fn respond_or_park(
+    ctx: &Ctx,
+    mut pending: PendingCommit,
+    seen: Vec<u64>,
+    deadline: Instant,
+    woke: Wake,
+) -> Outcome {
+    let code = match ctx.broker.offsets_durable(pending.seq) {
+        Ok(true) => None,
+        Ok(false) if woke == Wake::Event && Instant::now() < deadline => {
+            return Outcome::Park {
+                kind: Delayed::OffsetCommit(pending),
+                deadline,
+                keys: vec![WaitKey::Offsets],
+                seen,
+            };
+        }
+        Ok(false) => Some(COORDINATOR_NOT_AVAILABLE),
+        Err(e) => Some(e.kafka_code()),
+    };
+    if let Some(code) = code {
+        for &place in &pending.written {
+            set_code(&mut pending.response, place, code);
+        }
+    }
+    Outcome::Respond(ResponseKind::OffsetCommit(pending.response))
+}
+
+fn set_code(resp: &mut OffsetCommitResponse, (ti, pi): (usize, usize), code: i16) {
+    if let Some(p) = resp
         .topics
-        .iter()
-        .map(|t| {
-            let name = t.name.0.to_string();
-            OffsetCommitResponseTopic::default()
-                .with_name(t.name.clone())
-                .with_partitions(
-                    t.partitions
-                        .iter()
-                        .map(|p| {
-                            let code = if let Err(e) = &fenced {
-                                e.code()
-                            } else {
-                                match ctx.broker.commit_offset(
-                                    &group,
-                                    &name,
-                                    p.partition_index,
-                                    p.committed_offset,
-                                    p.committed_metadata.as_ref().map(|m| m.to_string()),
-                                ) {
-                                    Ok(()) => crate::error::NO_ERROR_CODE,
-                                    Err(e) => e.kafka_code(),
-                                }
-                            };
-                            OffsetCommitResponsePartition::default()
-                                .with_partition_index(p.partition_index)
-                                .with_error_code(code)
-                        })
-                        .collect(),
-                )
-        })
-        .collect();
-    Outcome::Respond(ResponseKind::OffsetCommit(
-        OffsetCommitResponse::default().with_topics(topics),
-    ))
+        .get_mut(ti)
+        .and_then(|t| t.partitions.get_mut(pi))
+    {
+        p.error_code = code;
+    }
 }
 
 pub fn offset_fetch(ctx: &Ctx, _version: i16, req: OffsetFetchRequest) -> Outcome {
