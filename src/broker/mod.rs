@@ -210,18 +210,18 @@ impl Broker {
         &self.inner.config
     }
 
-    pub fn node_id(&self) -> i32 {
+    pub(crate) fn node_id(&self) -> i32 {
         self.inner.config.node_id
     }
 
     /// The wait set: parked wire requests and blocked embedded calls wait here for a
     /// partition's high watermark, a group's change, or a deadline.
-    pub fn waits(&self) -> &Arc<Waits> {
+    pub(crate) fn waits(&self) -> &Arc<Waits> {
         &self.inner.waits
     }
 
     /// The consumer-group coordinator; each group it changes fires a `WaitKey::Group` event.
-    pub fn groups(&self) -> &GroupService {
+    pub(crate) fn groups(&self) -> &GroupService {
         &self.inner.groups
     }
 
@@ -355,7 +355,7 @@ impl Broker {
     }
 
     /// A producer id never handed out before (Kafka's InitProducerId for idempotence).
-    pub fn allocate_producer_id(&self) -> Result<i64> {
+    pub(crate) fn allocate_producer_id(&self) -> Result<i64> {
         let mut ids = self
             .inner
             .producer_ids
@@ -480,7 +480,7 @@ impl Broker {
         self.inner.offsets.group_offsets(group)
     }
 
-    pub fn offset_store(&self) -> &OffsetStore {
+    pub(crate) fn offset_store(&self) -> &OffsetStore {
         &self.inner.offsets
     }
 

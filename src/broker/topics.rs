@@ -102,7 +102,7 @@ impl Broker {
     }
 
     /// Total partitions of all topics.
-    pub fn total_partitions(&self) -> usize {
+    pub(crate) fn total_partitions(&self) -> usize {
         self.inner
             .topics
             .read()
@@ -134,7 +134,7 @@ impl Broker {
 
     /// Creates the topic with defaults if it does not exist and auto-creation is on.
     /// Returns whether the topic exists afterwards.
-    pub fn ensure_topic(&self, name: &str) -> Result<bool> {
+    pub(crate) fn ensure_topic(&self, name: &str) -> Result<bool> {
         if self.topic(name).is_ok() {
             return Ok(true);
         }
@@ -256,7 +256,7 @@ impl Broker {
     }
 
     /// Looks a topic up by its id (Fetch v13+ and Metadata v10+ name topics by id).
-    pub fn topic_name_by_id(&self, id: &[u8; 16]) -> Option<String> {
+    pub(crate) fn topic_name_by_id(&self, id: &[u8; 16]) -> Option<String> {
         let topics = self.inner.topics.read().ok()?;
         topics
             .values()

@@ -67,7 +67,6 @@ pub type ReplyMsg = (usize, u64, Reply);
 pub struct DelayedOp {
     pub conn: usize,
     pub seq: u64,
-    pub api_version: i16,
     pub header: RequestHeader,
     pub deadline: Instant,
     pub kind: handlers::Delayed,
@@ -205,7 +204,6 @@ fn finish(
             let mut op = DelayedOp {
                 conn,
                 seq,
-                api_version: version,
                 header,
                 deadline,
                 kind,

@@ -71,14 +71,6 @@ pub fn retry(
     }
 }
 
-/// Kafka error code of a broker error (0 for success).
-pub fn code(result: &Result<(), Error>) -> i16 {
-    match result {
-        Ok(()) => crate::error::NO_ERROR_CODE,
-        Err(e) => e.kafka_code(),
-    }
-}
-
 pub fn message(e: &Error) -> Option<StrBytes> {
     Some(StrBytes::from_string(e.to_string()))
 }
