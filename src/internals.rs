@@ -20,21 +20,53 @@ use crate::error::Result;
 
 /// The storage layer: batches, logs and their files.
 pub mod storage {
-    pub use crate::storage::{
-        LogConfig, PartitionLog, StorageError, batch, checkpoint, index, now_ms, segment_file_name,
-        time_index,
-    };
+    pub use crate::storage::{LogConfig, PartitionLog, StorageError, now_ms, segment_file_name};
+
+    /// Record batches as stored: header, validation, in-place rewrites.
+    pub mod batch {
+        pub use crate::storage::batch::{
+            BATCH_HEADER_BYTES, BatchHeader, BatchIter, check_compressed_record_counts,
+            rewrite_crc, set_base_offset, validate_batch, validate_batches,
+        };
+    }
+
+    /// Checkpoint files (one checksummed value).
+    pub mod checkpoint {
+        pub use crate::storage::checkpoint::{read_bytes, read_i64, write_bytes, write_i64};
+    }
+
+    /// The offset index of a segment.
+    pub mod index {
+        pub use crate::storage::index::{OffsetIndex, decode_entries};
+    }
+
+    /// The time index of a segment.
+    pub mod time_index {
+        pub use crate::storage::time_index::decode_entries;
+    }
 }
 
 /// Kafka wire framing and record-batch encoding.
 pub mod protocol {
-    pub use crate::protocol::{frame, records};
+    /// Cutting size-prefixed frames from a byte stream.
+    pub mod frame {
+        pub use crate::protocol::frame::FrameDecoder;
+    }
+
+    /// Record batches to and from `Record`s.
+    pub mod records {
+        pub use crate::protocol::records::{decode_records, encode_batch, encode_batch_with};
+    }
 }
 
 /// Broker parts below the `Broker` API: topic name rules, the key partitioner, the committed
 /// offset store, the group coordinator and the wait set.
 pub mod broker {
-    pub use crate::broker::group;
+
+    /// The consumer-group coordinator, and the consumer protocol's assignment bytes.
+    pub mod group {
+        pub use crate::broker::group::{GroupService, GroupState, LeavingMember, assignor};
+    }
     pub use crate::broker::offset_store::OffsetStore;
     pub use crate::broker::partitioner::partition_for_key;
     pub use crate::broker::topic::TopicMeta;
