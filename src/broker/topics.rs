@@ -110,8 +110,10 @@ impl Broker {
             .unwrap_or(0)
     }
 
-    /// Creates a topic; `None` uses the broker's default topic config. Refused as
-    /// `admit_topic` says.
+    /// Creates a topic; `None` uses the broker's default topic config. Refused, with nothing
+    /// created, for a bad name (`InvalidTopic`), an invalid config (`InvalidPartitions`,
+    /// `InvalidReplicationFactor`, `InvalidConfig`), a taken name (`TopicAlreadyExists`), or
+    /// partitions beyond the broker's `max_partitions` (`InvalidPartitions`).
     pub fn create_topic(&self, name: &str, config: Option<TopicConfig>) -> Result<()> {
         let config = config.unwrap_or_else(|| self.inner.config.default_topic_config.clone());
         let _admitted = self.admit_topic(name, &config)?;
@@ -147,6 +149,8 @@ impl Broker {
         }
     }
 
+    /// Deletes a topic: its record, its partitions' directories and its committed offsets.
+    /// `UnknownTopicOrPartition` if there is no such topic.
     pub fn delete_topic(&self, name: &str) -> Result<()> {
         let topic = {
             // Taken so that no admitted growth of this topic is under way (it would write the
@@ -184,8 +188,10 @@ impl Broker {
         Ok(())
     }
 
-    /// Grows a topic to `total` partitions (Kafka's CreatePartitions). Refused as
-    /// `admit_partitions` says.
+    /// Grows a topic to `total` partitions (Kafka's CreatePartitions). Refused, with nothing
+    /// created, for an unknown topic (`UnknownTopicOrPartition`), or (`InvalidPartitions`) a
+    /// `total` not above the current count, above the per-topic limit, or beyond the broker's
+    /// `max_partitions`.
     pub fn create_partitions(&self, name: &str, total: u32) -> Result<()> {
         let (_admitted, topic, current) = self.admit_partitions(name, total)?;
         let mut meta = topic
@@ -224,6 +230,7 @@ impl Broker {
             .unwrap_or_default()
     }
 
+    /// The topic's id, config and each partition's leader and offsets.
     pub fn describe(&self, name: &str) -> Result<TopicDescription> {
         let topic = self.topic(name)?;
         let meta = topic
@@ -264,6 +271,7 @@ impl Broker {
             .and_then(|t| t.meta.read().ok().map(|m| m.name.clone()))
     }
 
+    /// How many partitions the topic has.
     pub fn partition_count(&self, name: &str) -> Result<usize> {
         Ok(self.topic(name)?.partition_count())
     }
