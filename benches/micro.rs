@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use thorstream::Record;
-use thorstream::protocol::frame::FrameDecoder;
-use thorstream::protocol::records::encode_batch;
-use thorstream::storage::batch::{rewrite_crc, validate_batches};
-use thorstream::storage::index::OffsetIndex;
-use thorstream::storage::{LogConfig, PartitionLog};
+use thorstream::internals::protocol::frame::FrameDecoder;
+use thorstream::internals::protocol::records::encode_batch;
+use thorstream::internals::storage::batch::{rewrite_crc, validate_batches};
+use thorstream::internals::storage::index::OffsetIndex;
+use thorstream::internals::storage::{LogConfig, PartitionLog};
 
 /// One v2 batch of `n` records of `size` bytes each.
 fn batch(n: usize, size: usize) -> Vec<u8> {

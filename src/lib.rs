@@ -1,23 +1,36 @@
 //! Thorstream: a Kafka-compatible event streaming broker, usable embedded (no async runtime)
 //! or as a server speaking the Kafka wire protocol. See `ARCHITECTURE.md` for the map.
+//!
+//! The public API is what is re-exported here and `server`: a [`Broker`] opened on a data
+//! directory with a [`BrokerConfig`] (per-topic [`TopicConfig`], [`FsyncPolicy`]) creates,
+//! grows, describes ([`TopicDescription`], [`PartitionInfo`]) and deletes topics, appends
+//! encoded batches ([`AppendInfo`]) or [`Record`]s, reads them back ([`StoredRecord`],
+//! [`FetchData`], [`LogOffsets`]) and stores committed offsets ([`CommittedOffset`]);
+//! [`Producer`] and [`Consumer`] (group member or manual [`TopicPartition`] assignment,
+//! [`OffsetReset`]) wrap it for applications; [`server::start`] serves a broker on TCP
+//! ([`server::ServerConfig`], [`server::ServerHandle`]). Every fallible call returns
+//! [`Result`] with an [`Error`] that maps to a Kafka error code. Everything else is private
+//! to the crate; `internals` (hidden from the docs) re-exports the pieces the repository's
+//! own tests, benchmarks and fuzz targets drive directly. It is not a supported API and
+//! changes with them.
 
-pub mod broker;
-pub mod config;
-pub mod consumer;
-pub mod error;
+pub(crate) mod broker;
+pub(crate) mod config;
+pub(crate) mod consumer;
+pub(crate) mod error;
 #[doc(hidden)]
-pub mod fuzzing;
-pub mod limits;
-pub mod producer;
-pub mod protocol;
+pub mod internals;
+pub(crate) mod limits;
+pub(crate) mod producer;
+pub(crate) mod protocol;
 pub mod server;
-pub mod storage;
-pub mod types;
+pub(crate) mod storage;
+pub(crate) mod types;
 
-pub use broker::{Broker, PartitionInfo, TopicDescription};
+pub use broker::{Broker, CommittedOffset, FetchData, PartitionInfo, TopicDescription};
 pub use config::{BrokerConfig, FsyncPolicy, TopicConfig};
 pub use consumer::{Consumer, OffsetReset};
 pub use error::{Error, Result};
 pub use producer::Producer;
-pub use storage::LogConfig as PartitionLogConfig;
+pub use storage::{AppendInfo, LogOffsets};
 pub use types::{Record, StoredRecord, TopicPartition};

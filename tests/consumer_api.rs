@@ -3,6 +3,8 @@
 
 mod common;
 
+use thorstream::internals::BrokerInternals;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -21,7 +21,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use thorstream::storage::batch::{BatchHeader, BatchIter, validate_batch};
+use thorstream::internals::storage::batch::{BatchHeader, BatchIter, validate_batch};
 use thorstream::{Broker, FsyncPolicy, Producer, Record};
 
 const GROUPS: [&str; 2] = ["g1", "g2"];
@@ -358,7 +358,7 @@ fn scan(broker: &Broker, topic: &str, partition: i32) -> Result<Scan, String> {
         let whole = data.records.len() >= header.total_bytes();
         let valid = whole && validate_batch(&data.records[..header.total_bytes()]).is_ok();
         if valid {
-            let recs = thorstream::protocol::records::decode_records(
+            let recs = thorstream::internals::protocol::records::decode_records(
                 topic,
                 partition,
                 &data.records[..header.total_bytes()],

@@ -64,7 +64,8 @@ impl Drop for SmallFs {
 
 fn produce(s: &mut TcpStream, partition: i32, value: &[u8], corr: i32) -> (i16, i64) {
     let batch =
-        thorstream::protocol::records::encode_batch(&[Record::new(value.to_vec())], 0).unwrap();
+        thorstream::internals::protocol::records::encode_batch(&[Record::new(value.to_vec())], 0)
+            .unwrap();
     let req = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(5000)
@@ -111,7 +112,7 @@ fn fetch_all(s: &mut TcpStream, partition: i32) -> (i16, Vec<Vec<u8>>) {
             return (p.error_code, values);
         }
         let records = p.records.unwrap_or_default();
-        let got = thorstream::protocol::records::decode_records(
+        let got = thorstream::internals::protocol::records::decode_records(
             "t",
             partition,
             &records,

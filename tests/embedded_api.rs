@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use thorstream::broker::partitioner::partition_for_key;
+use thorstream::internals::broker::partition_for_key;
 use thorstream::{
     Broker, BrokerConfig, Consumer, Error, FsyncPolicy, Producer, Record, TopicConfig,
     TopicPartition,

@@ -76,8 +76,9 @@ fn always_hides_records_until_fsynced_and_send_waits_for_it() {
     let broker = common::open(tmp.path(), FsyncPolicy::Always);
     broker.create_topic("f", None).expect("create");
     // A raw append (no wait) is not visible until the flusher has synced it.
-    let batch = thorstream::protocol::records::encode_batch(&[Record::new(b"raw".to_vec())], 0)
-        .expect("encode");
+    let batch =
+        thorstream::internals::protocol::records::encode_batch(&[Record::new(b"raw".to_vec())], 0)
+            .expect("encode");
     let info = broker.append("f", 0, &batch).expect("append");
     broker
         .wait_durable("f", 0, info.last_offset, Duration::from_secs(10))

@@ -3,9 +3,9 @@
 //! Fuzzing). Each crashing input is also kept in the target's seed corpus.
 
 use thorstream::Record;
-use thorstream::protocol::records::{decode_records, encode_batch};
-use thorstream::storage::batch::{rewrite_crc, validate_batches};
-use thorstream::storage::{LogConfig, PartitionLog, checkpoint, segment_file_name};
+use thorstream::internals::protocol::records::{decode_records, encode_batch};
+use thorstream::internals::storage::batch::{rewrite_crc, validate_batches};
+use thorstream::internals::storage::{LogConfig, PartitionLog, checkpoint, segment_file_name};
 
 /// `batch_validate`: a batch whose base timestamp is near `i64::MAX` (any client may produce
 /// one; it passes validation and is stored) made the record decoder overflow computing

@@ -25,7 +25,8 @@ use kafka_protocol::messages::offset_delete_request::{
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-use thorstream::broker::group::assignor;
+use thorstream::internals::BrokerInternals;
+use thorstream::internals::broker::group::assignor;
 use thorstream::{Broker, BrokerConfig, Consumer, Producer, Record, TopicConfig, TopicPartition};
 
 const SESSION_MS: i32 = 6_000;
@@ -684,7 +685,7 @@ fn embedded_commit_after_losing_membership_is_refused() {
     // An administrator removes the member; its next commit is fenced.
     let r = f.broker.groups().leave(
         "g",
-        &[thorstream::broker::group::LeavingMember {
+        &[thorstream::internals::broker::group::LeavingMember {
             member_id: member,
             group_instance_id: None,
         }],

@@ -29,8 +29,8 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Decodable;
-use thorstream::server::handlers::table::supported_apis;
-use thorstream::storage::batch::rewrite_crc;
+use thorstream::internals::storage::batch::rewrite_crc;
+use thorstream::internals::supported_apis;
 
 const MIB: u64 = 1024 * 1024;
 

@@ -9,6 +9,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
     Compression, Record as KRecord, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
+use thorstream::internals::BrokerInternals;
 use thorstream::{Broker, BrokerConfig, Error, TopicConfig};
 
 fn batch(pid: i64, epoch: i16, first_seq: i32, n: i32) -> Vec<u8> {
@@ -78,9 +79,11 @@ fn retries_are_deduplicated_and_gaps_and_stale_epochs_refused() {
     let unknown = b.append("t", 0, &batch(2000, 0, 7, 1)).unwrap_err();
     assert_eq!(unknown.kafka_code(), 59);
     // Non-idempotent batches are unaffected.
-    let plain =
-        thorstream::protocol::records::encode_batch(&[thorstream::Record::new(b"x".to_vec())], 1)
-            .unwrap();
+    let plain = thorstream::internals::protocol::records::encode_batch(
+        &[thorstream::Record::new(b"x".to_vec())],
+        1,
+    )
+    .unwrap();
     assert!(b.append("t", 0, &plain.clone()).is_ok());
 }
 

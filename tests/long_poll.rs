@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
+use thorstream::internals::BrokerInternals;
 use thorstream::{Consumer, FsyncPolicy, Record, TopicConfig, TopicPartition};
 
 use common::requests::{batch, topic_name};

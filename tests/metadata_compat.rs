@@ -9,7 +9,8 @@ mod common;
 
 use std::path::Path;
 
-use thorstream::storage::batch::rewrite_crc;
+use thorstream::internals::BrokerInternals;
+use thorstream::internals::storage::batch::rewrite_crc;
 use thorstream::{Broker, FsyncPolicy, Record, TopicConfig};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/data-v0");
@@ -122,7 +123,8 @@ fn assert_idempotent_retry_is_deduplicated(broker: &Broker) {
         .iter()
         .map(|v| Record::new(v.as_bytes().to_vec()).timestamp(1_700_000_000_100))
         .collect();
-    let mut b = thorstream::protocol::records::encode_batch(&records, 1_700_000_000_100).unwrap();
+    let mut b = thorstream::internals::protocol::records::encode_batch(&records, 1_700_000_000_100)
+        .unwrap();
     b[43..51].copy_from_slice(&7i64.to_be_bytes());
     b[51..53].copy_from_slice(&2i16.to_be_bytes());
     b[53..57].copy_from_slice(&3i32.to_be_bytes());

@@ -117,7 +117,7 @@ fn restart_keeps_topics_records_and_committed_offsets() {
 
 #[test]
 fn one_commit_of_many_partitions_survives_a_restart_with_its_metadata() {
-    use thorstream::broker::{CommitFence, OffsetCommitEntry};
+    use thorstream::internals::broker::{CommitFence, OffsetCommitEntry};
     let tmp = tempfile::tempdir().expect("tmp");
     let entries: Vec<OffsetCommitEntry> = (0..6)
         .map(|p| OffsetCommitEntry {

@@ -130,7 +130,7 @@ fn retention_ms_deletes_segments_whose_records_are_all_old() {
     };
     broker.create_topic(TOPIC, Some(config)).expect("create");
     let producer = Producer::new(Arc::clone(&broker));
-    let old = thorstream::storage::now_ms() - 3_600_000;
+    let old = thorstream::internals::storage::now_ms() - 3_600_000;
     const OLD: usize = 200;
     for i in 0..OLD {
         let rec = Record::new(common::value(i)).timestamp(old + i as i64);
@@ -180,7 +180,7 @@ fn retention_never_deletes_the_active_segment() {
     };
     broker.create_topic(TOPIC, Some(config)).expect("create");
     let producer = Producer::new(Arc::clone(&broker));
-    let old = thorstream::storage::now_ms() - 3_600_000;
+    let old = thorstream::internals::storage::now_ms() - 3_600_000;
     for i in 0..20 {
         let rec = Record::new(common::value(i)).timestamp(old);
         producer.send(TOPIC, rec, Some(0)).expect("send");

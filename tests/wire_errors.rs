@@ -5,6 +5,8 @@
 
 mod common;
 
+use thorstream::internals::BrokerInternals;
+
 use common::server::{Fixture, start_wire};
 use common::wire::{request, response};
 use std::io::{Read, Write};
@@ -138,7 +140,7 @@ fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -> Pr
 
 fn batch(values: &[&[u8]]) -> Vec<u8> {
     let recs: Vec<Record> = values.iter().map(|v| Record::new(v.to_vec())).collect();
-    thorstream::protocol::records::encode_batch(&recs, 1_700_000_000_000).unwrap()
+    thorstream::internals::protocol::records::encode_batch(&recs, 1_700_000_000_000).unwrap()
 }
 
 fn produce_code(s: &mut TcpStream, req: &ProduceRequest) -> (i16, i64) {
@@ -233,7 +235,8 @@ fn fetch_out_of_range_and_unknown_partition_are_error_codes() {
     let p = fetch(&mut s, &fetch_request("t", 0, 0, 0));
     assert_eq!(p.error_code, 0);
     let records = p.records.unwrap();
-    let decoded = thorstream::protocol::records::decode_records("t", 0, &records, 0).unwrap();
+    let decoded =
+        thorstream::internals::protocol::records::decode_records("t", 0, &records, 0).unwrap();
     assert_eq!(decoded.len(), 1);
     assert_eq!(decoded[0].value.as_deref(), Some(&b"x"[..]));
 }
@@ -269,7 +272,8 @@ fn long_poll_fetch_completes_when_data_arrives_not_at_the_deadline() {
     assert_eq!(corr, 9);
     let part = resp.responses.remove(0).partitions.remove(0);
     let recs =
-        thorstream::protocol::records::decode_records("t", 1, &part.records.unwrap(), 0).unwrap();
+        thorstream::internals::protocol::records::decode_records("t", 1, &part.records.unwrap(), 0)
+            .unwrap();
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0].value.as_deref(), Some(&b"late"[..]));
     // Completed by the produce, far before the 20 s max_wait.
@@ -444,7 +448,7 @@ fn pipelined_requests_append_in_order_and_are_answered_in_order() {
     let data = resp.responses.remove(0).partitions.remove(0);
     assert_eq!(data.error_code, 0);
     let values = |bytes: &[u8]| -> Vec<String> {
-        thorstream::protocol::records::decode_records("t", 0, bytes, 0)
+        thorstream::internals::protocol::records::decode_records("t", 0, bytes, 0)
             .unwrap()
             .into_iter()
             .map(|r| String::from_utf8(r.value.unwrap_or_default()).unwrap())

@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use thorstream::Record;
-use thorstream::storage::batch::{BATCH_HEADER_BYTES, BatchHeader, rewrite_crc, set_base_offset};
+use thorstream::internals::storage::batch::{
+    BATCH_HEADER_BYTES, BatchHeader, rewrite_crc, set_base_offset,
+};
 
 /// A temporary directory on tmpfs when there is one (the targets fsync a lot).
 pub fn tempdir() -> tempfile::TempDir {
@@ -25,7 +27,7 @@ pub fn tempdir() -> tempfile::TempDir {
 /// A valid uncompressed batch of `values`, base offset 0.
 pub fn batch(values: &[&[u8]], now_ms: i64) -> Vec<u8> {
     let records: Vec<Record> = values.iter().map(|v| Record::new(v.to_vec())).collect();
-    match thorstream::protocol::records::encode_batch(&records, now_ms) {
+    match thorstream::internals::protocol::records::encode_batch(&records, now_ms) {
         Ok(b) => b,
         Err(e) => panic!("cannot encode a batch: {e}"),
     }

@@ -11,9 +11,10 @@ use bytes::BytesMut;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::records::Compression;
-use thorstream::broker::offset_store::{CommittedOffset, OffsetStore};
-use thorstream::server::handlers::table::supported_apis;
-use thorstream::storage::{LogConfig, PartitionLog, segment_file_name};
+use thorstream::CommittedOffset;
+use thorstream::internals::broker::OffsetStore;
+use thorstream::internals::storage::{LogConfig, PartitionLog, segment_file_name};
+use thorstream::internals::supported_apis;
 use thorstream::{Broker, BrokerConfig, FsyncPolicy, Record, TopicConfig};
 
 #[path = "../common/mod.rs"]
@@ -80,8 +81,8 @@ fn batch_validate(out: &Path) {
         ("lz4", Compression::Lz4),
         ("zstd", Compression::Zstd),
     ] {
-        let b =
-            thorstream::protocol::records::encode_batch_with(&records, NOW_MS, c).expect("encode");
+        let b = thorstream::internals::protocol::records::encode_batch_with(&records, NOW_MS, c)
+            .expect("encode");
         let mut seed = vec![0u8];
         seed.extend(&b);
         write(out, &format!("batch-{name}"), &seed);

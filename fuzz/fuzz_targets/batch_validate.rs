@@ -16,8 +16,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use thorstream::protocol::records::decode_records;
-use thorstream::storage::batch::{
+use thorstream::internals::protocol::records::decode_records;
+use thorstream::internals::storage::batch::{
     BatchIter, check_compressed_record_counts, validate_batch, validate_batches,
 };
 

@@ -19,8 +19,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use thorstream::storage::batch::{BatchIter, validate_batch};
-use thorstream::storage::{LogConfig, PartitionLog, StorageError, segment_file_name};
+use thorstream::internals::storage::batch::{BatchIter, validate_batch};
+use thorstream::internals::storage::{LogConfig, PartitionLog, StorageError, segment_file_name};
 
 #[path = "../common/mod.rs"]
 mod common;

@@ -5,7 +5,7 @@
 //! them. Selector & 3:
 //! 0. `__topics.meta` (CRC-32 frames: header frame and versioned records, or a legacy file of
 //!    unversioned bincode records; layout in `broker::metadata`): decoded as `Broker::new`
-//!    does (`fuzzing::decode_topic_records`); an intact frame that does not decode must make
+//!    does (`internals::decode_topic_records`); an intact frame that does not decode must make
 //!    the open fail and leave the file unchanged; when every record names a valid topic of at most 4
 //!    partitions, a broker is opened on it (with the other startup files present: clean
 //!    shutdown marker, `producer-id-block`), closed and reopened; if a topic is left with a
@@ -21,9 +21,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use thorstream::broker::offset_store::{CommittedOffset, OffsetStore};
-use thorstream::fuzzing::{TopicMetaRecord, decode_topic_records};
-use thorstream::storage::{LogConfig, PartitionLog, checkpoint, index, time_index};
+use thorstream::CommittedOffset;
+use thorstream::internals::broker::OffsetStore;
+use thorstream::internals::storage::{LogConfig, PartitionLog, checkpoint, index, time_index};
+use thorstream::internals::{TopicMetaRecord, decode_topic_records};
 use thorstream::{Broker, BrokerConfig, FsyncPolicy};
 
 #[path = "../common/mod.rs"]
@@ -64,7 +65,7 @@ fn topics(bytes: &[u8]) {
                 // Names and partition counts are validated when a topic is created, not when
                 // the file is read back: a name like `../x` would be a path outside the data
                 // directory, so such records are not opened here (see RELIABILITY.md).
-                if thorstream::broker::validate_topic_name(&m.name).is_err()
+                if thorstream::internals::broker::validate_topic_name(&m.name).is_err()
                     || m.config.num_partitions > 4
                 {
                     return;

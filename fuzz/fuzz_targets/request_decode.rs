@@ -3,7 +3,7 @@
 //! Input: one mode byte, then bytes. Mode bit 7 set: the rest is one request frame (size prefix
 //! already removed). Otherwise the rest is a TCP stream: it is cut into frames by the server's
 //! `FrameDecoder`, fed in chunks of `(mode & 0x3f) + 1` bytes, and every frame is decoded.
-//! Decoding is `thorstream::fuzzing::decode_request` (= `protocol::request`, which the worker runs
+//! Decoding is `thorstream::internals::decode_request` (= `protocol::request`, which the worker runs
 //! before dispatch: header peek, API key, supported-version table, request header, body) for
 //! every implemented API and version. The record batches of a decoded Produce request go
 //! through `validate_batches`, as the produce handler does.
@@ -15,9 +15,9 @@
 use bytes::Bytes;
 use kafka_protocol::messages::RequestKind;
 use libfuzzer_sys::fuzz_target;
-use thorstream::fuzzing::decode_request;
-use thorstream::protocol::frame::FrameDecoder;
-use thorstream::storage::batch::validate_batches;
+use thorstream::internals::decode_request;
+use thorstream::internals::protocol::frame::FrameDecoder;
+use thorstream::internals::storage::batch::validate_batches;
 
 /// A small request limit keeps each execution fast; the limit itself is tested by the frame
 /// invariants below, whatever its value.

@@ -242,7 +242,7 @@ fn run(args: Args) -> Result<(), String> {
     let broker = Arc::new(Broker::new(broker_config).map_err(|e| e.to_string())?);
     let handle =
         server::start(Arc::clone(&broker), server_config.clone()).map_err(|e| e.to_string())?;
-    let apis: Vec<String> = thorstream::server::handlers::table::supported_apis()
+    let apis: Vec<String> = thorstream::internals::supported_apis()
         .map(|(k, min, max)| format!("{k:?} v{min}-{max}"))
         .collect();
     log::info!(

@@ -55,7 +55,7 @@ pub enum FetchProgress {
 impl Broker {
     /// Reads stored batches of `topic`-`partition` from the batch holding `offset`, up to
     /// `max_bytes` (at least one whole batch when `min_one_batch`), as stored.
-    pub fn fetch(
+    pub(crate) fn fetch(
         &self,
         topic: &str,
         partition: i32,
@@ -92,7 +92,7 @@ impl Broker {
 
     /// Where the bytes from `offset` start and how many are readable now (headers are read to
     /// find the batch; no records).
-    pub fn fetch_mark(
+    pub(crate) fn fetch_mark(
         &self,
         topic: &str,
         partition: i32,
@@ -135,7 +135,12 @@ impl Broker {
 
     /// How many bytes are readable from `mark` now, decided from the high watermark's byte
     /// position under the partition lock (no I/O).
-    pub fn fetch_progress(&self, topic: &str, partition: i32, mark: &FetchMark) -> FetchProgress {
+    pub(crate) fn fetch_progress(
+        &self,
+        topic: &str,
+        partition: i32,
+        mark: &FetchMark,
+    ) -> FetchProgress {
         let Ok(p) = self.partition(topic, partition) else {
             return FetchProgress::Moved;
         };
@@ -155,7 +160,7 @@ impl Broker {
 
     /// Stored bytes read for consumers since the broker opened (wire Fetch and embedded
     /// consumers alike).
-    pub fn bytes_read(&self) -> u64 {
+    pub(crate) fn bytes_read(&self) -> u64 {
         self.inner.bytes_read.load(Ordering::Relaxed)
     }
 }

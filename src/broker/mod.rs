@@ -18,19 +18,19 @@ pub mod group;
 mod housekeeping;
 pub(crate) mod metadata;
 pub mod offset_store;
-mod offsets;
+pub(crate) mod offsets;
 mod open;
 pub mod partition;
 pub mod partitioner;
 mod produce;
 mod read;
 pub mod topic;
+mod topics;
 pub mod wait;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 pub use self::fetch::{FetchData, FetchError, FetchMark, FetchProgress};
@@ -41,14 +41,14 @@ pub(crate) use self::metadata::topic_record::TopicRecord;
 pub use self::offset_store::CommittedOffset;
 use self::offset_store::OffsetStore;
 pub(crate) use self::offsets::fence_error;
-pub use self::offsets::{CommitFence, CommitOutcome, OffsetCommitEntry};
+pub(crate) use self::offsets::{CommitFence, OffsetCommitEntry};
 use self::open::{open_topic, partition_dir};
 use self::partition::Partition;
 pub use self::topic::{Topic, TopicMeta, validate_topic_name};
 use self::wait::Waits;
 use crate::config::{BrokerConfig, FsyncPolicy, TopicConfig};
 use crate::error::{Error, Result};
-use crate::storage::{PartitionLog, now_ms, sync_dir};
+use crate::storage::sync_dir;
 
 const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
 const TOPICS_FILE: &str = "__topics.meta";
@@ -181,18 +181,18 @@ impl Broker {
         &self.inner.config
     }
 
-    pub fn node_id(&self) -> i32 {
+    pub(crate) fn node_id(&self) -> i32 {
         self.inner.config.node_id
     }
 
     /// The wait set: parked wire requests and blocked embedded calls wait here for a
     /// partition's high watermark, a group's change, or a deadline.
-    pub fn waits(&self) -> &Arc<Waits> {
+    pub(crate) fn waits(&self) -> &Arc<Waits> {
         &self.inner.waits
     }
 
     /// The consumer-group coordinator; each group it changes fires a `WaitKey::Group` event.
-    pub fn groups(&self) -> &GroupService {
+    pub(crate) fn groups(&self) -> &GroupService {
         &self.inner.groups
     }
 
@@ -209,209 +209,6 @@ impl Broker {
         self.topic(topic)?
             .partition(partition)
             .ok_or_else(|| Error::UnknownTopicOrPartition(format!("{topic}-{partition}")))
-    }
-
-    /// Total partitions of all topics.
-    pub fn total_partitions(&self) -> usize {
-        self.inner
-            .topics
-            .read()
-            .map(|t| t.values().map(|t| t.partition_count()).sum())
-            .unwrap_or(0)
-    }
-
-    /// Admits `adding` new partitions under `max_partitions`; the guard must be held until
-    /// they exist.
-    fn admit_partitions(&self, adding: u32) -> Result<MutexGuard<'_, ()>> {
-        let guard = self
-            .inner
-            .partition_admission
-            .lock()
-            .map_err(|_| Error::Metadata("partition admission lock poisoned".into()))?;
-        let max = self.inner.config.max_partitions;
-        let total = self.total_partitions();
-        if total.saturating_add(adding as usize) > max as usize {
-            return Err(Error::InvalidPartitions(format!(
-                "{adding} more partitions would make {} on this broker, over its limit of {max} \
-                 (max_partitions, --max-partitions)",
-                total.saturating_add(adding as usize)
-            )));
-        }
-        Ok(guard)
-    }
-
-    /// Creates a topic; `None` uses the broker's default topic config.
-    pub fn create_topic(&self, name: &str, config: Option<TopicConfig>) -> Result<()> {
-        validate_topic_name(name)?;
-        let config = config.unwrap_or_else(|| self.inner.config.default_topic_config.clone());
-        config.validate()?;
-        if self.topic(name).is_ok() {
-            return Err(Error::TopicAlreadyExists(name.to_string()));
-        }
-        let _admitted = self.admit_partitions(config.num_partitions)?;
-        let mut topics = self.topics_write()?;
-        if topics.contains_key(name) {
-            return Err(Error::TopicAlreadyExists(name.to_string()));
-        }
-        let meta = TopicMeta {
-            name: name.to_string(),
-            id: topic::new_topic_id(),
-            config,
-        };
-        let (name, topic) = open_topic(&self.inner.config, meta.clone(), true, now_ms())?;
-        self.store_lock()?
-            .append(&TopicRecord::Upsert(meta), true)?;
-        log::info!(
-            "created topic {name} ({} partitions)",
-            topic.partition_count()
-        );
-        topics.insert(name, topic);
-        Ok(())
-    }
-
-    /// Creates the topic with defaults if it does not exist and auto-creation is on.
-    /// Returns whether the topic exists afterwards.
-    pub fn ensure_topic(&self, name: &str) -> Result<bool> {
-        if self.topic(name).is_ok() {
-            return Ok(true);
-        }
-        if !self.inner.config.auto_create_topics {
-            return Ok(false);
-        }
-        match self.create_topic(name, None) {
-            Ok(()) | Err(Error::TopicAlreadyExists(_)) => Ok(true),
-            Err(e) => Err(e),
-        }
-    }
-
-    pub fn delete_topic(&self, name: &str) -> Result<()> {
-        let topic = {
-            let mut topics = self.topics_write()?;
-            let topic = topics
-                .remove(name)
-                .ok_or_else(|| Error::UnknownTopicOrPartition(name.to_string()))?;
-            self.store_lock()?.append(
-                &TopicRecord::Delete {
-                    name: name.to_string(),
-                },
-                true,
-            )?;
-            topic
-        };
-        let dirs: Vec<PathBuf> = topic
-            .partitions
-            .read()
-            .map(|ps| {
-                ps.iter()
-                    .filter_map(|p| p.log().ok().map(|l| l.dir().to_path_buf()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        for d in dirs {
-            if let Err(e) = std::fs::remove_dir_all(&d) {
-                log::warn!("deleting {}: {e}", d.display());
-            }
-        }
-        let _ = sync_dir(&self.inner.config.data_dir);
-        self.inner.offsets.delete_topic(name)?;
-        log::info!("deleted topic {name}");
-        Ok(())
-    }
-
-    /// Grows a topic to `total` partitions (Kafka's CreatePartitions).
-    pub fn create_partitions(&self, name: &str, total: u32) -> Result<()> {
-        let topic = self.topic(name)?;
-        let mut meta = topic
-            .meta
-            .write()
-            .map_err(|_| Error::Metadata("topic lock poisoned".into()))?;
-        let current = meta.config.num_partitions;
-        if total <= current {
-            return Err(Error::InvalidPartitions(format!(
-                "topic {name} has {current} partitions; the new count {total} must be larger"
-            )));
-        }
-        if total > crate::config::PARTITIONS_PER_TOPIC_MAX {
-            return Err(Error::InvalidPartitions(format!(
-                "{total} partitions is too many"
-            )));
-        }
-        let _admitted = self.admit_partitions(total - current)?;
-        let mut new_meta = meta.clone();
-        new_meta.config.num_partitions = total;
-        let fsync = new_meta.config.fsync.unwrap_or(self.inner.config.fsync);
-        let log_config = new_meta.config.log_config(self.inner.config.fsync);
-        let mut new_parts = Vec::new();
-        for i in current..total {
-            let dir = partition_dir(&self.inner.config, name, i as i32);
-            let log = PartitionLog::open(&dir, log_config.clone(), true, now_ms())?;
-            new_parts.push(Arc::new(Partition::new(
-                name.to_string(),
-                i as i32,
-                fsync,
-                log,
-            )));
-        }
-        self.store_lock()?
-            .append(&TopicRecord::Upsert(new_meta.clone()), true)?;
-        *meta = new_meta;
-        if let Ok(mut parts) = topic.partitions.write() {
-            parts.extend(new_parts);
-        }
-        Ok(())
-    }
-
-    /// Names of all topics, sorted.
-    pub fn topics(&self) -> Vec<String> {
-        self.inner
-            .topics
-            .read()
-            .map(|t| t.keys().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    pub fn describe(&self, name: &str) -> Result<TopicDescription> {
-        let topic = self.topic(name)?;
-        let meta = topic
-            .meta
-            .read()
-            .map_err(|_| Error::Metadata("topic lock poisoned".into()))?
-            .clone();
-        let parts = topic
-            .partitions
-            .read()
-            .map_err(|_| Error::Metadata("topic lock poisoned".into()))?
-            .clone();
-        let mut partitions = Vec::with_capacity(parts.len());
-        for p in parts {
-            let o = p.log()?.offsets();
-            partitions.push(PartitionInfo {
-                partition: p.index,
-                leader: self.node_id(),
-                log_start_offset: o.log_start_offset,
-                high_watermark: o.high_watermark,
-                log_end_offset: o.log_end_offset,
-            });
-        }
-        Ok(TopicDescription {
-            name: meta.name,
-            id: meta.id,
-            config: meta.config,
-            partitions,
-        })
-    }
-
-    /// Looks a topic up by its id (Fetch v13+ and Metadata v10+ name topics by id).
-    pub fn topic_name_by_id(&self, id: &[u8; 16]) -> Option<String> {
-        let topics = self.inner.topics.read().ok()?;
-        topics
-            .values()
-            .find(|t| &t.id() == id)
-            .and_then(|t| t.meta.read().ok().map(|m| m.name.clone()))
-    }
-
-    pub fn partition_count(&self, name: &str) -> Result<usize> {
-        Ok(self.topic(name)?.partition_count())
     }
 
     /// Flushes and fsyncs everything, writes checkpoints and the clean-shutdown marker, and

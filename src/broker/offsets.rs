@@ -209,7 +209,7 @@ impl Broker {
         self.inner.offsets.group_offsets(group)
     }
 
-    pub fn offset_store(&self) -> &OffsetStore {
+    pub(crate) fn offset_store(&self) -> &OffsetStore {
         &self.inner.offsets
     }
 }

@@ -135,7 +135,7 @@ impl Broker {
     }
 
     /// A producer id never handed out before (Kafka's InitProducerId for idempotence).
-    pub fn allocate_producer_id(&self) -> Result<i64> {
+    pub(crate) fn allocate_producer_id(&self) -> Result<i64> {
         let mut ids = self
             .inner
             .producer_ids

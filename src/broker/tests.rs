@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::storage::now_ms;
 
 /// Appends a topic record to `__topics.meta` by hand, bypassing `create_topic`'s checks.
 fn append_topic_record(data_dir: &std::path::Path, name: &str, config: TopicConfig) {

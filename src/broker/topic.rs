@@ -60,13 +60,6 @@ impl Topic {
     pub fn id(&self) -> [u8; 16] {
         self.meta.read().map(|m| m.id).unwrap_or([0; 16])
     }
-
-    pub fn config(&self) -> TopicConfig {
-        self.meta
-            .read()
-            .map(|m| m.config.clone())
-            .unwrap_or_default()
-    }
 }
 
 /// A fresh random 16-byte topic id (UUID v4 layout) from the std hasher's random keys.

@@ -63,11 +63,6 @@ impl FrameDecoder {
     }
 }
 
-/// Prepends the 4-byte size to an encoded response.
-pub fn frame_bytes(body_len: usize) -> [u8; 4] {
-    (body_len as i32).to_be_bytes()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

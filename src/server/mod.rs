@@ -10,11 +10,11 @@
 //! Invariant: at most one request per connection is being handled at any time, so responses
 //! leave in request order and one producer's batches reach a partition in the order sent.
 
-pub mod connection;
-pub mod encode;
-pub mod handlers;
-pub mod reactor;
-pub mod worker;
+pub(crate) mod connection;
+pub(crate) mod encode;
+pub(crate) mod handlers;
+pub(crate) mod reactor;
+pub(crate) mod worker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

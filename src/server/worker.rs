@@ -165,7 +165,6 @@ fn finish(
             let mut op = DelayedOp {
                 conn,
                 seq,
-                api_version: version,
                 header,
                 deadline,
                 kind,

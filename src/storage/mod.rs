@@ -18,10 +18,8 @@ pub(crate) mod varint;
 
 use std::path::{Path, PathBuf};
 
-pub use self::batch::{BatchError, BatchHeader};
-pub use self::log::{
-    AppendInfo, LogConfig, LogOffsets, PartitionLog, ReadPosition, ReadView, SyncSnapshot,
-};
+pub use self::batch::BatchError;
+pub use self::log::{AppendInfo, LogConfig, LogOffsets, PartitionLog};
 
 /// Errors of the storage layer. Every I/O error carries the path it happened on.
 #[derive(Debug, thiserror::Error)]

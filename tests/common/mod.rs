@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use thorstream::storage::batch::BatchIter;
+use thorstream::internals::storage::batch::BatchIter;
 use thorstream::{Broker, BrokerConfig, FsyncPolicy, Record, StoredRecord, TopicConfig};
 
 /// A broker config on `dir`. Housekeeping is effectively off (1 h) so that a broker leaked by
@@ -181,7 +181,7 @@ pub fn wait_for_housekeeping_passes(broker: &Broker, passes: usize, timeout: Dur
         .create_topic(&topic, Some(config))
         .expect("create the housekeeping witness topic");
     let deadline = Instant::now() + timeout;
-    let old_ms = thorstream::storage::now_ms() - 3_600_000;
+    let old_ms = thorstream::internals::storage::now_ms() - 3_600_000;
     for _ in 0..passes {
         let before = broker.offsets(&topic, 0).expect("offsets").log_end_offset;
         for _ in 0..2 {

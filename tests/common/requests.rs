@@ -28,7 +28,7 @@ pub fn topic_name(s: &str) -> TopicName {
 
 pub fn batch(values: &[&[u8]]) -> Vec<u8> {
     let recs: Vec<Record> = values.iter().map(|v| Record::new(v.to_vec())).collect();
-    thorstream::protocol::records::encode_batch(&recs, 1_700_000_000_000).unwrap()
+    thorstream::internals::protocol::records::encode_batch(&recs, 1_700_000_000_000).unwrap()
 }
 
 pub fn produce_request(

@@ -94,10 +94,6 @@ impl GroupCoordinator {
         }
     }
 
-    pub fn config(&self) -> &GroupConfig {
-        &self.config
-    }
-
     fn ticket(&mut self) -> Ticket {
         let t = self.next_ticket;
         self.next_ticket += 1;
@@ -286,13 +282,6 @@ impl GroupCoordinator {
         std::mem::take(&mut self.changed).into_iter().collect()
     }
 
-    pub fn next_deadline_ms(&self) -> Option<i64> {
-        self.groups
-            .values()
-            .filter_map(|g| g.next_deadline_ms())
-            .min()
-    }
-
     /// A group created by a failed first join keeps nothing worth tracking.
     fn drop_if_unused(&mut self, group_id: &str) {
         if self.groups.get(group_id).is_some_and(|g| {
@@ -325,6 +314,7 @@ impl GroupCoordinator {
         self.groups.get(group_id).map(|g| g.state)
     }
 
+    #[cfg(test)]
     pub fn generation(&self, group_id: &str) -> Option<i32> {
         self.groups.get(group_id).map(|g| g.generation)
     }

@@ -24,8 +24,7 @@ mod tests;
 use bytes::Bytes;
 
 pub use self::coordinator::{
-    GroupCoordinator, GroupSummary, ListedGroup, MemberSummary, OffsetDeletePolicy, Poll,
-    offsets_expired,
+    GroupCoordinator, GroupSummary, ListedGroup, OffsetDeletePolicy, Poll,
 };
 pub use self::service::GroupService;
 /// Defined with the crate's error table, below every layer that reports it.

@@ -16,8 +16,7 @@
 mod set;
 mod shell;
 
-pub use set::{Parking, WaitSet, WaiterId};
-pub use shell::{Waits, WakeFn, spawn_timer};
+pub use shell::{Waits, spawn_timer};
 
 /// What a waiter waits for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -180,6 +180,7 @@ impl<T> WaitSet<T> {
         self.waiters.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.waiters.is_empty()
     }

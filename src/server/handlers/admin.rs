@@ -78,15 +78,13 @@ pub fn create_topics(ctx: &Ctx, _version: i16, req: CreateTopicsRequest) -> Outc
         .iter()
         .map(|t| {
             let name = t.name.0.to_string();
+            // `validate_only` runs the real call's admission and stops there.
             let result = topic_config_from(ctx, t).and_then(|cfg| {
-                crate::broker::validate_topic_name(&name)?;
                 if req.validate_only {
-                    if ctx.broker.topics().contains(&name) {
-                        return Err(Error::TopicAlreadyExists(name.clone()));
-                    }
-                    return Ok(cfg);
+                    ctx.broker.admit_topic(&name, &cfg)?;
+                } else {
+                    ctx.broker.create_topic(&name, Some(cfg.clone()))?;
                 }
-                ctx.broker.create_topic(&name, Some(cfg.clone()))?;
                 Ok(cfg)
             });
             let base = CreatableTopicResult::default().with_name(t.name.clone());
@@ -167,16 +165,8 @@ pub fn create_partitions(ctx: &Ctx, req: CreatePartitionsRequest) -> Outcome {
             let result = if t.count <= 0 {
                 Err(Error::InvalidPartitions(format!("{} partitions", t.count)))
             } else if req.validate_only {
-                ctx.broker.partition_count(&name).and_then(|n| {
-                    if t.count as usize > n {
-                        Ok(())
-                    } else {
-                        Err(Error::InvalidPartitions(format!(
-                            "topic has {n} partitions; {} is not more",
-                            t.count
-                        )))
-                    }
-                })
+                // The real call's admission, and nothing created.
+                ctx.broker.admit_partitions(&name, t.count as u32).map(drop)
             } else {
                 ctx.broker.create_partitions(&name, t.count as u32)
             };

@@ -46,7 +46,6 @@ pub struct Ctx {
 pub struct DelayedOp {
     pub conn: usize,
     pub seq: u64,
-    pub api_version: i16,
     pub header: RequestHeader,
     pub deadline: Instant,
     pub kind: Delayed,
@@ -101,14 +100,6 @@ pub fn retry(
         Delayed::Produce(p) => produce::retry(ctx, p, deadline, woke),
         Delayed::Group(p) => groups::retry(ctx, v, p, woke),
         Delayed::OffsetCommit(p) => offsets::retry(ctx, p, deadline, woke),
-    }
-}
-
-/// Kafka error code of a broker error (0 for success).
-pub fn code(result: &Result<(), Error>) -> i16 {
-    match result {
-        Ok(()) => crate::error::NO_ERROR_CODE,
-        Err(e) => e.kafka_code(),
     }
 }
 

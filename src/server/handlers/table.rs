@@ -126,7 +126,7 @@ pub fn supported_apis() -> impl Iterator<Item = (ApiKey, i16, i16)> {
 }
 
 /// Decodes one request frame as the worker does: `protocol::request` checked against this
-/// table's ranges (also what the fuzz target runs, via `crate::fuzzing`).
+/// table's ranges (also what the fuzz target runs, via `crate::internals`).
 pub fn decode_request(frame: Bytes) -> Result<DecodedRequest, DecodeError> {
     request::decode_request(frame, supported_range)
 }

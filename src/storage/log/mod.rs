@@ -56,9 +56,6 @@ use super::segment::Segment;
 use super::{StorageError, sync_dir};
 
 pub use self::append::AppendInfo;
-pub use self::checkpoints::CheckpointJob;
-pub use self::read::{ReadPosition, ReadView};
-pub use self::sync::SyncSnapshot;
 
 const RECOVERY_POINT_FILE: &str = "recovery-point";
 const LOG_START_FILE: &str = "log-start-offset";
