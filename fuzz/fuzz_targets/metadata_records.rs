@@ -149,7 +149,7 @@ fn offsets(bytes: &[u8]) {
         metadata: None,
         commit_timestamp_ms: NOW_MS,
     };
-    s.commit("fuzz-group", "t", 0, value.clone())
+    s.commit("fuzz-group", vec![("t".to_string(), 0, value.clone())])
         .expect("commit");
     drop(s);
     let s = OffsetStore::open(&path, false).expect("reopen");
