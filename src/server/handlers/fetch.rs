@@ -3,7 +3,8 @@
 //! (KIP-74). Sessions (KIP-227) are not kept: session id 0 tells the client to send full
 //! requests.
 //!
-//! Below `min_bytes` the request parks in the wait set on every partition it names, keeping a
+//! With `min_bytes` ≤ 1 and a readable byte (known from the offsets, no I/O) the request reads
+//! and answers at once. Below `min_bytes` the request parks in the wait set on every partition it names, keeping a
 //! `FetchMark` per partition (where its bytes start). A wake-up re-decides from byte positions
 //! (`Broker::fetch_progress`, no I/O); the stored batches are read once, when the request
 //! completes: enough bytes, an error, a partition whose high watermark moved to a later
@@ -31,6 +32,11 @@ pub fn handle(ctx: &Ctx, _version: i16, req: Box<FetchRequest>) -> Outcome {
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let keys = keys(&req);
     let seen = ctx.broker.waits().epochs(&keys);
+    // The common case (`fetch.min.bytes` = 1, a client's default): any readable byte answers,
+    // and whether there is one is known from the offsets without I/O. Read once and answer.
+    if req.min_bytes <= 1 && any_readable(ctx, &req) {
+        return Outcome::Respond(ResponseKind::Fetch(read(ctx, &req)));
+    }
     let marks = partitions(&req)
         .map(|(topic, p)| {
             ctx.broker
@@ -98,6 +104,19 @@ fn decide(
         keys,
         seen,
     }
+}
+
+/// Whether some partition has a record at or after its fetch offset below the high watermark
+/// (or fails, which answers too): decided under each partition's lock, without I/O.
+fn any_readable(ctx: &Ctx, req: &FetchRequest) -> bool {
+    partitions(req).any(|(topic, p)| match ctx.broker.offsets(topic, p.partition) {
+        Ok(o) => {
+            p.fetch_offset < o.high_watermark
+                || p.fetch_offset < o.log_start_offset
+                || p.fetch_offset > o.log_end_offset
+        }
+        Err(_) => true,
+    })
 }
 
 fn partitions(
