@@ -9,33 +9,18 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
 use thorstream::internals::BrokerInternals;
 use thorstream::{Consumer, FsyncPolicy, Record, TopicConfig, TopicPartition};
 
-use common::requests::{batch, topic_name};
+use common::requests::{batch, fetch_request};
 use common::wait_until;
 use common::wire::{request, response};
 
 const MIB: usize = 1024 * 1024;
 
 fn long_poll(min_bytes: i32, max_wait_ms: i32) -> FetchRequest {
-    FetchRequest::default()
-        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
-        .with_max_wait_ms(max_wait_ms)
-        .with_min_bytes(min_bytes)
-        .with_max_bytes(4 * MIB as i32)
-        .with_topics(vec![
-            FetchTopic::default()
-                .with_topic(topic_name("t"))
-                .with_partitions(vec![
-                    FetchPartition::default()
-                        .with_partition(0)
-                        .with_fetch_offset(0)
-                        .with_partition_max_bytes(4 * MIB as i32),
-                ]),
-        ])
+    fetch_request("t", 0, 0, min_bytes, max_wait_ms, 4 * MIB as i32)
 }
 
 /// The case from the issue: `fetch.min.bytes` = 1 MiB fed by 1 KiB produces under `fsync

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 
 use super::Broker;
 use crate::error::Error;
-use crate::storage::LogOffsets;
+use crate::storage::{LogOffsets, ReadView};
 
 /// Stored batches read for one partition, and its offsets when they were read.
 #[derive(Debug, Clone, Default)]
@@ -63,19 +63,7 @@ impl Broker {
         max_bytes: usize,
         min_one_batch: bool,
     ) -> Result<FetchData, FetchError> {
-        let no_offsets = |error| FetchError {
-            error,
-            offsets: None,
-        };
-        let p = self.partition(topic, partition).map_err(no_offsets)?;
-        let view = {
-            let log = p.log().map_err(no_offsets)?;
-            let offsets = log.offsets();
-            log.read_view(offset).map_err(|e| FetchError {
-                error: named(Error::from(e), topic, partition),
-                offsets: Some(offsets),
-            })?
-        };
+        let (view, _) = self.view_at(topic, partition, offset)?;
         let mut records = Vec::new();
         let n = view
             .read_into(&mut records, max_bytes, min_one_batch)
@@ -98,20 +86,7 @@ impl Broker {
         partition: i32,
         offset: i64,
     ) -> Result<FetchMark, FetchError> {
-        let no_offsets = |error| FetchError {
-            error,
-            offsets: None,
-        };
-        let p = self.partition(topic, partition).map_err(no_offsets)?;
-        let (view, (hw_base, hw_position)) = {
-            let log = p.log().map_err(no_offsets)?;
-            let offsets = log.offsets();
-            let view = log.read_view(offset).map_err(|e| FetchError {
-                error: named(Error::from(e), topic, partition),
-                offsets: Some(offsets),
-            })?;
-            (view, log.high_watermark_position())
-        };
+        let (view, (hw_base, hw_position)) = self.view_at(topic, partition, offset)?;
         let at = view.position().map_err(|e| FetchError {
             error: Error::from(e),
             offsets: Some(view.offsets),
@@ -156,6 +131,27 @@ impl Broker {
         } else {
             FetchProgress::Moved
         }
+    }
+
+    /// A read view from `offset` and the high watermark's position, taken under the lock.
+    fn view_at(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<(ReadView, (i64, u64)), FetchError> {
+        let no_offsets = |error| FetchError {
+            error,
+            offsets: None,
+        };
+        let p = self.partition(topic, partition).map_err(no_offsets)?;
+        let log = p.log().map_err(no_offsets)?;
+        let offsets = log.offsets();
+        let view = log.read_view(offset).map_err(|e| FetchError {
+            error: named(Error::from(e), topic, partition),
+            offsets: Some(offsets),
+        })?;
+        Ok((view, log.high_watermark_position()))
     }
 
     /// Stored bytes read for consumers since the broker opened (wire Fetch and embedded

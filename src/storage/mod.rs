@@ -19,7 +19,7 @@ pub(crate) mod varint;
 use std::path::{Path, PathBuf};
 
 pub use self::batch::BatchError;
-pub use self::log::{AppendInfo, LogConfig, LogOffsets, PartitionLog};
+pub use self::log::{AppendInfo, LogConfig, LogOffsets, PartitionLog, ReadView};
 
 /// Errors of the storage layer. Every I/O error carries the path it happened on.
 #[derive(Debug, thiserror::Error)]

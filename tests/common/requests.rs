@@ -51,6 +51,32 @@ pub fn produce_request(
         ])
 }
 
+/// A Fetch of one partition from `offset`, `max_bytes` for the request and the partition.
+pub fn fetch_request(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    min_bytes: i32,
+    max_wait_ms: i32,
+    max_bytes: i32,
+) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(min_bytes)
+        .with_max_bytes(max_bytes)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(partition)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(max_bytes),
+                ]),
+        ])
+}
+
 pub fn encoded<T: Encodable + Default>(req: T, version: i16) -> Option<Vec<u8>> {
     let mut b = BytesMut::new();
     if req.encode(&mut b, version).is_ok() {
@@ -74,24 +100,7 @@ pub fn valid_body(api: ApiKey, version: i16) -> Option<Vec<u8>> {
             produce_request("t", 0, Some(Bytes::from(batch(&[b"a", b"bb"]))), 1),
             version,
         ),
-        ApiKey::Fetch => encoded(
-            FetchRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_max_wait_ms(0)
-                .with_min_bytes(1)
-                .with_max_bytes(1 << 20)
-                .with_topics(vec![
-                    FetchTopic::default()
-                        .with_topic(topic_name("t"))
-                        .with_partitions(vec![
-                            FetchPartition::default()
-                                .with_partition(0)
-                                .with_fetch_offset(0)
-                                .with_partition_max_bytes(1 << 20),
-                        ]),
-                ]),
-            version,
-        ),
+        ApiKey::Fetch => encoded(fetch_request("t", 0, 0, 1, 0, 1 << 20), version),
         ApiKey::ListOffsets => encoded(
             ListOffsetsRequest::default()
                 .with_replica_id(BrokerId(-1))

@@ -40,6 +40,7 @@ mod checkpoints;
 mod heal;
 mod producers;
 mod read;
+pub use self::read::ReadView;
 mod roll_retention;
 mod sync;
 #[cfg(test)]
