@@ -29,20 +29,12 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
-
 use super::metadata::offset_record::OffsetRecord;
 use super::metadata::record_log::RecordLog;
 use super::wait::{WaitKey, Waits};
 use crate::error::Error;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CommittedOffset {
-    pub offset: i64,
-    pub leader_epoch: i32,
-    pub metadata: Option<String>,
-    pub commit_timestamp_ms: i64,
-}
+pub use crate::types::CommittedOffset;
 
 type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
 

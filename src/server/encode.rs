@@ -246,6 +246,7 @@ mod tests {
     fn other_responses_are_one_chunk() {
         let body = ResponseKind::ApiVersions(handlers::api_versions::response(
             crate::error::NO_ERROR_CODE,
+            handlers::table::supported_apis(),
         ));
         let chunks = frame_chunks(encode_reply(7, 0, &body, 3));
         assert_eq!(chunks.len(), 1);

@@ -104,6 +104,7 @@ pub fn handle_frame(ctx: &Ctx, conn: usize, seq: u64, frame: Bytes, peer: IpAddr
             // As Kafka: answer v0 with UNSUPPORTED_VERSION and our ranges so the client retries.
             let body = handlers::api_versions::response(
                 kafka_protocol::error::ResponseError::UnsupportedVersion.code(),
+                handlers::table::supported_apis(),
             );
             return Some(encode_reply(
                 correlation_id,

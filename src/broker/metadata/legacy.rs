@@ -11,15 +11,16 @@ use serde::Deserialize;
 #[cfg(test)]
 use serde::Serialize;
 
+#[cfg(test)]
 use super::offset_record::OffsetRecord;
+#[cfg(test)]
 use super::topic_record::TopicRecord;
-use crate::broker::TopicMeta;
-use crate::broker::offset_store::CommittedOffset;
-use crate::config::{FsyncPolicy, TopicConfig};
+#[cfg(test)]
+use crate::config::FsyncPolicy;
 
 #[derive(Deserialize)]
 #[cfg_attr(test, derive(Serialize))]
-enum LegacyFsyncPolicy {
+pub(super) enum LegacyFsyncPolicy {
     Always,
     Interval(u64),
     Never,
@@ -27,44 +28,44 @@ enum LegacyFsyncPolicy {
 
 #[derive(Deserialize)]
 #[cfg_attr(test, derive(Serialize))]
-struct LegacyTopicConfig {
-    num_partitions: u32,
-    replication_factor: u16,
-    fsync: Option<LegacyFsyncPolicy>,
-    segment_bytes: u64,
-    segment_ms: i64,
-    retention_ms: i64,
-    retention_bytes: i64,
-    max_message_bytes: u32,
+pub(super) struct LegacyTopicConfig {
+    pub(super) num_partitions: u32,
+    pub(super) replication_factor: u16,
+    pub(super) fsync: Option<LegacyFsyncPolicy>,
+    pub(super) segment_bytes: u64,
+    pub(super) segment_ms: i64,
+    pub(super) retention_ms: i64,
+    pub(super) retention_bytes: i64,
+    pub(super) max_message_bytes: u32,
 }
 
 #[derive(Deserialize)]
 #[cfg_attr(test, derive(Serialize))]
-struct LegacyTopicMeta {
-    name: String,
-    id: [u8; 16],
-    config: LegacyTopicConfig,
+pub(super) struct LegacyTopicMeta {
+    pub(super) name: String,
+    pub(super) id: [u8; 16],
+    pub(super) config: LegacyTopicConfig,
 }
 
 #[derive(Deserialize)]
 #[cfg_attr(test, derive(Serialize))]
-enum LegacyTopicRecord {
+pub(super) enum LegacyTopicRecord {
     Upsert(LegacyTopicMeta),
     Delete { name: String },
 }
 
 #[derive(Deserialize)]
 #[cfg_attr(test, derive(Serialize))]
-struct LegacyCommittedOffset {
-    offset: i64,
-    leader_epoch: i32,
-    metadata: Option<String>,
-    commit_timestamp_ms: i64,
+pub(super) struct LegacyCommittedOffset {
+    pub(super) offset: i64,
+    pub(super) leader_epoch: i32,
+    pub(super) metadata: Option<String>,
+    pub(super) commit_timestamp_ms: i64,
 }
 
 #[derive(Deserialize)]
 #[cfg_attr(test, derive(Serialize))]
-enum LegacyOffsetRecord {
+pub(super) enum LegacyOffsetRecord {
     Commit {
         group: String,
         topic: String,
@@ -91,62 +92,14 @@ fn decode<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, String> {
         .map_err(|e| format!("legacy record: {e}"))
 }
 
-pub(super) fn decode_topic_record(payload: &[u8]) -> Result<TopicRecord, String> {
-    Ok(match decode::<LegacyTopicRecord>(payload)? {
-        LegacyTopicRecord::Upsert(m) => {
-            let c = m.config;
-            TopicRecord::Upsert(TopicMeta {
-                name: m.name,
-                id: m.id,
-                config: TopicConfig {
-                    num_partitions: c.num_partitions,
-                    replication_factor: c.replication_factor,
-                    fsync: c.fsync.map(|f| match f {
-                        LegacyFsyncPolicy::Always => FsyncPolicy::Always,
-                        LegacyFsyncPolicy::Interval(ms) => FsyncPolicy::Interval(ms),
-                        LegacyFsyncPolicy::Never => FsyncPolicy::Never,
-                    }),
-                    segment_bytes: c.segment_bytes,
-                    segment_ms: c.segment_ms,
-                    retention_ms: c.retention_ms,
-                    retention_bytes: c.retention_bytes,
-                    max_message_bytes: c.max_message_bytes,
-                },
-            })
-        }
-        LegacyTopicRecord::Delete { name } => TopicRecord::Delete { name },
-    })
+/// Decodes a format-0 topic record into its frozen layout (`topic_record.rs` converts it).
+pub(super) fn decode_topic_record(payload: &[u8]) -> Result<LegacyTopicRecord, String> {
+    decode(payload)
 }
 
-pub(super) fn decode_offset_record(payload: &[u8]) -> Result<OffsetRecord, String> {
-    Ok(match decode::<LegacyOffsetRecord>(payload)? {
-        LegacyOffsetRecord::Commit {
-            group,
-            topic,
-            partition,
-            value: v,
-        } => OffsetRecord::Commit {
-            group,
-            topic,
-            partition,
-            value: CommittedOffset {
-                offset: v.offset,
-                leader_epoch: v.leader_epoch,
-                metadata: v.metadata,
-                commit_timestamp_ms: v.commit_timestamp_ms,
-            },
-        },
-        LegacyOffsetRecord::DeleteOffset {
-            group,
-            topic,
-            partition,
-        } => OffsetRecord::DeleteOffset {
-            group,
-            topic,
-            partition,
-        },
-        LegacyOffsetRecord::DeleteGroup { group } => OffsetRecord::DeleteGroup { group },
-    })
+/// Decodes a format-0 offset record into its frozen layout (`offset_record.rs` converts it).
+pub(super) fn decode_offset_record(payload: &[u8]) -> Result<LegacyOffsetRecord, String> {
+    decode(payload)
 }
 
 /// The legacy payload of `r`, as the old code wrote it (`bincode::serialize`).

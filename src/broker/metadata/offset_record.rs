@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::record_log::MetaRecord;
 use super::{decode_body, encode_versioned, legacy};
-use crate::broker::offset_store::CommittedOffset;
+use crate::types::CommittedOffset;
 
 /// The header's file-kind byte of `__consumer_offsets.meta`.
 pub(crate) const OFFSETS_FILE_KIND: u8 = 2;
@@ -137,7 +137,36 @@ impl MetaRecord for OffsetRecord {
     }
 
     fn decode_legacy(payload: &[u8]) -> Result<Self, String> {
-        legacy::decode_offset_record(payload)
+        Ok(match legacy::decode_offset_record(payload)? {
+            legacy::LegacyOffsetRecord::Commit {
+                group,
+                topic,
+                partition,
+                value: v,
+            } => OffsetRecord::Commit {
+                group,
+                topic,
+                partition,
+                value: CommittedOffset {
+                    offset: v.offset,
+                    leader_epoch: v.leader_epoch,
+                    metadata: v.metadata,
+                    commit_timestamp_ms: v.commit_timestamp_ms,
+                },
+            },
+            legacy::LegacyOffsetRecord::DeleteOffset {
+                group,
+                topic,
+                partition,
+            } => OffsetRecord::DeleteOffset {
+                group,
+                topic,
+                partition,
+            },
+            legacy::LegacyOffsetRecord::DeleteGroup { group } => {
+                OffsetRecord::DeleteGroup { group }
+            }
+        })
     }
 }
 

@@ -171,7 +171,30 @@ impl MetaRecord for TopicRecord {
     }
 
     fn decode_legacy(payload: &[u8]) -> Result<Self, String> {
-        legacy::decode_topic_record(payload)
+        Ok(match legacy::decode_topic_record(payload)? {
+            legacy::LegacyTopicRecord::Upsert(m) => {
+                let c = m.config;
+                TopicRecord::Upsert(TopicMeta {
+                    name: m.name,
+                    id: m.id,
+                    config: TopicConfig {
+                        num_partitions: c.num_partitions,
+                        replication_factor: c.replication_factor,
+                        fsync: c.fsync.map(|f| match f {
+                            legacy::LegacyFsyncPolicy::Always => FsyncPolicy::Always,
+                            legacy::LegacyFsyncPolicy::Interval(ms) => FsyncPolicy::Interval(ms),
+                            legacy::LegacyFsyncPolicy::Never => FsyncPolicy::Never,
+                        }),
+                        segment_bytes: c.segment_bytes,
+                        segment_ms: c.segment_ms,
+                        retention_ms: c.retention_ms,
+                        retention_bytes: c.retention_bytes,
+                        max_message_bytes: c.max_message_bytes,
+                    },
+                })
+            }
+            legacy::LegacyTopicRecord::Delete { name } => TopicRecord::Delete { name },
+        })
     }
 }
 
