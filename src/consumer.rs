@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use crate::broker::group::GroupError;
 use crate::broker::group::embedded::{Change, EmbeddedMember, MemberConfig};
-use crate::broker::wait::WaitKey;
+use crate::broker::wait::{WaitKey, Wake};
 use crate::broker::{Broker, CommitFence, OffsetCommitEntry};
 use crate::error::{Error, Result};
 use crate::storage::batch::BatchIter;
@@ -362,7 +362,11 @@ impl Consumer {
                 Some(m) => deadline.min(self.broker.groups().instant_at(m.next_wakeup_ms())),
                 None => deadline,
             };
-            self.broker.waits().wait(keys, &seen, wake);
+            if self.broker.waits().wait(keys, &seen, wake) == Wake::Shutdown {
+                // The broker is closing: nothing more will arrive (and waiting again would
+                // return at once, a spin).
+                return Ok(Vec::new());
+            }
         }
     }
 

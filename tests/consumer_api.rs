@@ -254,3 +254,26 @@ fn poll_returns_when_another_thread_produces() {
         );
     }
 }
+
+#[test]
+fn a_poll_waiting_when_the_broker_closes_returns_empty_instead_of_waiting_out_its_timeout() {
+    let (_tmp, broker) = broker_with("t", 1, FsyncPolicy::Never);
+    let mut consumer = Consumer::new(Arc::clone(&broker));
+    consumer
+        .subscribe(vec!["t".to_string()])
+        .expect("subscribe");
+    let poller = std::thread::spawn(move || {
+        let start = Instant::now();
+        let got = consumer.poll(Some(Duration::from_secs(120)));
+        (got.map(|r| r.len()), start.elapsed())
+    });
+    assert!(
+        common::wait_until(Duration::from_secs(10), || broker.waits().parked() == 1),
+        "poll waits"
+    );
+    broker.close().expect("close");
+    let (got, waited) = poller.join().expect("poller");
+    assert_eq!(got.expect("poll"), 0);
+    // Liveness bound, far below the poll's own 120 s timeout.
+    assert!(waited < Duration::from_secs(60), "poll waited {waited:?}");
+}
