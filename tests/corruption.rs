@@ -181,19 +181,6 @@ fn frame_ends(path: &Path) -> Vec<u64> {
     ends
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
-}
-
 /// Every regular file of the data directory that the broker reads at startup.
 fn damage_targets(data: &Path) -> Vec<PathBuf> {
     let mut out = vec![
@@ -414,7 +401,7 @@ fn check_one(
 ) -> Vec<String> {
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("data");
-    copy_dir(t.dir.path(), &data);
+    common::copy_dir(t.dir.path(), &data);
     // The two metadata files are picked a quarter of the time, any partition file otherwise.
     let targets = damage_targets(&data);
     let file = match rng.below(8) {

@@ -15,19 +15,6 @@ use thorstream::{Broker, FsyncPolicy, Record, TopicConfig};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/data-v0");
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
-}
-
 /// Whether a metadata file starts with the current format's header frame (payload "TSMD").
 fn has_header_frame(path: &Path) -> bool {
     let bytes = std::fs::read(path).unwrap();
@@ -140,7 +127,7 @@ fn assert_idempotent_retry_is_deduplicated(broker: &Broker) {
 fn a_data_directory_written_before_versioned_metadata_opens_and_is_rewritten() {
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("data");
-    copy_dir(Path::new(FIXTURE), &data);
+    common::copy_dir(Path::new(FIXTURE), &data);
     let topics = data.join("__topics.meta");
     let offsets = data.join("__consumer_offsets.meta");
     assert!(!has_header_frame(&topics) && !has_header_frame(&offsets));

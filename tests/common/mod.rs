@@ -207,3 +207,17 @@ pub fn read_checkpoint(path: &Path) -> Option<i64> {
     let arr: [u8; 8] = bytes.get(0..8)?.try_into().ok()?;
     Some(i64::from_be_bytes(arr))
 }
+
+/// Copies a directory tree (a data directory) from `from` into `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
