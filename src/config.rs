@@ -145,6 +145,7 @@ impl TopicConfig {
             index_interval_bytes: 4096,
             max_batch_bytes: self.max_message_bytes as usize,
             durable_hw: fsync == FsyncPolicy::Always,
+            ..LogConfig::default()
         }
     }
 

@@ -78,6 +78,23 @@ pub struct LogConfig {
     pub max_batch_bytes: usize,
     /// High watermark waits for fsync (fsync policy `always`).
     pub durable_hw: bool,
+    /// `cleanup.policy` contains `delete`: retention (`retention_ms`, `retention_bytes`)
+    /// deletes old segments.
+    pub cleanup_delete: bool,
+    /// `cleanup.policy` contains `compact`: the cleaner keeps the latest record per key, and a
+    /// record without a key is refused.
+    pub cleanup_compact: bool,
+    /// A tombstone (null value) is kept this long after its segment was cleaned
+    /// (`delete.retention.ms`).
+    pub delete_retention_ms: i64,
+    /// A record younger than this is never compacted (`min.compaction.lag.ms`).
+    pub min_compaction_lag_ms: i64,
+    /// A record older than this is compacted even under the dirty ratio
+    /// (`max.compaction.lag.ms`).
+    pub max_compaction_lag_ms: i64,
+    /// Clean when dirty bytes / all bytes of the cleanable part is at least this
+    /// (`min.cleanable.dirty.ratio`).
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 impl Default for LogConfig {
@@ -90,6 +107,12 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             max_batch_bytes: crate::limits::DEFAULT_MESSAGE_BYTES_MAX as usize,
             durable_hw: true,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            delete_retention_ms: 24 * 3600 * 1000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }
