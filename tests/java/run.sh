@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The Java compatibility suite: the Java clients, Kafka's own CLI tools, Kafka Streams and Kafka
+# Connect (4.x, resolved by Maven into tests/java/.m2) against the release broker binary, which
+# each test class starts on a free loopback port with a temporary data dir.
+# Extra arguments go to Maven, e.g.:  tests/java/run.sh -Dtest=ProducerTest
+# Exits non-zero if the build or any test fails; prints each failure and a closing count.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+cd "$ROOT"
+
+echo "[java] cargo build --release --bin thorstream"
+cargo build --release --bin thorstream
+
+cd "$HERE"
+rm -rf target/surefire-reports
+echo "[java] mvn test (Maven local repository: tests/java/.m2)"
+set +e
+mvn -B -q -Dmaven.repo.local="$HERE/.m2" test "$@"
+code=$?
+set -e
+
+# Surefire's per-class reports: a closing count, and the output of each failed class.
+passed=0; failed=0; skipped=0
+shopt -s nullglob
+for xml in target/surefire-reports/TEST-*.xml; do
+  head="$(grep -o '<testsuite [^>]*>' "$xml" | head -1)"
+  attr() { printf '%s' "$head" | grep -o " $1=\"[0-9]*\"" | grep -o '[0-9]*' || echo 0; }
+  t=$(attr tests); f=$(attr failures); e=$(attr errors); s=$(attr skipped)
+  passed=$((passed + t - f - e - s)); failed=$((failed + f + e)); skipped=$((skipped + s))
+  if [ $((f + e)) -gt 0 ]; then
+    cls="$(basename "$xml" .xml)"; cls="${cls#TEST-}"
+    echo "[java] FAILED in $cls: tests/java/target/surefire-reports/$cls.txt and $cls-output.txt"
+  fi
+done
+echo "java: $passed passed, $failed failed, $skipped skipped"
+if [ "$code" -eq 0 ] && [ "$failed" -gt 0 ]; then
+  code=1
+fi
+exit "$code"
