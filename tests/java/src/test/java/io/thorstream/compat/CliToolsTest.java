@@ -176,7 +176,7 @@ class CliToolsTest {
         Path input = Files.createTempFile("console-producer-", ".txt");
         Files.writeString(input, "k1:hello\nk2:world\nk3:again\n");
         ChildJvm.runWithInput(T, input, CONSOLE_PRODUCER, "--bootstrap-server", BROKER.bootstrap(), "--topic", t,
-                "--property", "parse.key=true", "--property", "key.separator=:").assertSuccess();
+                "--reader-property", "parse.key=true", "--reader-property", "key.separator=:").assertSuccess();
         Files.delete(input);
 
         try (KafkaConsumer<String, String> c = Clients.consumer(BROKER.bootstrap(), null)) {
