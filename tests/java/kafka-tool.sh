@@ -18,5 +18,6 @@ CP_FILE="$HERE/target/classpath.txt"
 if [ ! -s "$CP_FILE" ] || [ "$HERE/pom.xml" -nt "$CP_FILE" ]; then
   mvn -B -q -f "$HERE/pom.xml" -Dmaven.repo.local="$HERE/.m2" dependency:build-classpath \
     -Dmdep.includeScope=test -Dmdep.outputFile="$CP_FILE" >&2
+  touch "$CP_FILE" # the plugin leaves an unchanged file's mtime alone
 fi
 exec java -cp "$HERE/target/test-classes:$(cat "$CP_FILE")" "$@"
