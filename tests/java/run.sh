@@ -3,6 +3,7 @@
 # Connect (4.x, resolved by Maven into tests/java/.m2) against the release broker binary, which
 # each test class starts on a free loopback port with a temporary data dir.
 # Extra arguments go to Maven, e.g.:  tests/java/run.sh -Dtest=ProducerTest
+# (-Dthorstream.bin=PATH runs the tests against another broker binary).
 # Exits non-zero if the build or any test fails; prints each failure and a closing count.
 set -euo pipefail
 
@@ -34,6 +35,9 @@ for xml in target/surefire-reports/TEST-*.xml; do
     echo "[java] FAILED in $cls: tests/java/target/surefire-reports/$cls.txt and $cls-output.txt"
   fi
 done
+if [ "$code" -ne 0 ] && [ $((passed + failed + skipped)) -eq 0 ]; then
+  echo "[java] Maven failed before any test ran (its errors are above)"
+fi
 echo "java: $passed passed, $failed failed, $skipped skipped"
 if [ "$code" -eq 0 ] && [ "$failed" -gt 0 ]; then
   code=1

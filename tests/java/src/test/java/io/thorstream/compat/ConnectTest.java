@@ -25,7 +25,8 @@ import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.ConfigResource;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
@@ -111,8 +112,10 @@ class ConnectTest {
         return IntStream.range(0, n).mapToObj(i -> "line-" + i).toList();
     }
 
-    @Test
-    void fileToTopicToFileWithCompactedInternalTopicsAndResumeAfterRestart() throws Exception {
+    /** {@code kill9}: the worker dies by SIGKILL (no final commit) after its offsets were committed. */
+    @ParameterizedTest(name = "worker restarted after {0}")
+    @ValueSource(strings = {"SIGTERM", "SIGKILL"})
+    void fileToTopicToFileWithCompactedInternalTopicsAndResumeAfterRestart(String signal) throws Exception {
         dir = Files.createTempDirectory("connect-test-");
         Path source = dir.resolve("source.txt");
         Path sink = dir.resolve("sink.txt");
@@ -123,6 +126,8 @@ class ConnectTest {
         Clients.createTopic(BROKER.bootstrap(), topic, 1);
         append(source, 0, 50);
 
+        String sourceName = Names.unique("file-source");
+        String sinkName = Names.unique("file-sink");
         int restPort = ThorstreamBroker.freePort();
         Path props = dir.resolve("worker.properties");
         Files.writeString(props, String.join("\n",
@@ -140,17 +145,24 @@ class ConnectTest {
                 "listeners=http://127.0.0.1:" + restPort,
                 "rest.advertised.host.name=127.0.0.1",
                 "plugin.discovery=service_load",
+                // After a SIGKILL the dead worker and its sink consumer stay in their groups until
+                // their sessions expire: keep those short, and reassign lost tasks at once.
+                "session.timeout.ms=6000",
+                "heartbeat.interval.ms=1000",
+                "scheduled.rebalance.max.delay.ms=0",
+                "connector.client.config.override.policy=All",
                 ""));
 
         ChildJvm worker = startWorker(props, restPort);
-        createConnector(restPort, "file-source", Map.of(
+        createConnector(restPort, sourceName, Map.of(
                 "connector.class", LineFileSourceConnector.class.getName(), "tasks.max", "1",
                 "file", source.toString(), "topic", topic));
-        createConnector(restPort, "file-sink", Map.of(
+        createConnector(restPort, sinkName, Map.of(
                 "connector.class", LineFileSinkConnector.class.getName(), "tasks.max", "1",
-                "file", sink.toString(), "topics", topic));
-        awaitRunning(restPort, "file-source", worker);
-        awaitRunning(restPort, "file-sink", worker);
+                "file", sink.toString(), "topics", topic,
+                "consumer.override.session.timeout.ms", "6000"));
+        awaitRunning(restPort, sourceName, worker);
+        awaitRunning(restPort, sinkName, worker);
         Wait.until("the sink file has the source's 50 lines", T, () -> lines(sink).size() >= 50);
         assertEquals(expected(50), lines(sink));
 
@@ -164,28 +176,32 @@ class ConnectTest {
             // Wait until both connectors' offsets are committed, then stop the worker gracefully.
             long sourceSize = Files.size(source);
             Wait.until("the source offset is committed at the end of the file", T, () -> {
-                JsonNode o = JSON.readTree(get(restPort, "/connectors/file-source/offsets").body());
+                JsonNode o = JSON.readTree(get(restPort, "/connectors/" + sourceName + "/offsets").body());
                 return o.path("offsets").size() == 1
                         && o.path("offsets").get(0).path("offset").path("position").asLong() == sourceSize;
             });
             TopicPartition tp = new TopicPartition(topic, 0);
             assertEquals(50, admin.listOffsets(Map.of(tp, OffsetSpec.latest())).all().get().get(tp).offset());
             Wait.until("the sink's group committed offset 50", T, () -> {
-                OffsetAndMetadata om = admin.listConsumerGroupOffsets("connect-file-sink")
+                OffsetAndMetadata om = admin.listConsumerGroupOffsets("connect-" + sinkName)
                         .partitionsToOffsetAndMetadata().get().get(tp);
                 return om != null && om.offset() == 50;
             });
 
-            worker.stop(Duration.ofSeconds(60));
+            if (signal.equals("SIGKILL")) {
+                worker.kill9();
+            } else {
+                worker.stop(Duration.ofSeconds(60));
+            }
             append(source, 50, 80);
 
             // Restarted, it reads its connectors from the config topic and resumes from the offsets.
             ChildJvm again = startWorker(props, restPort);
-            awaitRunning(restPort, "file-source", again);
-            awaitRunning(restPort, "file-sink", again);
+            awaitRunning(restPort, sourceName, again);
+            awaitRunning(restPort, sinkName, again);
             Wait.until("the sink file has 80 lines", T, () -> lines(sink).size() >= 80);
             Wait.until("the sink's group committed offset 80", T, () -> {
-                OffsetAndMetadata om = admin.listConsumerGroupOffsets("connect-file-sink")
+                OffsetAndMetadata om = admin.listConsumerGroupOffsets("connect-" + sinkName)
                         .partitionsToOffsetAndMetadata().get().get(tp);
                 return om != null && om.offset() == 80;
             });
