@@ -18,8 +18,9 @@ cd "$HERE"
 rm -rf target/surefire-reports
 echo "[java] mvn test (Maven local repository: tests/java/.m2)"
 set +e
-mvn -B -q -Dmaven.repo.local="$HERE/.m2" test "$@"
-code=$?
+# (Debian's Maven prints colour resets even with -B; strip them so the lines stay plain.)
+mvn -B -q -Dmaven.repo.local="$HERE/.m2" test "$@" 2>&1 | sed -u 's/\x1b\[0m//g'
+code=${PIPESTATUS[0]}
 set -e
 
 # Surefire's per-class reports: a closing count, and the output of each failed class.

@@ -17,6 +17,7 @@ import java.util.stream.Collectors;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.Config;
+import org.apache.kafka.clients.admin.CreateTopicsOptions;
 import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.admin.ConsumerGroupListing;
@@ -41,6 +42,9 @@ import org.apache.kafka.common.Node;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.errors.InvalidConfigurationException;
+import org.apache.kafka.common.errors.InvalidPartitionsException;
+import org.apache.kafka.common.errors.InvalidReplicationFactorException;
+import org.apache.kafka.common.errors.OffsetOutOfRangeException;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.junit.jupiter.api.AfterAll;
@@ -104,6 +108,35 @@ class AdminTest {
         ExecutionException gone = assertThrows(ExecutionException.class,
                 () -> admin.describeTopics(List.of(a)).allTopicNames().get());
         assertInstanceOf(UnknownTopicOrPartitionException.class, gone.getCause());
+    }
+
+    @Test
+    void invalidRequestsGetKafkasErrors() throws Exception {
+        String t = Names.unique("admin-errors");
+        ExecutionException rf = assertThrows(ExecutionException.class,
+                () -> admin.createTopics(List.of(new NewTopic(t, 1, (short) 3))).all().get());
+        assertInstanceOf(InvalidReplicationFactorException.class, rf.getCause());
+        ExecutionException parts = assertThrows(ExecutionException.class,
+                () -> admin.createTopics(List.of(new NewTopic(t, 0, (short) 1))).all().get());
+        assertInstanceOf(InvalidPartitionsException.class, parts.getCause());
+
+        admin.createTopics(List.of(new NewTopic(t, 2, (short) 1)), new CreateTopicsOptions().validateOnly(true)).all().get();
+        assertFalse(admin.listTopics().names().get().contains(t), "validateOnly created nothing");
+
+        Clients.createTopic(BROKER.bootstrap(), t, 2);
+        ExecutionException shrink = assertThrows(ExecutionException.class,
+                () -> admin.createPartitions(Map.of(t, NewPartitions.increaseTo(1))).all().get());
+        assertInstanceOf(InvalidPartitionsException.class, shrink.getCause());
+
+        produce(t, 0, 3);
+        TopicPartition tp = new TopicPartition(t, 0);
+        ExecutionException beyond = assertThrows(ExecutionException.class, () -> admin.deleteRecords(
+                Map.of(tp, RecordsToDelete.beforeOffset(10))).lowWatermarks().get(tp).get());
+        assertInstanceOf(OffsetOutOfRangeException.class, beyond.getCause());
+
+        ExecutionException unknown = assertThrows(ExecutionException.class, () -> admin.deleteTopics(
+                List.of(Names.unique("never-created"))).all().get());
+        assertInstanceOf(UnknownTopicOrPartitionException.class, unknown.getCause());
     }
 
     @Test
