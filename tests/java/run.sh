@@ -14,6 +14,12 @@ cd "$ROOT"
 echo "[java] cargo build --release --bin thorstream"
 cargo build --release --bin thorstream
 
+# Java 17+ and Maven (present on the project's machines; installed from Debian's packages if not).
+if ! command -v mvn >/dev/null 2>&1 || ! command -v java >/dev/null 2>&1; then
+  echo "[java] installing Maven and a JDK (apt-get)"
+  apt-get update -qq && apt-get install -y -qq maven openjdk-17-jdk-headless >/dev/null
+fi
+
 cd "$HERE"
 rm -rf target/surefire-reports
 echo "[java] mvn test (Maven local repository: tests/java/.m2)"

@@ -172,6 +172,11 @@ public final class ThorstreamBroker implements AutoCloseable {
     public synchronized void close() {
         kill9();
         deleteTree(dataDir);
+        try {
+            Files.deleteIfExists(logFile);
+        } catch (IOException e) {
+            // a temp file: nothing else to do
+        }
     }
 
     static void deleteTree(Path dir) {
