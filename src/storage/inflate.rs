@@ -57,6 +57,53 @@ pub fn count_compressed_records(codec: i16, compressed: &[u8]) -> Result<usize, 
     }
 }
 
+/// Inflates `compressed` (a batch body under `codec`) whole, for the broker to recompress it
+/// (`validator`): at most `DECOMPRESSED_BYTES_MAX` bytes, grown as they are produced.
+pub fn inflate(codec: i16, compressed: &[u8]) -> Result<Vec<u8>, InflateError> {
+    let corrupt = |codec: &'static str| {
+        move |e: io::Error| InflateError::Corrupt {
+            codec,
+            reason: e.to_string(),
+        }
+    };
+    let mut out = Vec::new();
+    let limit = DECOMPRESSED_BYTES_MAX as u64 + 1;
+    match codec {
+        0 => out.extend_from_slice(compressed),
+        1 => drop(
+            flate2::read::MultiGzDecoder::new(compressed)
+                .take(limit)
+                .read_to_end(&mut out)
+                .map_err(corrupt("gzip"))?,
+        ),
+        2 => drop(
+            SnappyReader::new(compressed)
+                .take(limit)
+                .read_to_end(&mut out)
+                .map_err(corrupt("snappy"))?,
+        ),
+        3 => drop(
+            lz4::Decoder::new(compressed)
+                .map_err(corrupt("lz4"))?
+                .take(limit)
+                .read_to_end(&mut out)
+                .map_err(corrupt("lz4"))?,
+        ),
+        4 => drop(
+            zstd::stream::read::Decoder::with_buffer(compressed)
+                .map_err(corrupt("zstd"))?
+                .take(limit)
+                .read_to_end(&mut out)
+                .map_err(corrupt("zstd"))?,
+        ),
+        other => return Err(InflateError::UnknownCodec(other)),
+    }
+    if out.len() > DECOMPRESSED_BYTES_MAX {
+        return Err(InflateError::TooLarge);
+    }
+    Ok(out)
+}
+
 /// Walks an inflated record stream: varint length, then that many bytes, until the end.
 fn count_stream(inner: impl Read, codec: &'static str) -> Result<usize, InflateError> {
     // One byte past the limit tells "exactly at the limit" from "over it".

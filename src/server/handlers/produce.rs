@@ -60,10 +60,16 @@ pub fn handle(ctx: &Ctx, _version: i16, req: ProduceRequest) -> Outcome {
                 continue;
             }
             let bytes = p.records.unwrap_or_default();
-            match ctx.broker.append(&name, p.index, &bytes) {
+            let appended = if acks == -1 {
+                ctx.broker.append_acks_all(&name, p.index, &bytes)
+            } else {
+                ctx.broker.append(&name, p.index, &bytes)
+            };
+            match appended {
                 Ok(info) => {
                     resp = resp
                         .with_base_offset(info.base_offset)
+                        .with_log_append_time_ms(info.log_append_time_ms)
                         .with_log_start_offset(info.log_start_offset);
                     if acks == -1 && !info.is_visible() {
                         waits.push((name.clone(), p.index, info.last_offset));
