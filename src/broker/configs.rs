@@ -202,3 +202,146 @@ impl Broker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BrokerConfig;
+
+    fn open(dir: &std::path::Path) -> Broker {
+        Broker::new(BrokerConfig::with_data_dir(dir)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn config(b: &Broker, topic: &str) -> TopicConfig {
+        b.describe(topic).unwrap_or_else(|e| panic!("{e}")).config
+    }
+
+    #[test]
+    fn topic_configs_apply_live_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        {
+            let b = open(dir.path());
+            b.create_topic("t", None).unwrap_or_else(|e| panic!("{e}"));
+            let set = map(&[("retention.ms", "5000"), ("cleanup.policy", "compact")]);
+            b.alter_topic_configs("t", &set, true)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                config(&b, "t").retention_ms,
+                TopicConfig::default().retention_ms
+            );
+            b.alter_topic_configs("t", &set, false)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let c = config(&b, "t");
+            assert_eq!(
+                (c.retention_ms, c.cleanup_compact, c.cleanup_delete),
+                (5000, true, false)
+            );
+            let p = b.partition("t", 0).unwrap_or_else(|e| panic!("{e}"));
+            let live = p.log().unwrap_or_else(|e| panic!("{e}")).config().clone();
+            assert_eq!((live.retention_ms, live.cleanup_compact), (5000, true));
+            let bad = map(&[("segment.ms", "0")]);
+            assert!(matches!(
+                b.alter_topic_configs("t", &bad, false),
+                Err(Error::InvalidConfig(_))
+            ));
+            assert!(matches!(
+                b.alter_topic_configs("nope", &set, false),
+                Err(Error::UnknownTopicOrPartition(_))
+            ));
+            b.close().unwrap_or_else(|e| panic!("{e}"));
+        }
+        let b = open(dir.path());
+        let c = config(&b, "t");
+        assert_eq!((c.retention_ms, c.cleanup_compact), (5000, true));
+        assert_eq!(c.overrides.len(), 2);
+    }
+
+    #[test]
+    fn broker_defaults_reach_topics_without_their_own_live_and_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        {
+            let b = open(dir.path());
+            b.create_topic("inherits", None)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let own = TopicConfig {
+                retention_ms: 1000,
+                ..TopicConfig::default()
+            };
+            b.create_topic("own", Some(own))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let d = map(&[("log.retention.ms", "777"), ("compression.type", "zstd")]);
+            b.alter_broker_configs(BrokerScope::Cluster, &d, false)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(config(&b, "inherits").retention_ms, 777);
+            assert_eq!(config(&b, "own").retention_ms, 1000);
+            let p = b.partition("inherits", 0).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                p.settings().rules.codec,
+                crate::storage::validator::TargetCodec::Zstd(3)
+            );
+            // A topic created now inherits it too.
+            b.create_topic("later", None)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(config(&b, "later").retention_ms, 777);
+            b.close().unwrap_or_else(|e| panic!("{e}"));
+        }
+        let b = open(dir.path());
+        assert_eq!(config(&b, "inherits").retention_ms, 777);
+        assert_eq!(config(&b, "own").retention_ms, 1000);
+        // Deleting the default gives the topics Kafka's default back.
+        b.alter_broker_configs(BrokerScope::Cluster, &BTreeMap::new(), false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            config(&b, "inherits").retention_ms,
+            TopicConfig::default().retention_ms
+        );
+    }
+
+    #[test]
+    fn a_broker_default_that_would_break_a_topic_is_refused_whole() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let b = open(dir.path());
+        b.create_topic("t", None).unwrap_or_else(|e| panic!("{e}"));
+        b.alter_topic_configs("t", &map(&[("max.compaction.lag.ms", "5")]), false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let d = map(&[
+            ("log.retention.ms", "1"),
+            ("log.cleaner.min.compaction.lag.ms", "10"),
+        ]);
+        match b.alter_broker_configs(BrokerScope::Cluster, &d, false) {
+            Err(Error::InvalidConfig(m)) => assert!(m.contains("topic t"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            config(&b, "t").retention_ms,
+            TopicConfig::default().retention_ms
+        );
+        assert!(b.dynamic_configs().cluster.is_empty());
+        assert!(matches!(
+            b.alter_broker_configs(BrokerScope::Node, &map(&[("log.dirs", "/x")]), false),
+            Err(Error::InvalidRequest(_))
+        ));
+    }
+
+    #[test]
+    fn min_insync_replicas_above_one_refuses_acks_all_only() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let b = open(dir.path());
+        b.create_topic("t", None).unwrap_or_else(|e| panic!("{e}"));
+        b.alter_topic_configs("t", &map(&[("min.insync.replicas", "2")]), false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let batch = crate::storage::batch::tests::make_batch(1, b"x", crate::storage::now_ms());
+        assert!(matches!(
+            b.append_acks_all("t", 0, &batch),
+            Err(Error::NotEnoughReplicas(m)) if m.contains("min.isr requirement of 2 for partition t-0")
+        ));
+        assert!(b.append("t", 0, &batch).is_ok());
+    }
+}
