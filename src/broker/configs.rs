@@ -55,7 +55,12 @@ impl Broker {
     pub(crate) fn new_topic_config(&self, config: Option<TopicConfig>) -> Result<TopicConfig> {
         let defaults = self.topic_defaults();
         match config {
-            None => Ok(defaults),
+            None => TopicConfig::resolve(
+                &defaults,
+                defaults.num_partitions,
+                defaults.replication_factor,
+                &BTreeMap::new(),
+            ),
             Some(c) => {
                 let (partitions, replicas) = (c.num_partitions, c.replication_factor);
                 let set = c.with_implied_overrides(&TopicConfig::default()).overrides;

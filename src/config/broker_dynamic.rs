@@ -117,7 +117,9 @@ fn not_dynamic(name: &str) -> Error {
 }
 
 /// The defaults a topic inherits: the static default with the cluster-wide, then the node's
-/// dynamic configs applied.
+/// dynamic configs applied. Its `overrides` hold those dynamic values by topic name (so a
+/// topic that sets only `compression.type` finds the broker's level); `TopicConfig::resolve`
+/// never passes them on to a topic.
 pub fn topic_defaults(static_default: &TopicConfig, dynamic: &DynamicBrokerConfigs) -> TopicConfig {
     let mut c = static_default.clone();
     for map in [&dynamic.cluster, &dynamic.node] {
@@ -129,7 +131,6 @@ pub fn topic_defaults(static_default: &TopicConfig, dynamic: &DynamicBrokerConfi
             }
         }
     }
-    c.overrides.clear();
     c
 }
 
@@ -335,7 +336,13 @@ mod tests {
             (defaults.retention_ms, defaults.segment_bytes),
             (2000, 4096)
         );
-        assert!(defaults.overrides.is_empty());
+        let topic = TopicConfig::resolve(&defaults, 1, 1, &BTreeMap::new())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            topic.overrides.is_empty(),
+            "inherited values are not set on the topic"
+        );
+        assert_eq!(topic.retention_ms, 2000);
     }
 
     #[test]
@@ -384,6 +391,21 @@ mod tests {
         assert_eq!(
             (b[0].name.as_str(), b[0].source),
             ("log.retention.ms", SOURCE_DYNAMIC_DEFAULT_BROKER)
+        );
+    }
+
+    #[test]
+    fn a_topic_choosing_a_codec_gets_the_brokers_level_for_it() {
+        let mut d = DynamicBrokerConfigs::default();
+        d.cluster
+            .insert("compression.gzip.level".into(), "5".into());
+        let defaults = topic_defaults(&TopicConfig::default(), &d);
+        let mut o = BTreeMap::new();
+        o.insert("compression.type".to_string(), "gzip".to_string());
+        let topic = TopicConfig::resolve(&defaults, 1, 1, &o).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            topic.compression,
+            super::super::Compression::Gzip { level: 5 }
         );
     }
 

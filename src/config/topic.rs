@@ -201,10 +201,11 @@ impl TopicConfig {
         replication_factor: u16,
         overrides: &BTreeMap<String, String>,
     ) -> Result<TopicConfig, Error> {
+        // The defaults' own `overrides` (dynamic broker values by topic name) stay visible
+        // while the topic's are applied, so a codec set here finds the broker's level.
         let mut c = TopicConfig {
             num_partitions,
             replication_factor,
-            overrides: BTreeMap::new(),
             ..defaults.clone()
         };
         // compression.type after the levels it reads (BTreeMap order puts the levels first).
