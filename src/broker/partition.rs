@@ -38,6 +38,7 @@ impl PartitionSettings {
                 log_append_time: config.timestamp_type == TimestampType::LogAppendTime,
                 timestamp_before_max_ms: config.timestamp_before_max_ms,
                 timestamp_after_max_ms: config.timestamp_after_max_ms,
+                max_batch_bytes: config.max_message_bytes as usize,
             },
             min_insync_replicas: config.min_insync_replicas,
         }

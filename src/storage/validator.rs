@@ -60,6 +60,9 @@ pub struct ProduceRules {
     pub log_append_time: bool,
     pub timestamp_before_max_ms: i64,
     pub timestamp_after_max_ms: i64,
+    /// `max.message.bytes`: a rewritten batch over it is refused at once (the append would
+    /// refuse it anyway), so a request never accumulates more than one oversized batch.
+    pub max_batch_bytes: usize,
 }
 
 impl Default for ProduceRules {
@@ -69,6 +72,7 @@ impl Default for ProduceRules {
             log_append_time: false,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: i64::MAX,
+            max_batch_bytes: usize::MAX,
         }
     }
 }
@@ -144,6 +148,12 @@ pub fn prepare<'a>(
             BigEndian::write_i64(&mut out[start + MAX_TIMESTAMP_OFFSET..], now_ms);
         }
         let len = out.len() - start;
+        if len > rules.max_batch_bytes {
+            return Err(BatchError::TooLarge {
+                size: len,
+                max: rules.max_batch_bytes,
+            });
+        }
         rewrite_crc(&mut out[start..], len);
     }
     Ok(Cow::Owned(out))
@@ -336,6 +346,24 @@ mod tests {
                 other => panic!("{bad}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_batch_that_grows_past_the_limit_when_rewritten_is_refused() {
+        let plain = make_batch(3, &[b'a'; 4000], 1_000);
+        let b = prepare(&plain, &rules(TargetCodec::Zstd(3)), 1_000)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_owned();
+        assert!(b.len() < plain.len());
+        let r = ProduceRules {
+            codec: TargetCodec::None,
+            max_batch_bytes: b.len(),
+            ..ProduceRules::default()
+        };
+        assert!(matches!(
+            prepare(&b, &r, 1_000),
+            Err(BatchError::TooLarge { .. })
+        ));
     }
 
     #[test]
