@@ -67,9 +67,6 @@ pub enum Error {
     /// A CreateTime timestamp outside the topic's `message.timestamp.*.max.ms` bounds.
     #[error("{0}")]
     InvalidTimestamp(String),
-    /// acks=all to a topic whose `min.insync.replicas` is above the one replica there is.
-    #[error("{0}")]
-    NotEnoughReplicas(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -159,7 +156,6 @@ impl Error {
             Error::ShuttingDown => ResponseError::NotLeaderOrFollower,
             Error::InvalidRequest(_) => ResponseError::InvalidRequest,
             Error::InvalidTimestamp(_) => ResponseError::InvalidTimestamp,
-            Error::NotEnoughReplicas(_) => ResponseError::NotEnoughReplicas,
         }
     }
 

@@ -334,19 +334,4 @@ mod tests {
             Err(Error::InvalidRequest(_))
         ));
     }
-
-    #[test]
-    fn min_insync_replicas_above_one_refuses_acks_all_only() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let b = open(dir.path());
-        b.create_topic("t", None).unwrap_or_else(|e| panic!("{e}"));
-        b.alter_topic_configs("t", &map(&[("min.insync.replicas", "2")]), false)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let batch = crate::storage::batch::tests::make_batch(1, b"x", crate::storage::now_ms());
-        assert!(matches!(
-            b.append_acks_all("t", 0, &batch),
-            Err(Error::NotEnoughReplicas(m)) if m.contains("min.isr requirement of 2 for partition t-0")
-        ));
-        assert!(b.append("t", 0, &batch).is_ok());
-    }
 }

@@ -17,8 +17,6 @@ use crate::storage::validator::{ProduceRules, TargetCodec};
 pub struct PartitionSettings {
     pub fsync: FsyncPolicy,
     pub rules: ProduceRules,
-    /// `min.insync.replicas`; this node is the only replica.
-    pub min_insync_replicas: i32,
 }
 
 impl PartitionSettings {
@@ -40,7 +38,6 @@ impl PartitionSettings {
                 timestamp_after_max_ms: config.timestamp_after_max_ms,
                 max_batch_bytes: config.max_message_bytes as usize,
             },
-            min_insync_replicas: config.min_insync_replicas,
         }
     }
 }

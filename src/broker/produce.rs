@@ -32,35 +32,12 @@ impl Broker {
     /// its `compression.type` are recompressed.
     pub fn append(&self, topic: &str, partition: i32, batches: &[u8]) -> Result<AppendInfo> {
         let p = self.partition(topic, partition)?;
-        self.append_to(&p, batches, false)
-    }
-
-    /// `append` for a producer waiting for every in-sync replica (acks=all): refused with
-    /// `NotEnoughReplicas` when the topic's `min.insync.replicas` is above one (this node is
-    /// the only replica), as Kafka refuses it when its ISR is too small.
-    pub fn append_acks_all(
-        &self,
-        topic: &str,
-        partition: i32,
-        batches: &[u8],
-    ) -> Result<AppendInfo> {
-        let p = self.partition(topic, partition)?;
-        self.append_to(&p, batches, true)
+        self.append_to(&p, batches)
     }
 
     /// `append` to a partition already looked up; locks it once.
-    fn append_to(&self, p: &Arc<Partition>, batches: &[u8], acks_all: bool) -> Result<AppendInfo> {
+    fn append_to(&self, p: &Arc<Partition>, batches: &[u8]) -> Result<AppendInfo> {
         let settings = p.settings();
-        if acks_all && settings.min_insync_replicas > 1 {
-            return Err(Error::NotEnoughReplicas(format!(
-                "The size of the current ISR Set({}) is insufficient to satisfy the min.isr \
-                 requirement of {} for partition {}-{}",
-                self.node_id(),
-                settings.min_insync_replicas,
-                p.topic,
-                p.index
-            )));
-        }
         crate::storage::batch::check_compressed_record_counts(batches)?;
         let now = now_ms();
         let prepared = crate::storage::validator::prepare(batches, &settings.rules, now)?;
@@ -160,7 +137,7 @@ impl Broker {
             .inner
             .waits
             .epochs(&[WaitKey::partition(topic, partition)]);
-        let info = self.append_to(&p, &batch, true)?;
+        let info = self.append_to(&p, &batch)?;
         if p.fsync() == FsyncPolicy::Always && !info.is_visible() {
             let timeout = Duration::from_millis(self.inner.config.produce_timeout_ms);
             self.wait_durable_past(topic, partition, info.last_offset, timeout, seen)?;

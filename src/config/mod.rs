@@ -98,8 +98,6 @@ pub struct TopicConfig {
     /// `message.timestamp.before.max.ms` / `after.max.ms`: bounds on CreateTime timestamps.
     pub timestamp_before_max_ms: i64,
     pub timestamp_after_max_ms: i64,
-    /// `min.insync.replicas`: above 1, acks=all produce is refused (one replica).
-    pub min_insync_replicas: i32,
     /// `index.interval.bytes`.
     pub index_interval_bytes: u32,
     /// The configs set on this topic, by Kafka name, in canonical form (CreateTopics,
@@ -155,7 +153,6 @@ impl Default for TopicConfig {
             timestamp_type: TimestampType::CreateTime,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
-            min_insync_replicas: 1,
             index_interval_bytes: 4096,
             overrides: std::collections::BTreeMap::new(),
         }

@@ -95,7 +95,6 @@ impl TopicConfig {
             }
             "min.cleanable.dirty.ratio" => self.min_cleanable_dirty_ratio = n(v),
             "min.compaction.lag.ms" => self.min_compaction_lag_ms = n(v),
-            "min.insync.replicas" => self.min_insync_replicas = n(v),
             "retention.bytes" => self.retention_bytes = n(v),
             "retention.ms" => self.retention_ms = n(v),
             "segment.bytes" => self.segment_bytes = n(v),
@@ -178,7 +177,6 @@ impl TopicConfig {
             .to_string(),
             "min.cleanable.dirty.ratio" => self.min_cleanable_dirty_ratio.to_string(),
             "min.compaction.lag.ms" => self.min_compaction_lag_ms.to_string(),
-            "min.insync.replicas" => self.min_insync_replicas.to_string(),
             "retention.bytes" => self.retention_bytes.to_string(),
             "retention.ms" => self.retention_ms.to_string(),
             "segment.bytes" => self.segment_bytes.to_string(),

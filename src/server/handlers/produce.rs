@@ -60,12 +60,7 @@ pub fn handle(ctx: &Ctx, _version: i16, req: ProduceRequest) -> Outcome {
                 continue;
             }
             let bytes = p.records.unwrap_or_default();
-            let appended = if acks == -1 {
-                ctx.broker.append_acks_all(&name, p.index, &bytes)
-            } else {
-                ctx.broker.append(&name, p.index, &bytes)
-            };
-            match appended {
+            match ctx.broker.append(&name, p.index, &bytes) {
                 Ok(info) => {
                     resp = resp
                         .with_base_offset(info.base_offset)
