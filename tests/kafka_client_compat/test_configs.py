@@ -221,19 +221,19 @@ def test_broker_dynamic_default_is_followed_by_topics_without_their_own(clients,
     try:
         # The cluster-wide default (resource name ""; librdkafka refuses an empty name, so
         # kafka-python's AlterConfigs, which replaces the scope's whole set).
-        kp_set_cluster_default(kp, {"log.retention.ms": "123456"})
+        kp_set_cluster_default(kp, {"log.retention.ms": "1234567890"})
         cfg = describe(admin, ResourceType.TOPIC, topic_name)["retention.ms"]
         assert (cfg.value, cfg.source) == \
-            ("123456", ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value)
+            ("1234567890", ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value)
         assert describe(admin, ResourceType.TOPIC, own)["retention.ms"].value == "1000"
         b = describe(admin, ResourceType.BROKER, "1")
-        assert b["log.retention.ms"].value == "123456"
+        assert b["log.retention.ms"].value == "1234567890"
         assert b["log.dirs"].is_read_only
         # The node's own setting wins over the cluster default.
         incremental(admin, ResourceType.BROKER, "1",
-                    [("log.retention.ms", "654321", AlterConfigOpType.SET)])
+                    [("log.retention.ms", "1234567891", AlterConfigOpType.SET)])
         cfg = describe(admin, ResourceType.TOPIC, topic_name)["retention.ms"]
-        assert (cfg.value, cfg.source) == ("654321", ConfigSource.DYNAMIC_BROKER_CONFIG.value)
+        assert (cfg.value, cfg.source) == ("1234567891", ConfigSource.DYNAMIC_BROKER_CONFIG.value)
         with pytest.raises(KafkaException) as e:
             incremental(admin, ResourceType.BROKER, "1",
                         [("log.dirs", "/elsewhere", AlterConfigOpType.SET)])
@@ -307,6 +307,11 @@ def test_log_append_time_topics_carry_the_brokers_timestamps(clients, broker, to
     recs = wait_until(lambda: [r for rs in kp.poll(timeout_ms=500).values() for r in rs],
                       what="the record (kafka-python)")
     assert (recs[0].timestamp_type, recs[0].timestamp) == (1, max_ts)
+    # The Produce response's log_append_time_ms reaches the producer (kafka-python reports it
+    # as the record's timestamp).
+    md = clients.kp_producer(acks=1).send(topic_name, value=b"new", timestamp_ms=1000,
+                                          partition=0).get(timeout=TIMEOUT_S)
+    assert md.timestamp >= max_ts, md
 
 
 def test_create_time_out_of_bounds_is_refused_with_invalid_timestamp(clients, topic_name):
@@ -355,14 +360,14 @@ def test_altered_configs_survive_a_restart(broker_binary, tmp_path, request):
         incremental(admin, ResourceType.TOPIC, "persisted",
                     [("retention.ms", "4242", AlterConfigOpType.SET),
                      ("segment.bytes", None, AlterConfigOpType.DELETE)])
-        kp_set_cluster_default(clients.kp_admin(), {"log.segment.bytes": "123456"})
+        kp_set_cluster_default(clients.kp_admin(), {"log.segment.bytes": "1234567890"})
         b.restart()
         admin = clients.ck_admin()
         cfg = describe(admin, ResourceType.TOPIC, "persisted")
         assert (cfg["retention.ms"].value, cfg["retention.ms"].source) == \
             ("4242", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
         assert (cfg["segment.bytes"].value, cfg["segment.bytes"].source) == \
-            ("123456", ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value)
+            ("1234567890", ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value)
     finally:
         clients.close_all()
         b.stop(expect_clean=False)
