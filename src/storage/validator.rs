@@ -120,10 +120,17 @@ pub fn prepare<'a>(
         }
         match recompress_to(&header, rules) {
             Some(target) => {
-                let body =
-                    inflate::inflate(header.compression_codec(), &bytes[BATCH_HEADER_BYTES..])?;
+                let body = &bytes[BATCH_HEADER_BYTES..];
+                let inflated;
+                let records = match header.compression_codec() {
+                    0 => body,
+                    codec => {
+                        inflated = inflate::inflate(codec, body)?;
+                        &inflated[..]
+                    }
+                };
                 out.extend_from_slice(&bytes[..BATCH_HEADER_BYTES]);
-                compress(target, &body, &mut out)?;
+                compress(target, records, &mut out)?;
                 let length = out.len() - start - LOG_OVERHEAD_BYTES;
                 let length = i32::try_from(length).map_err(|_| BatchError::TooLarge {
                     size: length,
