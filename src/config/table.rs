@@ -390,6 +390,30 @@ mod tests {
     }
 
     #[test]
+    fn every_config_refuses_a_value_of_the_wrong_type_with_kafkas_message() {
+        for d in TOPIC_CONFIGS {
+            let bad = match (d.kind, d.valid) {
+                (Kind::Boolean, _) => "maybe",
+                (Kind::Int | Kind::Long | Kind::Double, _) => "x1",
+                (Kind::String, Valid::OneOf(_) | Valid::Fsync) => "bogus",
+                (Kind::List, Valid::ListOf(_)) => "bogus",
+                // Free-form strings and lists (message.format.version, throttled replicas).
+                (Kind::String | Kind::List, _) => continue,
+            };
+            match check(d, d.name, bad) {
+                Err(Error::InvalidConfig(m)) => assert!(
+                    m.starts_with(&format!(
+                        "Invalid value {bad} for configuration {}: ",
+                        d.name
+                    )),
+                    "{m}"
+                ),
+                other => panic!("{}={bad}: {other:?}", d.name),
+            }
+        }
+    }
+
+    #[test]
     fn unknown_names_get_kafkas_message() {
         match lookup_or_refuse("retention.mss") {
             Err(Error::InvalidConfig(m)) => {
