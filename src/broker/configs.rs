@@ -69,10 +69,11 @@ impl Broker {
         }
     }
 
-    /// Replaces the configs set on topic `name` with `overrides` (Kafka names; what is not
-    /// named follows the broker's defaults). `UnknownTopicOrPartition`, or Kafka's
+    /// Replaces the configs set on topic `name` with `overrides` (Kafka names, e.g.
+    /// `retention.ms`; what is not named follows the broker's defaults), as AlterConfigs does;
+    /// in force on the live partitions when this returns, and persisted. `UnknownTopicOrPartition`, or Kafka's
     /// `InvalidConfig` for a bad name or value; with `validate_only`, nothing changes.
-    pub(crate) fn alter_topic_configs(
+    pub fn alter_topic_configs(
         &self,
         name: &str,
         overrides: &BTreeMap<String, String>,
