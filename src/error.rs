@@ -60,6 +60,13 @@ pub enum Error {
     UnknownProducerId(String),
     #[error("the broker is shutting down")]
     ShuttingDown,
+    /// A request Kafka refuses as malformed for what it asks (e.g. a static broker config
+    /// in AlterConfigs).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// A CreateTime timestamp outside the topic's `message.timestamp.*.max.ms` bounds.
+    #[error("{0}")]
+    InvalidTimestamp(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -101,6 +108,7 @@ impl From<BatchError> for Error {
             BatchError::TooLarge { .. } => Error::RecordTooLarge(e),
             BatchError::UnsupportedMagic(_) => Error::UnsupportedMessageFormat(e),
             BatchError::Empty => Error::InvalidRecord(e.to_string()),
+            BatchError::InvalidTimestamp(m) => Error::InvalidTimestamp(m),
             _ => Error::CorruptRecord(e),
         }
     }
@@ -146,6 +154,8 @@ impl Error {
             // A broker that is going away is, to a client, no longer the partition's leader:
             // it refreshes metadata and retries.
             Error::ShuttingDown => ResponseError::NotLeaderOrFollower,
+            Error::InvalidRequest(_) => ResponseError::InvalidRequest,
+            Error::InvalidTimestamp(_) => ResponseError::InvalidTimestamp,
         }
     }
 

@@ -120,7 +120,14 @@ pub use crate::server::handlers::table::decode_request;
 #[derive(Debug, Clone)]
 pub enum TopicMetaRecord {
     Upsert(TopicMeta),
-    Delete { name: String },
+    Delete {
+        name: String,
+    },
+    /// The broker's dynamic configs of one scope ("" or a node id).
+    BrokerConfigs {
+        scope: String,
+        configs: std::collections::BTreeMap<String, String>,
+    },
 }
 
 /// Decodes `__topics.meta` bytes as `Broker::new` does (current or legacy format, longest
@@ -138,6 +145,9 @@ pub fn decode_topic_records(
         .map(|r| match r {
             crate::broker::TopicRecord::Upsert(m) => TopicMetaRecord::Upsert(m),
             crate::broker::TopicRecord::Delete { name } => TopicMetaRecord::Delete { name },
+            crate::broker::TopicRecord::BrokerConfigs { scope, configs } => {
+                TopicMetaRecord::BrokerConfigs { scope, configs }
+            }
         })
         .collect();
     Ok((records, decoded.valid_bytes))

@@ -12,6 +12,7 @@
 //! replays the topic records at start-up, `produce.rs` is the write path, `fetch.rs` and
 //! `read.rs` the read paths, `housekeeping.rs` the background thread.
 
+mod configs;
 mod fetch;
 pub mod flusher;
 pub mod group;
@@ -46,6 +47,7 @@ use self::open::{open_topic, partition_dir};
 use self::partition::Partition;
 pub use self::topic::{Topic, TopicMeta, validate_topic_name};
 use self::wait::Waits;
+use crate::config::broker_dynamic::DynamicBrokerConfigs;
 use crate::config::{BrokerConfig, FsyncPolicy, TopicConfig};
 use crate::error::{Error, Result};
 use crate::storage::sync_dir;
@@ -78,6 +80,8 @@ pub struct TopicDescription {
 struct Inner {
     config: BrokerConfig,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// The broker's dynamic configs (`configs.rs`); topics inherit them where they set none.
+    dynamic: RwLock<DynamicBrokerConfigs>,
     topic_store: Mutex<RecordLog<TopicRecord>>,
     offsets: OffsetStore,
     /// Everything that waits for a partition, a group or a deadline (`wait/`).
@@ -123,7 +127,7 @@ impl Broker {
                 dir.display()
             );
         }
-        let (topic_store, topics) = open::load_topics(&config, &dir, clean)?;
+        let (topic_store, topics, dynamic) = open::load_topics(&config, &dir, clean)?;
         let waits = Arc::new(Waits::default());
         let offsets = OffsetStore::open_with(
             &dir.join(OFFSETS_FILE),
@@ -138,6 +142,7 @@ impl Broker {
         let inner = Arc::new(Inner {
             config,
             topics: RwLock::new(topics),
+            dynamic: RwLock::new(dynamic),
             topic_store: Mutex::new(topic_store),
             offsets,
             waits: Arc::clone(&waits),

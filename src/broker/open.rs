@@ -14,10 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use super::metadata::record_log::RecordLog;
-use super::partition::Partition;
+use super::partition::{Partition, PartitionSettings};
 use super::topic::{self, Topic, TopicMeta, validate_topic_name};
 use super::{TOPICS_FILE, TopicRecord};
-use crate::config::BrokerConfig;
+use crate::config::broker_dynamic::{DynamicBrokerConfigs, check_dynamic, topic_defaults};
+use crate::config::{BrokerConfig, TopicConfig};
 use crate::error::{Error, Result};
 use crate::storage::{PartitionLog, now_ms, sync_dir};
 
@@ -25,13 +26,17 @@ use crate::storage::{PartitionLog, now_ms, sync_dir};
 type TopicMap = BTreeMap<String, Arc<Topic>>;
 
 /// Replays `__topics.meta` in `dir` and opens every live topic's partitions.
+/// Also returns the broker's dynamic configs (the latest record of each scope; a scope naming
+/// another node id is kept on disk but not applied), against which every topic's config is
+/// resolved.
 pub(super) fn load_topics(
     config: &BrokerConfig,
     dir: &Path,
     clean: bool,
-) -> Result<(RecordLog<TopicRecord>, TopicMap)> {
+) -> Result<(RecordLog<TopicRecord>, TopicMap, DynamicBrokerConfigs)> {
     let (mut topic_store, records) = RecordLog::<TopicRecord>::open(&dir.join(TOPICS_FILE))?;
     let mut metas: BTreeMap<String, TopicMeta> = BTreeMap::new();
+    let mut scopes: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     // Topics with a recorded deletion: their leftover directories may be removed.
     let mut deleted: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     let replayed = records.len();
@@ -50,15 +55,41 @@ pub(super) fn load_topics(
                 metas.remove(&name);
                 deleted.insert(name);
             }
+            TopicRecord::BrokerConfigs { scope, configs } => {
+                scopes.insert(scope, configs);
+            }
         }
     }
-    if replayed != metas.len() {
-        let live: Vec<TopicRecord> = metas.values().cloned().map(TopicRecord::Upsert).collect();
+    scopes.retain(|_, c| !c.is_empty());
+    if replayed != metas.len() + scopes.len() {
+        let live: Vec<TopicRecord> = scopes
+            .iter()
+            .map(|(scope, configs)| TopicRecord::BrokerConfigs {
+                scope: scope.clone(),
+                configs: configs.clone(),
+            })
+            .chain(metas.values().cloned().map(TopicRecord::Upsert))
+            .collect();
         topic_store.rewrite(&live)?;
     }
+    let dynamic = dynamic_configs(&scopes, config.node_id)?;
+    let defaults = topic_defaults(&config.default_topic_config, &dynamic);
     let now = now_ms();
     let mut topics = BTreeMap::new();
-    for meta in metas.into_values() {
+    for mut meta in metas.into_values() {
+        let c = &meta.config;
+        meta.config = TopicConfig::resolve(
+            &defaults,
+            c.num_partitions,
+            c.replication_factor,
+            &c.overrides,
+        )
+        .map_err(|e| {
+            Error::Metadata(format!(
+                "{TOPICS_FILE}: topic {} has an invalid configuration: {e}",
+                meta.name
+            ))
+        })?;
         // Every config was validated when it was written; one that no longer validates
         // (damage past the CRC, or a rule tightened since) stops the start with the topic
         // named, as Kafka does, rather than serving the topic with settings it never had.
@@ -72,7 +103,34 @@ pub(super) fn load_topics(
         topics.insert(t.0, t.1);
     }
     remove_orphan_partition_dirs(dir, &topics, &deleted);
-    Ok((topic_store, topics))
+    Ok((topic_store, topics, dynamic))
+}
+
+/// The dynamic configs that apply to node `node_id`, each checked as AlterConfigs checked it;
+/// one that no longer passes stops the start, naming it.
+fn dynamic_configs(
+    scopes: &BTreeMap<String, BTreeMap<String, String>>,
+    node_id: i32,
+) -> Result<DynamicBrokerConfigs> {
+    let mut d = DynamicBrokerConfigs::default();
+    for (scope, configs) in scopes {
+        let target = if scope.is_empty() {
+            &mut d.cluster
+        } else if *scope == node_id.to_string() {
+            &mut d.node
+        } else {
+            continue;
+        };
+        for (name, value) in configs {
+            let v = check_dynamic(name, value).map_err(|e| {
+                Error::Metadata(format!(
+                    "{TOPICS_FILE}: dynamic broker config {name} ({scope:?}) is invalid: {e}"
+                ))
+            })?;
+            target.insert(name.clone(), v);
+        }
+    }
+    Ok(d)
 }
 
 pub(super) fn partition_dir(config: &BrokerConfig, topic: &str, partition: i32) -> PathBuf {
@@ -85,7 +143,7 @@ pub(super) fn open_topic(
     clean: bool,
     now: i64,
 ) -> Result<(String, Arc<Topic>)> {
-    let fsync = meta.config.fsync.unwrap_or(config.fsync);
+    let settings = PartitionSettings::of(&meta.config, config.fsync);
     let log_config = meta.config.log_config(config.fsync);
     let mut parts = Vec::with_capacity(meta.config.num_partitions as usize);
     for i in 0..meta.config.num_partitions as i32 {
@@ -95,7 +153,12 @@ pub(super) fn open_topic(
             clean,
             now,
         )?;
-        parts.push(Arc::new(Partition::new(meta.name.clone(), i, fsync, log)));
+        parts.push(Arc::new(Partition::new(
+            meta.name.clone(),
+            i,
+            settings,
+            log,
+        )));
     }
     let name = meta.name.clone();
     Ok((

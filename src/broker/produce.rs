@@ -25,6 +25,11 @@ impl Broker {
     /// (`AppendInfo::is_visible`); if not, see `is_durable` / `wait_durable`.
     /// Compressed batches are inflated (streaming, bounded) to check their record counts
     /// before the partition lock is taken.
+    ///
+    /// The topic's config applies first (`storage::validator`): CreateTime timestamps outside
+    /// its bounds are refused (`InvalidTimestamp`), LogAppendTime batches are stamped with the
+    /// broker's clock (returned as `log_append_time_ms`), and batches in another codec than
+    /// its `compression.type` are recompressed.
     pub fn append(&self, topic: &str, partition: i32, batches: &[u8]) -> Result<AppendInfo> {
         let p = self.partition(topic, partition)?;
         self.append_to(&p, batches)
@@ -32,9 +37,15 @@ impl Broker {
 
     /// `append` to a partition already looked up; locks it once.
     fn append_to(&self, p: &Arc<Partition>, batches: &[u8]) -> Result<AppendInfo> {
+        let settings = p.settings();
         crate::storage::batch::check_compressed_record_counts(batches)?;
-        let info = p.log()?.append(batches, now_ms())?;
-        match p.fsync {
+        let now = now_ms();
+        let prepared = crate::storage::validator::prepare(batches, &settings.rules, now)?;
+        let mut info = p.log()?.append(&prepared, now)?;
+        if settings.rules.log_append_time && !info.duplicate {
+            info.log_append_time_ms = now;
+        }
+        match settings.fsync {
             FsyncPolicy::Always => self.inner.flusher.mark(p, Instant::now()),
             FsyncPolicy::Interval(ms) => self
                 .inner
@@ -127,7 +138,7 @@ impl Broker {
             .waits
             .epochs(&[WaitKey::partition(topic, partition)]);
         let info = self.append_to(&p, &batch)?;
-        if p.fsync == FsyncPolicy::Always && !info.is_visible() {
+        if p.fsync() == FsyncPolicy::Always && !info.is_visible() {
             let timeout = Duration::from_millis(self.inner.config.produce_timeout_ms);
             self.wait_durable_past(topic, partition, info.last_offset, timeout, seen)?;
         }

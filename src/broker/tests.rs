@@ -13,7 +13,7 @@ fn append_topic_record(data_dir: &std::path::Path, name: &str, config: TopicConf
     let meta = TopicMeta {
         name: name.to_string(),
         id: [7; 16],
-        config,
+        config: config.with_implied_overrides(&TopicConfig::default()),
     };
     store
         .append(&TopicRecord::Upsert(meta), true)

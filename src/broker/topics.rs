@@ -21,7 +21,7 @@ use crate::config::{PARTITIONS_PER_TOPIC_MAX, TopicConfig};
 use crate::error::{Error, Result};
 use crate::storage::{PartitionLog, now_ms, sync_dir};
 
-use super::partition::Partition;
+use super::partition::{Partition, PartitionSettings};
 
 /// Proof that a creation passed every admission rule. Holding it keeps those rules' answers
 /// valid (see the module invariants); dropping it without creating anything is the
@@ -31,7 +31,7 @@ pub(crate) struct Admission<'a> {
 }
 
 impl Broker {
-    fn admission_lock(&self) -> Result<MutexGuard<'_, ()>> {
+    pub(super) fn admission_lock(&self) -> Result<MutexGuard<'_, ()>> {
         self.inner
             .partition_admission
             .lock()
@@ -110,12 +110,16 @@ impl Broker {
             .unwrap_or(0)
     }
 
-    /// Creates a topic; `None` uses the broker's default topic config. Refused, with nothing
-    /// created, for a bad name (`InvalidTopic`), an invalid config (`InvalidPartitions`,
-    /// `InvalidReplicationFactor`, `InvalidConfig`), a taken name (`TopicAlreadyExists`), or
-    /// partitions beyond the broker's `max_partitions` (`InvalidPartitions`).
+    /// Creates a topic; `None` uses the broker's default topic config. A given config's
+    /// settings that differ from `TopicConfig::default()` (and its `overrides`) are set on the
+    /// topic; the rest follows the broker's defaults, dynamic ones included. Refused, with
+    /// nothing created, for a bad name (`InvalidTopic`), an invalid config
+    /// (`InvalidPartitions`, `InvalidReplicationFactor`, `InvalidConfig`), a taken name
+    /// (`TopicAlreadyExists`), or partitions beyond the broker's `max_partitions`
+    /// (`InvalidPartitions`).
     pub fn create_topic(&self, name: &str, config: Option<TopicConfig>) -> Result<()> {
-        let config = config.unwrap_or_else(|| self.inner.config.default_topic_config.clone());
+        validate_topic_name(name)?;
+        let config = self.new_topic_config(config)?;
         let _admitted = self.admit_topic(name, &config)?;
         let mut topics = self.topics_write()?;
         let meta = TopicMeta {
@@ -200,7 +204,7 @@ impl Broker {
             .map_err(|_| Error::Metadata("topic lock poisoned".into()))?;
         let mut new_meta = meta.clone();
         new_meta.config.num_partitions = total;
-        let fsync = new_meta.config.fsync.unwrap_or(self.inner.config.fsync);
+        let settings = PartitionSettings::of(&new_meta.config, self.inner.config.fsync);
         let log_config = new_meta.config.log_config(self.inner.config.fsync);
         let mut new_parts = Vec::new();
         for i in current..total {
@@ -209,7 +213,7 @@ impl Broker {
             new_parts.push(Arc::new(Partition::new(
                 name.to_string(),
                 i as i32,
-                fsync,
+                settings,
                 log,
             )));
         }

@@ -81,6 +81,9 @@ pub fn encode_batch_with(
     Ok(Vec::from(buf))
 }
 
+/// The batch attribute bit of timestamp type LogAppendTime.
+const LOG_APPEND_TIME_BIT: i16 = 0x08;
+
 /// Decodes every whole batch in `bytes` (a trailing partial batch is ignored, as fetch
 /// responses may end with one) into records at or after `from_offset`.
 pub fn decode_records(
@@ -105,7 +108,13 @@ pub fn decode_records(
                 topic: topic.to_string(),
                 partition,
                 offset: r.offset,
-                timestamp: r.timestamp,
+                // A LogAppendTime batch's records all carry the broker's time, its max
+                // timestamp (as Kafka's clients read it).
+                timestamp: if header.attributes & LOG_APPEND_TIME_BIT != 0 {
+                    header.max_timestamp
+                } else {
+                    r.timestamp
+                },
                 key: r.key.map(|k| k.to_vec()),
                 value: r.value.map(|v| v.to_vec()),
                 headers: r
@@ -124,6 +133,31 @@ mod tests {
     use super::*;
     use crate::storage::batch::validate_batches;
     use proptest::prelude::*;
+
+    #[test]
+    fn log_append_time_batches_give_every_record_the_brokers_time() {
+        let records = vec![
+            Record::new(b"a".to_vec()).timestamp(5),
+            Record::new(b"b".to_vec()).timestamp(6),
+        ];
+        let batch = encode_batch(&records, 0).unwrap_or_else(|e| panic!("{e}"));
+        let rules = crate::storage::validator::ProduceRules {
+            log_append_time: true,
+            ..Default::default()
+        };
+        let stamped = crate::storage::validator::prepare(&batch, &rules, 424_242)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let back = decode_records("t", 0, &stamped, 0).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            back.iter().map(|r| r.timestamp).collect::<Vec<_>>(),
+            vec![424_242; 2]
+        );
+        let plain = decode_records("t", 0, &batch, 0).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            plain.iter().map(|r| r.timestamp).collect::<Vec<_>>(),
+            vec![5, 6]
+        );
+    }
 
     #[test]
     fn every_codec_round_trips_and_validates() {

@@ -48,6 +48,9 @@ pub enum BatchError {
     CompressedRecordCount { count: i32, found: usize },
     #[error("compressed record batch: {0}")]
     Inflate(#[from] super::inflate::InflateError),
+    /// A CreateTime timestamp outside the topic's bounds (`storage::validator`).
+    #[error("{0}")]
+    InvalidTimestamp(String),
 }
 
 /// The parsed fixed header of one batch.

@@ -14,6 +14,7 @@ pub mod producer_state;
 pub mod recovery;
 pub mod segment;
 pub mod time_index;
+pub mod validator;
 pub(crate) mod varint;
 
 use std::path::{Path, PathBuf};

@@ -125,6 +125,7 @@ pub(crate) fn encode_topic_record_for_test(r: &TopicRecord) -> Vec<u8> {
             },
         }),
         TopicRecord::Delete { name } => LegacyTopicRecord::Delete { name },
+        TopicRecord::BrokerConfigs { .. } => panic!("broker config records have no legacy form"),
     };
     bincode::serialize(&legacy).unwrap_or_else(|e| panic!("{e}"))
 }

@@ -19,8 +19,8 @@
 //!
 //! The first frame is the header frame; its 6-byte payload is `54 53 4D 44` (`"TSMD"`), the
 //! format version (`u8`, 1) and the file kind (`u8`: 1 = `__topics.meta`, 2 =
-//! `__consumer_offsets.meta`). Every later payload is one record: its version (`u8`, 1 for
-//! both record types today), then its body in bincode 1 with fixed-width little-endian
+//! `__consumer_offsets.meta`). Every later payload is one record: its version (`u8`: 2 for topic
+//! records, 1 for offset records, today), then its body in bincode 1 with fixed-width little-endian
 //! integers and no trailing bytes: a string is a `u64` LE byte count then UTF-8; an
 //! `Option` a `u8` 0 (none) or 1 then the value; an enum a `u32` LE variant index then its
 //! fields in order; a map a `u64` LE entry count then key, value pairs in key order; `[u8; 16]`
@@ -33,6 +33,16 @@
 //!   `thorstream.fsync` = `always` | `never` | `<N>ms` when the topic overrides the broker's
 //!   policy; values in decimal);
 //! - variant 1, delete: name (string).
+//!
+//! Topic record, version 2 (`topic_record::TopicRecordV2`, written now; version 1 still read):
+//! - variant 0, upsert: as version 1, but the configs map holds only the configs set on the
+//!   topic (any Kafka topic config name, canonical values; names this build does not know are
+//!   kept); the topic follows the broker's defaults for every other one. A version 1 map is
+//!   read as overrides of the values that differ from Kafka's default;
+//! - variant 1, delete: name (string);
+//! - variant 2, broker configs: scope (string: "" for the cluster default, else a node id),
+//!   configs (map string → string of dynamic broker configs by broker name). The latest
+//!   record of a scope replaces the earlier ones.
 //!
 //! Offset record, version 1 (`offset_record::OffsetRecordV1`):
 //! - variant 0, commit: group, topic (strings), partition (`i32`), offset (`i64`), leader epoch
@@ -52,7 +62,7 @@
 //!
 //! A changed record layout gets a new version byte and a new private type; the decoder keeps
 //! reading every older version. A new topic config is a new map entry (no version change): a
-//! build that does not know a name ignores it with a warning. The header's format version
+//! build that does not know a name keeps it (written back, never applied) with a warning. The header's format version
 //! changes only with the framing itself; a build refuses a version it does not know.
 
 pub(crate) mod legacy;

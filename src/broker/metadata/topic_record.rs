@@ -1,10 +1,17 @@
-//! `__topics.meta` records: the broker's `TopicRecord` and its private on-disk form.
+//! `__topics.meta` records: the broker's `TopicRecord` and its private on-disk forms.
 //!
 //! Topic configs are stored as Kafka's name → value map, so a new config needs no format
-//! change. `config_to_map` / `config_from_map` are the one place that maps `TopicConfig` to
-//! and from those names; a name this build does not know is ignored with a warning (a newer
-//! build may have written it), a known name with a value that does not parse fails the decode
-//! naming the topic. Range checks stay in `TopicConfig::validate` (run by `Broker::new`).
+//! change. Version 2 (written now) stores only the configs set on the topic (its
+//! `overrides`); everything else follows the broker's defaults, which may change while it
+//! runs. Version 1 stored every value; read, its values equal to Kafka's default are taken as
+//! inherited, the others as set on the topic. Version 2 also records the broker's dynamic
+//! configs (AlterConfigs on the broker resource), one record per scope.
+//!
+//! `config_to_map` / `config_from_map` are the one place that maps `TopicConfig` to and from
+//! those names. A name this build does not know is kept (written back on the next rewrite,
+//! never applied: a newer build may have written it); a known name whose value fails Kafka's
+//! check fails the decode naming the topic. `Broker::new` re-resolves every topic against
+//! the broker's real defaults and validates it.
 
 use std::collections::BTreeMap;
 
@@ -17,14 +24,11 @@ use crate::config::{FsyncPolicy, TopicConfig};
 
 /// The header's file-kind byte of `__topics.meta`.
 pub(crate) const TOPICS_FILE_KIND: u8 = 1;
-/// Version byte of the current topic record layout (`TopicRecordV1`).
+/// Version byte of the first topic record layout (`TopicRecordV1`), still read.
 const TOPIC_RECORD_V1: u8 = 1;
+/// Version byte of the current layout (`TopicRecordV2`).
+const TOPIC_RECORD_V2: u8 = 2;
 
-pub(crate) const SEGMENT_BYTES: &str = "segment.bytes";
-pub(crate) const SEGMENT_MS: &str = "segment.ms";
-pub(crate) const RETENTION_MS: &str = "retention.ms";
-pub(crate) const RETENTION_BYTES: &str = "retention.bytes";
-pub(crate) const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
 /// Thorstream's own per-topic fsync policy (absent: the broker's).
 pub(crate) const FSYNC: &str = "thorstream.fsync";
 
@@ -32,11 +36,18 @@ pub(crate) const FSYNC: &str = "thorstream.fsync";
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum TopicRecord {
     Upsert(TopicMeta),
-    Delete { name: String },
+    Delete {
+        name: String,
+    },
+    /// The dynamic broker configs of one scope ("" = cluster default, else a node id), by
+    /// broker name; replaces that scope's earlier record.
+    BrokerConfigs {
+        scope: String,
+        configs: BTreeMap<String, String>,
+    },
 }
 
-/// Version 1 on disk (bincode, see `metadata`'s docs for the bytes). Never change it: add a
-/// `TopicRecordV2` and a new version byte instead.
+/// Version 1 on disk (bincode, see `metadata`'s docs for the bytes). Never change it.
 #[derive(Debug, Serialize, Deserialize)]
 enum TopicRecordV1 {
     Upsert {
@@ -51,91 +62,96 @@ enum TopicRecordV1 {
     },
 }
 
-/// `fsync` as stored: `always`, `never` or `<N>ms` (any N, 0 included, so every policy the
-/// embedded API can set round-trips).
-fn fsync_to_string(p: FsyncPolicy) -> String {
-    p.to_string()
+/// Version 2 on disk: the same two variants (configs now only those set on the topic), and
+/// the broker's dynamic configs. Never change it: add a `TopicRecordV3` instead.
+#[derive(Debug, Serialize, Deserialize)]
+enum TopicRecordV2 {
+    Upsert {
+        name: String,
+        id: [u8; 16],
+        partitions: u32,
+        replication_factor: u16,
+        configs: BTreeMap<String, String>,
+    },
+    Delete {
+        name: String,
+    },
+    BrokerConfigs {
+        scope: String,
+        configs: BTreeMap<String, String>,
+    },
 }
 
-fn fsync_from_str(s: &str) -> Option<FsyncPolicy> {
-    match s {
-        "always" => Some(FsyncPolicy::Always),
-        "never" => Some(FsyncPolicy::Never),
-        other => other
-            .strip_suffix("ms")
-            .and_then(|n| n.parse().ok())
-            .map(FsyncPolicy::Interval),
-    }
-}
-
-/// A topic's config as Kafka's name → value map (partition and replica counts are not Kafka
-/// configs; they are fields of the record).
+/// What is stored of a topic's config: the configs set on it.
 pub(crate) fn config_to_map(c: &TopicConfig) -> BTreeMap<String, String> {
-    let mut m = BTreeMap::new();
-    m.insert(SEGMENT_BYTES.into(), c.segment_bytes.to_string());
-    m.insert(SEGMENT_MS.into(), c.segment_ms.to_string());
-    m.insert(RETENTION_MS.into(), c.retention_ms.to_string());
-    m.insert(RETENTION_BYTES.into(), c.retention_bytes.to_string());
-    m.insert(MAX_MESSAGE_BYTES.into(), c.max_message_bytes.to_string());
-    if let Some(f) = c.fsync {
-        m.insert(FSYNC.into(), fsync_to_string(f));
-    }
-    m
+    c.overrides.clone()
 }
 
-/// The inverse of `config_to_map`. A name missing from the map keeps `TopicConfig`'s default
-/// (a record written before that config existed); an unknown name is ignored with a warning;
-/// a value that does not parse is an error naming the topic.
+/// The inverse of `config_to_map`, resolved against Kafka's defaults (the broker re-resolves
+/// against its own at start-up). A value that fails its check is an error naming the topic.
 pub(crate) fn config_from_map(
     topic: &str,
     partitions: u32,
     replication_factor: u16,
     configs: &BTreeMap<String, String>,
 ) -> Result<TopicConfig, String> {
-    let mut c = TopicConfig {
-        num_partitions: partitions,
-        replication_factor,
-        ..TopicConfig::default()
-    };
-    for (name, value) in configs {
-        fn parse<V: std::str::FromStr>(v: &str) -> Option<V> {
-            v.parse().ok()
-        }
-        let ok = match name.as_str() {
-            SEGMENT_BYTES => parse(value).map(|v| c.segment_bytes = v),
-            SEGMENT_MS => parse(value).map(|v| c.segment_ms = v),
-            RETENTION_MS => parse(value).map(|v| c.retention_ms = v),
-            RETENTION_BYTES => parse(value).map(|v| c.retention_bytes = v),
-            MAX_MESSAGE_BYTES => parse(value).map(|v| c.max_message_bytes = v),
-            FSYNC => fsync_from_str(value).map(|v| c.fsync = Some(v)),
-            _ => {
-                log::warn!(
-                    "topic {topic}: ignoring stored config {name}={value:?}, unknown to this version"
-                );
-                Some(())
-            }
-        };
-        if ok.is_none() {
-            return Err(format!(
-                "topic {topic}: stored config {name}={value:?} is not a valid value"
-            ));
+    for name in configs.keys() {
+        if crate::config::table::lookup(name).is_none() {
+            log::warn!(
+                "topic {topic}: keeping stored config {name}, unknown to this version (not applied)"
+            );
         }
     }
-    Ok(c)
+    TopicConfig::resolve(
+        &TopicConfig::default(),
+        partitions,
+        replication_factor,
+        configs,
+    )
+    .map_err(|e| format!("topic {topic}: stored config: {e}"))
+}
+
+/// A version 1 map (every value stored) as overrides: what differs from Kafka's default.
+/// A negative `retention.ms` other than -1 (accepted by earlier builds) means forever, as -1.
+fn v1_overrides(configs: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let defaults = TopicConfig::default();
+    configs
+        .iter()
+        .map(|(k, v)| match (k.as_str(), v.parse::<i64>()) {
+            ("retention.ms", Ok(n)) if n < -1 => (k.clone(), "-1".to_string()),
+            _ => (k.clone(), v.clone()),
+        })
+        .filter(|(k, v)| k == FSYNC || defaults.get(k).as_deref() != Some(v.as_str()))
+        .collect()
 }
 
 impl TopicRecord {
-    fn to_v1(&self) -> TopicRecordV1 {
+    fn to_v2(&self) -> TopicRecordV2 {
         match self {
-            TopicRecord::Upsert(m) => TopicRecordV1::Upsert {
+            TopicRecord::Upsert(m) => TopicRecordV2::Upsert {
                 name: m.name.clone(),
                 id: m.id,
                 partitions: m.config.num_partitions,
                 replication_factor: m.config.replication_factor,
                 configs: config_to_map(&m.config),
             },
-            TopicRecord::Delete { name } => TopicRecordV1::Delete { name: name.clone() },
+            TopicRecord::Delete { name } => TopicRecordV2::Delete { name: name.clone() },
+            TopicRecord::BrokerConfigs { scope, configs } => TopicRecordV2::BrokerConfigs {
+                scope: scope.clone(),
+                configs: configs.clone(),
+            },
         }
+    }
+
+    fn upsert(
+        name: String,
+        id: [u8; 16],
+        partitions: u32,
+        replication_factor: u16,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<TopicRecord, String> {
+        let config = config_from_map(&name, partitions, replication_factor, configs)?;
+        Ok(TopicRecord::Upsert(TopicMeta { name, id, config }))
     }
 
     fn from_v1(r: TopicRecordV1) -> Result<TopicRecord, String> {
@@ -146,11 +162,30 @@ impl TopicRecord {
                 partitions,
                 replication_factor,
                 configs,
-            } => {
-                let config = config_from_map(&name, partitions, replication_factor, &configs)?;
-                TopicRecord::Upsert(TopicMeta { name, id, config })
-            }
+            } => TopicRecord::upsert(
+                name,
+                id,
+                partitions,
+                replication_factor,
+                &v1_overrides(&configs),
+            )?,
             TopicRecordV1::Delete { name } => TopicRecord::Delete { name },
+        })
+    }
+
+    fn from_v2(r: TopicRecordV2) -> Result<TopicRecord, String> {
+        Ok(match r {
+            TopicRecordV2::Upsert {
+                name,
+                id,
+                partitions,
+                replication_factor,
+                configs,
+            } => TopicRecord::upsert(name, id, partitions, replication_factor, &configs)?,
+            TopicRecordV2::Delete { name } => TopicRecord::Delete { name },
+            TopicRecordV2::BrokerConfigs { scope, configs } => {
+                TopicRecord::BrokerConfigs { scope, configs }
+            }
         })
     }
 }
@@ -159,11 +194,12 @@ impl MetaRecord for TopicRecord {
     const FILE_KIND: u8 = TOPICS_FILE_KIND;
 
     fn encode(&self) -> Result<Vec<u8>, String> {
-        encode_versioned(TOPIC_RECORD_V1, &self.to_v1())
+        encode_versioned(TOPIC_RECORD_V2, &self.to_v2())
     }
 
     fn decode(payload: &[u8]) -> Result<Self, String> {
         match payload.split_first() {
+            Some((&TOPIC_RECORD_V2, body)) => TopicRecord::from_v2(decode_body(body)?),
             Some((&TOPIC_RECORD_V1, body)) => TopicRecord::from_v1(decode_body(body)?),
             Some((v, _)) => Err(format!("unknown topic record version {v}")),
             None => Err("empty topic record".into()),
@@ -174,23 +210,30 @@ impl MetaRecord for TopicRecord {
         Ok(match legacy::decode_topic_record(payload)? {
             legacy::LegacyTopicRecord::Upsert(m) => {
                 let c = m.config;
+                let config = TopicConfig {
+                    num_partitions: c.num_partitions,
+                    replication_factor: c.replication_factor,
+                    fsync: c.fsync.map(|f| match f {
+                        legacy::LegacyFsyncPolicy::Always => FsyncPolicy::Always,
+                        legacy::LegacyFsyncPolicy::Interval(ms) => FsyncPolicy::Interval(ms),
+                        legacy::LegacyFsyncPolicy::Never => FsyncPolicy::Never,
+                    }),
+                    segment_bytes: c.segment_bytes,
+                    segment_ms: c.segment_ms,
+                    retention_ms: if c.retention_ms < -1 {
+                        -1
+                    } else {
+                        c.retention_ms
+                    },
+                    retention_bytes: c.retention_bytes,
+                    max_message_bytes: c.max_message_bytes,
+                    ..TopicConfig::default()
+                }
+                .with_implied_overrides(&TopicConfig::default());
                 TopicRecord::Upsert(TopicMeta {
                     name: m.name,
                     id: m.id,
-                    config: TopicConfig {
-                        num_partitions: c.num_partitions,
-                        replication_factor: c.replication_factor,
-                        fsync: c.fsync.map(|f| match f {
-                            legacy::LegacyFsyncPolicy::Always => FsyncPolicy::Always,
-                            legacy::LegacyFsyncPolicy::Interval(ms) => FsyncPolicy::Interval(ms),
-                            legacy::LegacyFsyncPolicy::Never => FsyncPolicy::Never,
-                        }),
-                        segment_bytes: c.segment_bytes,
-                        segment_ms: c.segment_ms,
-                        retention_ms: c.retention_ms,
-                        retention_bytes: c.retention_bytes,
-                        max_message_bytes: c.max_message_bytes,
-                    },
+                    config,
                 })
             }
             legacy::LegacyTopicRecord::Delete { name } => TopicRecord::Delete { name },
@@ -203,53 +246,54 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn fsync_policy() -> impl Strategy<Value = Option<FsyncPolicy>> {
-        prop_oneof![
-            Just(None),
-            Just(Some(FsyncPolicy::Always)),
-            Just(Some(FsyncPolicy::Never)),
-            any::<u64>().prop_map(|n| Some(FsyncPolicy::Interval(n))),
-        ]
+    /// Valid (name, value) overrides, and an unknown name that must survive.
+    fn overrides() -> impl Strategy<Value = BTreeMap<String, String>> {
+        let one = prop_oneof![
+            (14u32..=i32::MAX as u32).prop_map(|v| ("segment.bytes", v.to_string())),
+            (-1i64..i64::MAX).prop_map(|v| ("retention.ms", v.to_string())),
+            any::<i64>().prop_map(|v| ("retention.bytes", v.to_string())),
+            (1u32..=1 << 20).prop_map(|v| ("max.message.bytes", v.to_string())),
+            Just(("cleanup.policy", "compact".to_string())),
+            Just(("compression.type", "zstd".to_string())),
+            (-131072i32..=22).prop_map(|v| ("compression.zstd.level", v.to_string())),
+            Just(("message.timestamp.type", "LogAppendTime".to_string())),
+            Just(("thorstream.fsync", "never".to_string())),
+            (1u64..1 << 40).prop_map(|v| ("thorstream.fsync", format!("{v}ms"))),
+            Just(("preallocate", "true".to_string())),
+            Just(("some.future.config", "x".to_string())),
+        ];
+        proptest::collection::vec(one, 0..6)
+            .prop_map(|v| v.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
     }
 
-    fn topic_config() -> impl Strategy<Value = TopicConfig> {
-        (
-            any::<u32>(),
-            any::<u16>(),
-            fsync_policy(),
-            any::<u64>(),
-            any::<i64>(),
-            any::<i64>(),
-            any::<i64>(),
-            any::<u32>(),
-        )
-            .prop_map(|(p, rf, fsync, sb, sms, rms, rb, mmb)| TopicConfig {
-                num_partitions: p,
-                replication_factor: rf,
-                fsync,
-                segment_bytes: sb,
-                segment_ms: sms,
-                retention_ms: rms,
-                retention_bytes: rb,
-                max_message_bytes: mmb,
-            })
+    fn meta(
+        name: String,
+        id: [u8; 16],
+        partitions: u32,
+        o: &BTreeMap<String, String>,
+    ) -> TopicMeta {
+        let config = TopicConfig::resolve(&TopicConfig::default(), partitions, 1, o)
+            .unwrap_or_else(|e| panic!("{e}"));
+        TopicMeta { name, id, config }
     }
 
     proptest! {
         #[test]
-        fn topic_records_round_trip(name in "[a-zA-Z0-9._-]{1,40}", id in any::<[u8; 16]>(), config in topic_config(), delete in any::<bool>()) {
-            let r = if delete {
-                TopicRecord::Delete { name }
-            } else {
-                TopicRecord::Upsert(TopicMeta { name, id, config })
+        fn topic_records_round_trip(name in "[a-zA-Z0-9._-]{1,40}", id in any::<[u8; 16]>(), partitions in 1u32..100, o in overrides(), kind in 0u8..3) {
+            let r = match kind {
+                0 => TopicRecord::Delete { name },
+                1 => TopicRecord::BrokerConfigs { scope: name, configs: o },
+                _ => TopicRecord::Upsert(meta(name, id, partitions, &o)),
             };
             let payload = r.encode().map_err(TestCaseError::fail)?;
-            prop_assert_eq!(payload[0], TOPIC_RECORD_V1);
+            prop_assert_eq!(payload[0], TOPIC_RECORD_V2);
             prop_assert_eq!(TopicRecord::decode(&payload).map_err(TestCaseError::fail)?, r);
         }
 
         #[test]
-        fn legacy_topic_records_decode_to_the_same_record(name in "[a-zA-Z0-9._-]{1,40}", id in any::<[u8; 16]>(), config in topic_config()) {
+        fn legacy_topic_records_decode_to_the_same_record(name in "[a-zA-Z0-9._-]{1,40}", id in any::<[u8; 16]>(), segment_bytes in 14u64..1 << 31, retention_ms in -1i64..1 << 40) {
+            let config = TopicConfig { segment_bytes, retention_ms, ..TopicConfig::default() }
+                .with_implied_overrides(&TopicConfig::default());
             let r = TopicRecord::Upsert(TopicMeta { name, id, config });
             let legacy = legacy::encode_topic_record_for_test(&r);
             prop_assert_eq!(TopicRecord::decode_legacy(&legacy).map_err(TestCaseError::fail)?, r);
@@ -262,29 +306,61 @@ mod tests {
         }
     }
 
+    fn v1_payload(configs: &[(&str, &str)]) -> Vec<u8> {
+        let r = TopicRecordV1::Upsert {
+            name: "orders".into(),
+            id: [7; 16],
+            partitions: 3,
+            replication_factor: 1,
+            configs: configs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        encode_versioned(TOPIC_RECORD_V1, &r).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     #[test]
-    fn unknown_config_names_are_ignored_and_missing_ones_default() {
-        let mut m = BTreeMap::new();
-        m.insert("cleanup.policy".to_string(), "compact".to_string());
-        m.insert(RETENTION_MS.to_string(), "-1".to_string());
-        let c = config_from_map("t", 3, 1, &m).unwrap_or_else(|e| panic!("{e}"));
+    fn version_1_values_at_kafkas_default_are_inherited_the_others_set() {
+        let payload = v1_payload(&[
+            ("segment.bytes", "1073741824"),
+            ("retention.ms", "-5"),
+            ("max.message.bytes", "1048588"),
+            ("thorstream.fsync", "always"),
+            ("cleanup.policy", "compact"),
+        ]);
+        let Ok(TopicRecord::Upsert(m)) = TopicRecord::decode(&payload) else {
+            panic!("not decoded");
+        };
+        let set: Vec<&str> = m.config.overrides.keys().map(String::as_str).collect();
         assert_eq!(
-            c,
-            TopicConfig {
-                num_partitions: 3,
-                retention_ms: -1,
-                ..TopicConfig::default()
-            }
+            set,
+            vec!["cleanup.policy", "retention.ms", "thorstream.fsync"]
         );
+        assert_eq!(m.config.retention_ms, -1);
+        assert!(m.config.cleanup_compact);
+        assert_eq!(m.config.fsync, Some(FsyncPolicy::Always));
+        assert_eq!(m.config.num_partitions, 3);
+    }
+
+    #[test]
+    fn unknown_config_names_are_kept_and_missing_ones_default() {
+        let mut m = BTreeMap::new();
+        m.insert("some.future.config".to_string(), "x".to_string());
+        m.insert("retention.ms".to_string(), "-1".to_string());
+        let c = config_from_map("t", 3, 1, &m).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((c.num_partitions, c.retention_ms), (3, -1));
+        assert_eq!(c.segment_bytes, TopicConfig::default().segment_bytes);
+        assert_eq!(config_to_map(&c), m, "the unknown name is written back");
     }
 
     #[test]
     fn a_bad_config_value_is_an_error_naming_the_topic() {
         for (name, value) in [
-            (SEGMENT_BYTES, "-5"),
-            (MAX_MESSAGE_BYTES, "big"),
+            ("segment.bytes", "-5"),
+            ("max.message.bytes", "big"),
             (FSYNC, "sometimes"),
-            (SEGMENT_MS, ""),
+            ("segment.ms", ""),
         ] {
             let mut m = BTreeMap::new();
             m.insert(name.to_string(), value.to_string());
@@ -299,8 +375,8 @@ mod tests {
         let mut payload = TopicRecord::Delete { name: "t".into() }
             .encode()
             .unwrap_or_else(|e| panic!("{e}"));
-        payload[0] = 2;
+        payload[0] = 3;
         let e = TopicRecord::decode(&payload).err();
-        assert!(e.is_some_and(|e| e.contains("version 2")));
+        assert!(e.is_some_and(|e| e.contains("version 3")));
     }
 }

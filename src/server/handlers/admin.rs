@@ -1,5 +1,5 @@
-//! Admin APIs: CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs,
-//! DescribeCluster, DeleteRecords.
+//! Admin APIs: CreateTopics, DeleteTopics, CreatePartitions, DescribeCluster, DeleteRecords
+//! (the config APIs are in `configs.rs`).
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::{
@@ -10,33 +10,28 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
-use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
-};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Outcome, message};
 use crate::config::TopicConfig;
+use crate::config::broker_dynamic::describe_topic;
 use crate::error::Error;
 use crate::server::worker::Ctx;
-
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
-const SOURCE_DYNAMIC_TOPIC: i8 = 1;
-const SOURCE_STATIC_BROKER: i8 = 4;
-const SOURCE_DEFAULT: i8 = 5;
-const INVALID_REQUEST: i16 = kafka_protocol::error::ResponseError::InvalidRequest.code();
 
 fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
 }
 
+/// The request's topic as `create_topic` takes it: `TopicConfig::default()` with the request's
+/// counts and configs set (so exactly those are recorded as set on the topic; the broker
+/// resolves the rest from its defaults).
 fn topic_config_from(
     ctx: &Ctx,
     t: &create_topics_request::CreatableTopic,
 ) -> Result<TopicConfig, Error> {
-    let mut cfg = ctx.broker.config().default_topic_config.clone();
+    let mut cfg =
+        TopicConfig::with_partitions(ctx.broker.config().default_topic_config.num_partitions);
     if t.num_partitions > 0 {
         cfg.num_partitions = t.num_partitions as u32;
     } else if t.num_partitions == 0 || t.num_partitions < -1 {
@@ -63,16 +58,21 @@ fn topic_config_from(
         cfg.num_partitions = t.assignments.len() as u32;
     }
     for c in &t.configs {
-        if let Some(v) = &c.value {
-            cfg.set(&c.name, v)?;
+        match &c.value {
+            Some(v) => cfg.set(&c.name, v)?,
+            None => {
+                return Err(Error::InvalidConfig(format!(
+                    "Null value not supported for topic configs: {}",
+                    c.name
+                )));
+            }
         }
     }
-    cfg.validate()?;
     Ok(cfg)
 }
 
 pub fn create_topics(ctx: &Ctx, _version: i16, req: CreateTopicsRequest) -> Outcome {
-    let fsync = ctx.broker.config().fsync;
+    let broker_cfg = ctx.broker.config();
     let topics = req
         .topics
         .iter()
@@ -81,11 +81,14 @@ pub fn create_topics(ctx: &Ctx, _version: i16, req: CreateTopicsRequest) -> Outc
             // `validate_only` runs the real call's admission and stops there.
             let result = topic_config_from(ctx, t).and_then(|cfg| {
                 if req.validate_only {
-                    ctx.broker.admit_topic(&name, &cfg)?;
+                    crate::broker::validate_topic_name(&name)?;
+                    let resolved = ctx.broker.new_topic_config(Some(cfg))?;
+                    ctx.broker.admit_topic(&name, &resolved)?;
+                    Ok(resolved)
                 } else {
-                    ctx.broker.create_topic(&name, Some(cfg.clone()))?;
+                    ctx.broker.create_topic(&name, Some(cfg))?;
+                    Ok(ctx.broker.describe(&name)?.config)
                 }
-                Ok(cfg)
             });
             let base = CreatableTopicResult::default().with_name(t.name.clone());
             match result {
@@ -95,15 +98,21 @@ pub fn create_topics(ctx: &Ctx, _version: i16, req: CreateTopicsRequest) -> Outc
                         .with_num_partitions(cfg.num_partitions as i32)
                         .with_replication_factor(cfg.replication_factor as i16)
                         .with_configs(Some(
-                            cfg.entries(fsync)
-                                .into_iter()
-                                .map(|(k, v)| {
-                                    CreatableTopicConfigs::default()
-                                        .with_name(s(k))
-                                        .with_value(Some(s(v)))
-                                        .with_config_source(SOURCE_DEFAULT)
-                                })
-                                .collect(),
+                            describe_topic(
+                                &cfg,
+                                &broker_cfg.default_topic_config,
+                                &ctx.broker.dynamic_configs(),
+                                broker_cfg.fsync,
+                            )
+                            .into_iter()
+                            .map(|e| {
+                                CreatableTopicConfigs::default()
+                                    .with_name(s(e.name))
+                                    .with_value(e.value.map(s))
+                                    .with_config_source(e.source)
+                                    .with_read_only(e.read_only)
+                            })
+                            .collect(),
                         ))
                 }
                 Err(e) => base
@@ -181,115 +190,6 @@ pub fn create_partitions(ctx: &Ctx, req: CreatePartitionsRequest) -> Outcome {
         .collect();
     Outcome::Respond(ResponseKind::CreatePartitions(
         CreatePartitionsResponse::default().with_results(results),
-    ))
-}
-
-pub fn describe_configs(ctx: &Ctx, req: DescribeConfigsRequest) -> Outcome {
-    let broker_cfg = ctx.broker.config();
-    let results = req
-        .resources
-        .iter()
-        .map(|r| {
-            let base = DescribeConfigsResult::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone());
-            let entries: Result<Vec<(String, String, i8)>, Error> = match r.resource_type {
-                RESOURCE_TOPIC => ctx.broker.describe(&r.resource_name).map(|d| {
-                    let default = &broker_cfg.default_topic_config;
-                    d.config
-                        .entries(broker_cfg.fsync)
-                        .into_iter()
-                        .zip(default.entries(broker_cfg.fsync))
-                        .map(|((k, v), (_, dv))| {
-                            let src = if v == dv {
-                                SOURCE_DEFAULT
-                            } else {
-                                SOURCE_DYNAMIC_TOPIC
-                            };
-                            (k.to_string(), v, src)
-                        })
-                        .collect()
-                }),
-                RESOURCE_BROKER => Ok(vec![
-                    (
-                        "log.dirs".into(),
-                        broker_cfg.data_dir.display().to_string(),
-                        SOURCE_STATIC_BROKER,
-                    ),
-                    (
-                        "num.partitions".into(),
-                        broker_cfg.default_topic_config.num_partitions.to_string(),
-                        SOURCE_STATIC_BROKER,
-                    ),
-                    (
-                        "auto.create.topics.enable".into(),
-                        broker_cfg.auto_create_topics.to_string(),
-                        SOURCE_STATIC_BROKER,
-                    ),
-                    (
-                        "message.max.bytes".into(),
-                        broker_cfg
-                            .default_topic_config
-                            .max_message_bytes
-                            .to_string(),
-                        SOURCE_STATIC_BROKER,
-                    ),
-                    (
-                        "socket.request.max.bytes".into(),
-                        ctx.config.request_bytes_max.to_string(),
-                        SOURCE_STATIC_BROKER,
-                    ),
-                    (
-                        "thorstream.fsync".into(),
-                        broker_cfg.fsync.to_string(),
-                        SOURCE_STATIC_BROKER,
-                    ),
-                    (
-                        "offsets.retention.minutes".into(),
-                        broker_cfg.offsets_retention_minutes.to_string(),
-                        SOURCE_STATIC_BROKER,
-                    ),
-                    (
-                        "producer.id.expiration.ms".into(),
-                        broker_cfg.producer_id_expiration_ms.to_string(),
-                        SOURCE_STATIC_BROKER,
-                    ),
-                ]),
-                other => Err(Error::InvalidConfig(format!(
-                    "unsupported resource type {other}"
-                ))),
-            };
-            match entries {
-                Ok(entries) => base.with_configs(
-                    entries
-                        .into_iter()
-                        .filter(|(k, _, _)| {
-                            r.configuration_keys
-                                .as_ref()
-                                .is_none_or(|keys| keys.iter().any(|x| &**x == k.as_str()))
-                        })
-                        .map(|(k, v, src)| {
-                            DescribeConfigsResourceResult::default()
-                                .with_name(s(k))
-                                .with_value(Some(s(v)))
-                                .with_config_source(src)
-                                .with_read_only(r.resource_type == RESOURCE_BROKER)
-                        })
-                        .collect(),
-                ),
-                Err(e) => {
-                    let code = if matches!(e, Error::InvalidConfig(_)) {
-                        INVALID_REQUEST
-                    } else {
-                        e.kafka_code()
-                    };
-                    base.with_error_code(code).with_error_message(message(&e))
-                }
-            }
-        })
-        .collect();
-    Outcome::Respond(ResponseKind::DescribeConfigs(
-        DescribeConfigsResponse::default().with_results(results),
     ))
 }
 

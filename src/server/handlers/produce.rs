@@ -64,6 +64,7 @@ pub fn handle(ctx: &Ctx, _version: i16, req: ProduceRequest) -> Outcome {
                 Ok(info) => {
                     resp = resp
                         .with_base_offset(info.base_offset)
+                        .with_log_append_time_ms(info.log_append_time_ms)
                         .with_log_start_offset(info.log_start_offset);
                     if acks == -1 && !info.is_visible() {
                         waits.push((name.clone(), p.index, info.last_offset));

@@ -23,8 +23,8 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
 
 use super::Ctx;
 use super::{
-    Outcome, admin, api_versions, fetch, groups, init_producer_id, list_offsets, metadata, offsets,
-    produce,
+    Outcome, admin, api_versions, configs, fetch, groups, init_producer_id, list_offsets, metadata,
+    offsets, produce,
 };
 use crate::protocol::request::{self, DecodeError, DecodedRequest};
 
@@ -78,7 +78,9 @@ pub const APIS: &[Api] = &[
     api!(CreateTopics,     2..=7,  |ctx, h, r, _| admin::create_topics(ctx, v(h), r)),
     api!(DeleteTopics,     1..=6,  |ctx, h, r, _| admin::delete_topics(ctx, v(h), r)),
     api!(DeleteRecords,    0..=2,  |ctx, _, r, _| admin::delete_records(ctx, r)),
-    api!(DescribeConfigs,  1..=4,  |ctx, _, r, _| admin::describe_configs(ctx, r)),
+    api!(DescribeConfigs,  1..=4,  |ctx, h, r, _| configs::describe_configs(ctx, v(h), r)),
+    api!(AlterConfigs,     0..=2,  |ctx, _, r, _| configs::alter_configs(ctx, r)),
+    api!(IncrementalAlterConfigs, 0..=1, |ctx, _, r, _| configs::incremental_alter_configs(ctx, r)),
     api!(CreatePartitions, 0..=3,  |ctx, _, r, _| admin::create_partitions(ctx, r)),
     api!(DescribeCluster,  0..=1,  |ctx, _, _, _| admin::describe_cluster(ctx)),
     api!(JoinGroup,        0..=9,  |ctx, h, r, peer| groups::join_group(ctx, h, r, peer)),

@@ -40,6 +40,9 @@ pub struct AppendInfo {
     pub high_watermark_moved: bool,
     /// The append rolled at least one new segment.
     pub rolled: bool,
+    /// The broker's timestamp the batches were stamped with (topic `message.timestamp.type`
+    /// LogAppendTime, set by the broker's write path), else -1.
+    pub log_append_time_ms: i64,
 }
 
 impl AppendInfo {
@@ -107,6 +110,7 @@ impl PartitionLog {
             high_watermark: self.high_watermark,
             high_watermark_moved: false,
             rolled: self.segments.len() != segments_before,
+            log_append_time_ms: -1,
         };
         if let (true, Some((first, last))) = (plan.writes.is_empty(), plan.duplicate) {
             info.base_offset = first;

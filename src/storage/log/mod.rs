@@ -297,8 +297,25 @@ impl PartitionLog {
         &self.config
     }
 
-    pub fn set_config(&mut self, config: LogConfig) {
+    /// Replaces the settings while the log runs (AlterConfigs). Rolling, retention and the
+    /// batch bound read them at their next use. Leaving `durable_hw` (fsync `always` → another
+    /// policy) publishes the log end as the high watermark at once, as the new policy would
+    /// have; returns whether the high watermark moved (waiters are to be told). Entering it
+    /// needs nothing: what is visible stays visible, later appends wait for an fsync.
+    pub fn set_config(&mut self, config: LogConfig) -> bool {
+        let was_durable = self.config.durable_hw;
         self.config = config;
+        if was_durable
+            && !self.config.durable_hw
+            && self.poisoned.is_none()
+            && self.high_watermark < self.log_end_offset()
+        {
+            self.high_watermark = self.log_end_offset();
+            self.hw_segment_base = self.active().base_offset;
+            self.hw_position = self.active().size;
+            return true;
+        }
+        false
     }
 
     pub fn offsets(&self) -> LogOffsets {

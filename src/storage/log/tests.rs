@@ -326,3 +326,28 @@ fn an_append_reports_what_its_caller_would_otherwise_lock_again_for() {
     assert!(info.is_visible() && info.high_watermark_moved);
     assert_eq!(info.high_watermark, 3);
 }
+
+#[test]
+fn leaving_durable_hw_publishes_the_log_end_and_entering_it_keeps_what_is_visible() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let durable = LogConfig {
+        durable_hw: true,
+        ..config()
+    };
+    let mut log = PartitionLog::open(dir.path(), durable.clone(), true, 0).expect("open");
+    let info = log.append(&make_batch(3, b"a", 1), 1).expect("append");
+    assert!(
+        !info.is_visible(),
+        "fsync always: not visible before an fsync"
+    );
+    // fsync always -> never: what was written is visible at once, as under the new policy.
+    assert!(log.set_config(config()));
+    assert_eq!(log.high_watermark(), 3);
+    // never -> always: nothing visible is taken back; the next append waits for an fsync.
+    assert!(!log.set_config(durable));
+    assert_eq!(log.high_watermark(), 3);
+    let info = log.append(&make_batch(2, b"b", 2), 2).expect("append");
+    assert_eq!((info.high_watermark, info.is_visible()), (3, false));
+    sync(&mut log);
+    assert_eq!(log.high_watermark(), 5);
+}
