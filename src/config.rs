@@ -73,6 +73,18 @@ pub struct TopicConfig {
     pub retention_bytes: i64,
     /// Largest record batch accepted (Kafka's `max.message.bytes`).
     pub max_message_bytes: u32,
+    /// `cleanup.policy` contains `delete` (retention deletes old segments).
+    pub cleanup_delete: bool,
+    /// `cleanup.policy` contains `compact` (the cleaner keeps the latest record per key).
+    pub cleanup_compact: bool,
+    /// `delete.retention.ms`: how long a tombstone outlives the clean that first saw it.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: a record younger than this is never compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a record older than this is compacted whatever the dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`: clean once dirty bytes / cleanable bytes reach this.
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 impl Default for TopicConfig {
@@ -86,6 +98,12 @@ impl Default for TopicConfig {
             retention_ms: 7 * 24 * 3600 * 1000,
             retention_bytes: -1,
             max_message_bytes: crate::limits::DEFAULT_MESSAGE_BYTES_MAX,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            delete_retention_ms: 24 * 3600 * 1000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }
@@ -145,7 +163,12 @@ impl TopicConfig {
             index_interval_bytes: 4096,
             max_batch_bytes: self.max_message_bytes as usize,
             durable_hw: fsync == FsyncPolicy::Always,
-            ..LogConfig::default()
+            cleanup_delete: self.cleanup_delete,
+            cleanup_compact: self.cleanup_compact,
+            delete_retention_ms: self.delete_retention_ms,
+            min_compaction_lag_ms: self.min_compaction_lag_ms,
+            max_compaction_lag_ms: self.max_compaction_lag_ms,
+            min_cleanable_dirty_ratio: self.min_cleanable_dirty_ratio,
         }
     }
 
@@ -159,8 +182,29 @@ impl TopicConfig {
             "retention.bytes" => self.retention_bytes = value.parse().map_err(|_| bad())?,
             "max.message.bytes" => self.max_message_bytes = value.parse().map_err(|_| bad())?,
             "flush.policy" | "thorstream.fsync" => self.fsync = Some(value.parse()?),
+            "cleanup.policy" => {
+                (self.cleanup_delete, self.cleanup_compact) = match value.trim() {
+                    "delete" => (true, false),
+                    "compact" => (false, true),
+                    "compact,delete" | "delete,compact" => (true, true),
+                    _ => return Err(bad()),
+                }
+            }
+            "delete.retention.ms" => self.delete_retention_ms = value.parse().map_err(|_| bad())?,
+            "min.compaction.lag.ms" => {
+                self.min_compaction_lag_ms = value.parse().map_err(|_| bad())?
+            }
+            "max.compaction.lag.ms" => {
+                self.max_compaction_lag_ms = value.parse().map_err(|_| bad())?
+            }
+            "min.cleanable.dirty.ratio" => {
+                self.min_cleanable_dirty_ratio = value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|r| (0.0..=1.0).contains(r))
+                    .ok_or_else(bad)?
+            }
             // Accepted for compatibility; they describe behaviour we already have.
-            "cleanup.policy" if value == "delete" => {}
             "min.insync.replicas" if value == "1" => {}
             "compression.type" if value == "producer" => {}
             "message.timestamp.type" if value == "CreateTime" => {}
@@ -176,7 +220,15 @@ impl TopicConfig {
     /// The Kafka-named configs this topic reports in DescribeConfigs.
     pub fn entries(&self, broker_fsync: FsyncPolicy) -> Vec<(&'static str, String)> {
         vec![
-            ("cleanup.policy", "delete".into()),
+            (
+                "cleanup.policy",
+                match (self.cleanup_delete, self.cleanup_compact) {
+                    (true, true) => "compact,delete",
+                    (false, true) => "compact",
+                    _ => "delete",
+                }
+                .into(),
+            ),
             ("compression.type", "producer".into()),
             ("segment.bytes", self.segment_bytes.to_string()),
             ("segment.ms", self.segment_ms.to_string()),

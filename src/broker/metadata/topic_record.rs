@@ -80,8 +80,37 @@ pub(crate) fn config_to_map(c: &TopicConfig) -> BTreeMap<String, String> {
     if let Some(f) = c.fsync {
         m.insert(FSYNC.into(), fsync_to_string(f));
     }
+    let policy = match (c.cleanup_delete, c.cleanup_compact) {
+        (true, true) => "compact,delete",
+        (false, true) => "compact",
+        _ => "delete",
+    };
+    m.insert("cleanup.policy".into(), policy.into());
+    m.insert(
+        "delete.retention.ms".into(),
+        c.delete_retention_ms.to_string(),
+    );
+    m.insert(
+        "min.compaction.lag.ms".into(),
+        c.min_compaction_lag_ms.to_string(),
+    );
+    m.insert(
+        "max.compaction.lag.ms".into(),
+        c.max_compaction_lag_ms.to_string(),
+    );
+    let ratio = c.min_cleanable_dirty_ratio.to_string();
+    m.insert("min.cleanable.dirty.ratio".into(), ratio);
     m
 }
+
+/// Compaction settings, stored under their Kafka names and parsed back by `TopicConfig::set`.
+const COMPACTION_CONFIGS: &[&str] = &[
+    "cleanup.policy",
+    "delete.retention.ms",
+    "min.compaction.lag.ms",
+    "max.compaction.lag.ms",
+    "min.cleanable.dirty.ratio",
+];
 
 /// The inverse of `config_to_map`. A name missing from the map keeps `TopicConfig`'s default
 /// (a record written before that config existed); an unknown name is ignored with a warning;
@@ -108,6 +137,7 @@ pub(crate) fn config_from_map(
             RETENTION_BYTES => parse(value).map(|v| c.retention_bytes = v),
             MAX_MESSAGE_BYTES => parse(value).map(|v| c.max_message_bytes = v),
             FSYNC => fsync_from_str(value).map(|v| c.fsync = Some(v)),
+            n if COMPACTION_CONFIGS.contains(&n) => c.set(n, value).ok(),
             _ => {
                 log::warn!(
                     "topic {topic}: ignoring stored config {name}={value:?}, unknown to this version"
@@ -190,6 +220,7 @@ impl MetaRecord for TopicRecord {
                         retention_ms: c.retention_ms,
                         retention_bytes: c.retention_bytes,
                         max_message_bytes: c.max_message_bytes,
+                        ..TopicConfig::default()
                     },
                 })
             }
@@ -222,17 +253,29 @@ mod tests {
             any::<i64>(),
             any::<i64>(),
             any::<u32>(),
+            (
+                prop::sample::select(vec![(true, false), (false, true), (true, true)]),
+                (any::<i64>(), any::<i64>(), any::<i64>(), 0.0..=1.0f64),
+            ),
         )
-            .prop_map(|(p, rf, fsync, sb, sms, rms, rb, mmb)| TopicConfig {
-                num_partitions: p,
-                replication_factor: rf,
-                fsync,
-                segment_bytes: sb,
-                segment_ms: sms,
-                retention_ms: rms,
-                retention_bytes: rb,
-                max_message_bytes: mmb,
-            })
+            .prop_map(
+                |(p, rf, fsync, sb, sms, rms, rb, mmb, compaction)| TopicConfig {
+                    num_partitions: p,
+                    replication_factor: rf,
+                    fsync,
+                    segment_bytes: sb,
+                    segment_ms: sms,
+                    retention_ms: rms,
+                    retention_bytes: rb,
+                    max_message_bytes: mmb,
+                    cleanup_delete: compaction.0.0,
+                    cleanup_compact: compaction.0.1,
+                    delete_retention_ms: compaction.1.0,
+                    min_compaction_lag_ms: compaction.1.1,
+                    max_compaction_lag_ms: compaction.1.2,
+                    min_cleanable_dirty_ratio: compaction.1.3,
+                },
+            )
     }
 
     proptest! {
@@ -250,6 +293,17 @@ mod tests {
 
         #[test]
         fn legacy_topic_records_decode_to_the_same_record(name in "[a-zA-Z0-9._-]{1,40}", id in any::<[u8; 16]>(), config in topic_config()) {
+            // The legacy layout predates the compaction settings: they decode as defaults.
+            let d = TopicConfig::default();
+            let config = TopicConfig {
+                cleanup_delete: d.cleanup_delete,
+                cleanup_compact: d.cleanup_compact,
+                delete_retention_ms: d.delete_retention_ms,
+                min_compaction_lag_ms: d.min_compaction_lag_ms,
+                max_compaction_lag_ms: d.max_compaction_lag_ms,
+                min_cleanable_dirty_ratio: d.min_cleanable_dirty_ratio,
+                ..config
+            };
             let r = TopicRecord::Upsert(TopicMeta { name, id, config });
             let legacy = legacy::encode_topic_record_for_test(&r);
             prop_assert_eq!(TopicRecord::decode_legacy(&legacy).map_err(TestCaseError::fail)?, r);
@@ -265,7 +319,7 @@ mod tests {
     #[test]
     fn unknown_config_names_are_ignored_and_missing_ones_default() {
         let mut m = BTreeMap::new();
-        m.insert("cleanup.policy".to_string(), "compact".to_string());
+        m.insert("thorstream.not.yet.known".to_string(), "x".to_string());
         m.insert(RETENTION_MS.to_string(), "-1".to_string());
         let c = config_from_map("t", 3, 1, &m).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
