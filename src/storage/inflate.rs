@@ -36,25 +36,57 @@ pub enum InflateError {
 /// Counts the records in `compressed`, the body (after the 61-byte header) of a batch whose
 /// attributes name `codec` (1 gzip, 2 snappy, 3 lz4, 4 zstd).
 pub fn count_compressed_records(codec: i16, compressed: &[u8]) -> Result<usize, InflateError> {
+    let (reader, name) = decoder(codec, compressed)?;
+    count_stream(reader, name)
+}
+
+/// Inflates the body of a compressed batch whole (the log cleaner rewrites its records), at
+/// most `DECOMPRESSED_BYTES_MAX` bytes.
+pub fn inflate(codec: i16, compressed: &[u8]) -> Result<Vec<u8>, InflateError> {
+    let (reader, name) = decoder(codec, compressed)?;
+    let mut out = Vec::new();
+    reader
+        .take(DECOMPRESSED_BYTES_MAX as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| InflateError::Corrupt {
+            codec: name,
+            reason: e.to_string(),
+        })?;
+    if out.len() > DECOMPRESSED_BYTES_MAX {
+        return Err(InflateError::TooLarge);
+    }
+    Ok(out)
+}
+
+/// A streaming decompressor of `codec` over `compressed`, and the codec's name.
+fn decoder(
+    codec: i16,
+    compressed: &[u8],
+) -> Result<(Box<dyn Read + '_>, &'static str), InflateError> {
     let corrupt = |codec: &'static str| {
         move |e: io::Error| InflateError::Corrupt {
             codec,
             reason: e.to_string(),
         }
     };
-    match codec {
-        1 => count_stream(flate2::read::MultiGzDecoder::new(compressed), "gzip"),
-        2 => count_stream(SnappyReader::new(compressed), "snappy"),
-        3 => count_stream(
-            lz4::Decoder::new(compressed).map_err(corrupt("lz4"))?,
+    Ok(match codec {
+        1 => (
+            Box::new(flate2::read::MultiGzDecoder::new(compressed)),
+            "gzip",
+        ),
+        2 => (Box::new(SnappyReader::new(compressed)), "snappy"),
+        3 => (
+            Box::new(lz4::Decoder::new(compressed).map_err(corrupt("lz4"))?),
             "lz4",
         ),
-        4 => count_stream(
-            zstd::stream::read::Decoder::with_buffer(compressed).map_err(corrupt("zstd"))?,
+        4 => (
+            Box::new(
+                zstd::stream::read::Decoder::with_buffer(compressed).map_err(corrupt("zstd"))?,
+            ),
             "zstd",
         ),
-        other => Err(InflateError::UnknownCodec(other)),
-    }
+        other => return Err(InflateError::UnknownCodec(other)),
+    })
 }
 
 /// Walks an inflated record stream: varint length, then that many bytes, until the end.

@@ -3,8 +3,10 @@
 //!
 //! After `recover_segment` returns, the segment satisfies every invariant in `segment.rs`: the
 //! file was read batch by batch from position 0, each batch's length, magic, CRC-32C and record
-//! count were checked, base offsets were required to continue exactly from the previous batch,
-//! and the file was truncated at the first batch that failed (a torn write or corruption). Both
+//! count were checked (as stored: a batch the cleaner rewrote may hold fewer records than its
+//! offset range), base offsets were required to increase (to continue from the previous batch
+//! or skip ahead: the cleaner removes whole batches, as Kafka's recovery allows), and the file
+//! was truncated at the first batch that failed (a torn write or corruption). Both
 //! indexes are rebuilt from the surviving batches. Nothing before the first bad batch is dropped.
 
 use std::fs::File;
@@ -12,7 +14,7 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 
 use super::StorageError;
-use super::batch::{BATCH_HEADER_BYTES, BatchHeader, validate_batch};
+use super::batch::{BATCH_HEADER_BYTES, BatchHeader, validate_stored_batch};
 use super::index::OffsetIndex;
 use super::segment::{Segment, segment_paths};
 use super::time_index::TimeIndex;
@@ -81,13 +83,13 @@ pub fn recover_segment(
         reader
             .read_exact(&mut buf[BATCH_HEADER_BYTES..total])
             .map_err(|e| StorageError::io(&log_path, e))?;
-        if let Err(e) = validate_batch(&buf) {
+        if let Err(e) = validate_stored_batch(&buf) {
             reason = Some(format!("corrupt batch at position {pos}: {e}"));
             break;
         }
-        if header.base_offset != next_offset {
+        if header.base_offset < next_offset {
             reason = Some(format!(
-                "offset discontinuity at position {pos}: expected {next_offset}, found {}",
+                "offsets go back at position {pos}: expected at least {next_offset}, found {}",
                 header.base_offset
             ));
             break;
@@ -174,7 +176,7 @@ pub fn load_segment(
         // A batch past the end, or offsets that do not continue (a damaged base offset, outside
         // the CRC): the tail is not what a clean shutdown leaves, so validate the segment.
         if pos + h.total_bytes() as u64 > file_len
-            || h.base_offset != next_offset
+            || h.base_offset < next_offset
             || h.last_offset_delta < 0
         {
             return recover_segment(dir, base_offset, index_interval_bytes, now_ms).map(|(s, _)| s);
