@@ -43,6 +43,7 @@ pub mod storage {
     /// The log cleaner: one pass over a log, its options and outcome.
     pub mod cleaner {
         pub use crate::storage::cleaner::offset_map::OffsetMap;
+        pub use crate::storage::cleaner::swap::{SWAP_STEPS, SwapStep};
         pub use crate::storage::cleaner::{CleanOutcome, CleanStats, CleanerOptions, clean_log};
     }
 

@@ -47,7 +47,6 @@ pub enum SwapStep {
 }
 
 /// Every step, in order.
-#[cfg(test)]
 pub const SWAP_STEPS: [SwapStep; 6] = [
     SwapStep::CleanedWritten,
     SwapStep::SwapRenamed,
