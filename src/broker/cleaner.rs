@@ -1,6 +1,6 @@
 //! The log cleaner thread `thorstream-cleaner` (one, as Kafka's default
-//! `log.cleaner.threads`): every `log_cleaner_backoff_ms` it runs one pass over every
-//! partition whose topic is compacted (`storage::cleaner::clean_log`, which decides from the
+//! `log.cleaner.threads`): it runs one pass over every partition whose topic is compacted,
+//! again at once if that pass cleaned something, else after `log_cleaner_backoff_ms` (`storage::cleaner::clean_log`, which decides from the
 //! dirty ratio and compaction lags whether that log is cleaned now).
 //!
 //! Invariants:
@@ -23,8 +23,10 @@ use crate::storage::now_ms;
 /// The cleaner thread's body.
 pub(super) fn run(inner: &Inner) {
     let backoff = Duration::from_millis(inner.config.log_cleaner_backoff_ms.max(10));
+    let mut cleaned = 0;
     loop {
-        {
+        // As Kafka's cleaner: back off only after a pass that found nothing to clean.
+        if cleaned == 0 {
             let Ok(guard) = inner.stop_cv.0.lock() else {
                 return;
             };
@@ -36,7 +38,7 @@ pub(super) fn run(inner: &Inner) {
         if inner.stop.load(Ordering::Acquire) {
             return;
         }
-        pass(inner);
+        cleaned = pass(inner);
     }
 }
 
