@@ -420,3 +420,57 @@ fn retention_applies_only_with_the_delete_policy() {
         assert_eq!(log.segment_count() < segments, deleted);
     }
 }
+
+/// A tombstone outlives the clean that first copied it by exactly `delete_retention_ms`: a
+/// later clean just before that horizon keeps it, one at the horizon drops it (and the key's
+/// older values went with the first clean).
+#[test]
+fn tombstones_are_dropped_at_their_delete_horizon_not_before() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut raw =
+        PartitionLog::open(dir.path(), config(), true, 0).unwrap_or_else(|e| panic!("{e}"));
+    let ops: Ops = vec![
+        (vec![(1, Some(1)), (2, Some(1))], false),
+        (vec![(1, None)], true),
+    ];
+    let now = fill(&mut raw, &ops, 0);
+    let log = Mutex::new(raw);
+    let t0 = now + 1;
+    clean(&log, &forced(), t0);
+    let keys = |log: &Mutex<PartitionLog>| -> Vec<(Option<Vec<u8>>, bool)> {
+        let guard = log.lock().unwrap_or_else(|e| panic!("{e}"));
+        read_all(&guard)
+            .into_iter()
+            .map(|(_, k, v)| (k, v.is_some()))
+            .collect()
+    };
+    let k = |n: u8| Some(vec![b'k', n]);
+    assert_eq!(
+        keys(&log),
+        vec![(k(2), true), (k(1), false), (k(255), true)]
+    );
+    let mut t = t0;
+    for (at, tombstone_kept) in [(t0 + RETENTION_MS - 1, true), (t0 + RETENTION_MS, false)] {
+        // New dirty data, so that the pass maps past the tombstone.
+        {
+            let mut guard = log.lock().unwrap_or_else(|e| panic!("{e}"));
+            t += 10;
+            guard
+                .append(&batch(&[(200, Some(1))]), t)
+                .unwrap_or_else(|e| panic!("{e}"));
+            t += 10;
+            guard
+                .append(&batch(&[(201, Some(1))]), t)
+                .unwrap_or_else(|e| panic!("{e}"));
+            sync(&mut guard);
+        }
+        clean(&log, &forced(), at);
+        let has_tombstone = keys(&log).contains(&(k(1), false));
+        assert_eq!(
+            has_tombstone,
+            tombstone_kept,
+            "clean at {at} (horizon {})",
+            t0 + RETENTION_MS
+        );
+    }
+}
