@@ -13,6 +13,9 @@
 //! absent: the cleaner then starts from the log start, which is always correct (cleaning is
 //! idempotent), only slower. The clean point is only a hint for how much to map: a stale one
 //! (a crash after a swap, before this file moved) re-cleans a section that is already clean.
+//! The file's existence also means "this log has been cleaned": it is written before the
+//! first swap, and crash recovery then accepts offsets that skip ahead between batches
+//! (`storage::recovery`); it is never deleted while the log exists.
 
 use std::path::Path;
 

@@ -247,6 +247,11 @@ fn run(
         segments_before: copied.len(),
         ..CleanStats::default()
     };
+    // Before the first swap: the checkpoint's presence tells recovery that this log may skip
+    // offsets between batches (`recovery::may_have_gaps`).
+    if !dir.join(checkpoint::CLEANER_CHECKPOINT_FILE).exists() {
+        checkpoint::write(dir, from)?;
+    }
     for group in plan::group_segments(&sized, next_base, view.config.segment_bytes) {
         let run = &sized[group.clone()];
         let sources: Vec<SegmentSource> = copied[group.clone()]
