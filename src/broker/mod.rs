@@ -12,6 +12,7 @@
 //! replays the topic records at start-up, `produce.rs` is the write path, `fetch.rs` and
 //! `read.rs` the read paths, `housekeeping.rs` the background thread.
 
+mod cleaner;
 mod configs;
 mod fetch;
 pub mod flusher;
@@ -169,6 +170,8 @@ impl Broker {
         threads.push(spawn("thorstream-housekeeping", move || {
             housekeeping::housekeeping(&h)
         })?);
+        let c = Arc::clone(&inner);
+        threads.push(spawn("thorstream-cleaner", move || cleaner::run(&c))?);
         log::info!(
             "broker opened {} (fsync {}, {} topics, clean start: {clean})",
             inner.config.data_dir.display(),

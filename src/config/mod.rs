@@ -182,6 +182,9 @@ pub struct BrokerConfig {
     /// CreatePartitions beyond it fail with INVALID_PARTITIONS. Each partition keeps about four
     /// open files per segment, so raise `ulimit -n` along with it.
     pub max_partitions: u32,
+    /// How long the log cleaner sleeps between passes when it found nothing to clean
+    /// (Kafka's `log.cleaner.backoff.ms`).
+    pub log_cleaner_backoff_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -197,6 +200,7 @@ impl Default for BrokerConfig {
             offsets_retention_minutes: 7 * 24 * 60,
             producer_id_expiration_ms: 24 * 3600 * 1000,
             max_partitions: crate::limits::DEFAULT_PARTITIONS_MAX,
+            log_cleaner_backoff_ms: 15_000,
         }
     }
 }
