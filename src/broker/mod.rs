@@ -135,6 +135,7 @@ impl Broker {
                 .map_err(|e| Error::Metadata(format!("{}: {e}", marker.display())))?;
             sync_dir(&dir)?;
         }
+        let group_config = group_config(&config);
         let inner = Arc::new(Inner {
             config,
             topics: RwLock::new(topics),
@@ -145,7 +146,7 @@ impl Broker {
             flusher: Flusher::default(),
             stop: AtomicBool::new(false),
             stop_cv: (Mutex::new(()), std::sync::Condvar::new()),
-            groups: GroupService::new(GroupConfig::default(), Arc::clone(&waits)),
+            groups: GroupService::new(group_config, Arc::clone(&waits)),
             offsets_expiry_ms: std::sync::atomic::AtomicI64::new(0),
             producers_expiry_ms: std::sync::atomic::AtomicI64::new(0),
             partition_admission: Mutex::new(()),
@@ -291,3 +292,15 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
 
 #[cfg(test)]
 mod tests;
+
+/// The coordinator's settings taken from the broker's.
+fn group_config(config: &BrokerConfig) -> GroupConfig {
+    GroupConfig {
+        // Kafka bounds it by nothing; past i32::MAX ms (the largest rebalance timeout a
+        // JoinGroup can carry) it would only be longer than any member waits.
+        initial_rebalance_delay_ms: i64::try_from(config.group_initial_rebalance_delay_ms)
+            .unwrap_or(i64::MAX)
+            .min(i64::from(i32::MAX)),
+        ..GroupConfig::default()
+    }
+}

@@ -144,7 +144,11 @@ impl GroupCoordinator {
             if self.groups.len() >= self.config.groups_max {
                 return err(GroupError::CoordinatorNotAvailable);
             }
-            let g = ClassicGroup::new(req.group_id.clone(), now_ms);
+            let g = ClassicGroup::new(
+                req.group_id.clone(),
+                now_ms,
+                self.config.initial_rebalance_delay_ms,
+            );
             self.groups.insert(req.group_id.clone(), g);
         }
         let ticket = self.ticket();

@@ -17,6 +17,8 @@ pub mod assignor;
 mod classic;
 mod coordinator;
 pub mod embedded;
+#[cfg(test)]
+mod initial_delay_tests;
 mod service;
 #[cfg(test)]
 mod tests;
@@ -69,6 +71,9 @@ pub struct GroupConfig {
     pub groups_max: usize,
     /// How long an answer nobody took is kept before it is dropped.
     pub answer_ttl_ms: i64,
+    /// Kafka's `group.initial.rebalance.delay.ms`: the first rebalance of an Empty group
+    /// waits this long for more members, extended while new ones keep arriving (0: none).
+    pub initial_rebalance_delay_ms: i64,
 }
 
 impl Default for GroupConfig {
@@ -79,6 +84,7 @@ impl Default for GroupConfig {
             group_members_max: 1_000,
             groups_max: 100_000,
             answer_ttl_ms: 600_000,
+            initial_rebalance_delay_ms: 3_000,
         }
     }
 }

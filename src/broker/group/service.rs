@@ -49,7 +49,10 @@ impl GroupService {
 
     /// The `Instant` of a coordinator time (for wait-set deadlines).
     pub fn instant_at(&self, ms: i64) -> Instant {
-        self.epoch + Duration::from_millis(ms.max(0) as u64)
+        let far = self.epoch + Duration::from_secs(100 * 365 * 24 * 3600);
+        self.epoch
+            .checked_add(Duration::from_millis(ms.max(0) as u64))
+            .map_or(far, |t| t.min(far))
     }
 
     pub fn changes(&self) -> u64 {
