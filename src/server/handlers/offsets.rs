@@ -87,6 +87,7 @@ pub fn offset_commit(ctx: &Ctx, req: OffsetCommitRequest) -> Outcome {
                 topic: t.name.0.to_string(),
                 partition: p.partition_index,
                 offset: p.committed_offset,
+                leader_epoch: p.committed_leader_epoch,
                 metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
             });
             places.push((ti, pi));
@@ -214,7 +215,9 @@ pub fn offset_fetch(ctx: &Ctx, _version: i16, req: OffsetFetchRequest) -> Outcom
                             OffsetFetchResponsePartition::default()
                                 .with_partition_index(p)
                                 .with_committed_offset(c.as_ref().map_or(-1, |c| c.offset))
-                                .with_committed_leader_epoch(-1)
+                                .with_committed_leader_epoch(
+                                    c.as_ref().map_or(-1, |c| c.leader_epoch),
+                                )
                                 .with_metadata(Some(StrBytes::from_string(
                                     c.and_then(|c| c.metadata).unwrap_or_default(),
                                 )))

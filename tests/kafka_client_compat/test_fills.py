@@ -1,0 +1,32 @@
+"""Protocol fills found missing by real clients: the committed leader epoch, ListOffsets
+v7+ special timestamps, InitProducerId with a transactional id, DescribeLogDirs and
+DescribeProducers, the initial rebalance delay (the broker runs with Kafka's default, 3 s)."""
+
+import time
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, OFFSET_BEGINNING
+from confluent_kafka import TopicPartition as CkTP
+from confluent_kafka.admin import NewTopic as CkNewTopic
+
+from conftest import wait_until
+
+ADMIN_TIMEOUT_S = 15.0
+
+
+def ck_create_topic(admin, name, partitions=1):
+    fs = admin.create_topics([CkNewTopic(name, num_partitions=partitions, replication_factor=1)])
+    for f in fs.values():
+        f.result(timeout=ADMIN_TIMEOUT_S)
+    wait_until(lambda: name in admin.list_topics(timeout=5).topics, what=f"topic {name} visible")
+
+
+def test_ck_committed_leader_epoch_round_trips(clients, topic_name, group_id):
+    ck_create_topic(clients.ck_admin(), topic_name, 2)
+    c = clients.ck_consumer({"group.id": group_id})
+    c.commit(offsets=[CkTP(topic_name, 0, 5, leader_epoch=7),
+                      CkTP(topic_name, 1, 3)], asynchronous=False)
+    got = c.committed([CkTP(topic_name, 0), CkTP(topic_name, 1)], timeout=10)
+    assert [(t.partition, t.offset, t.leader_epoch) for t in got] == [
+        (0, 5, 7), (1, 3, None)], "the committed leader epoch comes back; none is -1 (None)"
+    c.close()
