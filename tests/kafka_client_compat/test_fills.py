@@ -30,3 +30,19 @@ def test_ck_committed_leader_epoch_round_trips(clients, topic_name, group_id):
     assert [(t.partition, t.offset, t.leader_epoch) for t in got] == [
         (0, 5, 7), (1, 3, None)], "the committed leader epoch comes back; none is -1 (None)"
     c.close()
+
+
+def test_ck_list_offsets_max_timestamp(clients, topic_name):
+    from confluent_kafka.admin import OffsetSpec
+    admin = clients.ck_admin()
+    ck_create_topic(admin, topic_name, 1)
+    prod = clients.ck_producer({"acks": "all", "linger.ms": 0})
+    for ts in (1_000, 5_000, 3_000):
+        prod.produce(topic_name, value=b"v", partition=0, timestamp=ts)
+        prod.flush(10)
+    tp = CkTP(topic_name, 0)
+    futures = admin.list_offsets({tp: OffsetSpec.max_timestamp()}, request_timeout=10)
+    got = futures[tp].result(timeout=ADMIN_TIMEOUT_S)
+    assert (got.offset, got.timestamp) == (1, 5_000)
+    latest = admin.list_offsets({tp: OffsetSpec.latest()})[tp].result(timeout=ADMIN_TIMEOUT_S)
+    assert latest.offset == 3

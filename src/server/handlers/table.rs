@@ -69,7 +69,7 @@ macro_rules! api {
 pub const APIS: &[Api] = &[
     api!(Produce,          3..=9,  |ctx, h, r, _| produce::handle(ctx, v(h), r)),
     api!(Fetch,            4..=12, |ctx, h, r, _| fetch::handle(ctx, v(h), Box::new(r))),
-    api!(ListOffsets,      1..=6,  |ctx, h, r, _| list_offsets::handle(ctx, v(h), r)),
+    api!(ListOffsets,      1..=10, |ctx, h, r, _| list_offsets::handle(ctx, v(h), r)),
     api!(Metadata,         0..=12, |ctx, h, r, _| metadata::handle(ctx, v(h), r)),
     api!(OffsetCommit,     2..=8,  |ctx, _, r, _| offsets::offset_commit(ctx, r)),
     api!(OffsetFetch,      1..=7,  |ctx, h, r, _| offsets::offset_fetch(ctx, v(h), r)),
