@@ -161,6 +161,8 @@ impl Broker {
         threads.push(spawn("thorstream-flusher", move || {
             f.flusher.run(&f.waits, &f.offsets)
         })?);
+        let g = Arc::clone(&inner);
+        threads.push(spawn("thorstream-groups", move || g.groups.run_timer())?);
         let h = Arc::clone(&inner);
         threads.push(spawn("thorstream-housekeeping", move || {
             housekeeping::housekeeping(&h)

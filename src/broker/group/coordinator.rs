@@ -281,6 +281,19 @@ impl GroupCoordinator {
         self.answers.retain(|_, (at, _)| now_ms - *at < ttl);
     }
 
+    /// The earliest time at which `tick` would change something, over every group.
+    pub fn next_deadline_ms(&self) -> Option<i64> {
+        self.groups
+            .values()
+            .filter_map(|g| g.next_deadline_ms())
+            .min()
+    }
+
+    /// The earliest time at which `tick` would change something in `group_id`.
+    pub fn group_deadline_ms(&self, group_id: &str) -> Option<i64> {
+        self.groups.get(group_id)?.next_deadline_ms()
+    }
+
     /// Groups changed since the last call (their waiters should poll again).
     pub fn take_changed(&mut self) -> Vec<String> {
         std::mem::take(&mut self.changed).into_iter().collect()

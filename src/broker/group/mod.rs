@@ -7,6 +7,7 @@
 //! touches a thread, a socket or a clock. `GroupService` (`service.rs`) is the thread-safe
 //! shell the broker owns: a mutex, a monotonic clock, and an event for each group that changed
 //! (events on the broker's wait set, which wake parked wire requests and embedded consumers).
+//! `timer.rs` is its timer thread, applying deadlines (session expiry, timeouts) when due.
 //!
 //! States: Empty → PreparingRebalance → CompletingRebalance → Stable, back to
 //! PreparingRebalance on any membership change, to Empty when the last member is gone.
@@ -16,12 +17,15 @@
 pub mod assignor;
 mod classic;
 mod coordinator;
+#[cfg(test)]
+mod deadline_tests;
 pub mod embedded;
 #[cfg(test)]
 mod initial_delay_tests;
 mod service;
 #[cfg(test)]
 mod tests;
+mod timer;
 
 use bytes::Bytes;
 
