@@ -12,6 +12,7 @@
 //! replays the topic records at start-up, `produce.rs` is the write path, `fetch.rs` and
 //! `read.rs` the read paths, `housekeeping.rs` the background thread.
 
+pub mod describe;
 mod fetch;
 pub mod flusher;
 pub mod group;

@@ -62,3 +62,15 @@ def test_ck_init_transactions_fails_fast_with_a_fatal_error(clients):
     assert err.fatal(), f"expected a fatal error, got {err}"
     assert err.code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, err
     assert elapsed < timeout_s, "returned only at its own timeout"
+
+
+def test_kp_describe_log_dirs_lists_the_topic(clients, topic_name):
+    """kafka-python sends DescribeLogDirs v0 (Kafka 4 still serves it)."""
+    ck_create_topic(clients.ck_admin(), topic_name, 2)
+    resp = clients.kp_admin().describe_log_dirs()
+    dirs = resp.log_dirs
+    assert len(dirs) == 1
+    error_code, log_dir, topics = dirs[0]
+    assert error_code == 0 and log_dir
+    parts = {(t, p[0]) for t, ps in topics for p in ps}
+    assert {(topic_name, 0), (topic_name, 1)} <= parts
