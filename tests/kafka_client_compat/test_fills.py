@@ -74,3 +74,36 @@ def test_kp_describe_log_dirs_lists_the_topic(clients, topic_name):
     assert error_code == 0 and log_dir
     parts = {(t, p[0]) for t, ps in topics for p in ps}
     assert {(topic_name, 0), (topic_name, 1)} <= parts
+
+
+def test_ck_members_starting_together_get_one_rebalance(clients, topic_name, group_id):
+    """group.initial.rebalance.delay.ms (3 s, Kafka's default): two members subscribing at
+    the same time are both in the first generation, so neither has partitions revoked."""
+    ck_create_topic(clients.ck_admin(), topic_name, 4)
+    events = {"assigned": [], "revoked": []}
+
+    def member(name):
+        c = clients.ck_consumer({"group.id": group_id})
+
+        def on_assign(_, parts):
+            events["assigned"].append((name, sorted(p.partition for p in parts)))
+
+        def on_revoke(_, parts):
+            if parts:
+                events["revoked"].append((name, sorted(p.partition for p in parts)))
+
+        c.subscribe([topic_name], on_assign=on_assign, on_revoke=on_revoke)
+        return c
+
+    a, b = member("a"), member("b")
+
+    def both_assigned():
+        a.poll(0.1)
+        b.poll(0.1)
+        names = {n for n, parts in events["assigned"] if parts}
+        return names == {"a", "b"}
+
+    wait_until(both_assigned, timeout=30, what="both members assigned")
+    assert events["revoked"] == [], events
+    got = sorted(p for _, parts in events["assigned"] for p in parts)
+    assert got == [0, 1, 2, 3], events
