@@ -2,7 +2,7 @@
 //! idempotent producers its log remembers (id, epoch, last sequence, last timestamp). There
 //! are no transactions, so the coordinator epoch and the current transaction's start offset
 //! are -1, as Kafka reports for a producer outside a transaction. An unknown partition gets
-//! UNKNOWN_TOPIC_OR_PARTITION with Kafka's message.
+//! UNKNOWN_TOPIC_OR_PARTITION (with our error's text as its message).
 
 use kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
