@@ -14,6 +14,7 @@
 
 mod cleaner;
 mod configs;
+pub mod describe;
 mod fetch;
 pub mod flusher;
 pub mod group;
@@ -140,6 +141,7 @@ impl Broker {
                 .map_err(|e| Error::Metadata(format!("{}: {e}", marker.display())))?;
             sync_dir(&dir)?;
         }
+        let group_config = group_config(&config);
         let inner = Arc::new(Inner {
             config,
             topics: RwLock::new(topics),
@@ -151,7 +153,7 @@ impl Broker {
             flusher: Flusher::default(),
             stop: AtomicBool::new(false),
             stop_cv: (Mutex::new(()), std::sync::Condvar::new()),
-            groups: GroupService::new(GroupConfig::default(), Arc::clone(&waits)),
+            groups: GroupService::new(group_config, Arc::clone(&waits)),
             offsets_expiry_ms: std::sync::atomic::AtomicI64::new(0),
             producers_expiry_ms: std::sync::atomic::AtomicI64::new(0),
             partition_admission: Mutex::new(()),
@@ -166,6 +168,8 @@ impl Broker {
         threads.push(spawn("thorstream-flusher", move || {
             f.flusher.run(&f.waits, &f.offsets)
         })?);
+        let g = Arc::clone(&inner);
+        threads.push(spawn("thorstream-groups", move || g.groups.run_timer())?);
         let h = Arc::clone(&inner);
         threads.push(spawn("thorstream-housekeeping", move || {
             housekeeping::housekeeping(&h)
@@ -299,3 +303,15 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
 
 #[cfg(test)]
 mod tests;
+
+/// The coordinator's settings taken from the broker's.
+fn group_config(config: &BrokerConfig) -> GroupConfig {
+    GroupConfig {
+        // Kafka bounds it by nothing; past i32::MAX ms (the largest rebalance timeout a
+        // JoinGroup can carry) it would only be longer than any member waits.
+        initial_rebalance_delay_ms: i64::try_from(config.group_initial_rebalance_delay_ms)
+            .unwrap_or(i64::MAX)
+            .min(i64::from(i32::MAX)),
+        ..GroupConfig::default()
+    }
+}

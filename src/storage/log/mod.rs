@@ -27,6 +27,7 @@
 //! - `append.rs`: `append`, validated against the producer state before anything is written;
 //! - `roll_retention.rs`: rolling segments, retention, DeleteRecords (the log start offset);
 //! - `read.rs`: `ReadView`, the bounds of a read taken under the lock and used outside it;
+//! - `max_timestamp.rs`: the batch with the largest timestamp (ListOffsets -3);
 //! - `sync.rs`: what the flusher fsyncs and publishing its result;
 //! - `heal.rs`: poison after a failed fsync or an undoable append, and healing;
 //! - `checkpoints.rs`: checkpoint jobs written outside the lock, ordered against `heal`;
@@ -44,6 +45,7 @@ mod checkpoints;
 mod compaction;
 pub use self::compaction::{CleanerView, Installed};
 mod heal;
+mod max_timestamp;
 mod producers;
 mod read;
 pub use self::read::ReadView;
