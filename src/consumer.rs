@@ -525,6 +525,7 @@ impl Consumer {
                 topic: tp.topic.clone(),
                 partition: tp.partition,
                 offset: *off,
+                leader_epoch: -1,
                 metadata: None,
             })
             .collect();

@@ -97,6 +97,7 @@ impl From<StorageError> for Error {
                     }
                 }
             }
+            StorageError::KeylessRecordInCompactedTopic(_) => Error::InvalidRecord(e.to_string()),
             other => Error::Storage(other),
         }
     }

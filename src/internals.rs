@@ -40,6 +40,13 @@ pub mod storage {
         pub use crate::storage::index::{OffsetIndex, decode_entries};
     }
 
+    /// The log cleaner: one pass over a log, its options and outcome.
+    pub mod cleaner {
+        pub use crate::storage::cleaner::offset_map::OffsetMap;
+        pub use crate::storage::cleaner::swap::{SWAP_STEPS, SwapStep};
+        pub use crate::storage::cleaner::{CleanOutcome, CleanStats, CleanerOptions, clean_log};
+    }
+
     /// The time index of a segment.
     pub mod time_index {
         pub use crate::storage::time_index::decode_entries;
@@ -91,6 +98,9 @@ pub trait BrokerInternals {
     fn allocate_producer_id(&self) -> Result<i64>;
     /// Stored bytes read for consumers so far.
     fn bytes_read(&self) -> u64;
+    /// Runs one log-cleaner pass synchronously (as the `thorstream-cleaner` thread does);
+    /// returns how many logs it cleaned.
+    fn clean_now(&self) -> usize;
 }
 
 impl BrokerInternals for Broker {
@@ -108,6 +118,9 @@ impl BrokerInternals for Broker {
     }
     fn bytes_read(&self) -> u64 {
         Broker::bytes_read(self)
+    }
+    fn clean_now(&self) -> usize {
+        Broker::clean_now(self)
     }
 }
 

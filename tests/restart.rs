@@ -130,6 +130,7 @@ fn one_commit_of_many_partitions_survives_a_restart_with_its_metadata() {
             topic: "a".into(),
             partition: p,
             offset: i64::from(p) * 100,
+            leader_epoch: p - 1,
             metadata: Some(format!("meta-{p}")),
         })
         .collect();
@@ -149,15 +150,16 @@ fn one_commit_of_many_partitions_survives_a_restart_with_its_metadata() {
             .expect("later commit");
     }
     let broker = common::open(tmp.path(), FsyncPolicy::Always);
-    let got: Vec<(i64, Option<String>)> = (0..6)
+    // The committed leader epoch survives too (partition 0 committed none: -1).
+    let got: Vec<(i64, i32, Option<String>)> = (0..6)
         .map(|p| {
             let c = broker.committed_offset("g", "a", p).expect("committed");
-            (c.offset, c.metadata)
+            (c.offset, c.leader_epoch, c.metadata)
         })
         .collect();
-    let mut want: Vec<(i64, Option<String>)> = (0..6)
-        .map(|p| (i64::from(p) * 100, Some(format!("meta-{p}"))))
+    let mut want: Vec<(i64, i32, Option<String>)> = (0..6)
+        .map(|p| (i64::from(p) * 100, p - 1, Some(format!("meta-{p}"))))
         .collect();
-    want[5] = (555, None);
+    want[5] = (555, -1, None);
     assert_eq!(got, want);
 }

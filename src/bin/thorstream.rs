@@ -70,10 +70,21 @@ struct Args {
     /// per segment: raise `ulimit -n` with it) [default: 4096]
     #[arg(long)]
     max_partitions: Option<u32>,
+    /// Pause of the log cleaner between passes, in ms (Kafka's log.cleaner.backoff.ms)
+    /// [default: 15000]
+    #[arg(long)]
+    log_cleaner_backoff_ms: Option<u64>,
+    /// The first rebalance of an empty consumer group waits this long for more members, in ms
+    /// (Kafka's group.initial.rebalance.delay.ms) [default: 3000]
+    #[arg(long)]
+    group_initial_rebalance_delay_ms: Option<u64>,
     /// TOML config file with any of the keys above (snake_case, e.g. data_dir = "/var/lib/ts")
     #[arg(long)]
     config: Option<PathBuf>,
 }
+
+/// Kafka's default `group.initial.rebalance.delay.ms` (the library's `BrokerConfig` has 0).
+const GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT: u64 = 3_000;
 
 #[derive(Deserialize, Default, Debug)]
 #[serde(deny_unknown_fields)]
@@ -92,6 +103,8 @@ struct FileConfig {
     request_read_timeout_ms: Option<u64>,
     producer_id_expiration_ms: Option<u64>,
     max_partitions: Option<u32>,
+    log_cleaner_backoff_ms: Option<u64>,
+    group_initial_rebalance_delay_ms: Option<u64>,
     segment_bytes: Option<u64>,
     retention_ms: Option<i64>,
     retention_bytes: Option<i64>,
@@ -193,6 +206,13 @@ fn run(args: Args) -> Result<(), String> {
     if let Some(v) = args.max_partitions.or(file.max_partitions) {
         broker_config.max_partitions = v;
     }
+    if let Some(v) = args.log_cleaner_backoff_ms.or(file.log_cleaner_backoff_ms) {
+        broker_config.log_cleaner_backoff_ms = v;
+    }
+    broker_config.group_initial_rebalance_delay_ms = args
+        .group_initial_rebalance_delay_ms
+        .or(file.group_initial_rebalance_delay_ms)
+        .unwrap_or(GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT);
     if let Some(v) = file.segment_bytes {
         broker_config.default_topic_config.segment_bytes = v;
     }

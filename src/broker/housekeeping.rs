@@ -1,6 +1,6 @@
 //! The housekeeping thread: every `housekeeping_interval_ms` it rolls aged segments, applies
-//! retention, expires idle producer ids, writes recovery-point checkpoints, and runs the
-//! group coordinator's timers and committed-offset expiry.
+//! retention, expires idle producer ids, writes recovery-point checkpoints, and expires the
+//! committed offsets of long-empty groups.
 //!
 //! Invariants:
 //! - checkpoint files are written and fsynced with the partition unlocked; only the
@@ -84,10 +84,11 @@ pub(super) fn housekeeping(inner: &Inner) {
     }
 }
 
-/// Session and rebalance timeouts of group members, and expiry of the committed offsets of
-/// groups empty for longer than `offsets_retention_minutes` (checked at most once a minute).
+/// Expiry of the committed offsets of groups empty for longer than
+/// `offsets_retention_minutes` (checked at most once a minute). Session and rebalance
+/// timeouts are applied at their deadlines by the `thorstream-groups` thread
+/// (`group/timer.rs`), not here.
 fn group_housekeeping(inner: &Inner) {
-    inner.groups.tick();
     let retention_ms = i64::try_from(inner.config.offsets_retention_minutes)
         .unwrap_or(i64::MAX / 60_000)
         .saturating_mul(60_000);

@@ -12,7 +12,9 @@
 //! replays the topic records at start-up, `produce.rs` is the write path, `fetch.rs` and
 //! `read.rs` the read paths, `housekeeping.rs` the background thread.
 
+mod cleaner;
 mod configs;
+pub mod describe;
 mod fetch;
 pub mod flusher;
 pub mod group;
@@ -139,6 +141,7 @@ impl Broker {
                 .map_err(|e| Error::Metadata(format!("{}: {e}", marker.display())))?;
             sync_dir(&dir)?;
         }
+        let group_config = group_config(&config);
         let inner = Arc::new(Inner {
             config,
             topics: RwLock::new(topics),
@@ -150,7 +153,7 @@ impl Broker {
             flusher: Flusher::default(),
             stop: AtomicBool::new(false),
             stop_cv: (Mutex::new(()), std::sync::Condvar::new()),
-            groups: GroupService::new(GroupConfig::default(), Arc::clone(&waits)),
+            groups: GroupService::new(group_config, Arc::clone(&waits)),
             offsets_expiry_ms: std::sync::atomic::AtomicI64::new(0),
             producers_expiry_ms: std::sync::atomic::AtomicI64::new(0),
             partition_admission: Mutex::new(()),
@@ -165,10 +168,14 @@ impl Broker {
         threads.push(spawn("thorstream-flusher", move || {
             f.flusher.run(&f.waits, &f.offsets)
         })?);
+        let g = Arc::clone(&inner);
+        threads.push(spawn("thorstream-groups", move || g.groups.run_timer())?);
         let h = Arc::clone(&inner);
         threads.push(spawn("thorstream-housekeeping", move || {
             housekeeping::housekeeping(&h)
         })?);
+        let c = Arc::clone(&inner);
+        threads.push(spawn("thorstream-cleaner", move || cleaner::run(&c))?);
         log::info!(
             "broker opened {} (fsync {}, {} topics, clean start: {clean})",
             inner.config.data_dir.display(),
@@ -296,3 +303,15 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
 
 #[cfg(test)]
 mod tests;
+
+/// The coordinator's settings taken from the broker's.
+fn group_config(config: &BrokerConfig) -> GroupConfig {
+    GroupConfig {
+        // Kafka bounds it by nothing; past i32::MAX ms (the largest rebalance timeout a
+        // JoinGroup can carry) it would only be longer than any member waits.
+        initial_rebalance_delay_ms: i64::try_from(config.group_initial_rebalance_delay_ms)
+            .unwrap_or(i64::MAX)
+            .min(i64::from(i32::MAX)),
+        ..GroupConfig::default()
+    }
+}

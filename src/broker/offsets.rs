@@ -53,6 +53,8 @@ pub struct OffsetCommitEntry {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
+    /// The leader epoch the client saw at `offset` (-1: none), returned by OffsetFetch.
+    pub leader_epoch: i32,
     pub metadata: Option<String>,
 }
 
@@ -94,7 +96,7 @@ impl Broker {
                     e.partition,
                     CommittedOffset {
                         offset: e.offset,
-                        leader_epoch: -1,
+                        leader_epoch: e.leader_epoch,
                         metadata: e.metadata.clone(),
                         commit_timestamp_ms: now,
                     },
@@ -190,6 +192,7 @@ impl Broker {
             topic: topic.to_string(),
             partition,
             offset,
+            leader_epoch: -1,
             metadata,
         };
         self.commit_offsets_and_wait(CommitFence::simple(group), &[entry])
@@ -282,6 +285,7 @@ mod tests {
             topic: "t".into(),
             partition,
             offset,
+            leader_epoch: -1,
             metadata,
         }
     }

@@ -84,6 +84,12 @@ impl Partition {
         }
     }
 
+    /// The log's mutex itself, for the log cleaner, which locks it only briefly around its
+    /// snapshot and its swaps (`storage::cleaner::clean_log`).
+    pub fn log_mutex(&self) -> &Mutex<PartitionLog> {
+        &self.log
+    }
+
     /// Locks the log. A poisoned mutex (a panic while holding it) is reported as a storage
     /// error rather than propagated as a panic.
     pub fn log(&self) -> Result<MutexGuard<'_, PartitionLog>, Error> {

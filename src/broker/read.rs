@@ -72,6 +72,36 @@ impl Broker {
             .map(|r| (r.offset, r.timestamp)))
     }
 
+    /// The offset and timestamp of the record with the largest timestamp (the first such
+    /// record; Kafka's ListOffsets MAX_TIMESTAMP). `None` for an empty log, or when that record
+    /// is not below the high watermark yet (as Kafka).
+    pub fn offset_for_max_timestamp(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<(i64, i64)>> {
+        let p = self.partition(topic, partition)?;
+        let (batch, log_start) = {
+            let log = p.log()?;
+            (
+                log.batch_at_max_timestamp()?,
+                log.offsets().log_start_offset,
+            )
+        };
+        let Some((batch, max_timestamp)) = batch else {
+            return Ok(None);
+        };
+        let records =
+            crate::protocol::records::decode_records(topic, partition, &batch, log_start)?;
+        // In a LogAppendTime batch every record carries the batch's timestamp (the decoder
+        // gives their create times): the first record is the answer then.
+        Ok(records
+            .iter()
+            .find(|r| r.timestamp == max_timestamp)
+            .or(records.first())
+            .map(|r| (r.offset, max_timestamp)))
+    }
+
     /// Moves the log start offset forward (Kafka's DeleteRecords). `-1` means the high watermark.
     pub fn delete_records(&self, topic: &str, partition: i32, before_offset: i64) -> Result<i64> {
         let p = self.partition(topic, partition)?;

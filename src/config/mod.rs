@@ -182,6 +182,16 @@ pub struct BrokerConfig {
     /// CreatePartitions beyond it fail with INVALID_PARTITIONS. Each partition keeps about four
     /// open files per segment, so raise `ulimit -n` along with it.
     pub max_partitions: u32,
+    /// How long the log cleaner sleeps between passes when it found nothing to clean
+    /// (Kafka's `log.cleaner.backoff.ms`).
+    pub log_cleaner_backoff_ms: u64,
+    /// How long the first rebalance of an empty consumer group waits for more members,
+    /// extended while they keep arriving, bounded by the rebalance timeout (Kafka's
+    /// `group.initial.rebalance.delay.ms`). 0 here, so an embedded consumer alone in its group
+    /// gets its partitions at its first `poll`; the server binary uses Kafka's default,
+    /// 3000, and so should an embedder serving Kafka clients that start several members of
+    /// one group.
+    pub group_initial_rebalance_delay_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -197,6 +207,8 @@ impl Default for BrokerConfig {
             offsets_retention_minutes: 7 * 24 * 60,
             producer_id_expiration_ms: 24 * 3600 * 1000,
             max_partitions: crate::limits::DEFAULT_PARTITIONS_MAX,
+            log_cleaner_backoff_ms: 15_000,
+            group_initial_rebalance_delay_ms: 0,
         }
     }
 }

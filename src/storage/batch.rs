@@ -13,7 +13,8 @@
 //! ```
 //! Invariant: every batch this module accepts has magic 2, a `batchLength` that covers at least
 //! the header and stays inside the buffer, a matching CRC-32C, and `recordCount ==
-//! lastOffsetDelta + 1 > 0`.
+//! lastOffsetDelta + 1 > 0` (as produced) or `0 ≤ recordCount ≤ lastOffsetDelta + 1` (as stored:
+//! the log cleaner removes records from a batch without changing its offset range).
 
 use byteorder::{BigEndian, ByteOrder};
 
@@ -145,6 +146,17 @@ impl BatchHeader {
 /// Validates the complete batch at the start of `buf` (header, length, CRC, counts) and returns
 /// its header. `buf` may hold further bytes after the batch.
 pub fn validate_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    validate(buf, true)
+}
+
+/// `validate_batch` for a batch read back from a segment: a batch the log cleaner rewrote
+/// keeps its offset range but may hold fewer records (`0 ≤ recordCount ≤ lastOffsetDelta +
+/// 1`; 0 for the header kept for a producer's last batch). Everything else is checked alike.
+pub fn validate_stored_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    validate(buf, false)
+}
+
+fn validate(buf: &[u8], as_produced: bool) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse(buf)?;
     let total = header.total_bytes();
     if total > buf.len() {
@@ -160,10 +172,13 @@ pub fn validate_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
             computed,
         });
     }
-    if header.record_count <= 0
-        || header.last_offset_delta < 0
-        || header.record_count as i64 != header.last_offset_delta as i64 + 1
-    {
+    let count_ok = if as_produced {
+        header.record_count > 0 && header.record_count as i64 == header.last_offset_delta as i64 + 1
+    } else {
+        header.record_count >= 0
+            && header.record_count as i64 <= header.last_offset_delta as i64 + 1
+    };
+    if header.last_offset_delta < 0 || !count_ok {
         return Err(BatchError::InvalidRecordCount {
             count: header.record_count,
             last_offset_delta: header.last_offset_delta,

@@ -6,6 +6,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod cleaner;
 pub mod index;
 pub mod inflate;
 pub mod log;
@@ -43,6 +44,9 @@ pub enum StorageError {
     Producer(#[from] producer_state::ProducerError),
     #[error("log {0} failed an fsync earlier and is read-only until the broker restarts")]
     Poisoned(PathBuf),
+    /// A record without a key sent to a compacted topic (Kafka's INVALID_RECORD).
+    #[error("Compacted topic cannot accept message without key in topic partition {0}.")]
+    KeylessRecordInCompactedTopic(String),
 }
 
 impl StorageError {

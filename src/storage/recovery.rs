@@ -3,8 +3,11 @@
 //!
 //! After `recover_segment` returns, the segment satisfies every invariant in `segment.rs`: the
 //! file was read batch by batch from position 0, each batch's length, magic, CRC-32C and record
-//! count were checked, base offsets were required to continue exactly from the previous batch,
-//! and the file was truncated at the first batch that failed (a torn write or corruption). Both
+//! count were checked (as stored: a batch the cleaner rewrote may hold fewer records than its
+//! offset range), base offsets were required to continue exactly from the previous batch (or,
+//! in a log the cleaner has worked on, which has a `cleaner-checkpoint`, to increase: the
+//! cleaner removes whole batches), and the file was truncated at the first batch that failed
+//! (a torn write or corruption). Both
 //! indexes are rebuilt from the surviving batches. Nothing before the first bad batch is dropped.
 
 use std::fs::File;
@@ -12,7 +15,7 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 
 use super::StorageError;
-use super::batch::{BATCH_HEADER_BYTES, BatchHeader, validate_batch};
+use super::batch::{BATCH_HEADER_BYTES, BatchHeader, validate_stored_batch};
 use super::index::OffsetIndex;
 use super::segment::{Segment, segment_paths};
 use super::time_index::TimeIndex;
@@ -51,6 +54,7 @@ pub fn recover_segment(
     let mut since_index: u64 = 0;
     let mut buf: Vec<u8> = Vec::new();
     let mut reason = None;
+    let gaps_allowed = may_have_gaps(dir);
     while pos < file_len {
         let remaining = file_len - pos;
         if remaining < BATCH_HEADER_BYTES as u64 {
@@ -81,11 +85,12 @@ pub fn recover_segment(
         reader
             .read_exact(&mut buf[BATCH_HEADER_BYTES..total])
             .map_err(|e| StorageError::io(&log_path, e))?;
-        if let Err(e) = validate_batch(&buf) {
+        if let Err(e) = validate_stored_batch(&buf) {
             reason = Some(format!("corrupt batch at position {pos}: {e}"));
             break;
         }
-        if header.base_offset != next_offset {
+        if header.base_offset < next_offset || (!gaps_allowed && header.base_offset != next_offset)
+        {
             reason = Some(format!(
                 "offset discontinuity at position {pos}: expected {next_offset}, found {}",
                 header.base_offset
@@ -134,6 +139,15 @@ pub fn recover_segment(
     Ok((segment, outcome))
 }
 
+/// Whether the log in `dir` may skip offsets between batches: only once the cleaner has
+/// worked on it (its checkpoint is written before its first swap, see `storage::cleaner`).
+/// Elsewhere offsets are dense, and a batch starting past the expected offset is damage (its
+/// base offset is outside the CRC) and is cut like any other.
+fn may_have_gaps(dir: &Path) -> bool {
+    dir.join(super::cleaner::checkpoint::CLEANER_CHECKPOINT_FILE)
+        .exists()
+}
+
 /// Opens a segment after a clean shutdown: trusts the log bytes, loads the indexes (rebuilding
 /// them if missing or invalid), and reads only the tail after the last index entry to find the
 /// next offset. Falls back to a full recovery scan if the tail does not parse or its offsets
@@ -161,6 +175,7 @@ pub fn load_segment(
     let mut max_ts = -1i64;
     let mut pos = start;
     let mut header = [0u8; BATCH_HEADER_BYTES];
+    let gaps_allowed = may_have_gaps(dir);
     use std::os::unix::fs::FileExt;
     while pos < file_len {
         if file_len - pos < BATCH_HEADER_BYTES as u64
@@ -174,7 +189,8 @@ pub fn load_segment(
         // A batch past the end, or offsets that do not continue (a damaged base offset, outside
         // the CRC): the tail is not what a clean shutdown leaves, so validate the segment.
         if pos + h.total_bytes() as u64 > file_len
-            || h.base_offset != next_offset
+            || h.base_offset < next_offset
+            || (!gaps_allowed && h.base_offset != next_offset)
             || h.last_offset_delta < 0
         {
             return recover_segment(dir, base_offset, index_interval_bytes, now_ms).map(|(s, _)| s);
@@ -210,6 +226,32 @@ pub fn load_segment(
 mod tests {
     use super::*;
     use crate::storage::batch::tests::make_batch;
+
+    /// A batch whose base offset (outside the CRC) was damaged upwards is cut in a log that
+    /// was never cleaned; once the cleaner has worked on the log such gaps are legitimate.
+    #[test]
+    fn an_offset_gap_is_damage_unless_the_log_was_cleaned() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut bytes = Vec::new();
+        for (i, base) in [0i64, 1, 10].iter().enumerate() {
+            let mut b = make_batch(1, b"r", i as i64);
+            crate::storage::batch::set_base_offset(&mut b, *base);
+            bytes.extend(b);
+        }
+        let (log_path, _, _) = segment_paths(dir.path(), 0);
+        std::fs::write(&log_path, &bytes).unwrap_or_else(|e| panic!("{e}"));
+        let (_, outcome) =
+            recover_segment(dir.path(), 0, 4096, 0).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(outcome.next_offset, 2, "cut at the gap: {outcome:?}");
+        std::fs::write(&log_path, &bytes).unwrap_or_else(|e| panic!("{e}"));
+        super::super::cleaner::checkpoint::write(dir.path(), 0).unwrap_or_else(|e| panic!("{e}"));
+        let (_, outcome) =
+            recover_segment(dir.path(), 0, 4096, 0).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            outcome.next_offset, 11,
+            "kept in a cleaned log: {outcome:?}"
+        );
+    }
 
     /// The largest batch the configuration lets a topic accept (`max.message.bytes` =
     /// `RECOVERY_BATCH_BYTES_MAX`, see `TopicConfig::validate`) is kept by the crash-recovery

@@ -207,6 +207,22 @@ pub fn valid_body(api: ApiKey, version: i16) -> Option<Vec<u8>> {
             InitProducerIdRequest::default().with_transaction_timeout_ms(1000),
             version,
         ),
+        ApiKey::DescribeLogDirs => encoded(
+            DescribeLogDirsRequest::default().with_topics(Some(vec![
+                describe_log_dirs_request::DescribableLogDirTopic::default()
+                    .with_topic(topic_name("t"))
+                    .with_partitions(vec![0, 1]),
+            ])),
+            version,
+        ),
+        ApiKey::DescribeProducers => encoded(
+            DescribeProducersRequest::default().with_topics(vec![
+                describe_producers_request::TopicRequest::default()
+                    .with_name(topic_name("t"))
+                    .with_partition_indexes(vec![0, 1]),
+            ]),
+            version,
+        ),
         ApiKey::JoinGroup => encoded(
             JoinGroupRequest::default()
                 .with_group_id(group())

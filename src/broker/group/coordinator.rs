@@ -144,7 +144,11 @@ impl GroupCoordinator {
             if self.groups.len() >= self.config.groups_max {
                 return err(GroupError::CoordinatorNotAvailable);
             }
-            let g = ClassicGroup::new(req.group_id.clone(), now_ms);
+            let g = ClassicGroup::new(
+                req.group_id.clone(),
+                now_ms,
+                self.config.initial_rebalance_delay_ms,
+            );
             self.groups.insert(req.group_id.clone(), g);
         }
         let ticket = self.ticket();
@@ -275,6 +279,19 @@ impl GroupCoordinator {
         }
         let ttl = self.config.answer_ttl_ms;
         self.answers.retain(|_, (at, _)| now_ms - *at < ttl);
+    }
+
+    /// The earliest time at which `tick` would change something, over every group.
+    pub fn next_deadline_ms(&self) -> Option<i64> {
+        self.groups
+            .values()
+            .filter_map(|g| g.next_deadline_ms())
+            .min()
+    }
+
+    /// The earliest time at which `tick` would change something in `group_id`.
+    pub fn group_deadline_ms(&self, group_id: &str) -> Option<i64> {
+        self.groups.get(group_id)?.next_deadline_ms()
     }
 
     /// Groups changed since the last call (their waiters should poll again).

@@ -7,6 +7,7 @@
 //! touches a thread, a socket or a clock. `GroupService` (`service.rs`) is the thread-safe
 //! shell the broker owns: a mutex, a monotonic clock, and an event for each group that changed
 //! (events on the broker's wait set, which wake parked wire requests and embedded consumers).
+//! `timer.rs` is its timer thread, applying deadlines (session expiry, timeouts) when due.
 //!
 //! States: Empty → PreparingRebalance → CompletingRebalance → Stable, back to
 //! PreparingRebalance on any membership change, to Empty when the last member is gone.
@@ -16,10 +17,15 @@
 pub mod assignor;
 mod classic;
 mod coordinator;
+#[cfg(test)]
+mod deadline_tests;
 pub mod embedded;
+#[cfg(test)]
+mod initial_delay_tests;
 mod service;
 #[cfg(test)]
 mod tests;
+mod timer;
 
 use bytes::Bytes;
 
@@ -69,6 +75,9 @@ pub struct GroupConfig {
     pub groups_max: usize,
     /// How long an answer nobody took is kept before it is dropped.
     pub answer_ttl_ms: i64,
+    /// Kafka's `group.initial.rebalance.delay.ms`: the first rebalance of an Empty group
+    /// waits this long for more members, extended while new ones keep arriving (0: none).
+    pub initial_rebalance_delay_ms: i64,
 }
 
 impl Default for GroupConfig {
@@ -79,6 +88,7 @@ impl Default for GroupConfig {
             group_members_max: 1_000,
             groups_max: 100_000,
             answer_ttl_ms: 600_000,
+            initial_rebalance_delay_ms: 3_000,
         }
     }
 }

@@ -9,7 +9,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -23,11 +23,13 @@ use crate::broker::wait::{WaitKey, Waits};
 
 pub struct GroupService {
     coordinator: Mutex<GroupCoordinator>,
-    waits: Arc<Waits>,
+    pub(super) waits: Arc<Waits>,
     epoch: Instant,
     started_wall_ms: i64,
     /// Bumped on every group change; embedded members compare it to notice rebalances.
     changes: AtomicU64,
+    /// The coordinator time the timer thread waits for (`timer.rs`).
+    pub(super) timer_armed_ms: AtomicI64,
 }
 
 impl GroupService {
@@ -39,6 +41,7 @@ impl GroupService {
             epoch: Instant::now(),
             started_wall_ms: crate::storage::now_ms(),
             changes: AtomicU64::new(0),
+            timer_armed_ms: AtomicI64::new(i64::MAX),
         }
     }
 
@@ -49,7 +52,10 @@ impl GroupService {
 
     /// The `Instant` of a coordinator time (for wait-set deadlines).
     pub fn instant_at(&self, ms: i64) -> Instant {
-        self.epoch + Duration::from_millis(ms.max(0) as u64)
+        let far = self.epoch + Duration::from_secs(100 * 365 * 24 * 3600);
+        self.epoch
+            .checked_add(Duration::from_millis(ms.max(0) as u64))
+            .map_or(far, |t| t.min(far))
     }
 
     pub fn changes(&self) -> u64 {
@@ -62,15 +68,29 @@ impl GroupService {
             .map_err(|_| GroupError::CoordinatorNotAvailable)
     }
 
-    /// Runs `f` under the lock, then fires an event for each group it changed.
-    fn run<R>(&self, f: impl FnOnce(&mut GroupCoordinator, i64) -> R) -> Result<R, GroupError> {
+    /// Runs `f` under the lock, then fires an event for each group it changed (and wakes the
+    /// timer if `touched` or a changed group now has an earlier deadline than it waits for).
+    fn run<R>(
+        &self,
+        touched: Option<&str>,
+        f: impl FnOnce(&mut GroupCoordinator, i64) -> R,
+    ) -> Result<R, GroupError> {
         let now = self.now_ms();
-        let (r, changed) = {
+        let (r, changed, deadline) = {
             let mut c = self.lock()?;
             let r = f(&mut c, now);
-            (r, c.take_changed())
+            let changed = c.take_changed();
+            let deadline = touched
+                .into_iter()
+                .chain(changed.iter().map(String::as_str))
+                .filter_map(|g| c.group_deadline_ms(g))
+                .min();
+            (r, changed, deadline)
         };
         self.notify(&changed);
+        if let Some(d) = deadline {
+            self.arm_timer(d);
+        }
         Ok(r)
     }
 
@@ -86,12 +106,14 @@ impl GroupService {
 
     pub fn join(&self, req: JoinRequest) -> Reply<JoinResponse> {
         let member_id = req.member_id.clone();
-        self.run(|c, now| c.join(now, req))
+        let group_id = req.group_id.clone();
+        self.run(Some(&group_id), |c, now| c.join(now, req))
             .unwrap_or_else(|e| Reply::Done(JoinResponse::error(e, &member_id)))
     }
 
     pub fn sync(&self, req: SyncRequest) -> Reply<SyncResponse> {
-        self.run(|c, now| c.sync(now, req))
+        let group_id = req.group_id.clone();
+        self.run(Some(&group_id), |c, now| c.sync(now, req))
             .unwrap_or_else(|e| Reply::Done(SyncResponse::error(e)))
     }
 
@@ -102,26 +124,33 @@ impl GroupService {
         instance_id: Option<&str>,
         generation: i32,
     ) -> Result<(), GroupError> {
-        self.run(|c, now| c.heartbeat(now, group_id, member_id, instance_id, generation))?
+        self.run(None, |c, now| {
+            c.heartbeat(now, group_id, member_id, instance_id, generation)
+        })?
     }
 
     pub fn leave(&self, group_id: &str, members: &[LeavingMember]) -> Vec<Result<(), GroupError>> {
-        self.run(|c, now| c.leave(now, group_id, members))
+        self.run(Some(group_id), |c, now| c.leave(now, group_id, members))
             .unwrap_or_else(|e| members.iter().map(|_| Err(e)).collect())
     }
 
     pub fn poll(&self, ticket: Ticket) -> Poll {
-        self.run(|c, now| c.poll(now, ticket))
+        self.run(None, |c, now| c.poll(now, ticket))
             .unwrap_or(Poll::Unknown)
     }
 
     pub fn forget(&self, ticket: Ticket) {
-        let _ = self.run(|c, _| c.forget(ticket));
+        let _ = self.run(None, |c, _| c.forget(ticket));
     }
 
     /// Applies passed deadlines (session expiry, rebalance and sync timeouts).
     pub fn tick(&self) {
-        let _ = self.run(|c, now| c.tick(now));
+        let _ = self.run(None, |c, now| c.tick(now));
+    }
+
+    /// The earliest deadline of any group (coordinator time).
+    pub fn next_deadline_ms(&self) -> Option<i64> {
+        self.lock().ok()?.next_deadline_ms()
     }
 
     /// OffsetCommit's fence and write as one step: checks, under the coordinator lock, that

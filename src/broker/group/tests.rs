@@ -9,8 +9,17 @@ use super::*;
 const SESSION_MS: i32 = 10_000;
 const REBALANCE_MS: i32 = 5_000;
 
+/// Without the initial rebalance delay (as Kafka's own coordinator tests), so a lone member's
+/// join completes at once; `delayed_coordinator` has it.
+fn no_delay() -> GroupConfig {
+    GroupConfig {
+        initial_rebalance_delay_ms: 0,
+        ..GroupConfig::default()
+    }
+}
+
 fn coordinator() -> GroupCoordinator {
-    GroupCoordinator::new(GroupConfig::default(), 7)
+    GroupCoordinator::new(no_delay(), 7)
 }
 
 fn req(member_id: &str, protocols: &[(&str, &str)]) -> JoinRequest {
@@ -715,8 +724,8 @@ fn offsets_expire_only_after_the_group_was_empty_for_the_retention() {
 
 #[test]
 fn member_ids_are_deterministic_for_a_seed_and_unique() {
-    let mut c1 = GroupCoordinator::new(GroupConfig::default(), 42);
-    let mut c2 = GroupCoordinator::new(GroupConfig::default(), 42);
+    let mut c1 = GroupCoordinator::new(no_delay(), 42);
+    let mut c2 = GroupCoordinator::new(no_delay(), 42);
     let mut r = range("");
     r.require_known_member_id = true;
     let a1 = done(c1.join(0, r.clone())).member_id;
@@ -731,7 +740,7 @@ fn member_ids_are_deterministic_for_a_seed_and_unique() {
 fn group_size_is_bounded() {
     let config = GroupConfig {
         group_members_max: 2,
-        ..GroupConfig::default()
+        ..no_delay()
     };
     let mut c = GroupCoordinator::new(config, 1);
     let a = done(c.join(0, range(""))).member_id;

@@ -26,6 +26,9 @@ pub enum WaitKey {
     Partition(String, i32),
     /// A consumer group changed state (a member joined, left, an assignment arrived).
     Group(String),
+    /// The group coordinator has a deadline earlier than the one its timer thread waits for
+    /// (`GroupService::run_timer`).
+    GroupDeadline,
     /// The committed-offsets file was fsynced (commits written before it are durable), or an
     /// fsync of it failed (`OffsetStore`).
     Offsets,
@@ -56,3 +59,6 @@ pub enum Wake {
 /// per wire server (a server can stop while the broker it serves stays open).
 pub type Scope = u64;
 pub const BROKER_SCOPE: Scope = 0;
+/// The broker's own timer threads (the group coordinator's, `group/timer.rs`): shut down with
+/// the broker, not counted as parked clients. Wire servers' scopes count up from 1.
+pub const INTERNAL_SCOPE: Scope = Scope::MAX - 1;

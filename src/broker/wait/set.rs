@@ -176,8 +176,14 @@ impl<T> WaitSet<T> {
         self.all_stopped
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.waiters.len()
+    }
+
+    /// Items parked in any scope but `scope`.
+    pub fn len_outside(&self, scope: Scope) -> usize {
+        self.waiters.values().filter(|p| p.scope != scope).count()
     }
 
     #[cfg(test)]

@@ -10,7 +10,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::set::{Parking, WaitSet, WaiterId};
-use super::{BROKER_SCOPE, Scope, WaitKey, Wake};
+use super::{BROKER_SCOPE, INTERNAL_SCOPE, Scope, WaitKey, Wake};
 use crate::error::{Error, Result};
 
 /// What a parked waiter runs when it is woken.
@@ -109,20 +109,33 @@ impl Waits {
         run(woken);
     }
 
+    /// Waiters of clients (wire requests, embedded calls) parked now; the broker's own timer
+    /// threads (`INTERNAL_SCOPE`) are not counted.
     pub fn parked(&self) -> usize {
-        self.lock().map_or(0, |s| s.len())
+        self.lock().map_or(0, |s| s.len_outside(INTERNAL_SCOPE))
     }
 
     /// Blocks the calling thread (embedded API only) until an event on one of `keys`, the
     /// deadline, or shutdown. `seen` as for `park`.
     pub fn wait(&self, keys: Vec<WaitKey>, seen: &[u64], deadline: Instant) -> Wake {
+        self.wait_in(BROKER_SCOPE, keys, seen, deadline)
+    }
+
+    /// `wait`, parked in `scope` (the broker's timer threads wait in `INTERNAL_SCOPE`).
+    pub fn wait_in(
+        &self,
+        scope: Scope,
+        keys: Vec<WaitKey>,
+        seen: &[u64],
+        deadline: Instant,
+    ) -> Wake {
         let signal: Arc<(Mutex<Option<Wake>>, Condvar)> = Arc::default();
         let s = Arc::clone(&signal);
         let id = self.park(
             keys,
             seen,
             deadline,
-            BROKER_SCOPE,
+            scope,
             Box::new(move |why| {
                 if let Ok(mut w) = s.0.lock() {
                     *w = Some(why);

@@ -1,5 +1,15 @@
-//! ListOffsets: earliest (-2), latest (-1, the high watermark) and by timestamp.
+//! ListOffsets: by timestamp, and Kafka's special timestamps, each from the request version
+//! that introduced it (as Kafka's `ReplicaManager`): latest (-1, the high watermark, which is
+//! also the last stable offset: there are no transactions) and earliest (-2) from v1,
+//! MAX_TIMESTAMP (-3, KIP-734: the record with the largest timestamp) from v7,
+//! EARLIEST_LOCAL (-4, KIP-405: without tiered storage the log start offset) from v8 and
+//! LATEST_TIERED (-5, KIP-1005: without tiered storage offset -1, no error) from v9. Any other
+//! negative timestamp, or one below its version, is answered UNSUPPORTED_VERSION for that
+//! partition; a partition named twice, INVALID_REQUEST (both as Kafka).
 
+use std::collections::HashSet;
+
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -11,8 +21,40 @@ use crate::error::Error;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
 
-pub fn handle(ctx: &Ctx, _version: i16, req: ListOffsetsRequest) -> Outcome {
+/// The first request version that may carry a special (negative) timestamp; `None` for one
+/// Kafka does not know.
+fn min_version(timestamp: i64) -> Option<i16> {
+    match timestamp {
+        LATEST | EARLIEST => Some(1),
+        MAX_TIMESTAMP => Some(7),
+        EARLIEST_LOCAL => Some(8),
+        LATEST_TIERED => Some(9),
+        _ => None,
+    }
+}
+
+/// Why a partition gets no offset.
+enum Refusal {
+    Kafka(ResponseError),
+    Broker(Error),
+}
+
+pub fn handle(ctx: &Ctx, version: i16, req: ListOffsetsRequest) -> Outcome {
+    let mut seen = HashSet::new();
+    let duplicated: HashSet<(String, i32)> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.0.to_string(), p.partition_index))
+        })
+        .filter(|tp| !seen.insert(tp.clone()))
+        .collect();
     let topics = req
         .topics
         .into_iter()
@@ -25,10 +67,18 @@ pub fn handle(ctx: &Ctx, _version: i16, req: ListOffsetsRequest) -> Outcome {
                     let base = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index)
                         .with_leader_epoch(-1);
-                    match lookup(ctx, &name, p.partition_index, p.timestamp) {
+                    let answer = if duplicated.contains(&(name.clone(), p.partition_index)) {
+                        Err(Refusal::Kafka(ResponseError::InvalidRequest))
+                    } else {
+                        lookup(ctx, version, &name, p.partition_index, p.timestamp)
+                    };
+                    match answer {
                         Ok((offset, ts)) => base.with_offset(offset).with_timestamp(ts),
-                        Err(e) => base
-                            .with_error_code(e.kafka_code())
+                        Err(r) => base
+                            .with_error_code(match r {
+                                Refusal::Kafka(e) => e.code(),
+                                Refusal::Broker(e) => e.kafka_code(),
+                            })
                             .with_offset(-1)
                             .with_timestamp(-1),
                     }
@@ -44,17 +94,30 @@ pub fn handle(ctx: &Ctx, _version: i16, req: ListOffsetsRequest) -> Outcome {
     ))
 }
 
-fn lookup(ctx: &Ctx, topic: &str, partition: i32, timestamp: i64) -> Result<(i64, i64), Error> {
-    let offsets = ctx.broker.offsets(topic, partition)?;
-    match timestamp {
-        LATEST => Ok((offsets.high_watermark, -1)),
-        EARLIEST => Ok((offsets.log_start_offset, -1)),
-        ts if ts >= 0 => Ok(ctx
-            .broker
-            .offset_for_timestamp(topic, partition, ts)?
-            .unwrap_or((-1, -1))),
-        other => Err(Error::InvalidConfig(format!(
-            "unsupported timestamp {other}"
-        ))),
+/// (offset, timestamp) for one partition; (-1, -1) when there is none (an empty log, a
+/// timestamp after every record), as Kafka answers without an error.
+fn lookup(
+    ctx: &Ctx,
+    version: i16,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+) -> Result<(i64, i64), Refusal> {
+    if timestamp < 0 && min_version(timestamp).is_none_or(|min| version < min) {
+        return Err(Refusal::Kafka(ResponseError::UnsupportedVersion));
     }
+    let broker = &ctx.broker;
+    let offsets = broker.offsets(topic, partition).map_err(Refusal::Broker)?;
+    let found = match timestamp {
+        LATEST => Some((offsets.high_watermark, -1)),
+        EARLIEST | EARLIEST_LOCAL => Some((offsets.log_start_offset, -1)),
+        LATEST_TIERED => None,
+        MAX_TIMESTAMP => broker
+            .offset_for_max_timestamp(topic, partition)
+            .map_err(Refusal::Broker)?,
+        ts => broker
+            .offset_for_timestamp(topic, partition, ts)
+            .map_err(Refusal::Broker)?,
+    };
+    Ok(found.unwrap_or((-1, -1)))
 }

@@ -8,6 +8,8 @@
 pub mod admin;
 pub mod api_versions;
 pub mod configs;
+pub mod describe_log_dirs;
+pub mod describe_producers;
 pub mod fetch;
 pub mod groups;
 pub mod init_producer_id;

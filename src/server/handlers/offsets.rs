@@ -1,4 +1,5 @@
-//! FindCoordinator, OffsetCommit, OffsetFetch. A commit is fenced and written as one step
+//! FindCoordinator (a transaction coordinator is refused, see `init_producer_id.rs`),
+//! OffsetCommit, OffsetFetch. A commit is fenced and written as one step
 //! under the group coordinator's lock (`Broker::commit_offsets`): a member commits with its
 //! current generation and member id; a simple commit (generation -1, no member id, from
 //! `assign()` consumers and admin tools) is accepted only while the group has no members, as
@@ -20,6 +21,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
+use super::init_producer_id::{TRANSACTIONS_REFUSED, transactions_refused_message};
 use super::{Delayed, Outcome};
 use crate::broker::offset_store::WriteSeq;
 use crate::broker::wait::{WaitKey, Wake};
@@ -36,6 +38,9 @@ pub struct PendingCommit {
     written: Vec<(usize, usize)>,
 }
 
+/// FindCoordinator's key type of a transactional id (0 is a group).
+const TRANSACTION_COORDINATOR: i8 = 1;
+
 const COORDINATOR_NOT_AVAILABLE: i16 =
     kafka_protocol::error::ResponseError::CoordinatorNotAvailable.code();
 
@@ -44,19 +49,37 @@ pub fn find_coordinator(ctx: &Ctx, version: i16, req: FindCoordinatorRequest) ->
     let host = StrBytes::from_string(ctx.config.advertised_host.clone());
     let port = i32::from(ctx.config.advertised_port);
     let mut resp = FindCoordinatorResponse::default();
+    // No transaction coordinator: refused as `init_producer_id.rs` explains.
+    let transaction = req.key_type == TRANSACTION_COORDINATOR;
     if version >= 4 {
         resp = resp.with_coordinators(
             req.coordinator_keys
                 .iter()
                 .map(|k| {
-                    Coordinator::default()
-                        .with_key(k.clone())
-                        .with_node_id(BrokerId(node))
-                        .with_host(host.clone())
-                        .with_port(port)
+                    let c = Coordinator::default().with_key(k.clone());
+                    if transaction {
+                        c.with_node_id(BrokerId(-1))
+                            .with_port(-1)
+                            .with_error_code(TRANSACTIONS_REFUSED)
+                            .with_error_message(Some(StrBytes::from_string(
+                                transactions_refused_message(k),
+                            )))
+                    } else {
+                        c.with_node_id(BrokerId(node))
+                            .with_host(host.clone())
+                            .with_port(port)
+                    }
                 })
                 .collect(),
         );
+    } else if transaction {
+        resp = resp
+            .with_node_id(BrokerId(-1))
+            .with_port(-1)
+            .with_error_code(TRANSACTIONS_REFUSED)
+            .with_error_message(Some(StrBytes::from_string(transactions_refused_message(
+                &req.key,
+            ))));
     } else {
         resp = resp
             .with_node_id(BrokerId(node))
@@ -87,6 +110,7 @@ pub fn offset_commit(ctx: &Ctx, req: OffsetCommitRequest) -> Outcome {
                 topic: t.name.0.to_string(),
                 partition: p.partition_index,
                 offset: p.committed_offset,
+                leader_epoch: p.committed_leader_epoch,
                 metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
             });
             places.push((ti, pi));
@@ -214,7 +238,9 @@ pub fn offset_fetch(ctx: &Ctx, _version: i16, req: OffsetFetchRequest) -> Outcom
                             OffsetFetchResponsePartition::default()
                                 .with_partition_index(p)
                                 .with_committed_offset(c.as_ref().map_or(-1, |c| c.offset))
-                                .with_committed_leader_epoch(-1)
+                                .with_committed_leader_epoch(
+                                    c.as_ref().map_or(-1, |c| c.leader_epoch),
+                                )
                                 .with_metadata(Some(StrBytes::from_string(
                                     c.and_then(|c| c.metadata).unwrap_or_default(),
                                 )))

@@ -23,8 +23,8 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
 
 use super::Ctx;
 use super::{
-    Outcome, admin, api_versions, configs, fetch, groups, init_producer_id, list_offsets, metadata,
-    offsets, produce,
+    Outcome, admin, api_versions, configs, describe_log_dirs, describe_producers, fetch, groups,
+    init_producer_id, list_offsets, metadata, offsets, produce,
 };
 use crate::protocol::request::{self, DecodeError, DecodedRequest};
 
@@ -69,12 +69,12 @@ macro_rules! api {
 pub const APIS: &[Api] = &[
     api!(Produce,          3..=9,  |ctx, h, r, _| produce::handle(ctx, v(h), r)),
     api!(Fetch,            4..=12, |ctx, h, r, _| fetch::handle(ctx, v(h), Box::new(r))),
-    api!(ListOffsets,      1..=6,  |ctx, h, r, _| list_offsets::handle(ctx, v(h), r)),
+    api!(ListOffsets,      1..=10, |ctx, h, r, _| list_offsets::handle(ctx, v(h), r)),
     api!(Metadata,         0..=12, |ctx, h, r, _| metadata::handle(ctx, v(h), r)),
     api!(OffsetCommit,     2..=8,  |ctx, _, r, _| offsets::offset_commit(ctx, r)),
     api!(OffsetFetch,      1..=7,  |ctx, h, r, _| offsets::offset_fetch(ctx, v(h), r)),
     api!(FindCoordinator,  0..=4,  |ctx, h, r, _| offsets::find_coordinator(ctx, v(h), r)),
-    api!(ApiVersions,      0..=3,  |_, _, _, _| api_versions::handle(supported_apis())),
+    api!(ApiVersions,      0..=4,  |_, _, _, _| api_versions::handle(supported_apis())),
     api!(CreateTopics,     2..=7,  |ctx, h, r, _| admin::create_topics(ctx, v(h), r)),
     api!(DeleteTopics,     1..=6,  |ctx, h, r, _| admin::delete_topics(ctx, v(h), r)),
     api!(DeleteRecords,    0..=2,  |ctx, _, r, _| admin::delete_records(ctx, r)),
@@ -92,6 +92,8 @@ pub const APIS: &[Api] = &[
     api!(DeleteGroups,     0..=2,  |ctx, _, r, _| groups::delete_groups(ctx, r)),
     api!(OffsetDelete,     0..=0,  |ctx, _, r, _| groups::offset_delete(ctx, r)),
     api!(InitProducerId,   0..=5,  |ctx, _, r, _| init_producer_id::handle(ctx, r)),
+    api!(DescribeLogDirs,  0..=4,  |ctx, _, r, _| describe_log_dirs::handle(ctx, r)),
+    api!(DescribeProducers, 0..=0, |ctx, _, r, _| describe_producers::handle(ctx, r)),
 ];
 
 fn v(header: &RequestHeader) -> i16 {

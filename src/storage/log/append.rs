@@ -7,7 +7,9 @@
 //! only after the write and flush succeeded, so a failed write leaves the table exactly as it
 //! was. A write that fails part-way is cut back to the mark taken before it (or, if that cannot
 //! be done, the log is poisoned at the append's start and `heal` cuts it there). Offsets are
-//! dense: each written batch's base offset is the previous one's last offset + 1.
+//! dense: each written batch's base offset is the previous one's last offset + 1 (the cleaner
+//! may later remove whole batches below the active segment, never renumber them). A
+//! compacted log refuses a batch holding a record without a key (INVALID_RECORD).
 //!
 //! The result (`AppendInfo`) carries what a caller needs afterwards — offsets, the log start,
 //! the high watermark and whether it moved, whether a segment was rolled — so it never has to
@@ -17,6 +19,7 @@ use super::heal::HEAL_RETRY_MS;
 use super::{CutPoint, PartitionLog};
 use crate::storage::StorageError;
 use crate::storage::batch::{BatchHeader, validate_batches};
+use crate::storage::cleaner::records::all_records_keyed;
 use crate::storage::producer_state::{ProducerUpdates, SequenceCheck};
 use crate::storage::segment::SegmentMark;
 
@@ -79,6 +82,9 @@ impl PartitionLog {
             return Err(StorageError::Poisoned(self.dir.clone()));
         }
         let headers = validate_batches(batches, self.config.max_batch_bytes)?;
+        if self.config.cleanup_compact {
+            self.check_keys(batches, &headers)?;
+        }
         let base_offset = self.log_end_offset();
         let plan = self.plan(&headers, base_offset)?;
         // What to return to if a write fails part-way (e.g. ENOSPC): the batches of this call
@@ -187,6 +193,24 @@ impl PartitionLog {
             pos += total;
         }
         Ok(plan)
+    }
+
+    /// A compacted log refuses a record without a key (Kafka's `LogValidator`), before anything
+    /// is written. Compressed batches are inflated to look (bounded, see `inflate`).
+    fn check_keys(&self, batches: &[u8], headers: &[BatchHeader]) -> Result<(), StorageError> {
+        let mut pos = 0;
+        for h in headers {
+            let batch = &batches[pos..pos + h.total_bytes()];
+            if !all_records_keyed(h, batch)? {
+                let name = self.dir.file_name().map_or_else(
+                    || self.dir.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                );
+                return Err(StorageError::KeylessRecordInCompactedTopic(name));
+            }
+            pos += h.total_bytes();
+        }
+        Ok(())
     }
 
     /// Undoes a failed append (see `append`) and returns its error. The producer state was not

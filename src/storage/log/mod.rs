@@ -27,17 +27,25 @@
 //! - `append.rs`: `append`, validated against the producer state before anything is written;
 //! - `roll_retention.rs`: rolling segments, retention, DeleteRecords (the log start offset);
 //! - `read.rs`: `ReadView`, the bounds of a read taken under the lock and used outside it;
+//! - `max_timestamp.rs`: the batch with the largest timestamp (ListOffsets -3);
 //! - `sync.rs`: what the flusher fsyncs and publishing its result;
 //! - `heal.rs`: poison after a failed fsync or an undoable append, and healing;
 //! - `checkpoints.rs`: checkpoint jobs written outside the lock, ordered against `heal`;
-//! - `producers.rs`: the idempotent-producer table's snapshot, replay at open, and expiry.
+//! - `producers.rs`: the idempotent-producer table's snapshot, replay at open, and expiry;
+//! - `compaction.rs`: the log cleaner's snapshot of the segments and the swap of a cleaned one.
+//!
+//! Open first finishes or undoes a swap of cleaned segments a crash interrupted
+//! (`cleaner::swap::complete_at_open`), so the segments it lists never hold an offset twice.
 //!
 //! Between siblings, calls go one way only: `append` → `roll_retention` (`maybe_roll`) and
 //! `heal` (`heal`, `poison_at`); `heal` → `checkpoints` (the gate) and back to `open` here.
 
 mod append;
 mod checkpoints;
+mod compaction;
+pub use self::compaction::{CleanerView, Installed};
 mod heal;
+mod max_timestamp;
 mod producers;
 mod read;
 pub use self::read::ReadView;
@@ -162,6 +170,10 @@ pub struct PartitionLog {
     producers_expired: bool,
     /// Recovery point last written to the checkpoint file.
     recovery_point_saved: i64,
+    /// The cleaner's first dirty offset (`cleaner-checkpoint`); `None`: never cleaned.
+    clean_point: Option<i64>,
+    /// A cleaning pass holds this log's snapshot (at most one at a time).
+    cleaning: bool,
 }
 
 impl PartitionLog {
@@ -174,6 +186,7 @@ impl PartitionLog {
         now_ms: i64,
     ) -> Result<PartitionLog, StorageError> {
         std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
+        super::cleaner::swap::complete_at_open(dir)?;
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(|e| StorageError::io(dir, e))? {
             let entry = entry.map_err(|e| StorageError::io(dir, e))?;
@@ -213,12 +226,14 @@ impl PartitionLog {
             } else {
                 load_segment(dir, base, config.index_interval_bytes, now_ms)?
             };
+            // A cleaned segment may end before the next one begins (its last batches were
+            // removed); only overlapping offsets are a problem.
             if let Some(prev) = segments.last()
-                && prev.next_offset != seg.base_offset
+                && prev.next_offset > seg.base_offset
                 && !seg.is_empty()
             {
                 log::warn!(
-                    "{}: gap between segments {} (ends {}) and {}",
+                    "{}: segments {} (ends {}) and {} overlap",
                     dir.display(),
                     prev.base_offset,
                     prev.next_offset,
@@ -275,6 +290,8 @@ impl PartitionLog {
             producers_saved_at: -1,
             producers_expired: false,
             recovery_point_saved: leo,
+            clean_point: super::cleaner::checkpoint::read(dir),
+            cleaning: false,
         };
         let mut log = log;
         log.rebuild_producer_state()?;

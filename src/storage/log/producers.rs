@@ -73,11 +73,13 @@ impl PartitionLog {
                     Some(start) => {
                         scan_headers(&seg.reader(), &seg.log_path, start, seg.size, |_, h| {
                             if h.producer_id >= 0 && !h.is_control() && h.base_offset >= from {
+                                // The offset range, not `record_count`: a batch the cleaner
+                                // emptied keeps its range, so its last sequence too.
                                 producers.record(
                                     h.producer_id,
                                     h.producer_epoch,
                                     h.base_sequence,
-                                    h.record_count,
+                                    h.last_offset_delta.saturating_add(1),
                                     h.base_offset,
                                     h.max_timestamp,
                                 );

@@ -162,8 +162,14 @@ impl PartitionLog {
         if offset >= self.high_watermark {
             return Ok(ReadView::empty(offsets, offset));
         }
+        // Past segments that end before `offset`, and past empty inactive ones (the cleaner
+        // can empty a segment whose range reaches beyond `offset`).
         let mut idx = self.segment_index_for(offset);
-        while idx < self.segments.len() && self.segments[idx].next_offset <= offset {
+        let last = self.segments.len() - 1;
+        while idx < self.segments.len()
+            && (self.segments[idx].next_offset <= offset
+                || (idx < last && self.segments[idx].is_empty()))
+        {
             idx += 1;
         }
         let Some(seg) = self.segments.get(idx) else {

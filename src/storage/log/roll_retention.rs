@@ -1,6 +1,9 @@
 //! Segment lifecycle: rolling a new active segment, deleting old ones by retention, and moving
 //! the log start offset (DeleteRecords).
 //!
+//! Retention applies only when `cleanup.policy` contains `delete` (`LogConfig::cleanup_delete`):
+//! with `compact,delete` both the cleaner and retention run, as in Kafka.
+//!
 //! Invariants: the active (last) segment is never deleted, nor one holding offsets at or above
 //! the high watermark; an empty active segment is never rolled; the log start offset only
 //! grows, and it is checkpointed before the segments below it are deleted by DeleteRecords (a
@@ -54,7 +57,12 @@ impl PartitionLog {
 
     /// Deletes whole segments past `retention_ms` / `retention_bytes`, never the active one nor
     /// anything at or above the high watermark. Returns the number of segments deleted.
+    /// Only under `cleanup.policy` `delete` or `compact,delete`; a `compact`-only log keeps
+    /// every segment (the cleaner shrinks them instead).
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, StorageError> {
+        if !self.config.cleanup_delete {
+            return Ok(0);
+        }
         let mut deleted = 0;
         let mut total: i64 = self.size_bytes() as i64;
         while self.segments.len() > 1 {

@@ -232,6 +232,7 @@ impl ClassicGroup {
         self.members.insert(id, member);
         fx.changed = true;
         if self.state == GroupState::PreparingRebalance {
+            self.note_new_member();
             self.maybe_complete_join(now_ms, fx);
         } else {
             self.prepare_rebalance(now_ms, fx);

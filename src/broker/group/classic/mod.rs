@@ -11,11 +11,13 @@
 //! - Empty ⇔ no members (pending members, which only hold an id, may exist).
 //!
 //! Layout: this file holds the group's state and the checks on it (member validation, commit
-//! validation, subscriptions); `member.rs` one member; `join.rs` JoinGroup; `rebalance.rs`
+//! validation, subscriptions); `member.rs` one member; `initial.rs` the initial rebalance's
+//! delay; `join.rs` JoinGroup; `rebalance.rs`
 //! the rebalance and member removal; `sync.rs` SyncGroup; `session.rs` heartbeats, LeaveGroup
 //! and the timers. `join.rs`, `sync.rs` and `session.rs` only add methods to `ClassicGroup`
 //! and call `rebalance.rs`, `member.rs` and this file, never each other.
 
+mod initial;
 mod join;
 mod member;
 mod rebalance;
@@ -26,6 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Answer, GroupError, GroupState, Ticket, assignor};
 
+use self::initial::InitialJoin;
 use self::member::Member;
 
 /// What a call did besides its direct result: answers for waiting tickets, and whether
@@ -95,10 +98,14 @@ pub(super) struct ClassicGroup {
     pub sync_deadline_ms: i64,
     pub state_since_ms: i64,
     next_join_seq: u64,
+    /// `group.initial.rebalance.delay.ms` (`initial.rs`).
+    initial_rebalance_delay_ms: i64,
+    /// The initial rebalance's delay, while it runs.
+    initial_join: Option<InitialJoin>,
 }
 
 impl ClassicGroup {
-    pub fn new(id: String, now_ms: i64) -> ClassicGroup {
+    pub fn new(id: String, now_ms: i64, initial_rebalance_delay_ms: i64) -> ClassicGroup {
         ClassicGroup {
             id,
             state: GroupState::Empty,
@@ -114,6 +121,8 @@ impl ClassicGroup {
             sync_deadline_ms: 0,
             state_since_ms: now_ms,
             next_join_seq: 0,
+            initial_rebalance_delay_ms,
+            initial_join: None,
         }
     }
 

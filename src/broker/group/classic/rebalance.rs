@@ -4,7 +4,8 @@
 //!
 //! Invariants:
 //! - a rebalance ends when every member and no pending id is waiting in JoinGroup, or at the
-//!   largest member rebalance timeout; dynamic members that did not rejoin are then removed;
+//!   largest member rebalance timeout (an Empty group's first one: at the end of its initial
+//!   delay, `initial.rs`); dynamic members that did not rejoin are then removed;
 //! - each completed join increments the generation; the leader is the rejoined leader or
 //!   else the earliest joined member; a group with no members left becomes Empty;
 //! - every removed member's waiting requests are answered UNKNOWN_MEMBER_ID.
@@ -54,6 +55,9 @@ impl ClassicGroup {
     }
 
     pub(super) fn transition(&mut self, state: GroupState, now_ms: i64, fx: &mut Effects) {
+        if state != GroupState::PreparingRebalance {
+            self.initial_join = None;
+        }
         self.state = state;
         self.state_since_ms = now_ms;
         fx.changed = true;
@@ -80,7 +84,11 @@ impl ClassicGroup {
             }
         }
         self.pending_sync.clear();
-        self.rebalance_deadline_ms = now_ms + self.rebalance_timeout_ms();
+        let timeout_ms = self.rebalance_timeout_ms();
+        self.rebalance_deadline_ms = now_ms + timeout_ms;
+        if self.state == GroupState::Empty {
+            self.start_initial_join(now_ms, timeout_ms);
+        }
         self.transition(GroupState::PreparingRebalance, now_ms, fx);
         self.maybe_complete_join(now_ms, fx);
     }
@@ -90,7 +98,11 @@ impl ClassicGroup {
     }
 
     pub(super) fn maybe_complete_join(&mut self, now_ms: i64, fx: &mut Effects) {
-        if self.state == GroupState::PreparingRebalance && self.all_joined() {
+        // The initial rebalance's delay ends only at its deadline (`initial.rs`).
+        if self.state == GroupState::PreparingRebalance
+            && self.initial_join.is_none()
+            && self.all_joined()
+        {
             self.complete_join(now_ms, fx);
         }
     }

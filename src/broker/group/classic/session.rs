@@ -91,7 +91,10 @@ impl ClassicGroup {
             log::info!("group {}: member {id} session expired", self.id);
             self.remove_member_and_update(now_ms, &id, fx);
         }
-        if self.state == GroupState::PreparingRebalance && now_ms >= self.rebalance_deadline_ms {
+        if self.state == GroupState::PreparingRebalance
+            && !self.tick_initial_join(now_ms, fx)
+            && now_ms >= self.rebalance_deadline_ms
+        {
             self.complete_join(now_ms, fx);
         }
         if matches!(
@@ -117,8 +120,10 @@ impl ClassicGroup {
             .values()
             .filter(|m| !m.is_waiting())
             .map(|m| m.heartbeat_deadline_ms);
-        let rebalance =
-            (self.state == GroupState::PreparingRebalance).then_some(self.rebalance_deadline_ms);
+        let rebalance = (self.state == GroupState::PreparingRebalance).then(|| {
+            self.initial_join
+                .map_or(self.rebalance_deadline_ms, |j| j.deadline_ms)
+        });
         let sync = (matches!(
             self.state,
             GroupState::CompletingRebalance | GroupState::Stable
