@@ -81,6 +81,7 @@ pub fn handle(ctx: &Ctx, version: i16, req: MetadataRequest) -> Outcome {
     topics.extend(unknown_ids.into_iter().map(|id| {
         MetadataResponseTopic::default()
             .with_error_code(UNKNOWN_TOPIC_ID)
+            .with_name(None)
             .with_topic_id(id)
             .with_topic_authorized_operations(topic_ops)
     }));
