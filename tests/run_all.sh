@@ -17,3 +17,5 @@ echo "==> the library as a dependency (README snippet in a crate outside the rep
 bash tests/external/run.sh
 echo "==> Kafka client compatibility (kafka-python, confluent-kafka, aiokafka, kafkajs, kcat)"
 bash tests/kafka_client_compat/run.sh
+echo "==> Java suite (Java clients, Kafka CLI tools, Kafka Streams, Kafka Connect; Maven repo in tests/java/.m2)"
+bash tests/java/run.sh

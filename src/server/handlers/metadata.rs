@@ -12,6 +12,8 @@ use super::Ctx;
 use super::Outcome;
 use crate::error::Error;
 
+const UNKNOWN_TOPIC_ID: i16 = kafka_protocol::error::ResponseError::UnknownTopicId.code();
+
 /// Kafka's "authorized operations not requested" value.
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 /// Without an authorizer every operation is allowed. Bits are Kafka's AclOperation codes:
@@ -34,16 +36,28 @@ const fn bits(ops: &[i32]) -> i32 {
 pub fn handle(ctx: &Ctx, version: i16, req: MetadataRequest) -> Outcome {
     let broker = &ctx.broker;
     let node = broker.node_id();
-    // v0: an empty list means all topics; v1+: null means all.
+    // v0: an empty list means all topics; v1+: null means all. As Kafka, topics are looked up
+    // by id when any id is set (the Java admin sends `name: ""` with the id), and an unknown id
+    // is answered UNKNOWN_TOPIC_ID with the id and a null name.
+    let mut unknown_ids = Vec::new();
     let requested: Option<Vec<String>> = match req.topics {
         None => None,
         Some(t) if t.is_empty() && version == 0 => None,
+        Some(t) if t.iter().any(|t| !t.topic_id.is_nil()) => Some(
+            t.into_iter()
+                .filter(|t| !t.topic_id.is_nil())
+                .filter_map(|t| {
+                    let name = broker.topic_name_by_id(t.topic_id.as_bytes());
+                    if name.is_none() {
+                        unknown_ids.push(t.topic_id);
+                    }
+                    name
+                })
+                .collect(),
+        ),
         Some(t) => Some(
             t.into_iter()
-                .filter_map(|t| match t.name {
-                    Some(n) => Some(n.0.to_string()),
-                    None => broker.topic_name_by_id(t.topic_id.as_bytes()),
-                })
+                .filter_map(|t| t.name.map(|n| n.0.to_string()))
                 .collect(),
         ),
     };
@@ -57,13 +71,20 @@ pub fn handle(ctx: &Ctx, version: i16, req: MetadataRequest) -> Outcome {
     } else {
         OPERATIONS_NOT_REQUESTED
     };
-    let topics = names
+    let mut topics: Vec<MetadataResponseTopic> = names
         .into_iter()
         .map(|name| {
             topic_metadata(ctx, &name, auto_create, node)
                 .with_topic_authorized_operations(topic_ops)
         })
         .collect();
+    topics.extend(unknown_ids.into_iter().map(|id| {
+        MetadataResponseTopic::default()
+            .with_error_code(UNKNOWN_TOPIC_ID)
+            .with_name(None)
+            .with_topic_id(id)
+            .with_topic_authorized_operations(topic_ops)
+    }));
     let cluster_ops = if req.include_cluster_authorized_operations {
         CLUSTER_OPERATIONS
     } else {
