@@ -77,6 +77,8 @@ pub struct TopicConfig {
     pub fsync: Option<FsyncPolicy>,
     pub segment_bytes: u64,
     pub segment_ms: i64,
+    /// `segment.jitter.ms` (0: segments roll at `segment_ms` exactly).
+    pub segment_jitter_ms: i64,
     /// Negative: keep forever.
     pub retention_ms: i64,
     /// Negative: unlimited.
@@ -140,6 +142,7 @@ impl Default for TopicConfig {
             fsync: None,
             segment_bytes: 1024 * 1024 * 1024,
             segment_ms: 7 * 24 * 3600 * 1000,
+            segment_jitter_ms: 0,
             retention_ms: 7 * 24 * 3600 * 1000,
             retention_bytes: -1,
             max_message_bytes: crate::limits::DEFAULT_MESSAGE_BYTES_MAX,
