@@ -14,7 +14,7 @@
 //! - a keyed record if no later offset of its key is in the map and, for a tombstone, the
 //!   batch has no delete horizon yet or `now` is before it;
 //! - a batch that keeps every record and needs no new horizon is copied byte for byte (even
-//!   compressed); a batch that keeps some is rewritten (`records::write_batch`); one that keeps
+//!   compressed); a batch that keeps some is rewritten in its own codec (`records::write_batch`); one that keeps
 //!   none disappears, unless it is the last batch of a producer the producer state knows (its
 //!   header is kept with no records, so that the producer's sequence survives a rebuild of the
 //!   state from the log); a rewritten batch with tombstones gets the horizon `now +
@@ -246,7 +246,7 @@ fn decide(
                     Rewrite {
                         delete_horizon_ms: None,
                     },
-                )),
+                )?),
                 removed,
             )
         } else {
@@ -260,9 +260,10 @@ fn decide(
         Rewrite {
             delete_horizon_ms: horizon,
         },
-    );
-    // Written uncompressed, a batch may grow; past what recovery accepts it is kept as it was
-    // (its stale records stay; reading still ends with each key's latest value).
+    )?;
+    // Recompressed, a batch may still grow (a codec compresses fewer records worse); past
+    // what recovery accepts it is kept as it was (its stale records stay; reading still ends
+    // with each key's latest value).
     if out.len() > RECOVERY_BATCH_BYTES_MAX {
         return Ok((Fate::Keep, 0));
     }
