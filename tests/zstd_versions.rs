@@ -37,7 +37,8 @@ fn start() -> common::server::Fixture {
 
 /// (error code, base offset) of a Produce of `records` to `topic`-0 at `version`.
 fn produce(fx: &common::server::Fixture, topic: &str, version: i16, records: &[u8]) -> (i16, i64) {
-    let req = produce_request(topic, 0, Some(Bytes::copy_from_slice(records)), 1);
+    // acks=all: answered once the records are readable (below the high watermark).
+    let req = produce_request(topic, 0, Some(Bytes::copy_from_slice(records)), -1);
     let mut s = TcpStream::connect(fx.addr).unwrap();
     s.write_all(&request(ApiKey::Produce, version, 3, &req))
         .unwrap();
@@ -116,7 +117,7 @@ fn produce_below_v7_of_a_zstd_batch_is_unsupported_compression_type() {
     assert_eq!(p.high_watermark, 0, "nothing was appended");
     assert_eq!(produce(&fx, "plain", 7, &zstd_batch), (0, 0));
     // An unknown partition is reported as such before the codec is looked at, as Kafka.
-    let req = produce_request("nope", 0, Some(zstd_batch), 1);
+    let req = produce_request("nope", 0, Some(zstd_batch), -1);
     let mut s = TcpStream::connect(fx.addr).unwrap();
     s.write_all(&request(ApiKey::Produce, 6, 9, &req)).unwrap();
     let (_, resp): (i32, ProduceResponse) =
