@@ -26,11 +26,11 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use super::offset_map::OffsetMap;
 use super::records::{Rewrite, delete_horizon_ms, parse_records, records_body, write_batch};
 use super::swap::CleanedFiles;
+use super::throttle::Throttle;
 use crate::limits::RECOVERY_BATCH_BYTES_MAX;
 use crate::storage::StorageError;
 use crate::storage::batch::{BATCH_HEADER_BYTES, BatchHeader, validate_stored_batch};
@@ -45,37 +45,6 @@ pub struct SegmentSource {
     pub largest_timestamp: i64,
     pub path: PathBuf,
     pub file: Arc<File>,
-}
-
-/// Bounds the cleaner's read+write rate (Kafka's `log.cleaner.io.max.bytes.per.second`).
-#[derive(Debug)]
-pub struct Throttle {
-    bytes_per_sec: Option<u64>,
-    start: Instant,
-    bytes: u64,
-}
-
-impl Throttle {
-    pub fn new(bytes_per_sec: Option<u64>) -> Throttle {
-        Throttle {
-            bytes_per_sec,
-            start: Instant::now(),
-            bytes: 0,
-        }
-    }
-
-    /// Counts `n` bytes of I/O and sleeps while the rate is above the bound.
-    pub fn add(&mut self, n: u64) {
-        self.bytes += n;
-        let Some(rate) = self.bytes_per_sec.filter(|&r| r > 0) else {
-            return;
-        };
-        let due = Duration::from_secs_f64(self.bytes as f64 / rate as f64);
-        let elapsed = self.start.elapsed();
-        if due > elapsed {
-            std::thread::sleep(due - elapsed);
-        }
-    }
 }
 
 /// Reads a segment's batches in chunks of `io_buffer_bytes` (a larger batch is read alone,
