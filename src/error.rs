@@ -67,6 +67,9 @@ pub enum Error {
     /// A CreateTime timestamp outside the topic's `message.timestamp.*.max.ms` bounds.
     #[error("{0}")]
     InvalidTimestamp(String),
+    /// zstd where the request's version predates it (Produce < v7, Fetch < v10).
+    #[error("{0}")]
+    UnsupportedCompressionType(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -157,6 +160,7 @@ impl Error {
             Error::ShuttingDown => ResponseError::NotLeaderOrFollower,
             Error::InvalidRequest(_) => ResponseError::InvalidRequest,
             Error::InvalidTimestamp(_) => ResponseError::InvalidTimestamp,
+            Error::UnsupportedCompressionType(_) => ResponseError::UnsupportedCompressionType,
         }
     }
 
@@ -252,7 +256,7 @@ mod tests {
     /// `ResponseError` in the table would change a number here.
     #[test]
     fn table_gives_kafkas_codes() {
-        let cases: [(Error, i16); 9] = [
+        let cases: [(Error, i16); 10] = [
             (
                 Error::OffsetOutOfRange {
                     partition: String::new(),
@@ -270,6 +274,7 @@ mod tests {
             (Error::InvalidPartitions("0".into()), 37),
             (Error::InvalidConfig("x".into()), 40),
             (Error::InvalidRecord("x".into()), 87),
+            (Error::UnsupportedCompressionType("x".into()), 76),
         ];
         for (e, code) in cases {
             assert_eq!(e.kafka_code(), code, "{e}");

@@ -36,6 +36,10 @@ pub const HEAL_RETRY_MS: i64 = 1000;
 /// at a 0.9 load factor; a dirty section with more keys is cleaned in several passes.
 pub const CLEANER_DEDUPE_BUFFER_BYTES: usize = 16 * 1024 * 1024;
 
+/// The most map memory `log.cleaner.dedupe.buffer.size` takes effect with (Kafka caps it at
+/// `Int.MaxValue` bytes per cleaner thread); a larger value is accepted and capped.
+pub const CLEANER_DEDUPE_BUFFER_BYTES_MAX: usize = i32::MAX as usize;
+
 /// The cleaner's read chunk and write buffer (Kafka's `log.cleaner.io.buffer.size`, 512 KiB).
 /// A batch larger than this is read alone (at most `RECOVERY_BATCH_BYTES_MAX`).
 pub const CLEANER_IO_BUFFER_BYTES: usize = 512 * 1024;

@@ -74,6 +74,18 @@ struct Args {
     /// [default: 15000]
     #[arg(long)]
     log_cleaner_backoff_ms: Option<u64>,
+    /// Run the log cleaner (Kafka's log.cleaner.enable; false: compacted topics are not
+    /// compacted) [default: true]
+    #[arg(long)]
+    log_cleaner_enable: Option<bool>,
+    /// Memory of the log cleaner's key map, in bytes (Kafka's log.cleaner.dedupe.buffer.size)
+    /// [default: 16777216]
+    #[arg(long)]
+    log_cleaner_dedupe_buffer_size: Option<usize>,
+    /// Bound on the log cleaner's read + write bytes per second (Kafka's
+    /// log.cleaner.io.max.bytes.per.second) [default: unbounded]
+    #[arg(long)]
+    log_cleaner_io_max_bytes_per_second: Option<f64>,
     /// The first rebalance of an empty consumer group waits this long for more members, in ms
     /// (Kafka's group.initial.rebalance.delay.ms) [default: 3000]
     #[arg(long)]
@@ -104,6 +116,9 @@ struct FileConfig {
     producer_id_expiration_ms: Option<u64>,
     max_partitions: Option<u32>,
     log_cleaner_backoff_ms: Option<u64>,
+    log_cleaner_enable: Option<bool>,
+    log_cleaner_dedupe_buffer_size: Option<usize>,
+    log_cleaner_io_max_bytes_per_second: Option<f64>,
     group_initial_rebalance_delay_ms: Option<u64>,
     segment_bytes: Option<u64>,
     retention_ms: Option<i64>,
@@ -208,6 +223,26 @@ fn run(args: Args) -> Result<(), String> {
     }
     if let Some(v) = args.log_cleaner_backoff_ms.or(file.log_cleaner_backoff_ms) {
         broker_config.log_cleaner_backoff_ms = v;
+    }
+    if let Some(v) = args.log_cleaner_enable.or(file.log_cleaner_enable) {
+        broker_config.log_cleaner_enable = v;
+    }
+    if let Some(v) = args
+        .log_cleaner_dedupe_buffer_size
+        .or(file.log_cleaner_dedupe_buffer_size)
+    {
+        broker_config.log_cleaner_dedupe_buffer_bytes = v;
+    }
+    if let Some(v) = args
+        .log_cleaner_io_max_bytes_per_second
+        .or(file.log_cleaner_io_max_bytes_per_second)
+    {
+        if v.is_nan() || v <= 0.0 {
+            return Err(format!(
+                "log.cleaner.io.max.bytes.per.second must be positive, got {v}"
+            ));
+        }
+        broker_config.log_cleaner_io_max_bytes_per_second = v;
     }
     broker_config.group_initial_rebalance_delay_ms = args
         .group_initial_rebalance_delay_ms

@@ -1,7 +1,12 @@
 //! The log cleaner thread `thorstream-cleaner` (one, as Kafka's default
-//! `log.cleaner.threads`): it runs one pass over every partition whose topic is compacted,
-//! again at once if that pass cleaned something, else after `log_cleaner_backoff_ms` (`storage::cleaner::clean_log`, which decides from the
-//! dirty ratio and compaction lags whether that log is cleaned now).
+//! `log.cleaner.threads`; not started when `log.cleaner.enable` is false): it runs one pass
+//! over every partition whose topic is compacted, again at once if that pass cleaned
+//! something, else after `log.cleaner.backoff.ms` (`storage::cleaner::clean_log`, which
+//! decides from the dirty ratio and compaction lags whether that log is cleaned now).
+//!
+//! The cleaner settings (`config::cleaner`: backoff, map memory, I/O rate) are read again
+//! before every wait and every pass, so a dynamic change (AlterConfigs on the broker, which
+//! also wakes this thread) is in force from the next pass, without a restart.
 //!
 //! Invariants:
 //! - the partition mutex is taken only inside `clean_log`, around its snapshot and each swap,
@@ -17,16 +22,17 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{Broker, Inner, Topic};
+use crate::config::cleaner::{CleanerSettings, effective};
 use crate::storage::cleaner::{CleanOutcome, CleanerOptions, clean_log};
 use crate::storage::now_ms;
 
 /// The cleaner thread's body.
 pub(super) fn run(inner: &Inner) {
-    let backoff = Duration::from_millis(inner.config.log_cleaner_backoff_ms.max(10));
     let mut cleaned = 0;
     loop {
         // As Kafka's cleaner: back off only after a pass that found nothing to clean.
         if cleaned == 0 {
+            let backoff = Duration::from_millis(settings(inner).backoff_ms.max(10));
             let Ok(guard) = inner.stop_cv.0.lock() else {
                 return;
             };
@@ -49,7 +55,13 @@ fn pass(inner: &Inner) -> usize {
         .read()
         .map(|t| t.values().cloned().collect())
         .unwrap_or_default();
-    let options = CleanerOptions::default();
+    let s = settings(inner);
+    let options = CleanerOptions {
+        dedupe_buffer_bytes: s.dedupe_buffer_bytes,
+        io_bytes_per_sec: s.io_max_bytes_per_sec,
+        stop: Some(Arc::clone(&inner.stop)),
+        ..CleanerOptions::default()
+    };
     let mut cleaned = 0;
     for t in topics {
         let parts = t.partitions.read().map(|p| p.clone()).unwrap_or_default();
@@ -65,6 +77,14 @@ fn pass(inner: &Inner) -> usize {
         }
     }
     cleaned
+}
+
+/// The cleaner settings in force now (static config and dynamic broker configs).
+fn settings(inner: &Inner) -> CleanerSettings {
+    match inner.dynamic.read() {
+        Ok(d) => effective(&inner.config, &d),
+        Err(poisoned) => effective(&inner.config, &poisoned.into_inner()),
+    }
 }
 
 impl Broker {

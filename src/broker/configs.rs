@@ -25,9 +25,8 @@ use super::wait::WaitKey;
 use super::{Broker, TopicRecord};
 use crate::config::FsyncPolicy;
 use crate::config::TopicConfig;
-use crate::config::broker_dynamic::{
-    BrokerScope, DynamicBrokerConfigs, check_dynamic, topic_defaults,
-};
+use crate::config::broker_dynamic::{BrokerScope, DynamicBrokerConfigs, topic_defaults};
+use crate::config::cleaner::check_broker_config;
 use crate::error::{Error, Result};
 
 impl Broker {
@@ -121,7 +120,7 @@ impl Broker {
     ) -> Result<()> {
         let mut checked = BTreeMap::new();
         for (k, v) in configs {
-            checked.insert(k.clone(), check_dynamic(k, v)?);
+            checked.insert(k.clone(), check_broker_config(k, v)?);
         }
         let _admission = self.admission_lock()?;
         let mut dynamic = self
@@ -177,6 +176,10 @@ impl Broker {
             }
         }
         log::info!("dynamic broker configs ({scope:?}) set to {configs:?}");
+        // The cleaner (and housekeeping, harmlessly) re-read their settings now.
+        if let Ok(_guard) = self.inner.stop_cv.0.lock() {
+            self.inner.stop_cv.1.notify_all();
+        }
         Ok(())
     }
 

@@ -91,7 +91,7 @@ struct Inner {
     /// Stored bytes read for consumers (wire Fetch and the embedded consumer), by `fetch.rs`.
     bytes_read: std::sync::atomic::AtomicU64,
     flusher: Flusher,
-    stop: AtomicBool,
+    stop: Arc<AtomicBool>,
     stop_cv: (Mutex<()>, std::sync::Condvar),
     /// The consumer-group coordinator (classic protocol).
     groups: GroupService,
@@ -151,7 +151,7 @@ impl Broker {
             waits: Arc::clone(&waits),
             bytes_read: std::sync::atomic::AtomicU64::new(0),
             flusher: Flusher::default(),
-            stop: AtomicBool::new(false),
+            stop: Arc::new(AtomicBool::new(false)),
             stop_cv: (Mutex::new(()), std::sync::Condvar::new()),
             groups: GroupService::new(group_config, Arc::clone(&waits)),
             offsets_expiry_ms: std::sync::atomic::AtomicI64::new(0),
@@ -174,8 +174,10 @@ impl Broker {
         threads.push(spawn("thorstream-housekeeping", move || {
             housekeeping::housekeeping(&h)
         })?);
-        let c = Arc::clone(&inner);
-        threads.push(spawn("thorstream-cleaner", move || cleaner::run(&c))?);
+        if inner.config.log_cleaner_enable {
+            let c = Arc::clone(&inner);
+            threads.push(spawn("thorstream-cleaner", move || cleaner::run(&c))?);
+        }
         log::info!(
             "broker opened {} (fsync {}, {} topics, clean start: {clean})",
             inner.config.data_dir.display(),

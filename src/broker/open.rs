@@ -17,7 +17,8 @@ use super::metadata::record_log::RecordLog;
 use super::partition::{Partition, PartitionSettings};
 use super::topic::{self, Topic, TopicMeta, validate_topic_name};
 use super::{TOPICS_FILE, TopicRecord};
-use crate::config::broker_dynamic::{DynamicBrokerConfigs, check_dynamic, topic_defaults};
+use crate::config::broker_dynamic::{DynamicBrokerConfigs, topic_defaults};
+use crate::config::cleaner::check_broker_config;
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::error::{Error, Result};
 use crate::storage::{PartitionLog, now_ms, sync_dir};
@@ -122,7 +123,7 @@ fn dynamic_configs(
             continue;
         };
         for (name, value) in configs {
-            let v = check_dynamic(name, value).map_err(|e| {
+            let v = check_broker_config(name, value).map_err(|e| {
                 Error::Metadata(format!(
                     "{TOPICS_FILE}: dynamic broker config {name} ({scope:?}) is invalid: {e}"
                 ))

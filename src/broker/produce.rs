@@ -19,6 +19,9 @@ use crate::error::{Error, Result};
 use crate::storage::{AppendInfo, now_ms};
 use crate::types::Record;
 
+/// The attribute bits of zstd.
+const ZSTD_CODEC: i16 = 4;
+
 impl Broker {
     /// Appends already-encoded v2 batches (validated here; offsets assigned in place). Does not
     /// wait for durability: the result says whether the records are visible already
@@ -33,6 +36,41 @@ impl Broker {
     pub fn append(&self, topic: &str, partition: i32, batches: &[u8]) -> Result<AppendInfo> {
         let p = self.partition(topic, partition)?;
         self.append_to(&p, batches)
+    }
+
+    /// `append` for a wire Produce of a version that may predate zstd (Kafka's
+    /// `ProduceRequest.validateRecords`): with `zstd_allowed` false (Produce < v7) a zstd batch
+    /// is refused with `UnsupportedCompressionType`, after the partition was found. A topic
+    /// whose `compression.type` is zstd still takes other codecs and recompresses them, as Kafka.
+    pub fn append_wire(
+        &self,
+        topic: &str,
+        partition: i32,
+        batches: &[u8],
+        zstd_allowed: bool,
+        version: i16,
+    ) -> Result<AppendInfo> {
+        let p = self.partition(topic, partition)?;
+        if !zstd_allowed
+            && crate::storage::batch::BatchIter::new(batches)
+                .any(|(h, _)| h.compression_codec() == ZSTD_CODEC)
+        {
+            return Err(Error::UnsupportedCompressionType(format!(
+                "Produce requests with version {version} are not allowed to use ZStandard \
+                 compression"
+            )));
+        }
+        self.append_to(&p, batches)
+    }
+
+    /// Whether Fetch below v10 must be refused for this partition (Kafka's rule, in
+    /// `KafkaApis`: the topic's `compression.type` is zstd, whatever codec its batches use).
+    pub(crate) fn stores_zstd(&self, topic: &str, partition: i32) -> Result<bool> {
+        let p = self.partition(topic, partition)?;
+        Ok(matches!(
+            p.settings().rules.codec,
+            crate::storage::validator::TargetCodec::Zstd(_)
+        ))
     }
 
     /// `append` to a partition already looked up; locks it once.

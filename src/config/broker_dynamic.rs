@@ -5,7 +5,8 @@
 //! node (its id); the node's value wins, then the cluster default, then the static config
 //! (flags, config file), then Kafka's default. The dynamic names are the first broker synonym
 //! of each topic config (`log.retention.ms`, `log.segment.bytes`, `message.max.bytes`, …);
-//! the other synonyms (`log.retention.hours`) and the broker's own settings are static.
+//! the other synonyms (`log.retention.hours`) and the broker's own settings are static, but
+//! for the cleaner's dynamic settings (`config::cleaner`, which checks them).
 //!
 //! Invariants: every dynamic value passed the topic config's check under its broker name; a
 //! topic's effective config is `TopicConfig::resolve(topic_defaults(..), overrides)`, so a
@@ -98,7 +99,8 @@ impl DynamicBrokerConfigs {
     }
 }
 
-/// Checks one broker config set dynamically and returns its canonical value.
+/// Checks one broker config set dynamically (a topic config's synonym) and returns its
+/// canonical value; `cleaner::check_broker_config` adds the cleaner's own settings.
 pub fn check_dynamic(name: &str, value: &str) -> Result<String, Error> {
     match table::topic_config_of_broker_name(name) {
         Some((def, _, true)) => table::check(def, name, value),
@@ -110,7 +112,7 @@ pub fn check_dynamic(name: &str, value: &str) -> Result<String, Error> {
     }
 }
 
-fn not_dynamic(name: &str) -> Error {
+pub(super) fn not_dynamic(name: &str) -> Error {
     Error::InvalidRequest(format!(
         "Cannot update these configs dynamically: Set({name})"
     ))

@@ -4,7 +4,8 @@
 //! Files: `mod.rs` (the structs: `FsyncPolicy`, `TopicConfig`, `BrokerConfig`), `table.rs`
 //! (every topic config Kafka accepts: type, default, check, broker synonyms), `topic.rs`
 //! (`TopicConfig` by Kafka name: set, resolve from defaults + overrides, validate, describe),
-//! `broker_dynamic.rs` (the broker's dynamic settings and the defaults topics inherit).
+//! `broker_dynamic.rs` (the broker's dynamic settings and the defaults topics inherit),
+//! `cleaner.rs` (the log cleaner's broker settings, static and dynamic).
 
 use std::path::PathBuf;
 
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 
 pub(crate) mod broker_dynamic;
+pub(crate) mod cleaner;
 pub(crate) mod table;
 mod topic;
 
@@ -77,6 +79,8 @@ pub struct TopicConfig {
     pub fsync: Option<FsyncPolicy>,
     pub segment_bytes: u64,
     pub segment_ms: i64,
+    /// `segment.jitter.ms` (0: segments roll at `segment_ms` exactly).
+    pub segment_jitter_ms: i64,
     /// Negative: keep forever.
     pub retention_ms: i64,
     /// Negative: unlimited.
@@ -140,6 +144,7 @@ impl Default for TopicConfig {
             fsync: None,
             segment_bytes: 1024 * 1024 * 1024,
             segment_ms: 7 * 24 * 3600 * 1000,
+            segment_jitter_ms: 0,
             retention_ms: 7 * 24 * 3600 * 1000,
             retention_bytes: -1,
             max_message_bytes: crate::limits::DEFAULT_MESSAGE_BYTES_MAX,
@@ -185,6 +190,15 @@ pub struct BrokerConfig {
     /// How long the log cleaner sleeps between passes when it found nothing to clean
     /// (Kafka's `log.cleaner.backoff.ms`).
     pub log_cleaner_backoff_ms: u64,
+    /// Whether the log cleaner runs (Kafka's `log.cleaner.enable`; static): without it
+    /// compacted topics are not compacted and grow.
+    pub log_cleaner_enable: bool,
+    /// Memory of the cleaner's key → offset map (Kafka's `log.cleaner.dedupe.buffer.size`;
+    /// dynamic), capped at `limits::CLEANER_DEDUPE_BUFFER_BYTES_MAX`.
+    pub log_cleaner_dedupe_buffer_bytes: usize,
+    /// Bound on the cleaner's read + write bytes per second (Kafka's
+    /// `log.cleaner.io.max.bytes.per.second`; dynamic); `f64::MAX`: unthrottled.
+    pub log_cleaner_io_max_bytes_per_second: f64,
     /// How long the first rebalance of an empty consumer group waits for more members,
     /// extended while they keep arriving, bounded by the rebalance timeout (Kafka's
     /// `group.initial.rebalance.delay.ms`). 0 here, so an embedded consumer alone in its group
@@ -208,6 +222,9 @@ impl Default for BrokerConfig {
             producer_id_expiration_ms: 24 * 3600 * 1000,
             max_partitions: crate::limits::DEFAULT_PARTITIONS_MAX,
             log_cleaner_backoff_ms: 15_000,
+            log_cleaner_enable: true,
+            log_cleaner_dedupe_buffer_bytes: crate::limits::CLEANER_DEDUPE_BUFFER_BYTES,
+            log_cleaner_io_max_bytes_per_second: f64::MAX,
             group_initial_rebalance_delay_ms: 0,
         }
     }

@@ -99,6 +99,7 @@ impl TopicConfig {
             "retention.ms" => self.retention_ms = n(v),
             "segment.bytes" => self.segment_bytes = n(v),
             "segment.ms" => self.segment_ms = n(v),
+            "segment.jitter.ms" => self.segment_jitter_ms = n(v),
             "thorstream.fsync" => self.fsync = v.parse().ok(),
             _ => {}
         }
@@ -181,6 +182,7 @@ impl TopicConfig {
             "retention.ms" => self.retention_ms.to_string(),
             "segment.bytes" => self.segment_bytes.to_string(),
             "segment.ms" => self.segment_ms.to_string(),
+            "segment.jitter.ms" => self.segment_jitter_ms.to_string(),
             "thorstream.fsync" => self.fsync?.to_string(),
             _ => self
                 .overrides
@@ -303,6 +305,7 @@ impl TopicConfig {
         LogConfig {
             segment_bytes: self.segment_bytes,
             segment_ms: self.segment_ms,
+            segment_jitter_ms: self.segment_jitter_ms,
             retention_ms: self.retention_ms,
             retention_bytes: self.retention_bytes,
             index_interval_bytes: u64::from(self.index_interval_bytes),

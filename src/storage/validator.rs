@@ -39,6 +39,19 @@ pub enum TargetCodec {
 }
 
 impl TargetCodec {
+    /// The codec of attribute bits `id` (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd) at its
+    /// default level (Kafka's `Compression.of(type).build()`), `None` for an unknown id.
+    pub fn of_id(id: i16) -> Option<TargetCodec> {
+        Some(match id {
+            0 => TargetCodec::None,
+            1 => TargetCodec::Gzip(-1),
+            2 => TargetCodec::Snappy,
+            3 => TargetCodec::Lz4(9),
+            4 => TargetCodec::Zstd(3),
+            _ => return None,
+        })
+    }
+
     /// The attribute bits of the codec, or `None` for `Producer`.
     fn id(self) -> Option<i16> {
         match self {
@@ -196,8 +209,13 @@ fn check_timestamps(
 }
 
 /// Appends `body` compressed with `target` (Kafka's framings: gzip stream, xerial snappy,
-/// LZ4 frame with independent blocks, zstd frame).
-fn compress(target: TargetCodec, body: &[u8], out: &mut Vec<u8>) -> Result<(), BatchError> {
+/// LZ4 frame with independent blocks, zstd frame). Also the log cleaner's, for the batches
+/// it rewrites.
+pub(crate) fn compress(
+    target: TargetCodec,
+    body: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), BatchError> {
     let failed = |codec: &'static str| {
         move |e: std::io::Error| {
             BatchError::Inflate(inflate::InflateError::Corrupt {

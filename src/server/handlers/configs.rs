@@ -90,12 +90,14 @@ fn described(ctx: &Ctx, resource_type: i8, name: &str) -> Result<Vec<Described>,
                 ),
                 ("thorstream.fsync", c.fsync.to_string(), Kind::String as i8),
             ];
-            Ok(broker_dynamic::describe_broker(
-                scope,
-                static_default,
+            let mut out =
+                broker_dynamic::describe_broker(scope, static_default, &dynamic, &statics);
+            out.extend(crate::config::cleaner::describe(
+                scope == BrokerScope::Node,
+                c,
                 &dynamic,
-                &statics,
-            ))
+            ));
+            Ok(out)
         }
         other => Err(Error::InvalidRequest(format!(
             "Unsupported resource type {other}"

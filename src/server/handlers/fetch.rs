@@ -20,22 +20,27 @@ use super::Ctx;
 use super::{Delayed, Outcome};
 use crate::broker::wait::{WaitKey, Wake};
 use crate::broker::{FetchError, FetchMark, FetchProgress};
+use crate::error::Error;
 
 /// A Fetch waiting for `min_bytes`: the request and one mark per partition it names, in
 /// request order (`None`: the partition failed, which completes the request).
 pub struct PendingFetch {
     req: Box<FetchRequest>,
+    version: i16,
     marks: Vec<Option<FetchMark>>,
 }
 
-pub fn handle(ctx: &Ctx, _version: i16, req: Box<FetchRequest>) -> Outcome {
+/// The first Fetch version whose clients read zstd batches (KIP-110).
+const ZSTD_MIN_VERSION: i16 = 10;
+
+pub fn handle(ctx: &Ctx, version: i16, req: Box<FetchRequest>) -> Outcome {
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let keys = keys(&req);
     let seen = ctx.broker.waits().epochs(&keys);
     // The common case (`fetch.min.bytes` = 1, a client's default): any readable byte answers,
     // and whether there is one is known from the offsets without I/O. Read once and answer.
     if req.min_bytes <= 1 && any_readable(ctx, &req) {
-        return Outcome::Respond(ResponseKind::Fetch(read(ctx, &req)));
+        return Outcome::Respond(ResponseKind::Fetch(read(ctx, &req, version)));
     }
     let marks = partitions(&req)
         .map(|(topic, p)| {
@@ -46,7 +51,11 @@ pub fn handle(ctx: &Ctx, _version: i16, req: Box<FetchRequest>) -> Outcome {
         .collect();
     decide(
         ctx,
-        PendingFetch { req, marks },
+        PendingFetch {
+            req,
+            version,
+            marks,
+        },
         deadline,
         keys,
         seen,
@@ -96,7 +105,7 @@ fn decide(
         }
     }
     if complete || available >= min_bytes {
-        return Outcome::Respond(ResponseKind::Fetch(read(ctx, req)));
+        return Outcome::Respond(ResponseKind::Fetch(read(ctx, req, pending.version)));
     }
     Outcome::Park {
         kind: Delayed::Fetch(pending),
@@ -138,8 +147,10 @@ fn keys(req: &FetchRequest) -> Vec<WaitKey> {
         .collect()
 }
 
-/// Reads every partition once and builds the response.
-fn read(ctx: &Ctx, req: &FetchRequest) -> FetchResponse {
+/// Reads every partition once and builds the response. Below v10 a partition of a topic whose
+/// `compression.type` is zstd answers UNSUPPORTED_COMPRESSION_TYPE unread (Kafka's
+/// `KafkaApis` rule: the topic's config decides, not the codec of the batches).
+fn read(ctx: &Ctx, req: &FetchRequest, version: i16) -> FetchResponse {
     let mut budget = if req.max_bytes <= 0 {
         i32::MAX as usize
     } else {
@@ -152,9 +163,20 @@ fn read(ctx: &Ctx, req: &FetchRequest) -> FetchResponse {
         let mut parts = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
             let limit = (p.partition_max_bytes.max(0) as usize).min(budget);
-            let data = ctx
-                .broker
-                .fetch(name, p.partition, p.fetch_offset, limit, total == 0);
+            let data = if version < ZSTD_MIN_VERSION
+                && ctx.broker.stores_zstd(name, p.partition).unwrap_or(false)
+            {
+                Err(FetchError {
+                    error: Error::UnsupportedCompressionType(format!(
+                        "Fetch v{version} cannot read the zstd-compressed {name}-{}",
+                        p.partition
+                    )),
+                    offsets: None,
+                })
+            } else {
+                ctx.broker
+                    .fetch(name, p.partition, p.fetch_offset, limit, total == 0)
+            };
             let resp = match data {
                 Ok(data) => {
                     let n = data.records.len();

@@ -21,7 +21,10 @@ pub struct PendingAcks {
 const INVALID_REQUIRED_ACKS: i16 = kafka_protocol::error::ResponseError::InvalidRequiredAcks.code();
 const REQUEST_TIMED_OUT: i16 = kafka_protocol::error::ResponseError::RequestTimedOut.code();
 
-pub fn handle(ctx: &Ctx, _version: i16, req: ProduceRequest) -> Outcome {
+/// The first Produce version that may carry zstd batches (KIP-110).
+const ZSTD_MIN_VERSION: i16 = 7;
+
+pub fn handle(ctx: &Ctx, version: i16, req: ProduceRequest) -> Outcome {
     let acks = req.acks;
     let deadline = Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
     // acks=all: every partition's wait-set epoch, read before the appends. An fsync published
@@ -60,7 +63,11 @@ pub fn handle(ctx: &Ctx, _version: i16, req: ProduceRequest) -> Outcome {
                 continue;
             }
             let bytes = p.records.unwrap_or_default();
-            match ctx.broker.append(&name, p.index, &bytes) {
+            let zstd_allowed = version >= ZSTD_MIN_VERSION;
+            match ctx
+                .broker
+                .append_wire(&name, p.index, &bytes, zstd_allowed, version)
+            {
                 Ok(info) => {
                     resp = resp
                         .with_base_offset(info.base_offset)

@@ -14,7 +14,7 @@
 //! - a keyed record if no later offset of its key is in the map and, for a tombstone, the
 //!   batch has no delete horizon yet or `now` is before it;
 //! - a batch that keeps every record and needs no new horizon is copied byte for byte (even
-//!   compressed); a batch that keeps some is rewritten (`records::write_batch`); one that keeps
+//!   compressed); a batch that keeps some is rewritten in its own codec (`records::write_batch`); one that keeps
 //!   none disappears, unless it is the last batch of a producer the producer state knows (its
 //!   header is kept with no records, so that the producer's sequence survives a rebuild of the
 //!   state from the log); a rewritten batch with tombstones gets the horizon `now +
@@ -26,11 +26,11 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use super::offset_map::OffsetMap;
 use super::records::{Rewrite, delete_horizon_ms, parse_records, records_body, write_batch};
 use super::swap::CleanedFiles;
+use super::throttle::Throttle;
 use crate::limits::RECOVERY_BATCH_BYTES_MAX;
 use crate::storage::StorageError;
 use crate::storage::batch::{BATCH_HEADER_BYTES, BatchHeader, validate_stored_batch};
@@ -45,37 +45,6 @@ pub struct SegmentSource {
     pub largest_timestamp: i64,
     pub path: PathBuf,
     pub file: Arc<File>,
-}
-
-/// Bounds the cleaner's read+write rate (Kafka's `log.cleaner.io.max.bytes.per.second`).
-#[derive(Debug)]
-pub struct Throttle {
-    bytes_per_sec: Option<u64>,
-    start: Instant,
-    bytes: u64,
-}
-
-impl Throttle {
-    pub fn new(bytes_per_sec: Option<u64>) -> Throttle {
-        Throttle {
-            bytes_per_sec,
-            start: Instant::now(),
-            bytes: 0,
-        }
-    }
-
-    /// Counts `n` bytes of I/O and sleeps while the rate is above the bound.
-    pub fn add(&mut self, n: u64) {
-        self.bytes += n;
-        let Some(rate) = self.bytes_per_sec.filter(|&r| r > 0) else {
-            return;
-        };
-        let due = Duration::from_secs_f64(self.bytes as f64 / rate as f64);
-        let elapsed = self.start.elapsed();
-        if due > elapsed {
-            std::thread::sleep(due - elapsed);
-        }
-    }
 }
 
 /// Reads a segment's batches in chunks of `io_buffer_bytes` (a larger batch is read alone,
@@ -246,7 +215,7 @@ fn decide(
                     Rewrite {
                         delete_horizon_ms: None,
                     },
-                )),
+                )?),
                 removed,
             )
         } else {
@@ -260,9 +229,10 @@ fn decide(
         Rewrite {
             delete_horizon_ms: horizon,
         },
-    );
-    // Written uncompressed, a batch may grow; past what recovery accepts it is kept as it was
-    // (its stale records stay; reading still ends with each key's latest value).
+    )?;
+    // Recompressed, a batch may still grow (a codec compresses fewer records worse); past
+    // what recovery accepts it is kept as it was (its stale records stay; reading still ends
+    // with each key's latest value).
     if out.len() > RECOVERY_BATCH_BYTES_MAX {
         return Ok((Fate::Keep, 0));
     }

@@ -36,15 +36,17 @@ pub mod records;
 pub mod swap;
 #[cfg(test)]
 mod tests;
+pub mod throttle;
 
 use std::sync::Mutex;
 
 use std::os::unix::fs::FileExt;
 
-use self::copy::{CopyRules, SegmentSource, Throttle, build_offset_map, copy_group};
+use self::copy::{CopyRules, SegmentSource, build_offset_map, copy_group};
 use self::offset_map::OffsetMap;
 use self::plan::{CleanPolicy, LogSummary, SegmentSummary};
 use self::swap::{CleanedFiles, SwapStep};
+use self::throttle::Throttle;
 use super::StorageError;
 use super::batch::{BATCH_HEADER_BYTES, BatchHeader};
 use super::log::{CleanerView, Installed, PartitionLog};
@@ -56,8 +58,10 @@ pub struct CleanerOptions {
     pub dedupe_buffer_bytes: usize,
     /// Read chunk and write buffer size (Kafka's `log.cleaner.io.buffer.size`).
     pub io_buffer_bytes: usize,
-    /// Bound on read+write bytes per second (`None`: unbounded).
-    pub io_bytes_per_sec: Option<u64>,
+    /// Bound on read+write bytes per second (`None`: unbounded; `throttle`).
+    pub io_bytes_per_sec: Option<f64>,
+    /// Set when the broker is stopping: a throttled pass stops sleeping.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Clean whatever is cleanable, ignoring the dirty ratio (tests, benchmarks).
     pub force: bool,
     /// Test hook: stop the swap after this step, as a crash there would.
@@ -70,6 +74,7 @@ impl Default for CleanerOptions {
             dedupe_buffer_bytes: crate::limits::CLEANER_DEDUPE_BUFFER_BYTES,
             io_buffer_bytes: crate::limits::CLEANER_IO_BUFFER_BYTES,
             io_bytes_per_sec: None,
+            stop: None,
             force: false,
             stop_after: None,
         }
@@ -151,7 +156,7 @@ fn run(
     options: &CleanerOptions,
     now_ms: i64,
 ) -> Result<(CleanOutcome, Option<i64>), StorageError> {
-    let mut throttle = Throttle::new(options.io_bytes_per_sec);
+    let mut throttle = Throttle::new(options.io_bytes_per_sec, options.stop.clone());
     let policy = CleanPolicy {
         min_cleanable_dirty_ratio: view.config.min_cleanable_dirty_ratio,
         min_compaction_lag_ms: view.config.min_compaction_lag_ms,

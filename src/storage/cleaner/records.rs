@@ -12,8 +12,11 @@
 //! A rewritten batch (`write_batch`) keeps the original batch's base offset, last offset delta
 //! (so the offsets a producer was told and its last sequence, `baseSequence + lastOffsetDelta`,
 //! stay what they were, as Kafka's `MemoryRecordsBuilder.overrideLastOffset`), partition leader
-//! epoch, producer id, epoch and base sequence; it is written **uncompressed** (codec bits
-//! cleared) whatever the original codec, with `recordCount` the records kept, so
+//! epoch, producer id, epoch and base sequence; its records are compressed again with the
+//! original batch's codec at that codec's default level (Kafka's `MemoryRecords.filterTo`;
+//! the compressor is the produce path's, `validator::compress`), except that a batch keeping
+//! no record is an uncompressed empty header, as Kafka's `writeEmptyHeader`. `recordCount` is
+//! the records kept, so
 //! `recordCount ≤ lastOffsetDelta + 1` (0 for the empty header kept for a producer's last
 //! batch). With a delete horizon, attribute bit 6 (`0x40`, Kafka's `DELETE_HORIZON_FLAG`) is
 //! set and `baseTimestamp` holds the horizon; every record's timestamp delta is re-based so
@@ -24,6 +27,7 @@ use byteorder::{BigEndian, ByteOrder};
 
 use crate::storage::batch::{BATCH_HEADER_BYTES, BatchError, BatchHeader, LOG_OVERHEAD_BYTES};
 use crate::storage::inflate::inflate;
+use crate::storage::validator::{TargetCodec, compress};
 
 /// Attribute bit: `baseTimestamp` is the batch's delete horizon (Kafka's `DELETE_HORIZON_FLAG`).
 pub const DELETE_HORIZON_FLAG: i16 = 0x40;
@@ -124,8 +128,13 @@ pub struct Rewrite {
 }
 
 /// Encodes a batch holding `kept` (records of the batch `header` describes, in order) under
-/// the rules of this module's doc. `kept` may be empty (a producer's last batch).
-pub fn write_batch(header: &BatchHeader, kept: &[RecordRef<'_>], rewrite: Rewrite) -> Vec<u8> {
+/// the rules of this module's doc. `kept` may be empty (a producer's last batch). Fails only
+/// if the compressor does, or the batch's codec is unknown (it was inflated, so never).
+pub fn write_batch(
+    header: &BatchHeader,
+    kept: &[RecordRef<'_>],
+    rewrite: Rewrite,
+) -> Result<Vec<u8>, BatchError> {
     let had_horizon = header.attributes & DELETE_HORIZON_FLAG != 0;
     let horizon = if had_horizon {
         None
@@ -134,12 +143,20 @@ pub fn write_batch(header: &BatchHeader, kept: &[RecordRef<'_>], rewrite: Rewrit
     };
     let old_base_ts = header.base_timestamp;
     let new_base_ts = horizon.unwrap_or(old_base_ts);
-    let mut attributes = header.attributes & !COMPRESSION_MASK;
+    let codec = if kept.is_empty() {
+        0
+    } else {
+        header.compression_codec()
+    };
+    let target = TargetCodec::of_id(codec).ok_or(BatchError::Inflate(
+        crate::storage::inflate::InflateError::UnknownCodec(codec),
+    ))?;
+    let mut attributes = (header.attributes & !COMPRESSION_MASK) | codec;
     if horizon.is_some() {
         attributes |= DELETE_HORIZON_FLAG;
     }
     let log_append_time = header.attributes & LOG_APPEND_TIME_FLAG != 0;
-    let mut out = vec![0u8; BATCH_HEADER_BYTES];
+    let mut body = Vec::new();
     let mut max_ts = if kept.is_empty() || log_append_time {
         header.max_timestamp
     } else {
@@ -156,9 +173,11 @@ pub fn write_batch(header: &BatchHeader, kept: &[RecordRef<'_>], rewrite: Rewrit
         write_varlong(&mut record, ts.saturating_sub(new_base_ts));
         write_varlong(&mut record, i64::from(r.offset_delta));
         record.extend_from_slice(r.tail);
-        write_varlong(&mut out, record.len() as i64);
-        out.extend_from_slice(&record);
+        write_varlong(&mut body, record.len() as i64);
+        body.extend_from_slice(&record);
     }
+    let mut out = vec![0u8; BATCH_HEADER_BYTES];
+    compress(target, &body, &mut out)?;
     BigEndian::write_i64(&mut out[0..8], header.base_offset);
     let batch_length = (out.len() - LOG_OVERHEAD_BYTES) as i32;
     BigEndian::write_i32(&mut out[8..12], batch_length);
@@ -174,7 +193,7 @@ pub fn write_batch(header: &BatchHeader, kept: &[RecordRef<'_>], rewrite: Rewrit
     BigEndian::write_i32(&mut out[57..61], kept.len() as i32);
     let total = out.len();
     crate::storage::batch::rewrite_crc(&mut out, total);
-    out
+    Ok(out)
 }
 
 /// The batch's delete horizon, if one was set by an earlier clean.
@@ -232,12 +251,13 @@ mod tests {
         }
 
         /// Any subset of a batch's records, rewritten, decodes (with kafka-protocol, as a
-        /// consumer would) to exactly those records with their offsets and timestamps.
+        /// consumer would) to exactly those records with their offsets and timestamps, in the
+        /// batch's own codec (uncompressed when none is kept), its stored form valid.
         #[test]
         fn rewritten_batches_keep_offsets_and_timestamps(
             n in 1usize..20,
             keep_mask in any::<u32>(),
-            compressed in any::<bool>(),
+            codec_id in 0i16..5,
             horizon in proptest::option::of(0i64..1_000_000),
         ) {
             let records: Vec<Record> = (0..n)
@@ -246,7 +266,13 @@ mod tests {
                     if i % 3 == 0 { Record { value: None, ..r } } else { r }
                 })
                 .collect();
-            let codec = if compressed { Compression::Lz4 } else { Compression::None };
+            let codec = [
+                Compression::None,
+                Compression::Gzip,
+                Compression::Snappy,
+                Compression::Lz4,
+                Compression::Zstd,
+            ][codec_id as usize];
             let mut bytes = batch(&records, codec);
             crate::storage::batch::set_base_offset(&mut bytes, 100);
             let header = validate_batch(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -259,12 +285,21 @@ mod tests {
                 .filter(|(i, _)| keep_mask & (1 << i) != 0)
                 .map(|(_, r)| *r)
                 .collect();
-            let out = write_batch(&header, &kept, Rewrite { delete_horizon_ms: horizon });
-            let h = BatchHeader::parse(&out).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(header.compression_codec(), codec_id);
+            let out = write_batch(&header, &kept, Rewrite { delete_horizon_ms: horizon })
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let h = crate::storage::batch::validate_stored_batch(&out)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            crate::storage::batch::check_compressed_record_counts(&out)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let want_codec = if kept.is_empty() { 0 } else { codec_id };
+            prop_assert_eq!(h.compression_codec(), want_codec);
+            // Every other attribute bit is the original's, or the horizon flag.
+            let other_bits = !(COMPRESSION_MASK | DELETE_HORIZON_FLAG);
+            prop_assert_eq!(h.attributes & other_bits, header.attributes & other_bits);
             prop_assert_eq!(h.base_offset, 100);
             prop_assert_eq!(h.last_offset_delta, header.last_offset_delta);
             prop_assert_eq!(h.record_count as usize, kept.len());
-            prop_assert_eq!(h.compression_codec(), 0);
             prop_assert_eq!(delete_horizon_ms(&h), horizon);
             let decoded = crate::protocol::records::decode_records("t", 0, &out, 0)
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;

@@ -8,10 +8,11 @@ use proptest::prelude::*;
 
 use super::swap::{SWAP_STEPS, SwapStep};
 use super::{CleanOutcome, CleanStats, CleanerOptions, clean_log};
-use crate::protocol::records::{decode_records, encode_batch};
+use crate::protocol::records::{decode_records, encode_batch, encode_batch_with};
 use crate::storage::batch::{BatchIter, rewrite_crc};
 use crate::storage::{LogConfig, PartitionLog};
 use crate::types::Record;
+use kafka_protocol::records::Compression;
 
 const RETENTION_MS: i64 = 1_000;
 
@@ -34,6 +35,11 @@ type Row = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
 type Ops = Vec<(Vec<(u8, Option<u8>)>, bool)>;
 
 fn batch(records: &[(u8, Option<u8>)]) -> Vec<u8> {
+    batch_in(records, Compression::None)
+}
+
+/// `batch`, its records compressed with `codec`.
+fn batch_in(records: &[(u8, Option<u8>)], codec: Compression) -> Vec<u8> {
     let rs: Vec<Record> = records
         .iter()
         .map(|(k, v)| Record {
@@ -43,7 +49,35 @@ fn batch(records: &[(u8, Option<u8>)]) -> Vec<u8> {
             timestamp: Some(1),
         })
         .collect();
-    encode_batch(&rs, 1).unwrap_or_else(|e| panic!("{e}"))
+    encode_batch_with(&rs, 1, codec).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Every codec a producer may use, by attribute id.
+const CODECS: [Compression; 5] = [
+    Compression::None,
+    Compression::Gzip,
+    Compression::Snappy,
+    Compression::Lz4,
+    Compression::Zstd,
+];
+
+/// The headers of every stored batch, segment by segment.
+fn stored_headers(log: &PartitionLog) -> Vec<crate::storage::batch::BatchHeader> {
+    let mut out = Vec::new();
+    let mut offset = log.offsets().log_start_offset;
+    while offset < log.high_watermark() {
+        let mut bytes = Vec::new();
+        let view = log.read_view(offset).unwrap_or_else(|e| panic!("{e}"));
+        view.read_into(&mut bytes, usize::MAX, true)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let before = out.len();
+        out.extend(BatchIter::new(&bytes).map(|(h, _)| h));
+        match out[before..].last() {
+            Some(h) => offset = h.last_offset() + 1,
+            None => break,
+        }
+    }
+    out
 }
 
 /// Marks an encoded batch as idempotent producer `pid`'s, starting at `seq`.
@@ -117,12 +151,17 @@ fn forced() -> CleanerOptions {
 
 /// Appends `ops` (each a batch: records and whether to roll before it), syncs, and rolls so
 /// that all of it is in inactive segments. Returns the clock.
-fn fill(log: &mut PartitionLog, ops: &Ops, mut now: i64) -> i64 {
+fn fill(log: &mut PartitionLog, ops: &Ops, now: i64) -> i64 {
+    fill_in(log, ops, now, Compression::None)
+}
+
+/// `fill` with the batches of `ops` compressed with `codec`.
+fn fill_in(log: &mut PartitionLog, ops: &Ops, mut now: i64, codec: Compression) -> i64 {
     for (records, roll) in ops {
         if *roll {
             now += 10;
         }
-        log.append(&batch(records), now)
+        log.append(&batch_in(records, codec), now)
             .unwrap_or_else(|e| panic!("{e}"));
     }
     now += 10;
@@ -151,10 +190,12 @@ proptest! {
     /// Reading from the start after a clean gives map semantics (the last record per key, in
     /// offset order) over the mapped range, tombstones kept before their horizon and gone after
     /// it; offsets are unchanged and increasing; the log end offset does not move; a reopen
-    /// after a crash reads the same.
+    /// after a crash reads the same. Input batches in every codec: a rewritten batch keeps its
+    /// codec (an emptied one, kept for its producer, is an uncompressed header).
     #[test]
     fn cleaning_gives_map_semantics(
         ops in ops_strategy(),
+        codec_id in 0usize..CODECS.len(),
         small_map in any::<bool>(),
         // Small: segments roll by size too and cleaned runs are short (some clean to empty).
         segment_bytes in prop_oneof![Just(200u64), Just(1u64 << 30)],
@@ -162,7 +203,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let cfg = LogConfig { segment_bytes, ..config() };
         let mut raw = PartitionLog::open(dir.path(), cfg.clone(), true, 0).unwrap_or_else(|e| panic!("{e}"));
-        let now = fill(&mut raw, &ops, 0);
+        let now = fill_in(&mut raw, &ops, 0, CODECS[codec_id]);
         let before = read_all(&raw);
         let leo = raw.log_end_offset();
         let log = Mutex::new(raw);
@@ -181,6 +222,12 @@ proptest! {
         prop_assert_eq!(&got, &want);
         prop_assert_eq!(guard.log_end_offset(), leo);
         prop_assert!(got.windows(2).all(|w| w[0].0 < w[1].0));
+        // The last batch `fill` wrote is uncompressed; every other keeps the input's codec.
+        for h in stored_headers(&guard) {
+            let last = h.last_offset() == leo - 1;
+            let want = if last || h.record_count == 0 { 0 } else { codec_id as i16 };
+            prop_assert_eq!(h.compression_codec(), want, "batch at {}", h.base_offset);
+        }
 
         // After the horizon, with new dirty data past it, the tombstones go.
         let mut now2 = t0 + RETENTION_MS;

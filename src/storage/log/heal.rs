@@ -101,7 +101,8 @@ impl PartitionLog {
             .map_err(|e| StorageError::io(&log_path, e))?;
         sync_dir(&self.dir)?;
         // The kept segment is the last one now, so `open` rescans it whatever the checkpoint.
-        let fresh = PartitionLog::open(&self.dir, self.config.clone(), false, now_ms)?;
+        let mut fresh = PartitionLog::open(&self.dir, self.config.clone(), false, now_ms)?;
+        fresh.jitter_source = self.jitter_source;
         *self = fresh;
         Ok(before - self.log_end_offset())
     }

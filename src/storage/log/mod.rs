@@ -65,6 +65,7 @@ use super::segment::Segment;
 use super::{StorageError, sync_dir};
 
 pub use self::append::AppendInfo;
+use self::roll_retention::{JitterSource, random_u64, roll_jitter_ms};
 
 const RECOVERY_POINT_FILE: &str = "recovery-point";
 const LOG_START_FILE: &str = "log-start-offset";
@@ -78,6 +79,9 @@ const PRODUCER_STATE_FILE_V1: &str = "producer-state";
 pub struct LogConfig {
     pub segment_bytes: u64,
     pub segment_ms: i64,
+    /// `segment.jitter.ms`: each segment rolls up to this much before `segment_ms` (a random
+    /// amount in `[0, min(jitter, segment_ms))`, chosen when it becomes active; 0: none).
+    pub segment_jitter_ms: i64,
     /// Negative: keep forever.
     pub retention_ms: i64,
     /// Negative: unlimited.
@@ -110,6 +114,7 @@ impl Default for LogConfig {
         LogConfig {
             segment_bytes: 1024 * 1024 * 1024,
             segment_ms: 7 * 24 * 3600 * 1000,
+            segment_jitter_ms: 0,
             retention_ms: 7 * 24 * 3600 * 1000,
             retention_bytes: -1,
             index_interval_bytes: 4096,
@@ -174,6 +179,11 @@ pub struct PartitionLog {
     clean_point: Option<i64>,
     /// A cleaning pass holds this log's snapshot (at most one at a time).
     cleaning: bool,
+    /// The active segment's roll jitter (`roll_retention::roll_jitter_ms`), chosen when it
+    /// became active (created, or loaded at open).
+    roll_jitter_ms: i64,
+    /// Where roll jitters come from: random, or fixed by a test.
+    jitter_source: JitterSource,
 }
 
 impl PartitionLog {
@@ -269,6 +279,7 @@ impl PartitionLog {
         let leo = active.next_offset;
         let (hw_base, hw_pos) = (active.base_offset, active.size);
         let log_start_offset = stored_start.clamp(first_base, leo);
+        let config_jitter = (config.segment_jitter_ms, config.segment_ms);
         let log = PartitionLog {
             dir: dir.to_path_buf(),
             config,
@@ -292,6 +303,8 @@ impl PartitionLog {
             recovery_point_saved: leo,
             clean_point: super::cleaner::checkpoint::read(dir),
             cleaning: false,
+            roll_jitter_ms: roll_jitter_ms(config_jitter.0, config_jitter.1, random_u64()),
+            jitter_source: random_u64,
         };
         let mut log = log;
         log.rebuild_producer_state()?;

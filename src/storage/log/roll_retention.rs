@@ -1,6 +1,12 @@
 //! Segment lifecycle: rolling a new active segment, deleting old ones by retention, and moving
 //! the log start offset (DeleteRecords).
 //!
+//! A segment rolls by age when it has been active for `segment_ms` less its roll jitter, as
+//! Kafka's `LogSegment.shouldRoll`: a random amount in `[0, min(segment.jitter.ms,
+//! segment.ms))` chosen when the segment became active (`LogConfig.randomSegmentJitter`), so
+//! partitions created together do not all roll at the same instant. A config change applies
+//! from the next segment.
+//!
 //! Retention applies only when `cleanup.policy` contains `delete` (`LogConfig::cleanup_delete`):
 //! with `compact,delete` both the cleaner and retention run, as in Kafka.
 //!
@@ -10,9 +16,32 @@
 //! crash in between leaves files the next retention pass deletes, never a start that went
 //! back).
 
+use std::hash::{BuildHasher, Hasher};
+
 use super::{LOG_START_FILE, PartitionLog};
 use crate::storage::segment::Segment;
 use crate::storage::{StorageError, checkpoint, sync_dir};
+
+/// A source of random 64-bit values for roll jitters.
+pub(super) type JitterSource = fn() -> u64;
+
+/// A random value, from the standard library's per-process random hash keys (no crate needed
+/// for a jitter that only has to differ between segments).
+pub(super) fn random_u64() -> u64 {
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
+/// Kafka's `randomSegmentJitter`: `random` reduced into `[0, min(jitter_ms, segment_ms))`; 0
+/// when either is not positive.
+pub(super) fn roll_jitter_ms(jitter_ms: i64, segment_ms: i64, random: u64) -> i64 {
+    let bound = jitter_ms.min(segment_ms);
+    if bound <= 0 {
+        return 0;
+    }
+    (random % bound as u64) as i64
+}
 
 impl PartitionLog {
     /// Rolls to a new segment if the next `incoming_bytes` would overflow the active one, or it
@@ -27,7 +56,8 @@ impl PartitionLog {
             return Ok(());
         }
         let full = active.size + incoming_bytes > self.config.segment_bytes;
-        let old = now_ms - active.created_ms >= self.config.segment_ms;
+        let old = now_ms.saturating_sub(active.created_ms)
+            >= self.config.segment_ms.saturating_sub(self.roll_jitter_ms);
         if full || old {
             self.roll(now_ms)?;
         }
@@ -47,7 +77,24 @@ impl PartitionLog {
             self.dir.display()
         );
         self.segments.push(seg);
+        self.roll_jitter_ms = roll_jitter_ms(
+            self.config.segment_jitter_ms,
+            self.config.segment_ms,
+            (self.jitter_source)(),
+        );
         Ok(())
+    }
+
+    /// Fixes where the roll jitters of the next segments come from (deterministic tests).
+    #[cfg(test)]
+    pub(crate) fn set_jitter_source(&mut self, source: JitterSource) {
+        self.jitter_source = source;
+    }
+
+    /// The active segment's roll jitter.
+    #[cfg(test)]
+    pub(crate) fn roll_jitter(&self) -> i64 {
+        self.roll_jitter_ms
     }
 
     /// Rolls the active segment if it is older than `segment_ms` (called by housekeeping).

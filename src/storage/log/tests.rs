@@ -351,3 +351,62 @@ fn leaving_durable_hw_publishes_the_log_end_and_entering_it_keeps_what_is_visibl
     sync(&mut log);
     assert_eq!(log.high_watermark(), 5);
 }
+
+#[test]
+fn roll_jitter_is_kafkas_random_segment_jitter() {
+    use super::roll_retention::roll_jitter_ms;
+    assert_eq!(roll_jitter_ms(0, 1_000, 12_345), 0);
+    assert_eq!(roll_jitter_ms(400, 1_000, 7_301), 101);
+    // Bounded by segment.ms when the jitter is larger.
+    assert_eq!(roll_jitter_ms(5_000, 1_000, 12_345), 345);
+    assert_eq!(
+        roll_jitter_ms(400, 1_000, u64::MAX),
+        (u64::MAX % 400) as i64
+    );
+    for r in [0, 1, 399, 400, 1 << 40] {
+        assert!((0..400).contains(&roll_jitter_ms(400, 1_000, r)));
+    }
+}
+
+#[test]
+fn a_segment_rolls_by_age_its_own_jitter_before_segment_ms() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = LogConfig {
+        segment_ms: 1_000,
+        ..config()
+    };
+    let mut log = PartitionLog::open(dir.path(), cfg.clone(), true, 0).expect("open");
+    assert_eq!(log.roll_jitter(), 0, "segment.jitter.ms 0: no jitter");
+    log.set_config(LogConfig {
+        segment_jitter_ms: 400,
+        ..cfg.clone()
+    });
+    log.set_jitter_source(|| 7_301);
+    log.append(&make_batch(1, b"a", 1), 0).expect("append");
+    // The active segment keeps the jitter it was created with (none).
+    log.roll_if_expired(999).expect("roll");
+    assert_eq!(log.segment_count(), 1);
+    log.roll_if_expired(1_000).expect("roll");
+    assert_eq!(log.segment_count(), 2);
+    // The new segment (created at 1000) drew 7301 % 400 = 101: it rolls at 1000 + 1000 - 101.
+    assert_eq!(log.roll_jitter(), 101);
+    log.append(&make_batch(1, b"b", 1), 1_000).expect("append");
+    log.roll_if_expired(1_898).expect("roll");
+    assert_eq!(log.segment_count(), 2);
+    // A change applies from the next segment; a jitter over segment.ms is bounded by it:
+    // 12345 % 1000 = 345.
+    log.set_config(LogConfig {
+        segment_jitter_ms: 5_000,
+        ..cfg
+    });
+    log.set_jitter_source(|| 12_345);
+    log.roll_if_expired(1_899).expect("roll");
+    assert_eq!(log.segment_count(), 3);
+    log.append(&make_batch(1, b"c", 1), 1_899).expect("append");
+    log.roll_if_expired(1_899 + 1_000 - 346).expect("roll");
+    assert_eq!(log.segment_count(), 3);
+    log.roll_if_expired(1_899 + 1_000 - 345).expect("roll");
+    assert_eq!(log.segment_count(), 4);
+    assert_eq!(log.roll_jitter(), 345);
+    log.close().expect("close");
+}
