@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{Broker, Inner, Topic};
+use super::{Broker, Inner};
 use crate::config::cleaner::{CleanerSettings, effective};
 use crate::storage::cleaner::{CleanOutcome, CleanerOptions, clean_log};
 use crate::storage::now_ms;
@@ -50,11 +50,7 @@ pub(super) fn run(inner: &Inner) {
 
 /// One pass over every compacted partition; returns how many logs were cleaned.
 fn pass(inner: &Inner) -> usize {
-    let topics: Vec<Arc<Topic>> = inner
-        .topics
-        .read()
-        .map(|t| t.values().cloned().collect())
-        .unwrap_or_default();
+    let topics = inner.topics_snapshot();
     let s = settings(inner);
     let options = CleanerOptions {
         dedupe_buffer_bytes: s.dedupe_buffer_bytes,
@@ -64,7 +60,7 @@ fn pass(inner: &Inner) -> usize {
     };
     let mut cleaned = 0;
     for t in topics {
-        let parts = t.partitions.read().map(|p| p.clone()).unwrap_or_default();
+        let parts = t.partitions_snapshot();
         for p in parts {
             if inner.stop.load(Ordering::Acquire) {
                 return cleaned;

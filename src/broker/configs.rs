@@ -16,7 +16,6 @@
 //! the topic store, then a partition's log.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 use super::partition::PartitionSettings;
@@ -132,12 +131,7 @@ impl Broker {
         *next.map_mut(scope) = checked.clone();
         let defaults = topic_defaults(&self.inner.config.default_topic_config, &next);
         defaults.validate()?;
-        let topics: Vec<Arc<Topic>> = self
-            .inner
-            .topics
-            .read()
-            .map(|t| t.values().cloned().collect())
-            .unwrap_or_default();
+        let topics = self.inner.topics_snapshot();
         let mut resolved = Vec::with_capacity(topics.len());
         for t in &topics {
             let meta = t
@@ -188,11 +182,7 @@ impl Broker {
         let broker_fsync = self.inner.config.fsync;
         let settings = PartitionSettings::of(config, broker_fsync);
         let log_config = config.log_config(broker_fsync);
-        let parts = topic
-            .partitions
-            .read()
-            .map(|p| p.clone())
-            .unwrap_or_default();
+        let parts = topic.partitions_snapshot();
         for p in parts {
             p.set_settings(settings);
             let moved = match p.log() {

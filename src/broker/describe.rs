@@ -52,11 +52,7 @@ impl Broker {
             let Ok(topic) = self.topic(&name) else {
                 continue; // deleted meanwhile
             };
-            let parts = topic
-                .partitions
-                .read()
-                .map(|p| p.clone())
-                .unwrap_or_default();
+            let parts = topic.partitions_snapshot();
             for p in parts {
                 let Ok(log) = p.log() else { continue };
                 out.push(PartitionSize {

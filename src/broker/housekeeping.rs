@@ -7,11 +7,10 @@
 //!   bookkeeping before and after takes the partition lock;
 //! - it exits promptly once `stop` is set (it waits on `stop_cv`, checked under its mutex).
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{Inner, Topic};
+use super::Inner;
 use crate::limits::{OFFSETS_EXPIRY_CHECK_INTERVAL_MS, PRODUCER_EXPIRY_CHECK_INTERVAL_MS};
 use crate::storage::now_ms;
 
@@ -32,11 +31,7 @@ pub(super) fn housekeeping(inner: &Inner) {
             return;
         }
         group_housekeeping(inner);
-        let topics: Vec<Arc<Topic>> = inner
-            .topics
-            .read()
-            .map(|t| t.values().cloned().collect())
-            .unwrap_or_default();
+        let topics = inner.topics_snapshot();
         let now = now_ms();
         let expiration_ms =
             i64::try_from(inner.config.producer_id_expiration_ms).unwrap_or(i64::MAX);
@@ -46,7 +41,7 @@ pub(super) fn housekeeping(inner: &Inner) {
             inner.producers_expiry_ms.store(now, Ordering::Release);
         }
         for t in topics {
-            let parts = t.partitions.read().map(|p| p.clone()).unwrap_or_default();
+            let parts = t.partitions_snapshot();
             for p in parts {
                 let job = {
                     let Ok(mut log) = p.log() else { continue };

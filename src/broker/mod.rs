@@ -106,6 +106,17 @@ struct Inner {
     producer_ids: Mutex<(i64, i64)>,
 }
 
+impl Inner {
+    /// The topics as they are now (a snapshot: topics created or deleted after it are not in
+    /// it, and a deleted one stays usable until dropped).
+    fn topics_snapshot(&self) -> Vec<Arc<Topic>> {
+        self.topics
+            .read()
+            .map(|t| t.values().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
 /// The broker engine. Dropping it shuts it down cleanly (see `close`).
 pub struct Broker {
     inner: Arc<Inner>,
@@ -245,15 +256,10 @@ impl Broker {
                 let _ = t.join();
             }
         }
-        let topics: Vec<Arc<Topic>> = self
-            .inner
-            .topics
-            .read()
-            .map(|t| t.values().cloned().collect())
-            .unwrap_or_default();
+        let topics = self.inner.topics_snapshot();
         let mut result = Ok(());
         for t in topics {
-            let parts = t.partitions.read().map(|p| p.clone()).unwrap_or_default();
+            let parts = t.partitions_snapshot();
             for p in parts {
                 if let Err(e) = p.log().and_then(|mut l| l.close().map_err(Error::from)) {
                     log::error!("closing {}-{}: {e}", p.topic, p.index);

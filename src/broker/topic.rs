@@ -53,6 +53,14 @@ impl Topic {
             .and_then(|i| parts.get(i).cloned())
     }
 
+    /// The partitions as they are now (CreatePartitions may add more after it).
+    pub fn partitions_snapshot(&self) -> Vec<Arc<Partition>> {
+        self.partitions
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_default()
+    }
+
     pub fn partition_count(&self) -> usize {
         self.partitions.read().map(|p| p.len()).unwrap_or(0)
     }

@@ -329,17 +329,52 @@ fn once_error() -> Error {
     Error::InvalidRequest("Each resource must appear at most once.".into())
 }
 
-pub fn incremental_alter_configs(ctx: &Ctx, req: IncrementalAlterConfigsRequest) -> Outcome {
-    let twice = repeated(
-        req.resources
-            .iter()
-            .map(|r| (r.resource_type, &*r.resource_name)),
-    );
-    let responses = req
-        .resources
+/// One resource of an alter request: its type, its name and the changes asked for it.
+struct AlterResource<'a> {
+    resource_type: i8,
+    name: &'a StrBytes,
+    changes: Vec<Change<'a>>,
+}
+
+/// Applies each resource's changes (the whole set replaced when `replace`, as AlterConfigs)
+/// and answers, per resource, its type, name, error code and message. A resource named more
+/// than once is refused each time, as Kafka.
+fn alter_each(
+    ctx: &Ctx,
+    resources: Vec<AlterResource<'_>>,
+    replace: bool,
+    validate_only: bool,
+) -> Vec<(i8, StrBytes, i16, Option<StrBytes>)> {
+    let twice = repeated(resources.iter().map(|r| (r.resource_type, &**r.name)));
+    resources
         .iter()
         .map(|r| {
-            let changes: Vec<Change<'_>> = r
+            let result = if twice.contains(&(r.resource_type, &**r.name)) {
+                Err(once_error())
+            } else {
+                alter(
+                    ctx,
+                    r.resource_type,
+                    r.name,
+                    &r.changes,
+                    replace,
+                    validate_only,
+                )
+            };
+            let (code, msg) = result_of(result);
+            (r.resource_type, r.name.clone(), code, msg)
+        })
+        .collect()
+}
+
+pub fn incremental_alter_configs(ctx: &Ctx, req: IncrementalAlterConfigsRequest) -> Outcome {
+    let resources = req
+        .resources
+        .iter()
+        .map(|r| AlterResource {
+            resource_type: r.resource_type,
+            name: &r.resource_name,
+            changes: r
                 .configs
                 .iter()
                 .map(|c| Change {
@@ -347,25 +382,17 @@ pub fn incremental_alter_configs(ctx: &Ctx, req: IncrementalAlterConfigsRequest)
                     op: c.config_operation,
                     value: c.value.as_deref(),
                 })
-                .collect();
-            let result = if twice.contains(&(r.resource_type, &*r.resource_name)) {
-                Err(once_error())
-            } else {
-                alter(
-                    ctx,
-                    r.resource_type,
-                    &r.resource_name,
-                    &changes,
-                    false,
-                    req.validate_only,
-                )
-            };
-            let (code, msg) = result_of(result);
+                .collect(),
+        })
+        .collect();
+    let responses = alter_each(ctx, resources, false, req.validate_only)
+        .into_iter()
+        .map(|(resource_type, name, code, msg)| {
             IncrementalResult::default()
                 .with_error_code(code)
                 .with_error_message(msg)
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone())
+                .with_resource_type(resource_type)
+                .with_resource_name(name)
         })
         .collect();
     Outcome::Respond(ResponseKind::IncrementalAlterConfigs(
@@ -374,16 +401,13 @@ pub fn incremental_alter_configs(ctx: &Ctx, req: IncrementalAlterConfigsRequest)
 }
 
 pub fn alter_configs(ctx: &Ctx, req: AlterConfigsRequest) -> Outcome {
-    let twice = repeated(
-        req.resources
-            .iter()
-            .map(|r| (r.resource_type, &*r.resource_name)),
-    );
-    let responses = req
+    let resources = req
         .resources
         .iter()
-        .map(|r| {
-            let changes: Vec<Change<'_>> = r
+        .map(|r| AlterResource {
+            resource_type: r.resource_type,
+            name: &r.resource_name,
+            changes: r
                 .configs
                 .iter()
                 .map(|c| Change {
@@ -391,25 +415,17 @@ pub fn alter_configs(ctx: &Ctx, req: AlterConfigsRequest) -> Outcome {
                     op: OP_SET,
                     value: c.value.as_deref(),
                 })
-                .collect();
-            let result = if twice.contains(&(r.resource_type, &*r.resource_name)) {
-                Err(once_error())
-            } else {
-                alter(
-                    ctx,
-                    r.resource_type,
-                    &r.resource_name,
-                    &changes,
-                    true,
-                    req.validate_only,
-                )
-            };
-            let (code, msg) = result_of(result);
+                .collect(),
+        })
+        .collect();
+    let responses = alter_each(ctx, resources, true, req.validate_only)
+        .into_iter()
+        .map(|(resource_type, name, code, msg)| {
             AlterResult::default()
                 .with_error_code(code)
                 .with_error_message(msg)
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone())
+                .with_resource_type(resource_type)
+                .with_resource_name(name)
         })
         .collect();
     Outcome::Respond(ResponseKind::AlterConfigs(
