@@ -5,6 +5,7 @@
 //! - `state.rs`: one transactional id's metadata and Kafka's transition table;
 //! - `coordinator.rs`: InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, marker
 //!   completion, timeouts and id expiration, replay and recovery;
+//! - `effects.rs`: what it hands back (replies, steps, markers) and its config;
 //! - `record.rs`: the versioned state-log record (bytes documented there) and the recovery
 //!   rule.
 //!
@@ -16,6 +17,7 @@
 #![cfg_attr(not(test), allow(dead_code))]
 
 pub(crate) mod coordinator;
+pub(crate) mod effects;
 pub(crate) mod record;
 pub(crate) mod state;
 

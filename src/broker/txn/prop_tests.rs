@@ -5,9 +5,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use proptest::prelude::*;
 
-use super::coordinator::{
-    Effects, MarkerWrite, ProducerIdAndEpoch, Reply, Step, TxnConfig, TxnCoordinator,
-};
+use super::coordinator::TxnCoordinator;
+use super::effects::{Effects, MarkerWrite, ProducerIdAndEpoch, Reply, Step, TxnConfig};
 use super::record::TxnRecord;
 use super::state::TxnState;
 use crate::types::TopicPartition;
@@ -44,7 +43,10 @@ enum Op {
         ms: i64,
     },
     Tick,
-    Crash,
+    /// `torn`: the oldest record handed out reached the disk, its acknowledgement did not.
+    Crash {
+        torn: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -60,7 +62,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => id.prop_map(|id| Op::Markers { id }),
         1 => prop_oneof![0..3_000i64, Just(8 * 24 * 3600 * 1000)].prop_map(|ms| Op::Advance { ms }),
         1 => Just(Op::Tick),
-        1 => Just(Op::Crash),
+        1 => any::<bool>().prop_map(|torn| Op::Crash { torn }),
     ]
 }
 
@@ -241,7 +243,10 @@ impl Harness {
                     self.on_step(&id, Step::Append(r), None);
                 }
             }
-            Op::Crash => {
+            Op::Crash { torn } => {
+                if torn && let Some((r, _)) = self.queue.pop_front() {
+                    self.log.push(r);
+                }
                 let mut c = TxnCoordinator::new(self.config);
                 for r in &self.log {
                     c.replay(r.clone());
@@ -308,7 +313,7 @@ proptest! {
             h.check();
         }
         // The same log, recovered, leaves nothing open.
-        h.apply(&Op::Crash);
+        h.apply(&Op::Crash { torn: false });
         h.check();
     }
 }

@@ -1,6 +1,7 @@
 //! Each transition of the coordinator and the Kafka error code it answers.
 
-use super::coordinator::{Effects, ProducerIdAndEpoch, Reply, Step, TxnConfig, TxnCoordinator};
+use super::coordinator::TxnCoordinator;
+use super::effects::{Effects, ProducerIdAndEpoch, Reply, Step, TxnConfig};
 use super::record::TxnRecord;
 use super::state::TxnState;
 use crate::error::TxnError;
@@ -398,4 +399,26 @@ fn recovery_completes_decided_and_aborts_undecided() {
             }
         }
     }
+}
+
+#[test]
+fn a_failed_decision_write_changes_nothing() {
+    let mut f = Fixture::new();
+    let p = f.ongoing(0);
+    let step = f.c.end_txn(ID, p.producer_id, p.producer_epoch, true, 1);
+    assert!(matches!(step, Step::Append(_)));
+    let fx = f.c.appended(ID, false);
+    assert_eq!(
+        fx.reply,
+        Some(Reply::EndTxn(Err(TxnError::CoordinatorNotAvailable)))
+    );
+    assert!(
+        fx.markers.is_none(),
+        "no markers for a decision not durable"
+    );
+    assert_eq!(f.state(), TxnState::Ongoing);
+    // The client retries and the retry goes through.
+    let step = f.c.end_txn(ID, p.producer_id, p.producer_epoch, true, 2);
+    assert_eq!(f.write(step).reply, Some(Reply::EndTxn(Ok(()))));
+    assert_eq!(f.state(), TxnState::PrepareCommit);
 }
