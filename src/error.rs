@@ -1,9 +1,10 @@
 //! The library's error type. Every variant maps to one Kafka error (`Error::response_error`,
 //! code `kafka_code`), so the wire layer and the embedded API report the same failure the same
-//! way. This file is the one table from our errors (this `Error` and the group protocol's
-//! `GroupError`) to Kafka's `ResponseError`; no error code is an integer literal anywhere else.
-//! `GroupError` is defined here (and re-exported as `broker::group::GroupError`) so that this
-//! file, which every layer uses, uses nothing of the broker.
+//! way. This file is the one table from our errors (this `Error`, the group protocol's
+//! `GroupError` and the transaction coordinator's `TxnError`) to Kafka's `ResponseError`; no
+//! error code is an integer literal anywhere else. `GroupError` and `TxnError` are defined
+//! here (`GroupError` re-exported as `broker::group::GroupError`) so that this file, which
+//! every layer uses, uses nothing of the broker.
 
 use kafka_protocol::error::ResponseError;
 
@@ -248,6 +249,56 @@ impl From<GroupError> for ResponseError {
     }
 }
 
+/// Errors of the transaction coordinator (`broker::txn`), each one Kafka error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnError {
+    /// Empty transactional id.
+    InvalidRequest,
+    /// The coordinator's state log could not be written (retriable).
+    CoordinatorNotAvailable,
+    InvalidTxnState,
+    InvalidProducerIdMapping,
+    InvalidTransactionTimeout,
+    ConcurrentTransactions,
+    ProducerFenced,
+    /// What `ProducerFenced` is answered as to clients too old to know it (see `for_old_client`).
+    InvalidProducerEpoch,
+}
+
+impl TxnError {
+    pub const fn code(self) -> i16 {
+        self.response_error().code()
+    }
+
+    /// Kafka answers `INVALID_PRODUCER_EPOCH` instead of `PRODUCER_FENCED` to InitProducerId
+    /// before v4 and AddPartitionsToTxn, AddOffsetsToTxn and EndTxn before v2.
+    pub const fn for_old_client(self) -> Self {
+        match self {
+            TxnError::ProducerFenced => TxnError::InvalidProducerEpoch,
+            e => e,
+        }
+    }
+
+    pub const fn response_error(self) -> ResponseError {
+        match self {
+            TxnError::InvalidRequest => ResponseError::InvalidRequest,
+            TxnError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+            TxnError::InvalidTxnState => ResponseError::InvalidTxnState,
+            TxnError::InvalidProducerIdMapping => ResponseError::InvalidProducerIdMapping,
+            TxnError::InvalidTransactionTimeout => ResponseError::InvalidTransactionTimeout,
+            TxnError::ConcurrentTransactions => ResponseError::ConcurrentTransactions,
+            TxnError::ProducerFenced => ResponseError::ProducerFenced,
+            TxnError::InvalidProducerEpoch => ResponseError::InvalidProducerEpoch,
+        }
+    }
+}
+
+impl From<TxnError> for ResponseError {
+    fn from(e: TxnError) -> Self {
+        e.response_error()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,6 +332,20 @@ mod tests {
         }
         assert_eq!(GroupError::UnknownMemberId.code(), 25);
         assert_eq!(GroupError::GroupSubscribedToTopic.code(), 86);
+        let txn = [
+            (TxnError::InvalidProducerEpoch, 47),
+            (TxnError::InvalidTxnState, 48),
+            (TxnError::InvalidProducerIdMapping, 49),
+            (TxnError::InvalidTransactionTimeout, 50),
+            (TxnError::ConcurrentTransactions, 51),
+            (TxnError::ProducerFenced, 90),
+            (TxnError::CoordinatorNotAvailable, 15),
+            (TxnError::InvalidRequest, 42),
+        ];
+        for (e, code) in txn {
+            assert_eq!(e.code(), code, "{e:?}");
+        }
+        assert_eq!(TxnError::ProducerFenced.for_old_client().code(), 47);
         assert_eq!(result_code::<(), GroupError>(&Ok(())), 0);
         assert_eq!(
             result_code::<(), _>(&Err(GroupError::RebalanceInProgress)),

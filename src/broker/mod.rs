@@ -29,6 +29,7 @@ mod produce;
 mod read;
 pub mod topic;
 mod topics;
+mod txn;
 pub mod wait;
 
 use std::collections::BTreeMap;
