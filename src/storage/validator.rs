@@ -11,6 +11,7 @@
 //!   attributes (codec, timestamp type), the max timestamp, the length and the CRC change;
 //! - every batch is validated (`validate_batch`: framing, CRC, counts of uncompressed bodies)
 //!   before it is rewritten, so the CRC computed here never blesses bytes that were corrupt;
+//!   a request passed on unchanged is validated once, by `PartitionLog::append`;
 //!   compressed bodies were counted by `check_compressed_record_counts` before this runs;
 //! - timestamps are checked on the batch's first (base) and max timestamps, not record by
 //!   record (Kafka checks each record; a v2 producer's records lie between the two).
@@ -106,19 +107,37 @@ pub fn prepare<'a>(
     let mut headers = Vec::new();
     let mut pos = 0;
     let mut changes = false;
+    // The first pass reads headers only: a batch passed on unchanged has its CRC checked once,
+    // by `PartitionLog::append`. A batch is CRC-checked here only before it is rewritten, or
+    // before a timestamp refusal (a corrupt batch is reported as corrupt, as Kafka).
     while pos < batches.len() {
-        let header = validate_batch(&batches[pos..])?;
+        let header = BatchHeader::parse(&batches[pos..])?;
+        let total = header.total_bytes();
+        if total > batches.len() - pos {
+            return Err(BatchError::Truncated {
+                needed: total,
+                available: batches.len() - pos,
+            });
+        }
         if !header.is_control() {
-            if !rules.log_append_time {
-                check_timestamps(&header, rules, now_ms)?;
+            if !rules.log_append_time
+                && let Err(e) = check_timestamps(&header, rules, now_ms)
+            {
+                validate_batch(&batches[pos..])?;
+                return Err(e);
             }
             changes |= rules.log_append_time || recompress_to(&header, rules).is_some();
         }
-        pos += header.total_bytes();
+        pos += total;
         headers.push(header);
     }
     if !changes {
         return Ok(Cow::Borrowed(batches));
+    }
+    let mut pos = 0;
+    for header in &headers {
+        validate_batch(&batches[pos..])?;
+        pos += header.total_bytes();
     }
     let mut out = Vec::with_capacity(batches.len());
     let mut pos = 0;
