@@ -212,6 +212,20 @@ impl Broker {
         self.inner.offsets.group_offsets(group)
     }
 
+    /// Ends `producer_id`'s transactional offsets for `group` (TxnOffsetCommit): on commit they
+    /// become the group's committed offsets, on abort they are dropped. Called by the
+    /// transaction coordinator when it writes a transaction's markers; idempotent.
+    /// (Skeleton: pending transactional offsets land with issue 14.)
+    #[allow(dead_code)] // called once the coordinator is wired (issue 14)
+    pub(crate) fn complete_txn_offsets(
+        &self,
+        _group: &str,
+        _producer_id: i64,
+        _commit: bool,
+    ) -> Result<()> {
+        Ok(())
+    }
+
     pub(crate) fn offset_store(&self) -> &OffsetStore {
         &self.inner.offsets
     }

@@ -7,6 +7,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod cleaner;
+pub mod control;
 pub mod index;
 pub mod inflate;
 pub mod log;
@@ -21,7 +22,10 @@ pub(crate) mod varint;
 use std::path::{Path, PathBuf};
 
 pub use self::batch::BatchError;
-pub use self::log::{AppendInfo, LogConfig, LogOffsets, PartitionLog, ReadView};
+#[allow(unused_imports)] // used as issue 14 lands
+pub use self::log::{
+    AbortedTxn, AppendInfo, Isolation, LogConfig, LogOffsets, OngoingTxn, PartitionLog, ReadView,
+};
 
 /// Errors of the storage layer. Every I/O error carries the path it happened on.
 #[derive(Debug, thiserror::Error)]

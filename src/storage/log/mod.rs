@@ -51,6 +51,8 @@ mod read;
 pub use self::read::ReadView;
 mod roll_retention;
 mod sync;
+mod txn;
+pub use self::txn::{AbortedTxn, Isolation, OngoingTxn};
 #[cfg(test)]
 mod tests;
 
@@ -143,6 +145,8 @@ pub struct LogOffsets {
     pub log_start_offset: i64,
     pub high_watermark: i64,
     pub log_end_offset: i64,
+    /// Offsets below it hold no open transaction's records (Kafka's last stable offset).
+    pub last_stable_offset: i64,
 }
 
 #[derive(Debug)]
@@ -353,6 +357,7 @@ impl PartitionLog {
             log_start_offset: self.log_start_offset,
             high_watermark: self.high_watermark,
             log_end_offset: self.log_end_offset(),
+            last_stable_offset: self.last_stable_offset(),
         }
     }
 
