@@ -21,6 +21,13 @@
 //! Eager rebalancing: on a rebalance the consumer stops fetching; a partition it keeps into
 //! the directly following generation keeps its position, any other starts at the committed
 //! offset (commit before a rebalance to avoid reading records twice).
+//!
+//! Isolation (Kafka's `isolation.level`, default read_uncommitted as Kafka's): transaction
+//! markers are never returned as records; under read_committed `poll` reads only below each
+//! partition's last stable offset and skips the records of aborted transactions (Kafka
+//! consumer's rule, `protocol::records::decode_committed`), and `Latest` / `seek_to_end`
+//! mean the last stable offset. A read that returned only skipped batches moves the position
+//! past them and reads again at once.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -31,6 +38,7 @@ use crate::broker::group::embedded::{Change, EmbeddedMember, MemberConfig};
 use crate::broker::wait::{WaitKey, Wake};
 use crate::broker::{Broker, CommitFence, OffsetCommitEntry};
 use crate::error::{Error, Result};
+use crate::storage::Isolation;
 use crate::storage::batch::BatchIter;
 use crate::types::{StoredRecord, TopicPartition};
 
@@ -43,8 +51,19 @@ pub enum OffsetReset {
     None,
 }
 
+/// What a consumer reads (Kafka's `isolation.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IsolationLevel {
+    /// Every record below the high watermark, of open and aborted transactions too.
+    #[default]
+    ReadUncommitted,
+    /// Records below the last stable offset, without those of aborted transactions.
+    ReadCommitted,
+}
+
 pub struct Consumer {
     broker: Arc<Broker>,
+    isolation: Isolation,
     group_id: Option<String>,
     subscription: Vec<String>,
     positions: BTreeMap<TopicPartition, i64>,
@@ -107,6 +126,7 @@ impl Consumer {
     pub fn new(broker: Arc<Broker>) -> Self {
         Consumer {
             broker,
+            isolation: Isolation::ReadUncommitted,
             group_id: None,
             subscription: Vec::new(),
             positions: BTreeMap::new(),
@@ -157,6 +177,22 @@ impl Consumer {
 
     pub fn set_group_id(&mut self, group_id: &str) {
         self.group_id = Some(group_id.to_string());
+    }
+
+    pub fn set_isolation_level(&mut self, level: IsolationLevel) {
+        self.isolation = match level {
+            IsolationLevel::ReadUncommitted => Isolation::ReadUncommitted,
+            IsolationLevel::ReadCommitted => Isolation::ReadCommitted,
+        };
+    }
+
+    /// The end a reader at this isolation level may reach: the high watermark, or the last
+    /// stable offset under read_committed.
+    fn end_of(&self, o: crate::storage::LogOffsets) -> i64 {
+        match self.isolation {
+            Isolation::ReadUncommitted => o.high_watermark,
+            Isolation::ReadCommitted => o.last_stable_offset,
+        }
     }
 
     pub fn set_auto_offset_reset(&mut self, reset: OffsetReset) {
@@ -322,7 +358,7 @@ impl Consumer {
         let o = self.broker.offsets(&tp.topic, tp.partition)?;
         match self.auto_offset_reset {
             OffsetReset::Earliest => Ok(o.log_start_offset),
-            OffsetReset::Latest => Ok(o.high_watermark),
+            OffsetReset::Latest => Ok(self.end_of(o)),
             OffsetReset::None => Err(Error::OffsetOutOfRange {
                 partition: tp.to_string(),
                 offset: -1,
@@ -353,10 +389,14 @@ impl Consumer {
             }
             let seen = self.broker.waits().epochs(&keys);
             self.drive_group()?;
-            let records = self.fetch_once()?;
+            let (records, skipped) = self.fetch_once()?;
             let idle = self.positions.is_empty() && self.member.is_none();
             if !records.is_empty() || Instant::now() >= deadline || idle {
                 return Ok(records);
+            }
+            if skipped {
+                // Only markers or aborted batches were read: more may be readable now.
+                continue;
             }
             let wake = match &self.member {
                 Some(m) => deadline.min(self.broker.groups().instant_at(m.next_wakeup_ms())),
@@ -370,11 +410,14 @@ impl Consumer {
         }
     }
 
-    fn fetch_once(&mut self) -> Result<Vec<StoredRecord>> {
+    /// One read round; also whether some partition's position moved past batches that gave
+    /// no records (markers, aborted transactions).
+    fn fetch_once(&mut self) -> Result<(Vec<StoredRecord>, bool)> {
         let tps: Vec<TopicPartition> = self.positions.keys().cloned().collect();
         let mut out = Vec::new();
+        let mut skipped = false;
         if tps.is_empty() {
-            return Ok(out);
+            return Ok((out, skipped));
         }
         let positions = &self.positions;
         self.buffered
@@ -396,31 +439,36 @@ impl Consumer {
                 continue;
             }
             let pos = self.positions.get(tp).copied().unwrap_or(0);
-            let data =
-                match self
-                    .broker
-                    .read(&tp.topic, tp.partition, pos, self.max_partition_fetch_bytes)
+            let read = self.broker.read_isolated(
+                &tp.topic,
+                tp.partition,
+                pos,
+                self.max_partition_fetch_bytes,
+                self.isolation,
+            );
+            let data = match read {
+                Ok(d) => d,
+                Err(Error::OffsetOutOfRange { .. })
+                    if self.auto_offset_reset != OffsetReset::None =>
                 {
-                    Ok(d) => d,
-                    Err(Error::OffsetOutOfRange { .. })
-                        if self.auto_offset_reset != OffsetReset::None =>
-                    {
-                        let reset = self.reset_position(tp)?;
-                        log::info!("{tp}: position {pos} out of range, reset to {reset}");
-                        self.positions.insert(tp.clone(), reset);
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                };
-            let mut records = crate::protocol::records::decode_records(
+                    let reset = self.reset_position(tp)?;
+                    log::info!("{tp}: position {pos} out of range, reset to {reset}");
+                    self.positions.insert(tp.clone(), reset);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let mut records = crate::protocol::records::decode_committed(
                 &tp.topic,
                 tp.partition,
                 &data.records,
                 pos,
+                data.aborted.as_deref(),
             )?;
             let end = BatchIter::new(&data.records)
                 .last()
                 .map_or(pos, |(h, _)| (h.last_offset() + 1).max(pos));
+            skipped |= records.is_empty() && end > pos;
             let next = if records.len() > quota {
                 let rest: VecDeque<StoredRecord> = records.split_off(quota).into();
                 let next = rest.front().map_or(end, |r| r.offset);
@@ -439,7 +487,7 @@ impl Consumer {
             self.positions.insert(tp.clone(), next);
             out.extend(records);
         }
-        Ok(out)
+        Ok((out, skipped))
     }
 
     pub fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<()> {
@@ -456,9 +504,14 @@ impl Consumer {
         self.seek_with(partitions, |o| o.log_start_offset)
     }
 
-    /// Seeks the given partitions (all assigned ones if empty) to their high watermark.
+    /// Seeks the given partitions (all assigned ones if empty) to their high watermark (the
+    /// last stable offset under read_committed).
     pub fn seek_to_end(&mut self, partitions: &[TopicPartition]) -> Result<()> {
-        self.seek_with(partitions, |o| o.high_watermark)
+        let isolation = self.isolation;
+        self.seek_with(partitions, move |o| match isolation {
+            Isolation::ReadUncommitted => o.high_watermark,
+            Isolation::ReadCommitted => o.last_stable_offset,
+        })
     }
 
     fn seek_with(

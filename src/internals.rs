@@ -35,6 +35,11 @@ pub mod storage {
         pub use crate::storage::checkpoint::{read_bytes, read_i64, write_bytes, write_i64};
     }
 
+    /// Transaction markers (control batches).
+    pub mod control {
+        pub use crate::storage::control::{ControlType, marker_batch};
+    }
+
     /// The offset index of a segment.
     pub mod index {
         pub use crate::storage::index::{OffsetIndex, decode_entries};
@@ -62,7 +67,10 @@ pub mod protocol {
 
     /// Record batches to and from `Record`s.
     pub mod records {
-        pub use crate::protocol::records::{decode_records, encode_batch, encode_batch_with};
+        pub use crate::protocol::records::{
+            TxnProducer, decode_committed, decode_records, encode_batch, encode_batch_with,
+            encode_transactional_batch,
+        };
     }
 }
 
@@ -101,6 +109,9 @@ pub trait BrokerInternals {
     /// Runs one log-cleaner pass synchronously (as the `thorstream-cleaner` thread does);
     /// returns how many logs it cleaned.
     fn clean_now(&self) -> usize;
+    /// Ends a producer's transactional offsets for a group, as the transaction coordinator
+    /// does when it writes the markers (`Broker::complete_txn_offsets`).
+    fn complete_txn_offsets(&self, group: &str, producer_id: i64, commit: bool) -> Result<()>;
 }
 
 impl BrokerInternals for Broker {
@@ -121,6 +132,9 @@ impl BrokerInternals for Broker {
     }
     fn clean_now(&self) -> usize {
         Broker::clean_now(self)
+    }
+    fn complete_txn_offsets(&self, group: &str, producer_id: i64, commit: bool) -> Result<()> {
+        Broker::complete_txn_offsets(self, group, producer_id, commit)
     }
 }
 

@@ -29,7 +29,7 @@ pub(crate) mod types;
 
 pub use broker::{Broker, CommittedOffset, FetchData, PartitionInfo, TopicDescription};
 pub use config::{BrokerConfig, FsyncPolicy, TopicConfig};
-pub use consumer::{Consumer, OffsetReset};
+pub use consumer::{Consumer, IsolationLevel, OffsetReset};
 pub use error::{Error, Result};
 pub use producer::Producer;
 pub use storage::{AppendInfo, LogOffsets};

@@ -17,33 +17,37 @@
 //! - deletes (DeleteGroups, OffsetDelete, topic deletion, expiry) are rare and are still
 //!   written and fsynced by their caller, under the store lock; that fsync also covers every
 //!   pending commit before them, which are applied first so the map keeps write order;
-//! - the file is compacted at startup to one record per live (group, topic, partition). Its
-//!   records are `metadata::offset_record::OffsetRecord` (private, versioned; byte layout in
-//!   `broker::metadata`), not this module's public `CommittedOffset`.
+//! - the file is compacted at startup to one record per live offset (committed, or pending in
+//!   a transaction; `offset_state`). Its records are `metadata::offset_record::OffsetRecord`
+//!   (private, versioned; byte layout in `broker::metadata`), not this module's public
+//!   `CommittedOffset`;
+//! - transactional offsets (`txn_commit`, TxnOffsetCommit) are written and made durable like
+//!   commits, and stay pending, invisible to `fetch`, until `end_txn`'s record is durable
+//!   (`offset_state` has the rules). A transactional commit whose producer epoch is below the
+//!   epoch of that producer's pending offsets for the group is refused (a zombie).
 //!
 //! Lock order: the group coordinator's lock (`GroupService`) may be held while this store's
 //! lock is taken (a fenced commit, DeleteGroups, expiry), never the other way round; the wait
 //! set is told only after this lock is released.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::metadata::offset_record::OffsetRecord;
 use super::metadata::record_log::RecordLog;
+use super::offset_state::OffsetState;
 use super::wait::{WaitKey, Waits};
 use crate::error::Error;
 
 pub use crate::types::CommittedOffset;
-
-type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
 
 /// Identifies one write to the offsets file: every write numbered up to `synced_seq` is
 /// durable.
 pub type WriteSeq = u64;
 
 struct Inner {
-    groups: BTreeMap<String, GroupOffsets>,
+    state: OffsetState,
     file: RecordLog<OffsetRecord>,
     /// Number of the last write (a commit batch or a delete).
     written_seq: WriteSeq,
@@ -88,28 +92,18 @@ impl OffsetStore {
         waits: Arc<Waits>,
     ) -> Result<OffsetStore, Error> {
         let (mut file, records) = RecordLog::<OffsetRecord>::open(path)?;
-        let mut groups: BTreeMap<String, GroupOffsets> = BTreeMap::new();
+        let mut state = OffsetState::default();
         let replayed = records.len();
         for r in records {
-            apply(&mut groups, r);
+            state.apply(r);
         }
-        let live: Vec<OffsetRecord> = groups
-            .iter()
-            .flat_map(|(g, offs)| {
-                offs.iter().map(move |((t, p), v)| OffsetRecord::Commit {
-                    group: g.clone(),
-                    topic: t.clone(),
-                    partition: *p,
-                    value: v.clone(),
-                })
-            })
-            .collect();
+        let live = state.live_records();
         if live.len() != replayed {
             file.rewrite(&live)?;
         }
         Ok(OffsetStore {
             inner: Mutex::new(Inner {
-                groups,
+                state,
                 file,
                 written_seq: 0,
                 synced_seq: 0,
@@ -159,6 +153,118 @@ impl OffsetStore {
             .collect();
         let mut inner = self.lock()?;
         Self::refuse_if_poisoned(&inner)?;
+        self.write(&mut inner, records)
+    }
+
+    /// A TxnOffsetCommit's offsets, pending in `producer_id`'s transaction until `end_txn`;
+    /// written and made durable as `commit` is. `InvalidProducerEpoch` (nothing written) if the
+    /// producer has pending offsets for the group with a higher epoch.
+    pub fn txn_commit(
+        &self,
+        group: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commits: Vec<(String, i32, CommittedOffset)>,
+    ) -> Result<Option<WriteSeq>, Error> {
+        let mut inner = self.lock()?;
+        Self::refuse_if_poisoned(&inner)?;
+        let queued = inner
+            .pending
+            .iter()
+            .flat_map(|(_, recs)| recs)
+            .filter_map(|r| match r {
+                OffsetRecord::TxnCommit {
+                    group: g,
+                    producer_id: p,
+                    producer_epoch: e,
+                    ..
+                } if g == group && *p == producer_id => Some(*e),
+                _ => None,
+            });
+        let highest = queued
+            .chain(inner.state.txn_epoch(group, producer_id))
+            .max();
+        if let Some(e) = highest.filter(|&e| e > producer_epoch) {
+            return Err(Error::InvalidProducerEpoch(format!(
+                "producer {producer_id} has transactional offsets for group {group} at epoch \
+                 {e}; epoch {producer_epoch} is fenced"
+            )));
+        }
+        let records = commits
+            .into_iter()
+            .map(|(topic, partition, value)| OffsetRecord::TxnCommit {
+                group: group.to_string(),
+                topic,
+                partition,
+                producer_id,
+                producer_epoch,
+                value,
+            })
+            .collect();
+        self.write(&mut inner, records)
+    }
+
+    /// Ends `producer_id`'s transaction for `group`: its pending offsets become committed
+    /// (`commit`) or are dropped once the end record is durable. Idempotent: with nothing
+    /// pending nothing is written (`Ok(None)`); an end already written and not yet durable is
+    /// waited for rather than written again. `Ok(Some(seq))`: done once `is_durable(seq)`
+    /// (the caller marks the flusher).
+    pub fn end_txn(
+        &self,
+        group: &str,
+        producer_id: i64,
+        commit: bool,
+    ) -> Result<Option<WriteSeq>, Error> {
+        let mut inner = self.lock()?;
+        Self::refuse_if_poisoned(&inner)?;
+        // The newest queued record of this transaction decides.
+        let queued = inner.pending.iter().rev().find_map(|(seq, recs)| {
+            recs.iter().rev().find_map(|r| match r {
+                OffsetRecord::TxnCommit {
+                    group: g,
+                    producer_id: p,
+                    ..
+                } if g == group && *p == producer_id => Some((*seq, false)),
+                OffsetRecord::TxnEnd {
+                    group: g,
+                    producer_id: p,
+                    ..
+                } if g == group && *p == producer_id => Some((*seq, true)),
+                _ => None,
+            })
+        });
+        match queued {
+            Some((seq, true)) => return Ok(Some(seq)),
+            None if inner.state.txn_epoch(group, producer_id).is_none() => return Ok(None),
+            _ => {}
+        }
+        let end = OffsetRecord::TxnEnd {
+            group: group.to_string(),
+            producer_id,
+            commit,
+        };
+        self.write(&mut inner, vec![end])
+    }
+
+    /// True if a transaction holds an offset of this partition for `group` not yet ended
+    /// (OffsetFetch's `require_stable`), counting writes not yet durable.
+    pub fn has_pending_txn(&self, group: &str, topic: &str, partition: i32) -> bool {
+        let Ok(inner) = self.lock() else {
+            return true;
+        };
+        inner.state.has_pending(group, topic, partition)
+            || inner.pending.iter().flat_map(|(_, recs)| recs).any(|r| {
+                matches!(r, OffsetRecord::TxnCommit { group: g, topic: t, partition: p, .. }
+                    if g == group && t == topic && *p == partition)
+            })
+    }
+
+    /// Writes `records` as one write (the lock held, not poisoned); see `commit`.
+    fn write(
+        &self,
+        inner: &mut Inner,
+        records: Vec<OffsetRecord>,
+    ) -> Result<Option<WriteSeq>, Error> {
         inner.file.append_all(&records)?;
         inner.written_seq += 1;
         #[cfg(test)]
@@ -169,7 +275,7 @@ impl OffsetStore {
             // Nothing waits for an fsync under `never`: the write counts as done.
             inner.synced_seq = inner.written_seq;
             for r in records {
-                apply(&mut inner.groups, r);
+                inner.state.apply(r);
             }
             return Ok(None);
         }
@@ -239,7 +345,7 @@ impl OffsetStore {
         while inner.pending.front().is_some_and(|(s, _)| *s <= seq) {
             if let Some((_, records)) = inner.pending.pop_front() {
                 for r in records {
-                    apply(&mut inner.groups, r);
+                    inner.state.apply(r);
                 }
             }
         }
@@ -256,7 +362,7 @@ impl OffsetStore {
             let had_pending = !inner.pending.is_empty();
             // Fsynced above (`durable`), or nothing waits for an fsync (`never`).
             Self::synced_to(&mut inner, seq);
-            apply(&mut inner.groups, rec);
+            inner.state.apply(rec);
             had_pending
         };
         if covered_pending {
@@ -271,31 +377,18 @@ impl OffsetStore {
     }
 
     pub fn fetch(&self, group: &str, topic: &str, partition: i32) -> Option<CommittedOffset> {
-        let inner = self.lock().ok()?;
-        inner
-            .groups
-            .get(group)?
-            .get(&(topic.to_string(), partition))
-            .cloned()
+        self.lock().ok()?.state.committed(group, topic, partition)
     }
 
     /// All committed offsets of a group.
     pub fn group_offsets(&self, group: &str) -> Vec<((String, i32), CommittedOffset)> {
         self.lock()
-            .ok()
-            .and_then(|inner| {
-                inner
-                    .groups
-                    .get(group)
-                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            })
+            .map(|inner| inner.state.group_offsets(group))
             .unwrap_or_default()
     }
 
     pub fn groups(&self) -> Vec<String> {
-        self.lock()
-            .map(|i| i.groups.keys().cloned().collect())
-            .unwrap_or_default()
+        self.lock().map(|i| i.state.groups()).unwrap_or_default()
     }
 
     pub fn delete_group(&self, group: &str) -> Result<(), Error> {
@@ -312,15 +405,12 @@ impl OffsetStore {
         })
     }
 
-    /// Drops every offset of `topic` (after the topic is deleted), pending commits included.
+    /// Drops every offset of `topic` (after the topic is deleted), pending commits and
+    /// transactional offsets included.
     pub fn delete_topic(&self, topic: &str) -> Result<(), Error> {
         let doomed: std::collections::BTreeSet<(String, i32)> = {
             let inner = self.lock()?;
-            let committed = inner.groups.iter().flat_map(|(g, offs)| {
-                offs.keys()
-                    .filter(|(t, _)| t == topic)
-                    .map(move |(_, p)| (g.clone(), *p))
-            });
+            let live = inner.state.topic_offsets(topic);
             let pending = inner
                 .pending
                 .iter()
@@ -331,46 +421,21 @@ impl OffsetStore {
                         topic: t,
                         partition,
                         ..
+                    }
+                    | OffsetRecord::TxnCommit {
+                        group,
+                        topic: t,
+                        partition,
+                        ..
                     } if t == topic => Some((group.clone(), *partition)),
                     _ => None,
                 });
-            committed.chain(pending).collect()
+            live.into_iter().chain(pending).collect()
         };
         for (g, p) in doomed {
             self.delete_offset(&g, topic, p)?;
         }
         Ok(())
-    }
-}
-
-fn apply(groups: &mut BTreeMap<String, GroupOffsets>, rec: OffsetRecord) {
-    match rec {
-        OffsetRecord::Commit {
-            group,
-            topic,
-            partition,
-            value,
-        } => {
-            groups
-                .entry(group)
-                .or_default()
-                .insert((topic, partition), value);
-        }
-        OffsetRecord::DeleteOffset {
-            group,
-            topic,
-            partition,
-        } => {
-            if let Some(g) = groups.get_mut(&group) {
-                g.remove(&(topic, partition));
-                if g.is_empty() {
-                    groups.remove(&group);
-                }
-            }
-        }
-        OffsetRecord::DeleteGroup { group } => {
-            groups.remove(&group);
-        }
     }
 }
 

@@ -24,6 +24,9 @@ use crate::error::{Error, Result};
 use crate::limits::{GROUP_ID_BYTES_MAX, OFFSET_COMMIT_TIMEOUT_MS, OFFSET_METADATA_BYTES_MAX};
 use crate::storage::now_ms;
 
+/// Offsets a commit's checks accepted: (topic, partition, offset), as the store takes them.
+pub(crate) type Accepted = Vec<(String, i32, CommittedOffset)>;
+
 /// Who commits: what an OffsetCommit is fenced by.
 #[derive(Debug, Clone, Copy)]
 pub struct CommitFence<'a> {
@@ -80,6 +83,30 @@ impl Broker {
         if fence.group_id.len() > GROUP_ID_BYTES_MAX {
             return Err(GroupError::InvalidGroupId);
         }
+        let (partitions, accepted) = self.check_entries(entries);
+        let store = &self.inner.offsets;
+        let written = self.inner.groups.commit_fenced(
+            fence.group_id,
+            fence.member_id,
+            fence.instance_id,
+            fence.generation,
+            || {
+                if accepted.is_empty() {
+                    Ok(None)
+                } else {
+                    store.commit(fence.group_id, accepted)
+                }
+            },
+        )?;
+        Ok(self.written(fence.group_id, partitions, written))
+    }
+
+    /// Per partition: refused (unknown partition, metadata too large) or accepted, with the
+    /// accepted ones as the store takes them.
+    pub(crate) fn check_entries(
+        &self,
+        entries: &[OffsetCommitEntry],
+    ) -> (Vec<Result<()>>, Accepted) {
         let now = now_ms();
         let mut partitions = Vec::with_capacity(entries.len());
         let mut accepted = Vec::with_capacity(entries.len());
@@ -104,27 +131,30 @@ impl Broker {
             }
             partitions.push(checked);
         }
-        let store = &self.inner.offsets;
-        let written = self.inner.groups.commit_fenced(
-            fence.group_id,
-            fence.member_id,
-            fence.instance_id,
-            fence.generation,
-            || {
-                if accepted.is_empty() {
-                    Ok(None)
-                } else {
-                    store.commit(fence.group_id, accepted)
-                }
-            },
-        )?;
+        (partitions, accepted)
+    }
+
+    /// The outcome of a store write of the accepted partitions: a failed write fails each of
+    /// them (an epoch refusal as itself, anything else as a storage error); a pending one
+    /// marks the flusher.
+    pub(crate) fn written(
+        &self,
+        group: &str,
+        mut partitions: Vec<Result<()>>,
+        written: Result<Option<WriteSeq>>,
+    ) -> CommitOutcome {
         let pending = match written {
             Ok(pending) => pending,
             Err(e) => {
-                log::error!("offset commit of group {}: {e}", fence.group_id);
-                let msg = e.to_string();
+                let each = |e: &Error| match e {
+                    Error::InvalidProducerEpoch(m) => Error::InvalidProducerEpoch(m.clone()),
+                    e => Error::Metadata(e.to_string()),
+                };
+                if !matches!(e, Error::InvalidProducerEpoch(_)) {
+                    log::error!("offset commit of group {group}: {e}");
+                }
                 for p in partitions.iter_mut().filter(|p| p.is_ok()) {
-                    *p = Err(Error::Metadata(msg.clone()));
+                    *p = Err(each(&e));
                 }
                 None
             }
@@ -132,10 +162,10 @@ impl Broker {
         if pending.is_some() {
             self.inner.flusher.mark_offsets();
         }
-        Ok(CommitOutcome {
+        CommitOutcome {
             partitions,
             pending,
-        })
+        }
     }
 
     /// True once the commit write `seq` is durable (and visible to OffsetFetch); an error if
@@ -151,27 +181,37 @@ impl Broker {
         fence: CommitFence<'_>,
         entries: &[OffsetCommitEntry],
     ) -> Result<Result<()>, GroupError> {
-        let keys = [WaitKey::Offsets];
         // Read before the write: an fsync published after it ends the wait at once.
-        let mut seen = self.inner.waits.epochs(&keys);
+        let seen = self.inner.waits.epochs(&[WaitKey::Offsets]);
         let outcome = self.commit_offsets(fence, entries)?;
+        Ok(self.wait_outcome(outcome, seen))
+    }
+
+    /// Blocks (embedded API only) until `outcome`'s write is durable: the first refused
+    /// partition's error, or the wait's. `seen`: the `WaitKey::Offsets` epochs read before
+    /// the write.
+    pub(crate) fn wait_outcome(&self, outcome: CommitOutcome, seen: Vec<u64>) -> Result<()> {
         let refused = outcome.partitions.into_iter().find_map(Result::err);
-        let Some(seq) = outcome.pending else {
-            return Ok(refused.map_or(Ok(()), Err));
-        };
+        if let Some(seq) = outcome.pending {
+            self.wait_offsets_durable(seq, seen)?;
+        }
+        refused.map_or(Ok(()), Err)
+    }
+
+    /// Blocks until the offsets write `seq` is durable (at most `OFFSET_COMMIT_TIMEOUT_MS`).
+    pub(crate) fn wait_offsets_durable(&self, seq: WriteSeq, mut seen: Vec<u64>) -> Result<()> {
+        let keys = [WaitKey::Offsets];
         let timeout = Duration::from_millis(OFFSET_COMMIT_TIMEOUT_MS);
         let deadline = Instant::now() + timeout;
         loop {
-            match self.offsets_durable(seq) {
-                Ok(true) => return Ok(refused.map_or(Ok(()), Err)),
-                Ok(false) => {}
-                Err(e) => return Ok(Err(e)),
+            if self.offsets_durable(seq)? {
+                return Ok(());
             }
             if self.inner.stop.load(Ordering::Acquire) {
-                return Ok(Err(Error::ShuttingDown));
+                return Err(Error::ShuttingDown);
             }
             if Instant::now() >= deadline {
-                return Ok(Err(Error::Timeout(OFFSET_COMMIT_TIMEOUT_MS)));
+                return Err(Error::Timeout(OFFSET_COMMIT_TIMEOUT_MS));
             }
             self.inner.waits.wait(keys.to_vec(), &seen, deadline);
             seen = self.inner.waits.epochs(&keys);
@@ -210,20 +250,6 @@ impl Broker {
 
     pub fn group_offsets(&self, group: &str) -> Vec<((String, i32), CommittedOffset)> {
         self.inner.offsets.group_offsets(group)
-    }
-
-    /// Ends `producer_id`'s transactional offsets for `group` (TxnOffsetCommit): on commit they
-    /// become the group's committed offsets, on abort they are dropped. Called by the
-    /// transaction coordinator when it writes a transaction's markers; idempotent.
-    /// (Skeleton: pending transactional offsets land with issue 14.)
-    #[allow(dead_code)] // called once the coordinator is wired (issue 14)
-    pub(crate) fn complete_txn_offsets(
-        &self,
-        _group: &str,
-        _producer_id: i64,
-        _commit: bool,
-    ) -> Result<()> {
-        Ok(())
     }
 
     pub(crate) fn offset_store(&self) -> &OffsetStore {

@@ -12,7 +12,7 @@
 use super::Broker;
 use super::FetchData;
 use crate::error::Result;
-use crate::storage::LogOffsets;
+use crate::storage::{Isolation, LogOffsets};
 use crate::types::StoredRecord;
 
 impl Broker {
@@ -29,7 +29,26 @@ impl Broker {
         offset: i64,
         max_bytes: usize,
     ) -> Result<FetchData> {
-        self.fetch(topic, partition, offset, max_bytes, true)
+        self.read_isolated(
+            topic,
+            partition,
+            offset,
+            max_bytes,
+            Isolation::ReadUncommitted,
+        )
+    }
+
+    /// `read` of what `isolation` may see (read_committed: below the last stable offset, with
+    /// the aborted transactions to skip in `FetchData::aborted`).
+    pub(crate) fn read_isolated(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+        isolation: Isolation,
+    ) -> Result<FetchData> {
+        self.fetch(topic, partition, offset, max_bytes, true, isolation)
             .map_err(|e| e.error)
     }
 

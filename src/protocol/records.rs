@@ -1,6 +1,12 @@
 //! RecordBatch encoding and decoding for the embedded API, through the `kafka-protocol` crate.
 //! The broker itself never decodes records on the produce or fetch path; only the embedded
 //! producer (to build batches), the embedded consumer (to read them) and timestamp lookups do.
+//!
+//! Decoding never returns a control batch's records (transaction markers). Given the aborted
+//! transactions of a read_committed read it also skips the batches of aborted transactions,
+//! by Kafka consumer's rule (`CompletedFetch`): a producer's transactional batches are skipped
+//! from the first offset of its aborted transaction (an entry whose first offset is at or
+//! below the batch's last offset) until that producer's abort marker.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::protocol::StrBytes;
@@ -9,8 +15,12 @@ use kafka_protocol::records::{
     Record as KRecord, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
+use std::collections::{HashSet, VecDeque};
+
 use crate::error::Error;
+use crate::storage::AbortedTxn;
 use crate::storage::batch::BatchIter;
+use crate::storage::control::{ControlType, marker_type};
 use crate::types::{Record, StoredRecord};
 
 /// Encodes `records` as one uncompressed v2 batch with base offset 0.
@@ -24,21 +34,52 @@ pub fn encode_batch_with(
     now_ms: i64,
     compression: Compression,
 ) -> Result<Vec<u8>, Error> {
+    encode(records, now_ms, compression, None)
+}
+
+/// The producer of a transactional batch: id, epoch and the batch's base sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnProducer {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+}
+
+/// Encodes `records` as one uncompressed transactional v2 batch (attributes bit 0x10) of
+/// `producer`, base offset 0.
+pub fn encode_transactional_batch(
+    records: &[Record],
+    now_ms: i64,
+    producer: TxnProducer,
+) -> Result<Vec<u8>, Error> {
+    encode(records, now_ms, Compression::None, Some(producer))
+}
+
+fn encode(
+    records: &[Record],
+    now_ms: i64,
+    compression: Compression,
+    producer: Option<TxnProducer>,
+) -> Result<Vec<u8>, Error> {
+    // The encoder batches records whose offset - sequence is constant; with base sequence -1
+    // (no idempotence) that means sequence = offset - 1.
+    let (producer_id, producer_epoch, base_sequence) = producer
+        .map_or((NO_PRODUCER_ID, NO_PRODUCER_EPOCH, NO_SEQUENCE), |p| {
+            (p.producer_id, p.producer_epoch, p.base_sequence)
+        });
     let krecords: Vec<KRecord> = records
         .iter()
         .enumerate()
         .map(|(i, r)| KRecord {
-            transactional: false,
+            transactional: producer.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
-            producer_id: NO_PRODUCER_ID,
-            producer_epoch: NO_PRODUCER_EPOCH,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            // The encoder batches records whose offset - sequence is constant; with base
-            // sequence -1 (no idempotence) that means sequence = offset - 1.
-            sequence: NO_SEQUENCE + i as i32,
+            sequence: base_sequence.wrapping_add(i as i32),
             timestamp: r.timestamp.unwrap_or(now_ms),
             key: r.key.as_ref().map(|k| Bytes::copy_from_slice(k)),
             value: r.value.as_ref().map(|v| Bytes::copy_from_slice(v)),
@@ -92,8 +133,45 @@ pub fn decode_records(
     bytes: &[u8],
     from_offset: i64,
 ) -> Result<Vec<StoredRecord>, Error> {
+    decode_committed(topic, partition, bytes, from_offset, None)
+}
+
+/// `decode_records`, skipping (with `aborted`, a read_committed read's aborted transactions)
+/// the records of aborted transactions.
+pub fn decode_committed(
+    topic: &str,
+    partition: i32,
+    bytes: &[u8],
+    from_offset: i64,
+    aborted: Option<&[AbortedTxn]>,
+) -> Result<Vec<StoredRecord>, Error> {
+    let mut queue: VecDeque<AbortedTxn> = {
+        let mut list = aborted.unwrap_or_default().to_vec();
+        list.sort_by_key(|a| a.first_offset);
+        list.into()
+    };
+    let mut aborting: HashSet<i64> = HashSet::new();
     let mut out = Vec::new();
     for (header, batch) in BatchIter::new(bytes) {
+        if aborted.is_some() && header.producer_id >= 0 {
+            while queue
+                .front()
+                .is_some_and(|a| a.first_offset <= header.last_offset())
+            {
+                if let Some(a) = queue.pop_front() {
+                    aborting.insert(a.producer_id);
+                }
+            }
+            if header.is_control() {
+                if marker_type(batch) == Some(ControlType::Abort) {
+                    aborting.remove(&header.producer_id);
+                }
+                continue;
+            }
+            if header.is_transactional() && aborting.contains(&header.producer_id) {
+                continue;
+            }
+        }
         if header.is_control() || header.last_offset() < from_offset {
             continue;
         }
@@ -187,6 +265,67 @@ mod tests {
             assert_eq!(back[1].timestamp, 1234);
             assert_eq!(back[2].value, None);
         }
+    }
+
+    /// Offsets 0-1 producer 1 (aborted), 2 plain, 3-4 producer 2 (committed), 5 producer 1's
+    /// abort marker, 6 producer 2's commit marker, 7 producer 1 again (a new, open txn).
+    fn interleaved() -> Vec<u8> {
+        use crate::storage::batch::set_base_offset;
+        use crate::storage::control::marker_batch;
+        let txn = |pid, seq| TxnProducer {
+            producer_id: pid,
+            producer_epoch: 0,
+            base_sequence: seq,
+        };
+        let two = [Record::new(b"x".to_vec()), Record::new(b"y".to_vec())];
+        let mut batches = vec![
+            (
+                0,
+                encode_transactional_batch(&two, 1, txn(1, 0)).expect("b"),
+            ),
+            (
+                2,
+                encode_batch(&[Record::new(b"p".to_vec())], 1).expect("b"),
+            ),
+            (
+                3,
+                encode_transactional_batch(&two, 1, txn(2, 0)).expect("b"),
+            ),
+            (5, marker_batch(1, 0, ControlType::Abort, 0, 1)),
+            (6, marker_batch(2, 0, ControlType::Commit, 0, 1)),
+            (
+                7,
+                encode_transactional_batch(&two[..1], 1, txn(1, 2)).expect("b"),
+            ),
+        ];
+        let mut out = Vec::new();
+        for (base, b) in &mut batches {
+            set_base_offset(b, *base);
+            out.extend_from_slice(b);
+        }
+        out
+    }
+
+    #[test]
+    fn read_committed_skips_aborted_transactions_and_markers() {
+        let bytes = interleaved();
+        let offsets = |aborted: Option<&[AbortedTxn]>| {
+            decode_committed("t", 0, &bytes, 0, aborted)
+                .expect("decode")
+                .iter()
+                .map(|r| r.offset)
+                .collect::<Vec<_>>()
+        };
+        // Markers are never records.
+        assert_eq!(offsets(None), vec![0, 1, 2, 3, 4, 7]);
+        let aborted = [AbortedTxn {
+            producer_id: 1,
+            first_offset: 0,
+        }];
+        // Producer 1's batch before its abort marker is skipped; after the marker its new
+        // transaction is not (it is not in the aborted list).
+        assert_eq!(offsets(Some(&aborted)), vec![2, 3, 4, 7]);
+        assert_eq!(offsets(Some(&[])), vec![0, 1, 2, 3, 4, 7]);
     }
 
     proptest! {

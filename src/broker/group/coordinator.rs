@@ -317,11 +317,23 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         generation: i32,
     ) -> Result<(), GroupError> {
+        self.validate_commit_as(group_id, member_id, instance_id, generation, false)
+    }
+
+    /// `validate_commit` for an OffsetCommit or (`transactional`) a TxnOffsetCommit.
+    pub fn validate_commit_as(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        transactional: bool,
+    ) -> Result<(), GroupError> {
         if group_id.is_empty() {
             return Err(GroupError::InvalidGroupId);
         }
         match self.groups.get(group_id) {
-            Some(g) => g.validate_commit(member_id, instance_id, generation),
+            Some(g) => g.validate_commit_as(member_id, instance_id, generation, transactional),
             None if generation < 0 => Ok(()),
             None => Err(GroupError::IllegalGeneration),
         }

@@ -172,6 +172,21 @@ impl GroupService {
         Ok(write())
     }
 
+    /// `commit_fenced` for a TxnOffsetCommit (Kafka's transactional fence, see
+    /// `GroupCoordinator::validate_commit_as`).
+    pub fn txn_commit_fenced<R>(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        write: impl FnOnce() -> R,
+    ) -> Result<R, GroupError> {
+        let c = self.lock()?;
+        c.validate_commit_as(group_id, member_id, instance_id, generation, true)?;
+        Ok(write())
+    }
+
     /// True if the coordinator lock is held right now (tests check `commit_fenced` writes
     /// under it).
     #[cfg(test)]

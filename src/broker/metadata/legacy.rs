@@ -160,6 +160,9 @@ pub(crate) fn encode_offset_record_for_test(r: &OffsetRecord) -> Vec<u8> {
             partition,
         },
         OffsetRecord::DeleteGroup { group } => LegacyOffsetRecord::DeleteGroup { group },
+        OffsetRecord::TxnCommit { .. } | OffsetRecord::TxnEnd { .. } => {
+            panic!("format 0 had no transactional offset records")
+        }
     };
     bincode::serialize(&legacy).unwrap_or_else(|e| panic!("{e}"))
 }

@@ -20,9 +20,9 @@
 //! The first frame is the header frame; its 6-byte payload is `54 53 4D 44` (`"TSMD"`), the
 //! format version (`u8`, 1) and the file kind (`u8`: 1 = `__topics.meta`, 2 =
 //! `__consumer_offsets.meta`). Every later payload is one record: its version (`u8`: 2 for topic
-//! records, 1 for offset records, today), then its body in bincode 1 with fixed-width little-endian
-//! integers and no trailing bytes: a string is a `u64` LE byte count then UTF-8; an
-//! `Option` a `u8` 0 (none) or 1 then the value; an enum a `u32` LE variant index then its
+//! records, 1 for offset records, 2 for transactional offset records, today), then its body
+//! in bincode 1 with fixed-width little-endian integers and no trailing bytes: a string is a
+//! `u64` LE byte count then UTF-8; an `Option` a `u8` 0 (none) or 1 then the value; an enum a `u32` LE variant index then its
 //! fields in order; a map a `u64` LE entry count then key, value pairs in key order; `[u8; 16]`
 //! 16 raw bytes.
 //!
@@ -49,6 +49,16 @@
 //!   (`i32`), metadata (`Option<string>`), commit timestamp in ms (`i64`);
 //! - variant 1, delete offset: group, topic, partition (`i32`);
 //! - variant 2, delete group: group.
+//!
+//! Offset record, version 2 (`offset_record::OffsetRecordV2`: the transactional records only;
+//! the plain ones above are still written as version 1):
+//! - variant 0, transactional commit (TxnOffsetCommit, pending until its transaction ends):
+//!   group, topic (strings), partition (`i32`), producer id (`i64`), producer epoch (`i16`),
+//!   offset (`i64`), leader epoch (`i32`), metadata (`Option<string>`), commit timestamp in
+//!   ms (`i64`);
+//! - variant 1, transaction end: group (string), producer id (`i64`), commit (`u8`: 1 commit,
+//!   0 abort). It turns that producer's pending offsets of the group into committed offsets,
+//!   or drops them. Pending offsets without a later end stay pending across restarts.
 //!
 //! # Format 0 (legacy) and its detection
 //!

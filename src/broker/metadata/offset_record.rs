@@ -1,5 +1,8 @@
 //! `__consumer_offsets.meta` records: the offset store's `OffsetRecord` and its private
-//! on-disk form.
+//! on-disk forms. Plain records (commit, deletes) are written as version 1, so a file from a
+//! broker that never ran a transaction still opens in a build before version 2; the
+//! transactional records (TxnOffsetCommit's pending offsets and their end) are version 2.
+//! Byte layouts: `broker::metadata`'s docs.
 
 use serde::{Deserialize, Serialize};
 
@@ -9,8 +12,10 @@ use crate::types::CommittedOffset;
 
 /// The header's file-kind byte of `__consumer_offsets.meta`.
 pub(crate) const OFFSETS_FILE_KIND: u8 = 2;
-/// Version byte of the current offset record layout (`OffsetRecordV1`).
+/// Version byte of the plain offset records (`OffsetRecordV1`).
 const OFFSET_RECORD_V1: u8 = 1;
+/// Version byte of the transactional offset records (`OffsetRecordV2`).
+const OFFSET_RECORD_V2: u8 = 2;
 
 /// One record of `__consumer_offsets.meta`, as the offset store replays it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +33,22 @@ pub(crate) enum OffsetRecord {
     },
     DeleteGroup {
         group: String,
+    },
+    /// A TxnOffsetCommit's offset, pending until the transaction of `producer_id` ends.
+    TxnCommit {
+        group: String,
+        topic: String,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        value: CommittedOffset,
+    },
+    /// The end of `producer_id`'s transaction for `group`: its pending offsets become the
+    /// group's committed offsets (`commit`) or are dropped.
+    TxnEnd {
+        group: String,
+        producer_id: i64,
+        commit: bool,
     },
 }
 
@@ -54,7 +75,34 @@ enum OffsetRecordV1 {
     },
 }
 
-impl From<&OffsetRecord> for OffsetRecordV1 {
+/// Version 2 on disk: the transactional records (bincode as version 1). Never change it.
+#[derive(Debug, Serialize, Deserialize)]
+enum OffsetRecordV2 {
+    TxnCommit {
+        group: String,
+        topic: String,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        offset: i64,
+        leader_epoch: i32,
+        metadata: Option<String>,
+        commit_timestamp_ms: i64,
+    },
+    TxnEnd {
+        group: String,
+        producer_id: i64,
+        commit: bool,
+    },
+}
+
+/// A record's on-disk form: version 1 for the plain records, 2 for the transactional ones.
+enum OnDisk {
+    V1(OffsetRecordV1),
+    V2(OffsetRecordV2),
+}
+
+impl From<&OffsetRecord> for OnDisk {
     fn from(r: &OffsetRecord) -> Self {
         match r.clone() {
             OffsetRecord::Commit {
@@ -62,7 +110,7 @@ impl From<&OffsetRecord> for OffsetRecordV1 {
                 topic,
                 partition,
                 value,
-            } => OffsetRecordV1::Commit {
+            } => OnDisk::V1(OffsetRecordV1::Commit {
                 group,
                 topic,
                 partition,
@@ -70,17 +118,85 @@ impl From<&OffsetRecord> for OffsetRecordV1 {
                 leader_epoch: value.leader_epoch,
                 metadata: value.metadata,
                 commit_timestamp_ms: value.commit_timestamp_ms,
-            },
+            }),
             OffsetRecord::DeleteOffset {
                 group,
                 topic,
                 partition,
-            } => OffsetRecordV1::DeleteOffset {
+            } => OnDisk::V1(OffsetRecordV1::DeleteOffset {
                 group,
                 topic,
                 partition,
+            }),
+            OffsetRecord::DeleteGroup { group } => {
+                OnDisk::V1(OffsetRecordV1::DeleteGroup { group })
+            }
+            OffsetRecord::TxnCommit {
+                group,
+                topic,
+                partition,
+                producer_id,
+                producer_epoch,
+                value,
+            } => OnDisk::V2(OffsetRecordV2::TxnCommit {
+                group,
+                topic,
+                partition,
+                producer_id,
+                producer_epoch,
+                offset: value.offset,
+                leader_epoch: value.leader_epoch,
+                metadata: value.metadata,
+                commit_timestamp_ms: value.commit_timestamp_ms,
+            }),
+            OffsetRecord::TxnEnd {
+                group,
+                producer_id,
+                commit,
+            } => OnDisk::V2(OffsetRecordV2::TxnEnd {
+                group,
+                producer_id,
+                commit,
+            }),
+        }
+    }
+}
+
+impl From<OffsetRecordV2> for OffsetRecord {
+    fn from(r: OffsetRecordV2) -> Self {
+        match r {
+            OffsetRecordV2::TxnCommit {
+                group,
+                topic,
+                partition,
+                producer_id,
+                producer_epoch,
+                offset,
+                leader_epoch,
+                metadata,
+                commit_timestamp_ms,
+            } => OffsetRecord::TxnCommit {
+                group,
+                topic,
+                partition,
+                producer_id,
+                producer_epoch,
+                value: CommittedOffset {
+                    offset,
+                    leader_epoch,
+                    metadata,
+                    commit_timestamp_ms,
+                },
             },
-            OffsetRecord::DeleteGroup { group } => OffsetRecordV1::DeleteGroup { group },
+            OffsetRecordV2::TxnEnd {
+                group,
+                producer_id,
+                commit,
+            } => OffsetRecord::TxnEnd {
+                group,
+                producer_id,
+                commit,
+            },
         }
     }
 }
@@ -125,12 +241,16 @@ impl MetaRecord for OffsetRecord {
     const FILE_KIND: u8 = OFFSETS_FILE_KIND;
 
     fn encode(&self) -> Result<Vec<u8>, String> {
-        encode_versioned(OFFSET_RECORD_V1, &OffsetRecordV1::from(self))
+        match OnDisk::from(self) {
+            OnDisk::V1(r) => encode_versioned(OFFSET_RECORD_V1, &r),
+            OnDisk::V2(r) => encode_versioned(OFFSET_RECORD_V2, &r),
+        }
     }
 
     fn decode(payload: &[u8]) -> Result<Self, String> {
         match payload.split_first() {
             Some((&OFFSET_RECORD_V1, body)) => Ok(decode_body::<OffsetRecordV1>(body)?.into()),
+            Some((&OFFSET_RECORD_V2, body)) => Ok(decode_body::<OffsetRecordV2>(body)?.into()),
             Some((v, _)) => Err(format!("unknown offset record version {v}")),
             None => Err("empty offset record".into()),
         }
@@ -236,7 +356,97 @@ mod tests {
         ]
     }
 
+    fn txn_record() -> impl Strategy<Value = OffsetRecord> {
+        let commit = (
+            ("[a-z]{0,12}", "[a-z.]{1,12}", any::<i32>()),
+            (any::<i64>(), any::<i16>()),
+            (
+                any::<i64>(),
+                any::<i32>(),
+                proptest::option::of(".{0,20}"),
+                any::<i64>(),
+            ),
+        )
+            .prop_map(
+                |(
+                    (group, topic, partition),
+                    (producer_id, producer_epoch),
+                    (offset, le, md, ts),
+                )| {
+                    OffsetRecord::TxnCommit {
+                        group,
+                        topic,
+                        partition,
+                        producer_id,
+                        producer_epoch,
+                        value: CommittedOffset {
+                            offset,
+                            leader_epoch: le,
+                            metadata: md,
+                            commit_timestamp_ms: ts,
+                        },
+                    }
+                },
+            );
+        prop_oneof![
+            commit,
+            ("[a-z]{0,12}", any::<i64>(), any::<bool>()).prop_map(
+                |(group, producer_id, commit)| {
+                    OffsetRecord::TxnEnd {
+                        group,
+                        producer_id,
+                        commit,
+                    }
+                }
+            ),
+        ]
+    }
+
+    /// The version 2 bytes, pinned: what `broker::metadata`'s docs say.
+    #[test]
+    fn txn_records_have_the_documented_bytes() {
+        let end = OffsetRecord::TxnEnd {
+            group: "g".into(),
+            producer_id: 7,
+            commit: true,
+        };
+        let mut want = vec![2, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, b'g'];
+        want.extend_from_slice(&7i64.to_le_bytes());
+        want.push(1);
+        assert_eq!(end.encode().expect("encode"), want);
+        let commit = OffsetRecord::TxnCommit {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 3,
+            producer_id: 7,
+            producer_epoch: 2,
+            value: CommittedOffset {
+                offset: 9,
+                leader_epoch: -1,
+                metadata: None,
+                commit_timestamp_ms: 5,
+            },
+        };
+        let mut want = vec![2, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, b'g'];
+        want.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, b't']);
+        want.extend_from_slice(&3i32.to_le_bytes());
+        want.extend_from_slice(&7i64.to_le_bytes());
+        want.extend_from_slice(&2i16.to_le_bytes());
+        want.extend_from_slice(&9i64.to_le_bytes());
+        want.extend_from_slice(&(-1i32).to_le_bytes());
+        want.push(0);
+        want.extend_from_slice(&5i64.to_le_bytes());
+        assert_eq!(commit.encode().expect("encode"), want);
+    }
+
     proptest! {
+        #[test]
+        fn txn_records_round_trip_as_version_2(r in txn_record()) {
+            let payload = r.encode().map_err(TestCaseError::fail)?;
+            prop_assert_eq!(payload[0], OFFSET_RECORD_V2);
+            prop_assert_eq!(OffsetRecord::decode(&payload).map_err(TestCaseError::fail)?, r);
+        }
+
         #[test]
         fn offset_records_round_trip(r in record()) {
             let payload = r.encode().map_err(TestCaseError::fail)?;

@@ -9,18 +9,39 @@
 //! (`Broker::fetch_progress`, no I/O); the stored batches are read once, when the request
 //! completes: enough bytes, an error, a partition whose high watermark moved to a later
 //! segment, the deadline, or shutdown.
+//!
+//! `isolation_level` 1 (read_committed, KIP-98) reads below the last stable offset only and
+//! answers the aborted transactions overlapping the returned batches (`aborted_transactions`;
+//! null for read_uncommitted, as Kafka); a read_committed wait decides from the LSO (see
+//! `broker::fetch`). `last_stable_offset` is the partition's LSO at either level.
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, ResponseKind};
 
 use super::Ctx;
 use super::{Delayed, Outcome};
 use crate::broker::wait::{WaitKey, Wake};
 use crate::broker::{FetchError, FetchMark, FetchProgress};
 use crate::error::Error;
+use crate::storage::Isolation;
+
+/// FetchRequest's `isolation_level` of read_committed (0 is read_uncommitted).
+const READ_COMMITTED: i8 = 1;
+
+/// The isolation a Fetch or ListOffsets request's `isolation_level` asks for (anything but 1
+/// reads uncommitted, as Kafka's `IsolationLevel.forId` accepts only 0 and 1).
+pub fn isolation(level: i8) -> Isolation {
+    if level == READ_COMMITTED {
+        Isolation::ReadCommitted
+    } else {
+        Isolation::ReadUncommitted
+    }
+}
 
 /// A Fetch waiting for `min_bytes`: the request and one mark per partition it names, in
 /// request order (`None`: the partition failed, which completes the request).
@@ -42,10 +63,11 @@ pub fn handle(ctx: &Ctx, version: i16, req: Box<FetchRequest>) -> Outcome {
     if req.min_bytes <= 1 && any_readable(ctx, &req) {
         return Outcome::Respond(ResponseKind::Fetch(read(ctx, &req, version)));
     }
+    let level = isolation(req.isolation_level);
     let marks = partitions(&req)
         .map(|(topic, p)| {
             ctx.broker
-                .fetch_mark(topic, p.partition, p.fetch_offset)
+                .fetch_mark(topic, p.partition, p.fetch_offset, level)
                 .ok()
         })
         .collect();
@@ -116,11 +138,18 @@ fn decide(
 }
 
 /// Whether some partition has a record at or after its fetch offset below the high watermark
-/// (or fails, which answers too): decided under each partition's lock, without I/O.
+/// (read_committed: the LSO), or fails, which answers too: decided under each partition's
+/// lock, without I/O.
 fn any_readable(ctx: &Ctx, req: &FetchRequest) -> bool {
+    let committed = isolation(req.isolation_level) == Isolation::ReadCommitted;
     partitions(req).any(|(topic, p)| match ctx.broker.offsets(topic, p.partition) {
         Ok(o) => {
-            p.fetch_offset < o.high_watermark
+            let end = if committed {
+                o.last_stable_offset
+            } else {
+                o.high_watermark
+            };
+            p.fetch_offset < end
                 || p.fetch_offset < o.log_start_offset
                 || p.fetch_offset > o.log_end_offset
         }
@@ -157,6 +186,7 @@ fn read(ctx: &Ctx, req: &FetchRequest, version: i16) -> FetchResponse {
         req.max_bytes as usize
     };
     let mut total = 0usize;
+    let level = isolation(req.isolation_level);
     let mut responses = Vec::with_capacity(req.topics.len());
     for topic in &req.topics {
         let name = &*topic.topic.0;
@@ -175,7 +205,7 @@ fn read(ctx: &Ctx, req: &FetchRequest, version: i16) -> FetchResponse {
                 })
             } else {
                 ctx.broker
-                    .fetch(name, p.partition, p.fetch_offset, limit, total == 0)
+                    .fetch(name, p.partition, p.fetch_offset, limit, total == 0, level)
             };
             let resp = match data {
                 Ok(data) => {
@@ -185,16 +215,24 @@ fn read(ctx: &Ctx, req: &FetchRequest, version: i16) -> FetchResponse {
                     PartitionData::default()
                         .with_partition_index(p.partition)
                         .with_high_watermark(data.offsets.high_watermark)
-                        .with_last_stable_offset(data.offsets.high_watermark)
+                        .with_last_stable_offset(data.offsets.last_stable_offset)
                         .with_log_start_offset(data.offsets.log_start_offset)
-                        .with_aborted_transactions(Some(Vec::new()))
+                        .with_aborted_transactions(data.aborted.map(|list| {
+                            list.into_iter()
+                                .map(|a| {
+                                    AbortedTransaction::default()
+                                        .with_producer_id(ProducerId(a.producer_id))
+                                        .with_first_offset(a.first_offset)
+                                })
+                                .collect()
+                        }))
                         .with_records(Some(Bytes::from(data.records)))
                 }
                 Err(FetchError { error, offsets }) => PartitionData::default()
                     .with_partition_index(p.partition)
                     .with_error_code(error.kafka_code())
                     .with_high_watermark(offsets.map_or(-1, |o| o.high_watermark))
-                    .with_last_stable_offset(offsets.map_or(-1, |o| o.high_watermark))
+                    .with_last_stable_offset(offsets.map_or(-1, |o| o.last_stable_offset))
                     .with_log_start_offset(offsets.map_or(-1, |o| o.log_start_offset))
                     .with_records(Some(Bytes::new())),
             };

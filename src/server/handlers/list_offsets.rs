@@ -1,11 +1,13 @@
 //! ListOffsets: by timestamp, and Kafka's special timestamps, each from the request version
-//! that introduced it (as Kafka's `ReplicaManager`): latest (-1, the high watermark, which is
-//! also the last stable offset: there are no transactions) and earliest (-2) from v1,
+//! that introduced it (as Kafka's `ReplicaManager`): latest (-1: the high watermark, or the
+//! last stable offset for `isolation_level` 1, read_committed, from v2) and earliest (-2) from v1,
 //! MAX_TIMESTAMP (-3, KIP-734: the record with the largest timestamp) from v7,
 //! EARLIEST_LOCAL (-4, KIP-405: without tiered storage the log start offset) from v8 and
 //! LATEST_TIERED (-5, KIP-1005: without tiered storage offset -1, no error) from v9. Any other
 //! negative timestamp, or one below its version, is answered UNSUPPORTED_VERSION for that
-//! partition; a partition named twice, INVALID_REQUEST (both as Kafka).
+//! partition; a partition named twice, INVALID_REQUEST (both as Kafka). A lookup by timestamp
+//! (MAX_TIMESTAMP too) whose record is not below that same bound answers offset -1, as
+//! Kafka's `fetchOffsetForTimestamp`.
 
 use std::collections::HashSet;
 
@@ -17,7 +19,9 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, Response
 
 use super::Ctx;
 use super::Outcome;
+use super::fetch::isolation;
 use crate::error::Error;
+use crate::storage::Isolation;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -44,6 +48,7 @@ enum Refusal {
 }
 
 pub fn handle(ctx: &Ctx, version: i16, req: ListOffsetsRequest) -> Outcome {
+    let level = isolation(req.isolation_level);
     let mut seen = HashSet::new();
     let duplicated: HashSet<(String, i32)> = req
         .topics
@@ -70,7 +75,7 @@ pub fn handle(ctx: &Ctx, version: i16, req: ListOffsetsRequest) -> Outcome {
                     let answer = if duplicated.contains(&(name.clone(), p.partition_index)) {
                         Err(Refusal::Kafka(ResponseError::InvalidRequest))
                     } else {
-                        lookup(ctx, version, &name, p.partition_index, p.timestamp)
+                        lookup(ctx, version, level, &name, p.partition_index, p.timestamp)
                     };
                     match answer {
                         Ok((offset, ts)) => base.with_offset(offset).with_timestamp(ts),
@@ -99,6 +104,7 @@ pub fn handle(ctx: &Ctx, version: i16, req: ListOffsetsRequest) -> Outcome {
 fn lookup(
     ctx: &Ctx,
     version: i16,
+    level: Isolation,
     topic: &str,
     partition: i32,
     timestamp: i64,
@@ -108,8 +114,12 @@ fn lookup(
     }
     let broker = &ctx.broker;
     let offsets = broker.offsets(topic, partition).map_err(Refusal::Broker)?;
+    let bound = match level {
+        Isolation::ReadCommitted => offsets.last_stable_offset,
+        Isolation::ReadUncommitted => offsets.high_watermark,
+    };
     let found = match timestamp {
-        LATEST => Some((offsets.high_watermark, -1)),
+        LATEST => Some((bound, -1)),
         EARLIEST | EARLIEST_LOCAL => Some((offsets.log_start_offset, -1)),
         LATEST_TIERED => None,
         MAX_TIMESTAMP => broker
@@ -119,5 +129,8 @@ fn lookup(
             .offset_for_timestamp(topic, partition, ts)
             .map_err(Refusal::Broker)?,
     };
-    Ok(found.unwrap_or((-1, -1)))
+    // Only a lookup by time is bounded (latest is the bound; earliest is never past it).
+    let by_time = timestamp >= 0 || timestamp == MAX_TIMESTAMP;
+    let fetchable = |&(offset, _): &(i64, i64)| !by_time || offset < bound;
+    Ok(found.filter(fetchable).unwrap_or((-1, -1)))
 }

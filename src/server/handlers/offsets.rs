@@ -1,5 +1,5 @@
 //! FindCoordinator (a transaction coordinator is refused, see `init_producer_id.rs`),
-//! OffsetCommit, OffsetFetch. A commit is fenced and written as one step
+//! OffsetCommit, TxnOffsetCommit, OffsetFetch. A commit is fenced and written as one step
 //! under the group coordinator's lock (`Broker::commit_offsets`): a member commits with its
 //! current generation and member id; a simple commit (generation -1, no member id, from
 //! `assign()` consumers and admin tools) is accepted only while the group has no members, as
@@ -8,6 +8,12 @@
 //! durable by the flusher; the request parks on `WaitKey::Offsets` until then (at most
 //! `OFFSET_COMMIT_TIMEOUT_MS`, then COORDINATOR_NOT_AVAILABLE, retriable, as Kafka answers a
 //! timed-out offsets append), so a worker never fsyncs and never waits.
+//!
+//! TxnOffsetCommit (v0-4) is answered the same way: its offsets are pending in the producer's
+//! transaction (`broker::txn_offsets`: fenced by member and generation when v3+ gives them,
+//! Kafka's transactional rules; a lower producer epoch is INVALID_PRODUCER_EPOCH). OffsetFetch
+//! never shows pending offsets; with `require_stable` (v7+) a partition that has some is
+//! answered UNSTABLE_OFFSET_COMMIT (retriable), as Kafka's coordinator does.
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +24,9 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponsePartition, OffsetFetchResponseTopic,
 };
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
@@ -25,13 +34,19 @@ use super::init_producer_id::{TRANSACTIONS_REFUSED, transactions_refused_message
 use super::{Delayed, Outcome};
 use crate::broker::offset_store::WriteSeq;
 use crate::broker::wait::{WaitKey, Wake};
-use crate::broker::{CommitFence, OffsetCommitEntry};
+use crate::broker::{CommitFence, OffsetCommitEntry, TxnCommitFence};
 use crate::limits::OFFSET_COMMIT_TIMEOUT_MS;
 use crate::server::worker::Ctx;
 
-/// An OffsetCommit whose records are written but not yet durable.
+/// The response of a commit being made durable.
+enum CommitResponse {
+    Plain(OffsetCommitResponse),
+    Txn(TxnOffsetCommitResponse),
+}
+
+/// An OffsetCommit or TxnOffsetCommit whose records are written but not yet durable.
 pub struct PendingCommit {
-    response: OffsetCommitResponse,
+    response: CommitResponse,
     seq: WriteSeq,
     /// (topic, partition) indexes in `response` of the partitions written, which turn into
     /// errors if the write never becomes durable.
@@ -43,6 +58,8 @@ const TRANSACTION_COORDINATOR: i8 = 1;
 
 const COORDINATOR_NOT_AVAILABLE: i16 =
     kafka_protocol::error::ResponseError::CoordinatorNotAvailable.code();
+const UNSTABLE_OFFSET_COMMIT: i16 =
+    kafka_protocol::error::ResponseError::UnstableOffsetCommit.code();
 
 pub fn find_coordinator(ctx: &Ctx, version: i16, req: FindCoordinatorRequest) -> Outcome {
     let node = ctx.broker.node_id();
@@ -116,44 +133,112 @@ pub fn offset_commit(ctx: &Ctx, req: OffsetCommitRequest) -> Outcome {
             places.push((ti, pi));
         }
     }
-    let mut response = OffsetCommitResponse::default().with_topics(
-        req.topics
-            .iter()
-            .map(|t| {
-                OffsetCommitResponseTopic::default()
-                    .with_name(t.name.clone())
-                    .with_partitions(
-                        t.partitions
-                            .iter()
-                            .map(|p| {
-                                OffsetCommitResponsePartition::default()
-                                    .with_partition_index(p.partition_index)
-                            })
-                            .collect(),
-                    )
-            })
-            .collect(),
+    let response = CommitResponse::Plain(
+        OffsetCommitResponse::default().with_topics(
+            req.topics
+                .iter()
+                .map(|t| {
+                    OffsetCommitResponseTopic::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    OffsetCommitResponsePartition::default()
+                                        .with_partition_index(p.partition_index)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        ),
     );
     // Read before the write: an fsync published after it wakes the parked request at once.
     let seen = ctx.broker.waits().epochs(&[WaitKey::Offsets]);
-    let outcome = match ctx.broker.commit_offsets(fence, &entries) {
+    let outcome = ctx.broker.commit_offsets(fence, &entries);
+    respond_to_outcome(ctx, response, &places, outcome, seen)
+}
+
+pub fn txn_offset_commit(ctx: &Ctx, req: TxnOffsetCommitRequest) -> Outcome {
+    let group = req.group_id.0.to_string();
+    let instance_id = req
+        .group_instance_id
+        .as_ref()
+        .map(|s| s.to_string())
+        .filter(|s| !s.is_empty());
+    let fence = TxnCommitFence {
+        group_id: &group,
+        producer_id: req.producer_id.0,
+        producer_epoch: req.producer_epoch,
+        member_id: &req.member_id,
+        instance_id: instance_id.as_deref(),
+        generation: req.generation_id,
+    };
+    let mut entries = Vec::new();
+    let mut places = Vec::new();
+    for (ti, t) in req.topics.iter().enumerate() {
+        for (pi, p) in t.partitions.iter().enumerate() {
+            entries.push(OffsetCommitEntry {
+                topic: t.name.0.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: p.committed_leader_epoch,
+                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+            });
+            places.push((ti, pi));
+        }
+    }
+    let response = CommitResponse::Txn(
+        TxnOffsetCommitResponse::default().with_topics(
+            req.topics
+                .iter()
+                .map(|t| {
+                    TxnOffsetCommitResponseTopic::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    TxnOffsetCommitResponsePartition::default()
+                                        .with_partition_index(p.partition_index)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        ),
+    );
+    let seen = ctx.broker.waits().epochs(&[WaitKey::Offsets]);
+    let outcome = ctx.broker.txn_commit_offsets_fenced(fence, &entries);
+    respond_to_outcome(ctx, response, &places, outcome, seen)
+}
+
+/// Answers a commit refused whole, or one with nothing to wait for; parks the others.
+fn respond_to_outcome(
+    ctx: &Ctx,
+    mut response: CommitResponse,
+    places: &[(usize, usize)],
+    outcome: Result<crate::broker::CommitOutcome, crate::broker::group::GroupError>,
+    seen: Vec<u64>,
+) -> Outcome {
+    let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(fenced) => {
-            for &place in &places {
+            for &place in places {
                 set_code(&mut response, place, fenced.code());
             }
-            return Outcome::Respond(ResponseKind::OffsetCommit(response));
+            return Outcome::Respond(response.into_kind());
         }
     };
     let mut written = Vec::new();
-    for (result, &place) in outcome.partitions.iter().zip(&places) {
+    for (result, &place) in outcome.partitions.iter().zip(places) {
         match result {
             Ok(()) => written.push(place),
             Err(e) => set_code(&mut response, place, e.kafka_code()),
         }
     }
     let Some(seq) = outcome.pending else {
-        return Outcome::Respond(ResponseKind::OffsetCommit(response));
+        return Outcome::Respond(response.into_kind());
     };
     let pending = PendingCommit {
         response,
@@ -197,16 +282,33 @@ fn respond_or_park(
             set_code(&mut pending.response, place, code);
         }
     }
-    Outcome::Respond(ResponseKind::OffsetCommit(pending.response))
+    Outcome::Respond(pending.response.into_kind())
 }
 
-fn set_code(resp: &mut OffsetCommitResponse, (ti, pi): (usize, usize), code: i16) {
-    if let Some(p) = resp
-        .topics
-        .get_mut(ti)
-        .and_then(|t| t.partitions.get_mut(pi))
-    {
-        p.error_code = code;
+impl CommitResponse {
+    fn into_kind(self) -> ResponseKind {
+        match self {
+            CommitResponse::Plain(r) => ResponseKind::OffsetCommit(r),
+            CommitResponse::Txn(r) => ResponseKind::TxnOffsetCommit(r),
+        }
+    }
+}
+
+fn set_code(resp: &mut CommitResponse, (ti, pi): (usize, usize), code: i16) {
+    let slot = match resp {
+        CommitResponse::Plain(r) => r
+            .topics
+            .get_mut(ti)
+            .and_then(|t| t.partitions.get_mut(pi))
+            .map(|p| &mut p.error_code),
+        CommitResponse::Txn(r) => r
+            .topics
+            .get_mut(ti)
+            .and_then(|t| t.partitions.get_mut(pi))
+            .map(|p| &mut p.error_code),
+    };
+    if let Some(c) = slot {
+        *c = code;
     }
 }
 
@@ -234,6 +336,17 @@ pub fn offset_fetch(ctx: &Ctx, _version: i16, req: OffsetFetchRequest) -> Outcom
                     parts
                         .into_iter()
                         .map(|p| {
+                            let base =
+                                OffsetFetchResponsePartition::default().with_partition_index(p);
+                            if req.require_stable
+                                && ctx.broker.has_pending_txn_offsets(&group, &name, p)
+                            {
+                                return base
+                                    .with_error_code(UNSTABLE_OFFSET_COMMIT)
+                                    .with_committed_offset(-1)
+                                    .with_committed_leader_epoch(-1)
+                                    .with_metadata(Some(StrBytes::default()));
+                            }
                             let c = ctx.broker.committed_offset(&group, &name, p);
                             OffsetFetchResponsePartition::default()
                                 .with_partition_index(p)

@@ -73,6 +73,7 @@ pub const APIS: &[Api] = &[
     api!(Metadata,         0..=12, |ctx, h, r, _| metadata::handle(ctx, v(h), r)),
     api!(OffsetCommit,     2..=8,  |ctx, _, r, _| offsets::offset_commit(ctx, r)),
     api!(OffsetFetch,      1..=7,  |ctx, h, r, _| offsets::offset_fetch(ctx, v(h), r)),
+    api!(TxnOffsetCommit,  0..=4,  |ctx, _, r, _| offsets::txn_offset_commit(ctx, r)),
     api!(FindCoordinator,  0..=4,  |ctx, h, r, _| offsets::find_coordinator(ctx, v(h), r)),
     api!(ApiVersions,      0..=4,  |_, _, _, _| api_versions::handle(supported_apis())),
     api!(CreateTopics,     2..=7,  |ctx, h, r, _| admin::create_topics(ctx, v(h), r)),

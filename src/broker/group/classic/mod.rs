@@ -151,12 +151,15 @@ impl ClassicGroup {
         }
     }
 
-    /// Kafka's offset-commit validation for a classic group.
-    pub fn validate_commit(
+    /// Kafka's offset-commit validation for a classic group, of an OffsetCommit or (with
+    /// `transactional`) a TxnOffsetCommit, which Kafka accepts without member id and
+    /// generation while the group has members, and during CompletingRebalance.
+    pub fn validate_commit_as(
         &self,
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
+        transactional: bool,
     ) -> Result<(), GroupError> {
         if generation < 0 && self.state == GroupState::Empty {
             return Ok(());
@@ -166,11 +169,11 @@ impl ClassicGroup {
             if generation != self.generation {
                 return Err(GroupError::IllegalGeneration);
             }
-        } else if self.state != GroupState::Empty {
+        } else if self.state != GroupState::Empty && !transactional {
             // A simple (generation -1) commit only while nobody is a member.
             return Err(GroupError::UnknownMemberId);
         }
-        if self.state == GroupState::CompletingRebalance {
+        if self.state == GroupState::CompletingRebalance && !transactional {
             return Err(GroupError::RebalanceInProgress);
         }
         Ok(())
