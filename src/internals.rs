@@ -20,7 +20,9 @@ use crate::error::Result;
 
 /// The storage layer: batches, logs and their files.
 pub mod storage {
-    pub use crate::storage::{LogConfig, PartitionLog, StorageError, now_ms, segment_file_name};
+    pub use crate::storage::{
+        AbortedTxn, LogConfig, PartitionLog, StorageError, now_ms, segment_file_name,
+    };
 
     /// Record batches as stored: header, validation, in-place rewrites.
     pub mod batch {
