@@ -191,6 +191,75 @@ mod tests {
     }
 
     #[test]
+    fn a_member_fence_follows_kafkas_transactional_rules() {
+        use crate::broker::CommitFence;
+        use crate::broker::group::{JoinRequest, Protocol, Reply};
+        let dir = tempfile::tempdir().expect("tmp");
+        let b = broker(dir.path());
+        // A lone member joined (generation 1) and has not synced: CompletingRebalance.
+        let Reply::Done(joined) = b.groups().join(JoinRequest {
+            group_id: "g".into(),
+            member_id: String::new(),
+            group_instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 30_000,
+            rebalance_timeout_ms: 30_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![Protocol {
+                name: "range".into(),
+                metadata: bytes::Bytes::from_static(b"m"),
+            }],
+            require_known_member_id: false,
+        }) else {
+            panic!("a lone member's join is answered at once")
+        };
+        let fence = |member_id, generation| TxnCommitFence {
+            group_id: "g",
+            producer_id: 7,
+            producer_epoch: 0,
+            member_id,
+            instance_id: None,
+            generation,
+        };
+        let member = joined.member_id.as_str();
+        // The same member and generation: a plain commit waits for the sync, a
+        // transactional one is accepted (Kafka does not enforce the state for it).
+        let plain = b.commit_offsets(
+            CommitFence {
+                group_id: "g",
+                member_id: member,
+                instance_id: None,
+                generation: 1,
+            },
+            &[entry(0, 1)],
+        );
+        assert!(
+            matches!(plain, Err(GroupError::RebalanceInProgress)),
+            "{plain:?}"
+        );
+        let ok = b.txn_commit_offsets_fenced(fence(member, 1), &[entry(0, 2)]);
+        assert!(ok.is_ok_and(|o| o.partitions.iter().all(Result::is_ok)));
+        // A stale generation or an unknown member is refused, writing nothing.
+        let stale = b.txn_commit_offsets_fenced(fence(member, 0), &[entry(1, 3)]);
+        assert!(
+            matches!(stale, Err(GroupError::IllegalGeneration)),
+            "{stale:?}"
+        );
+        let unknown = b.txn_commit_offsets_fenced(fence("nobody", 1), &[entry(1, 3)]);
+        assert!(
+            matches!(unknown, Err(GroupError::UnknownMemberId)),
+            "{unknown:?}"
+        );
+        // Without member and generation (TxnOffsetCommit v0-2) it is accepted although the
+        // group has a member.
+        b.txn_commit_offsets("g", 7, 0, &[entry(1, 4)])
+            .expect("simple txn commit");
+        b.complete_txn_offsets("g", 7, true).expect("complete");
+        assert_eq!((committed(&b, 0), committed(&b, 1)), (Some(2), Some(4)));
+    }
+
+    #[test]
     fn a_lower_producer_epoch_is_fenced_and_writes_nothing() {
         let dir = tempfile::tempdir().expect("tmp");
         let b = broker(dir.path());
