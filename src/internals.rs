@@ -20,7 +20,13 @@ use crate::error::Result;
 
 /// The storage layer: batches, logs and their files.
 pub mod storage {
+    pub use crate::storage::{AbortedTxn, Isolation, OngoingTxn};
     pub use crate::storage::{LogConfig, PartitionLog, StorageError, now_ms, segment_file_name};
+
+    /// Transaction markers (control batches).
+    pub mod control {
+        pub use crate::storage::control::{ControlType, marker_batch, marker_type};
+    }
 
     /// Record batches as stored: header, validation, in-place rewrites.
     pub mod batch {

@@ -22,17 +22,23 @@
 //! Snapshots (`producer-state.v2`) store a private versioned form of this table
 //! (`storage::producer_snapshot`), never these structs as they are.
 //!
-//! Invariant: every retained batch has first_seq ≤ last_seq (modulo wrap) and consecutive
-//! retained batches have consecutive sequences and increasing offsets.
+//! Transactions (`txn.rs`): each entry also holds the first offset of the producer's open
+//! transaction in this partition, and the table an index of open transactions by first offset
+//! (the last stable offset is its first key).
+//!
+//! Invariants: every retained batch has first_seq ≤ last_seq (modulo wrap) and consecutive
+//! retained batches have consecutive sequences and increasing offsets; `open_txns` holds
+//! exactly `(current_txn_first_offset, id)` of every entry that has one.
 
-use std::collections::{HashMap, VecDeque};
+mod txn;
+pub use self::txn::CompletedTxn;
 
-use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// Retained batches per producer (Kafka's `NUM_BATCHES_TO_RETAIN`).
 pub const BATCHES_RETAINED: usize = 5;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchMeta {
     pub first_seq: i32,
     pub last_seq: i32,
@@ -40,12 +46,14 @@ pub struct BatchMeta {
     pub last_offset: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<BatchMeta>,
     /// Largest batch max-timestamp seen from this producer (Kafka's `lastTimestamp`).
     pub last_timestamp: i64,
+    /// First offset of the producer's open transaction here (Kafka's `currentTxnFirstOffset`).
+    pub current_txn_first_offset: Option<i64>,
 }
 
 /// What to do with an incoming idempotent batch.
@@ -90,9 +98,11 @@ pub fn last_seq(first: i32, count: i32) -> i32 {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerStateTable {
     producers: HashMap<i64, ProducerEntry>,
+    /// Open transactions: first offset → producer id.
+    open_txns: BTreeMap<i64, i64>,
 }
 
 impl ProducerStateTable {
@@ -147,15 +157,24 @@ impl ProducerStateTable {
 
     /// Moves an append's updates into the table (after its batches were written).
     pub fn apply(&mut self, updates: ProducerUpdates) {
-        self.producers.extend(updates.entries);
+        for (id, entry) in updates.entries {
+            let old = self
+                .producers
+                .get(&id)
+                .and_then(|e| e.current_txn_first_offset);
+            self.reindex(id, old, entry.current_txn_first_offset);
+            self.producers.insert(id, entry);
+        }
     }
 
-    /// Forgets producers whose last timestamp is `expiration_ms` or more before `now_ms`.
-    /// Returns how many were removed.
+    /// Forgets producers whose last timestamp is `expiration_ms` or more before `now_ms`,
+    /// except those with an open transaction (as Kafka). Returns how many were removed.
     pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
+        self.producers.retain(|_, e| {
+            e.current_txn_first_offset.is_some()
+                || now_ms.saturating_sub(e.last_timestamp) < expiration_ms
+        });
         before - self.producers.len()
     }
 
@@ -166,8 +185,14 @@ impl ProducerStateTable {
 
     /// A table holding exactly `entries` (for the snapshot decoding).
     pub(crate) fn from_entries(entries: impl IntoIterator<Item = (i64, ProducerEntry)>) -> Self {
+        let producers: HashMap<i64, ProducerEntry> = entries.into_iter().collect();
+        let open_txns = producers
+            .iter()
+            .filter_map(|(&id, e)| e.current_txn_first_offset.map(|first| (first, id)))
+            .collect();
         ProducerStateTable {
-            producers: entries.into_iter().collect(),
+            producers,
+            open_txns,
         }
     }
 
@@ -175,8 +200,14 @@ impl ProducerStateTable {
     pub fn truncate_from(&mut self, offset: i64) {
         for e in self.producers.values_mut() {
             e.batches.retain(|b| b.last_offset < offset);
+            if e.current_txn_first_offset.is_some_and(|f| f >= offset) {
+                e.current_txn_first_offset = None;
+            }
         }
-        self.producers.retain(|_, e| !e.batches.is_empty());
+        self.producers
+            .retain(|_, e| !e.batches.is_empty() || e.current_txn_first_offset.is_some());
+        let rebuilt = Self::from_entries(std::mem::take(&mut self.producers));
+        *self = rebuilt;
     }
 }
 
