@@ -15,7 +15,9 @@ use thorstream::Record;
 use thorstream::internals::protocol::records::{decode_records, encode_batch};
 use thorstream::internals::storage::batch::{BatchIter, rewrite_crc};
 use thorstream::internals::storage::checkpoint::write_bytes;
-use thorstream::internals::storage::cleaner::{CleanOutcome, CleanerOptions, clean_log};
+use thorstream::internals::storage::cleaner::{
+    CleanOutcome, CleanerOptions, SWAP_STEPS, clean_log,
+};
 use thorstream::internals::storage::{
     AbortedTxn, Isolation, LogConfig, OngoingTxn, PartitionLog, StorageError,
 };
@@ -426,15 +428,18 @@ fn a_version_1_producer_snapshot_opens() {
     assert!(log.producer_state().get(9).is_some());
 }
 
-#[test]
-fn the_cleaner_drops_aborted_data_and_keeps_the_committed_value_markers_and_entries() {
-    let tmp = tempfile::tempdir().unwrap();
-    let config = LogConfig {
+fn compacted() -> LogConfig {
+    LogConfig {
         cleanup_compact: true,
         cleanup_delete: false,
         ..config()
-    };
-    let mut log = PartitionLog::open(tmp.path(), config.clone(), true, 1).unwrap();
+    }
+}
+
+/// A compacted log: k committed at 0, k aborted at 3 (marker 4), producer 3 open at 5, two
+/// more segments (6, 7).
+fn build_compacted(dir: &Path) {
+    let mut log = PartitionLog::open(dir, compacted(), true, 1).unwrap();
     log.append(&txn(1, 0, &["k", "x"]), 1).unwrap(); // 0..=1
     log.append_marker(1, 0, true, 0, 1).unwrap(); // 2
     log.append(&txn(2, 0, &["k"]), 1).unwrap(); // 3: aborted later value of k
@@ -447,8 +452,13 @@ fn the_cleaner_drops_aborted_data_and_keeps_the_committed_value_markers_and_entr
     log.append(&batch(-1, -1, -1, &["w"], false), 4_000_000)
         .unwrap(); // 7, segment 7
     log.close().unwrap();
-    drop(log);
-    let log = Mutex::new(PartitionLog::open(tmp.path(), config, true, 5_000_000).unwrap());
+}
+
+#[test]
+fn the_cleaner_drops_aborted_data_and_keeps_the_committed_value_markers_and_entries() {
+    let tmp = tempfile::tempdir().unwrap();
+    build_compacted(tmp.path());
+    let log = Mutex::new(PartitionLog::open(tmp.path(), compacted(), true, 5_000_000).unwrap());
     let options = CleanerOptions {
         force: true,
         ..CleanerOptions::default()
@@ -496,6 +506,44 @@ fn the_cleaner_drops_aborted_data_and_keeps_the_committed_value_markers_and_entr
     drop(log);
     let log = open(tmp.path(), true);
     assert_eq!(log.aborted_transactions(0, 9), vec![aborted(2, 3)]);
+}
+
+/// A crash after any step of the cleaned segment's swap loses no aborted transaction: the
+/// carried `.txnindex` is swapped in, or rebuilt from the log at open.
+#[test]
+fn a_crash_at_any_swap_step_keeps_the_aborted_transactions() {
+    for step in SWAP_STEPS {
+        let tmp = tempfile::tempdir().unwrap();
+        build_compacted(tmp.path());
+        let mut log = PartitionLog::open(tmp.path(), compacted(), true, 5_000_000).unwrap();
+        log.append_marker(3, 0, true, 0, 5_000_000).unwrap(); // 8
+        log.close().unwrap();
+        let log = Mutex::new(log);
+        let options = CleanerOptions {
+            force: true,
+            stop_after: Some(step),
+            ..CleanerOptions::default()
+        };
+        let outcome = clean_log(&log, &options, 5_000_000).unwrap();
+        assert!(
+            matches!(outcome, CleanOutcome::Stopped(_) | CleanOutcome::Cleaned(_)),
+            "{step:?}: {outcome:?}"
+        );
+        drop(log); // the crash
+        let log = PartitionLog::open(tmp.path(), compacted(), false, 6_000_000).unwrap();
+        assert_eq!(log.log_end_offset(), 9, "{step:?}");
+        assert_eq!(
+            log.aborted_transactions(0, 9),
+            vec![aborted(2, 3)],
+            "{step:?}"
+        );
+        assert_eq!(log.last_stable_offset(), 9, "{step:?}");
+        let k: Vec<_> = records(&log)
+            .into_iter()
+            .filter(|r| r.1.as_deref() == Some(&b"k"[..]) && r.0 != 3)
+            .collect();
+        assert_eq!(k.len(), 1, "{step:?}: {k:?}");
+    }
 }
 
 // ---- Property test: random operations and reopens against a model. ----
@@ -570,6 +618,25 @@ fn fold(history: &[Appended]) -> (Model, BTreeMap<i64, i32>) {
     (model, seqs)
 }
 
+/// Every batch offset (control batches too) a read_committed reader gets, reading views from
+/// the log start until one is empty.
+fn read_committed_offsets(log: &PartitionLog) -> Vec<i64> {
+    let mut out = Vec::new();
+    let mut offset = log.offsets().log_start_offset;
+    loop {
+        let mut bytes = Vec::new();
+        log.read_view_isolated(offset, Isolation::ReadCommitted)
+            .unwrap()
+            .read_into(&mut bytes, usize::MAX, false)
+            .unwrap();
+        let Some(last) = BatchIter::new(&bytes).map(|(h, _)| h.last_offset()).last() else {
+            return out;
+        };
+        out.extend(BatchIter::new(&bytes).map(|(h, _)| h.base_offset));
+        offset = last + 1;
+    }
+}
+
 fn observed(log: &PartitionLog) -> Model {
     Model {
         lso: log.last_stable_offset(),
@@ -579,7 +646,7 @@ fn observed(log: &PartitionLog) -> Model {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
     fn recovery_rebuilds_transactions_as_the_model_says(ops in proptest::collection::vec(op(), 1..40)) {
@@ -654,6 +721,9 @@ proptest! {
             }
             prop_assert_eq!(l.log_end_offset(), history.len() as i64);
             let (model, _) = fold(&history);
+            // read_committed reads every batch below the LSO and nothing at or past it.
+            let below: Vec<i64> = (0..model.lso).collect();
+            prop_assert_eq!(read_committed_offsets(l), below);
             prop_assert_eq!(observed(l), model, "after {:?}", history);
         }
     }

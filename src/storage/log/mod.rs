@@ -58,6 +58,8 @@ pub use self::txn::{AbortedTxn, Isolation, OngoingTxn};
 #[cfg(test)]
 mod tests;
 mod txn_rebuild;
+#[cfg(test)]
+mod txn_tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
