@@ -67,6 +67,8 @@ struct AppendPlan {
     producers: ProducerUpdates,
     /// Transactions the writes' end markers close (oldest first).
     completed: Vec<CompletedTxn>,
+    /// The writes (indexes into `writes`) whose batch opens a transaction.
+    opened: Vec<usize>,
     /// The `.txnindex` entry of each abort marker that closed a transaction with data, and
     /// which write (index into `writes`) it goes with.
     aborted: Vec<(usize, AbortedEntry)>,
@@ -98,6 +100,8 @@ impl PartitionLog {
         // are undone so the log stays writable once space returns.
         let mark = self.active().mark();
         let segments_before = self.segments.len();
+        // (first offset, segment base, position) of each transaction this append opens.
+        let mut opened = Vec::new();
         for (i, &(pos, header)) in plan.writes.iter().enumerate() {
             let total = header.total_bytes();
             if let Err(e) = self.maybe_roll(total as u64, now_ms) {
@@ -105,11 +109,15 @@ impl PartitionLog {
             }
             // The assigned base offset is written by the segment in place of the client's
             // (the CRC does not cover it), so the request's bytes are never copied to patch it.
-            if let Err(e) = self
+            let position = match self
                 .active_mut()
                 .append(&batches[pos..pos + total], &header)
             {
-                return Err(self.undo_append(&mark, segments_before, e));
+                Ok(p) => p,
+                Err(e) => return Err(self.undo_append(&mark, segments_before, e)),
+            };
+            if plan.opened.contains(&i) {
+                opened.push((header.base_offset, self.active().base_offset, position));
             }
             // The abort's entry goes in the marker's segment; undone with the append.
             if let Some(&(_, entry)) = plan.aborted.iter().find(|(w, _)| *w == i)
@@ -150,6 +158,10 @@ impl PartitionLog {
             self.hw_position = self.active().size;
         }
         self.txns.completed(plan.completed, self.high_watermark);
+        for (first, base, position) in opened {
+            self.txns.opened(first, base, position);
+        }
+        self.txns_moved();
         info.high_watermark = self.high_watermark;
         info.high_watermark_moved = self.high_watermark != high_watermark_before;
         Ok(info)
@@ -169,6 +181,7 @@ impl PartitionLog {
             writes: Vec::with_capacity(headers.len()),
             producers: ProducerUpdates::default(),
             completed: Vec::new(),
+            opened: Vec::new(),
             aborted: Vec::new(),
             duplicate: None,
             next_offset: base_offset,
@@ -206,8 +219,9 @@ impl PartitionLog {
                     plan.next_offset,
                     header.max_timestamp,
                 );
-                if header.is_transactional() {
+                if header.is_transactional() && entry.current_txn_first_offset.is_none() {
                     entry.begin_txn(plan.next_offset);
+                    plan.opened.push(plan.writes.len());
                 }
             } else if header.is_control() && header.producer_id >= 0 {
                 self.plan_marker(&mut plan, &header, &batches[pos..pos + total])?;

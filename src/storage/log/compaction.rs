@@ -153,7 +153,6 @@ impl PartitionLog {
             now_ms,
         )?;
         self.segments.splice(first..end, [seg]);
-        self.txns.segments_changed();
         Ok(Installed::Swapped)
     }
 }

@@ -356,7 +356,7 @@ impl PartitionLog {
             self.high_watermark = self.log_end_offset();
             self.hw_segment_base = self.active().base_offset;
             self.hw_position = self.active().size;
-            self.txns.high_watermark_moved(self.high_watermark);
+            self.txns_moved();
             return true;
         }
         false

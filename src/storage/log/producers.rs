@@ -78,6 +78,7 @@ impl PartitionLog {
             }
             seg.txn_index.truncate_from(from)?;
             let mut aborts = Vec::new();
+            let mut opened = Vec::new();
             let scanned = seg
                 .position_of(from.max(seg.base_offset), seg.size)
                 .and_then(|start| match start {
@@ -90,10 +91,14 @@ impl PartitionLog {
                         from,
                         &mut self.producers,
                         &mut aborts,
+                        &mut opened,
                     ),
                 });
             for entry in aborts {
                 seg.txn_index.append(entry)?;
+            }
+            for (first, position) in opened {
+                self.txns.opened(first, seg.base_offset, position);
             }
             if seg.base_offset >= from {
                 seg.txn_index.rebuilt();
@@ -110,6 +115,8 @@ impl PartitionLog {
             scanned?;
         }
         self.rebuild_damaged_txn_indexes(from)?;
+        self.locate_open_txns()?;
+        self.txns_moved();
         self.producers_saved_at = if from == leo { leo } else { -1 };
         Ok(())
     }
@@ -117,7 +124,9 @@ impl PartitionLog {
 
 /// Replays the batch headers of `file` in `[start, limit)` at offsets `from` and later into
 /// `producers`: sequences, open transactions, end markers (whose type is read from the
-/// record), and into `aborts` the entry of each abort that closed a transaction with data.
+/// record), into `aborts` the entry of each abort that closed a transaction with data, and
+/// into `opened` the (first offset, position) of each transaction's first batch.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn replay(
     file: &File,
     path: &Path,
@@ -126,6 +135,7 @@ pub(super) fn replay(
     from: i64,
     producers: &mut ProducerStateTable,
     aborts: &mut Vec<AbortedEntry>,
+    opened: &mut Vec<(i64, u64)>,
 ) -> Result<(), StorageError> {
     let mut failed = None;
     scan_headers(file, path, start, limit, |pos, h| {
@@ -144,8 +154,9 @@ pub(super) fn replay(
                     h.base_offset,
                     h.max_timestamp,
                 );
-                if h.is_transactional() {
+                if h.is_transactional() && e.current_txn_first_offset.is_none() {
                     e.begin_txn(h.base_offset);
+                    opened.push((h.base_offset, pos));
                 }
             });
             return false;

@@ -63,7 +63,7 @@ impl PartitionLog {
             self.high_watermark = snap.log_end_offset;
             self.hw_segment_base = snap.segment_base;
             self.hw_position = snap.segment_position;
-            self.txns.high_watermark_moved(self.high_watermark);
+            self.txns_moved();
             return true;
         }
         false

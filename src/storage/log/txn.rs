@@ -12,11 +12,12 @@
 //! the log start offset. It is a batch start (or the high watermark's position), so a
 //! read_committed view ends at a batch boundary and holds no byte at or past it.
 //!
-//! Invariants: `unreplicated` holds only transactions whose marker is at or above the high
-//! watermark once pruned (`high_watermark_moved`); the cached LSO position names the batch at
-//! that offset in a live segment (cleared whenever segments are replaced).
+//! Invariants: once pruned (`txns_moved`, after every append and high-watermark move)
+//! `unreplicated` holds only transactions whose marker is at or above the high watermark, and
+//! `positions` only first offsets at or above the LSO; those name batch starts in segments
+//! that neither the cleaner (it stops below the LSO) nor retention (likewise) replace.
 
-use std::cell::Cell;
+use std::collections::BTreeMap;
 
 use super::{AppendInfo, PartitionLog, ReadView};
 use crate::storage::StorageError;
@@ -54,8 +55,9 @@ pub(super) struct TxnLog {
     /// Transactions whose marker is at or above the high watermark (Kafka's
     /// `unreplicatedTxns`): they hold the LSO at their first offset until it is visible.
     unreplicated: Vec<CompletedTxn>,
-    /// (LSO, segment base, byte position) of the last LSO looked up.
-    lso_position: Cell<Option<(i64, i64, u64)>>,
+    /// First offset → (segment base, byte position) of the first batch of every transaction
+    /// at or above the LSO (open, or in `unreplicated`), so the LSO's position needs no I/O.
+    positions: BTreeMap<i64, (i64, u64)>,
 }
 
 impl TxnLog {
@@ -65,14 +67,17 @@ impl TxnLog {
             .extend(done.into_iter().filter(|c| c.last_offset >= high_watermark));
     }
 
-    pub(super) fn high_watermark_moved(&mut self, high_watermark: i64) {
-        self.unreplicated
-            .retain(|c| c.last_offset >= high_watermark);
+    /// Records where a transaction's first batch is.
+    pub(super) fn opened(&mut self, first_offset: i64, segment_base: i64, position: u64) {
+        self.positions
+            .insert(first_offset, (segment_base, position));
     }
 
-    /// Forgets cached positions (segments were replaced).
-    pub(super) fn segments_changed(&self) {
-        self.lso_position.set(None);
+    /// Forgets what no longer holds the LSO back (the high watermark or the LSO moved).
+    fn prune(&mut self, high_watermark: i64, last_stable_offset: i64) {
+        self.unreplicated
+            .retain(|c| c.last_offset >= high_watermark);
+        self.positions = self.positions.split_off(&last_stable_offset);
     }
 }
 
@@ -118,24 +123,52 @@ impl PartitionLog {
     }
 
     /// Segment base and byte position of the last stable offset (the high watermark's when they
-    /// are equal); a read_committed reader compares positions against it, as a reader does
-    /// against `high_watermark_position`.
+    /// are equal; else the recorded position of the transaction's first batch, no I/O); a
+    /// read_committed reader compares positions against it, as a reader does against
+    /// `high_watermark_position`. Falls back to an index lookup for an offset it has not
+    /// recorded (an LSO clamped to the log start).
     pub fn last_stable_offset_position(&self) -> Result<(i64, u64), StorageError> {
         let lso = self.last_stable_offset();
         if lso == self.high_watermark {
             return Ok((self.hw_segment_base, self.hw_position));
         }
-        if let Some((at, base, pos)) = self.txns.lso_position.get()
-            && at == lso
-        {
-            return Ok((base, pos));
+        if let Some(&at) = self.txns.positions.get(&lso) {
+            return Ok(at);
         }
-        let seg = &self.segments[self.segment_index_for(lso)];
-        let pos = seg.position_of(lso, seg.size)?.unwrap_or(seg.size);
-        self.txns
-            .lso_position
-            .set(Some((lso, seg.base_offset, pos)));
+        self.position_of_offset(lso)
+    }
+
+    /// Segment base and position of the batch holding `offset` (or the end of the segment
+    /// `offset` falls after).
+    fn position_of_offset(&self, offset: i64) -> Result<(i64, u64), StorageError> {
+        let seg = &self.segments[self.segment_index_for(offset)];
+        let pos = seg.position_of(offset, seg.size)?.unwrap_or(seg.size);
         Ok((seg.base_offset, pos))
+    }
+
+    /// After the high watermark, the LSO or the open transactions moved: forget what no longer
+    /// holds the LSO back.
+    pub(super) fn txns_moved(&mut self) {
+        let (hw, lso) = (self.high_watermark, self.last_stable_offset());
+        self.txns.prune(hw, lso);
+    }
+
+    /// Records the positions of the open transactions' first batches that are not known yet
+    /// (after a rebuild from a snapshot: an index lookup each, at open).
+    pub(super) fn locate_open_txns(&mut self) -> Result<(), StorageError> {
+        let missing: Vec<i64> = self
+            .producers
+            .open_txns()
+            .map(|(first, _)| first)
+            .filter(|first| !self.txns.positions.contains_key(first))
+            .collect();
+        for first in missing {
+            if first >= self.log_start_offset {
+                let (base, pos) = self.position_of_offset(first)?;
+                self.txns.opened(first, base, pos);
+            }
+        }
+        Ok(())
     }
 
     /// The aborted transactions with data in `[from, upto)`, oldest first.

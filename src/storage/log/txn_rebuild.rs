@@ -38,6 +38,7 @@ impl PartitionLog {
                     i64::MIN,
                     &mut scratch,
                     &mut aborts,
+                    &mut Vec::new(),
                 );
                 if let Err(StorageError::Batch(e)) = &scanned {
                     log::warn!(
