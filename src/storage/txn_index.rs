@@ -129,7 +129,11 @@ impl TxnIndex {
                         path.display()
                     );
                 }
-                index.replace_all(Vec::new())?;
+                // Emptied, not fsynced: the rebuild at open rewrites and fsyncs it.
+                index
+                    .file
+                    .set_len(0)
+                    .map_err(|e| StorageError::io(path, e))?;
                 index.needs_rebuild = true;
             }
         }
