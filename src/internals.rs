@@ -20,13 +20,9 @@ use crate::error::Result;
 
 /// The storage layer: batches, logs and their files.
 pub mod storage {
-    pub use crate::storage::{AbortedTxn, Isolation, OngoingTxn};
-    pub use crate::storage::{LogConfig, PartitionLog, StorageError, now_ms, segment_file_name};
-
-    /// Transaction markers (control batches).
-    pub mod control {
-        pub use crate::storage::control::{ControlType, marker_batch, marker_type};
-    }
+    pub use crate::storage::{
+        AbortedTxn, LogConfig, PartitionLog, StorageError, now_ms, segment_file_name,
+    };
 
     /// Record batches as stored: header, validation, in-place rewrites.
     pub mod batch {
@@ -41,6 +37,11 @@ pub mod storage {
         pub use crate::storage::checkpoint::{read_bytes, read_i64, write_bytes, write_i64};
     }
 
+    /// Transaction markers (control batches).
+    pub mod control {
+        pub use crate::storage::control::{ControlType, marker_batch};
+    }
+
     /// The offset index of a segment.
     pub mod index {
         pub use crate::storage::index::{OffsetIndex, decode_entries};
@@ -52,6 +53,9 @@ pub mod storage {
         pub use crate::storage::cleaner::swap::{SWAP_STEPS, SwapStep};
         pub use crate::storage::cleaner::{CleanOutcome, CleanStats, CleanerOptions, clean_log};
     }
+
+    /// What a read may see, and the transactions still open (issue 14).
+    pub use crate::storage::{Isolation, OngoingTxn};
 
     /// The time index of a segment.
     pub mod time_index {
