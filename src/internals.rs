@@ -54,6 +54,9 @@ pub mod storage {
         pub use crate::storage::cleaner::{CleanOutcome, CleanStats, CleanerOptions, clean_log};
     }
 
+    /// What a read may see, and the transactions still open (issue 14).
+    pub use crate::storage::{Isolation, OngoingTxn};
+
     /// The time index of a segment.
     pub mod time_index {
         pub use crate::storage::time_index::decode_entries;

@@ -68,7 +68,6 @@ pub fn marker_batch(
 
 /// The marker type of a control batch's bytes (whole batch, uncompressed, as written by
 /// `marker_batch` or by Kafka), or `None` if it holds no recognisable marker.
-#[allow(dead_code)] // read by the log's transaction state (issue 14)
 pub fn marker_type(batch: &[u8]) -> Option<ControlType> {
     // Record: length varint at 61, attributes, ts delta, offset delta, key length, key.
     let rec = batch.get(BATCH_HEADER_BYTES..)?;

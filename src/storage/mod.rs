@@ -16,13 +16,13 @@ pub mod producer_state;
 pub mod recovery;
 pub mod segment;
 pub mod time_index;
+pub mod txn_index;
 pub mod validator;
 pub(crate) mod varint;
 
 use std::path::{Path, PathBuf};
 
 pub use self::batch::BatchError;
-#[allow(unused_imports)] // used as issue 14 lands
 pub use self::log::{
     AbortedTxn, AppendInfo, Isolation, LogConfig, LogOffsets, OngoingTxn, PartitionLog, ReadView,
 };

@@ -7,13 +7,17 @@
 //! | bytes | field |
 //! | --- | --- |
 //! | 0..7 | magic `54 53 50 53 4E 41 50` (`"TSPSNAP"`) |
-//! | 7 | `0x80 | version` (`0x81` for version 1) |
-//! | 8.. | `SnapshotV1` in bincode 1, fixed-width little-endian integers, no trailing bytes |
+//! | 7 | `0x80 | version` (`0x82` for version 2, written now; `0x81` for version 1, still read) |
+//! | 8.. | `SnapshotV2` (or `SnapshotV1`) in bincode 1, fixed-width little-endian integers, no trailing bytes |
 //!
 //! `SnapshotV1`: log end offset the snapshot was taken at (`i64`), then the producers sorted
 //! by id: a `u64` count, then per producer its id (`i64`), epoch (`i16`), newest batch
 //! timestamp (`i64`) and retained batches (`u64` count, then per batch first sequence `i32`,
 //! last sequence `i32`, first offset `i64`, last offset `i64`, oldest first).
+//!
+//! `SnapshotV2` (issue 14, transactions): as `SnapshotV1`, each producer followed by the first
+//! offset of its open transaction: `Option<i64>` in bincode, a `u8` tag (0 none, 1 some) then,
+//! if some, the `i64`. A version 1 snapshot reads as one with no open transaction.
 //!
 //! Format 0 (written before this module): bincode of `(i64, ProducerStateTable)`, i.e. the
 //! offset as `i64` LE then the producers as a hash map (`u64` count, then id `i64`, epoch
@@ -34,6 +38,7 @@ use super::producer_state::{BatchMeta, ProducerEntry, ProducerStateTable};
 const MAGIC: [u8; 7] = *b"TSPSNAP";
 const VERSION_FLAG: u8 = 0x80;
 const SNAPSHOT_V1: u8 = 1;
+const SNAPSHOT_V2: u8 = 2;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct BatchV1 {
@@ -55,6 +60,21 @@ struct ProducerV1 {
 struct SnapshotV1 {
     at_offset: i64,
     producers: Vec<ProducerV1>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ProducerV2 {
+    producer_id: i64,
+    epoch: i16,
+    last_timestamp: i64,
+    batches: Vec<BatchV1>,
+    current_txn_first_offset: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SnapshotV2 {
+    at_offset: i64,
+    producers: Vec<ProducerV2>,
 }
 
 /// Format 0, frozen (the layout of `ProducerEntry` / `BatchMeta` when it was written).
@@ -83,12 +103,13 @@ fn options() -> impl Options {
 
 /// The snapshot body of `table` taken at log end offset `at_offset`.
 pub(crate) fn encode(at_offset: i64, table: &ProducerStateTable) -> std::io::Result<Vec<u8>> {
-    let mut producers: Vec<ProducerV1> = table
+    let mut producers: Vec<ProducerV2> = table
         .entries()
-        .map(|(&producer_id, e)| ProducerV1 {
+        .map(|(&producer_id, e)| ProducerV2 {
             producer_id,
             epoch: e.epoch,
             last_timestamp: e.last_timestamp,
+            current_txn_first_offset: e.current_txn_first_offset,
             batches: e
                 .batches
                 .iter()
@@ -103,11 +124,11 @@ pub(crate) fn encode(at_offset: i64, table: &ProducerStateTable) -> std::io::Res
         .collect();
     producers.sort_by_key(|p| p.producer_id);
     let mut out = MAGIC.to_vec();
-    out.push(VERSION_FLAG | SNAPSHOT_V1);
+    out.push(VERSION_FLAG | SNAPSHOT_V2);
     options()
         .serialize_into(
             &mut out,
-            &SnapshotV1 {
+            &SnapshotV2 {
                 at_offset,
                 producers,
             },
@@ -122,6 +143,7 @@ pub(crate) fn decode(body: &[u8], what: &std::path::Path) -> Option<(i64, Produc
     let decoded = if body.len() >= 8 && body[..7] == MAGIC && body[7] & VERSION_FLAG != 0 {
         match body[7] & !VERSION_FLAG {
             SNAPSHOT_V1 => decode_v1(&body[8..]),
+            SNAPSHOT_V2 => decode_v2(&body[8..]),
             v => Err(format!("unknown snapshot version {v}")),
         }
     } else {
@@ -139,6 +161,36 @@ pub(crate) fn decode(body: &[u8], what: &std::path::Path) -> Option<(i64, Produc
     }
 }
 
+fn batches(batches: Vec<BatchV1>) -> VecDeque<BatchMeta> {
+    batches
+        .into_iter()
+        .map(|b| BatchMeta {
+            first_seq: b.first_seq,
+            last_seq: b.last_seq,
+            first_offset: b.first_offset,
+            last_offset: b.last_offset,
+        })
+        .collect()
+}
+
+fn decode_v2(body: &[u8]) -> Result<(i64, ProducerStateTable), String> {
+    let s: SnapshotV2 = options()
+        .reject_trailing_bytes()
+        .with_limit(body.len() as u64)
+        .deserialize(body)
+        .map_err(|e| e.to_string())?;
+    let entries = s.producers.into_iter().map(|p| {
+        let entry = ProducerEntry {
+            epoch: p.epoch,
+            last_timestamp: p.last_timestamp,
+            batches: batches(p.batches),
+            current_txn_first_offset: p.current_txn_first_offset,
+        };
+        (p.producer_id, entry)
+    });
+    Ok((s.at_offset, ProducerStateTable::from_entries(entries)))
+}
+
 fn decode_v1(body: &[u8]) -> Result<(i64, ProducerStateTable), String> {
     let s: SnapshotV1 = options()
         .reject_trailing_bytes()
@@ -149,16 +201,8 @@ fn decode_v1(body: &[u8]) -> Result<(i64, ProducerStateTable), String> {
         let entry = ProducerEntry {
             epoch: p.epoch,
             last_timestamp: p.last_timestamp,
-            batches: p
-                .batches
-                .into_iter()
-                .map(|b| BatchMeta {
-                    first_seq: b.first_seq,
-                    last_seq: b.last_seq,
-                    first_offset: b.first_offset,
-                    last_offset: b.last_offset,
-                })
-                .collect(),
+            batches: batches(p.batches),
+            current_txn_first_offset: None,
         };
         (p.producer_id, entry)
     });
@@ -185,6 +229,7 @@ fn decode_legacy(body: &[u8]) -> Result<(i64, ProducerStateTable), String> {
                     last_offset: b.last_offset,
                 })
                 .collect(),
+            current_txn_first_offset: None,
         };
         (id, entry)
     });
@@ -196,7 +241,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn table() -> impl Strategy<Value = ProducerStateTable> {
+    /// Tables whose producers have open transactions only if `txns`.
+    fn table_of(txns: bool) -> impl Strategy<Value = ProducerStateTable> {
         let batch = (any::<i32>(), any::<i32>(), any::<i64>(), any::<i64>()).prop_map(
             |(first_seq, last_seq, first_offset, last_offset)| BatchMeta {
                 first_seq,
@@ -209,14 +255,61 @@ mod tests {
             any::<i16>(),
             proptest::collection::vec_deque(batch, 0..6),
             any::<i64>(),
+            proptest::option::of(any::<i64>()),
         )
-            .prop_map(|(epoch, batches, last_timestamp)| ProducerEntry {
+            .prop_map(move |(epoch, batches, last_timestamp, txn)| ProducerEntry {
                 epoch,
                 batches,
                 last_timestamp,
+                current_txn_first_offset: txn.filter(|_| txns),
             });
-        proptest::collection::hash_map(any::<i64>(), entry, 0..8)
-            .prop_map(ProducerStateTable::from_entries)
+        // Distinct open-transaction offsets (they are offsets in one log).
+        proptest::collection::hash_map(any::<i64>(), entry, 0..8).prop_map(|m| {
+            ProducerStateTable::from_entries(m.into_iter().enumerate().map(|(i, (id, mut e))| {
+                e.current_txn_first_offset =
+                    e.current_txn_first_offset.map(|f| f / 16 * 16 + i as i64);
+                (id, e)
+            }))
+        })
+    }
+
+    fn table() -> impl Strategy<Value = ProducerStateTable> {
+        table_of(true)
+    }
+
+    /// A version 1 body, as builds before transactions wrote it.
+    fn v1_body(at: i64, table: &ProducerStateTable) -> Vec<u8> {
+        let mut producers: Vec<ProducerV1> = table
+            .entries()
+            .map(|(&producer_id, e)| ProducerV1 {
+                producer_id,
+                epoch: e.epoch,
+                last_timestamp: e.last_timestamp,
+                batches: e
+                    .batches
+                    .iter()
+                    .map(|b| BatchV1 {
+                        first_seq: b.first_seq,
+                        last_seq: b.last_seq,
+                        first_offset: b.first_offset,
+                        last_offset: b.last_offset,
+                    })
+                    .collect(),
+            })
+            .collect();
+        producers.sort_by_key(|p| p.producer_id);
+        let mut out = MAGIC.to_vec();
+        out.push(VERSION_FLAG | SNAPSHOT_V1);
+        options()
+            .serialize_into(
+                &mut out,
+                &SnapshotV1 {
+                    at_offset: at,
+                    producers,
+                },
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        out
     }
 
     fn legacy_body(at: i64, table: &ProducerStateTable) -> Vec<u8> {
@@ -252,7 +345,14 @@ mod tests {
         }
 
         #[test]
-        fn legacy_snapshots_are_read(at in 0..i64::MAX, t in table()) {
+        fn version_1_snapshots_are_read_with_no_open_transaction(at in any::<i64>(), t in table_of(false)) {
+            let body = v1_body(at, &t);
+            prop_assert_eq!(body[7], 0x81);
+            prop_assert_eq!(decode(&body, std::path::Path::new("p")), Some((at, t)));
+        }
+
+        #[test]
+        fn legacy_snapshots_are_read(at in 0..i64::MAX, t in table_of(false)) {
             let body = legacy_body(at, &t);
             prop_assert_eq!(decode(&body, std::path::Path::new("p")), Some((at, t)));
         }
@@ -266,7 +366,8 @@ mod tests {
     #[test]
     fn an_unknown_snapshot_version_is_dropped() {
         let mut body = encode(5, &ProducerStateTable::default()).unwrap_or_else(|e| panic!("{e}"));
-        body[7] = VERSION_FLAG | 2;
+        assert_eq!(body[7], VERSION_FLAG | SNAPSHOT_V2);
+        body[7] = VERSION_FLAG | 3;
         assert_eq!(decode(&body, std::path::Path::new("p")), None);
     }
 }

@@ -1,11 +1,14 @@
-//! One log segment: a `.log` file of whole RecordBatch v2 batches plus its two indexes.
+//! One log segment: a `.log` file of whole RecordBatch v2 batches plus its two indexes and
+//! its aborted-transaction index (`txn_index.rs`).
 //!
 //! Invariants (true after `create`, after every `append`, and after `recover`):
 //! - the `.log` holds whole, validated batches back to back, the first with base offset
 //!   `base_offset`, each next one starting at the previous one's last offset + 1;
 //! - `size` is the byte length of those batches (including bytes still in the write buffer);
 //!   `next_offset` is the last batch's last offset + 1 (or `base_offset` when empty);
-//! - positions stored in the indexes are batch starts below `size`.
+//! - positions stored in the indexes are batch starts below `size`;
+//! - the transaction index holds one entry per abort marker in the segment that closed a
+//!   transaction with data, in offset order (rolled back with the append that wrote it).
 //!
 //! Appends go through a `BufWriter` (the caller holds the partition lock); reads use positional
 //! reads on a shared handle of the same file and need no lock once their bounds are known.
@@ -19,6 +22,7 @@ use std::sync::Arc;
 use super::batch::{BATCH_HEADER_BYTES, BatchHeader};
 use super::index::OffsetIndex;
 use super::time_index::TimeIndex;
+use super::txn_index::{TxnIndex, txn_index_path};
 use super::{StorageError, segment_file_name};
 
 /// A segment's append state at one moment (see `Segment::mark` / `Segment::rollback`).
@@ -30,6 +34,7 @@ pub struct SegmentMark {
     bytes_since_index_entry: u64,
     index_entries: usize,
     time_index_entries: usize,
+    txn_index_entries: usize,
 }
 
 /// Test-only fault injection: make the next N segment writes of this thread fail.
@@ -85,6 +90,7 @@ pub struct Segment {
     index_interval_bytes: u64,
     pub(crate) index: OffsetIndex,
     pub(crate) time_index: TimeIndex,
+    pub(crate) txn_index: TxnIndex,
 }
 
 /// Paths of a segment's three files.
@@ -128,6 +134,7 @@ impl Segment {
             index_interval_bytes,
             index: OffsetIndex::create(&index_path)?,
             time_index: TimeIndex::create(&time_path)?,
+            txn_index: TxnIndex::create(&txn_index_path(dir, base_offset))?,
         })
     }
 
@@ -169,6 +176,8 @@ impl Segment {
             .seek(std::io::SeekFrom::Start(size))
             .map_err(|e| StorageError::io(&log_path, e))?;
         let last_indexed = index.entries().last().map_or(0, |e| u64::from(e.position));
+        let txn_path = log_path.with_extension("txnindex");
+        let txn_index = TxnIndex::open(&txn_path, base_offset, next_offset)?;
         Ok(Segment {
             base_offset,
             log_path,
@@ -182,6 +191,7 @@ impl Segment {
             index_interval_bytes,
             index,
             time_index,
+            txn_index,
         })
     }
 
@@ -194,6 +204,7 @@ impl Segment {
             bytes_since_index_entry: self.bytes_since_index_entry,
             index_entries: self.index.entries().len(),
             time_index_entries: self.time_index.entries().len(),
+            txn_index_entries: self.txn_index.entries().len(),
         }
     }
 
@@ -216,7 +227,8 @@ impl Segment {
         self.max_timestamp = mark.max_timestamp;
         self.bytes_since_index_entry = mark.bytes_since_index_entry;
         self.index.truncate(mark.index_entries)?;
-        self.time_index.truncate(mark.time_index_entries)
+        self.time_index.truncate(mark.time_index_entries)?;
+        self.txn_index.truncate(mark.txn_index_entries)
     }
 
     /// Appends one validated batch, with `header.base_offset` written over the batch's own first
@@ -325,13 +337,14 @@ impl Segment {
             self.time_index.maybe_append(self.max_timestamp, rel)?;
         }
         self.index.sync()?;
-        self.time_index.sync()
+        self.time_index.sync()?;
+        self.txn_index.sync()
     }
 
     /// Deletes the segment's files.
     pub fn delete_files(&self, dir: &Path) -> Result<(), StorageError> {
         let (log, index, time) = segment_paths(dir, self.base_offset);
-        for p in [log, index, time] {
+        for p in [log, index, time, txn_index_path(dir, self.base_offset)] {
             match std::fs::remove_file(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -9,6 +9,8 @@
 //!
 //! What is kept of a batch (Kafka's `Cleaner.shouldRetainRecord` and `MemoryRecords.filterTo`):
 //! - control batches, whole;
+//! - a transactional data batch of an aborted transaction (`aborted`), never (nor is it
+//!   mapped), except as the empty header of a producer's last batch (below);
 //! - a record past the map's latest offset (not mapped this pass), always;
 //! - a record without a key, never (a compacted topic refuses them; older ones are dropped);
 //! - a keyed record if no later offset of its key is in the map and, for a tombstone, the
@@ -27,6 +29,7 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::aborted::AbortedRanges;
 use super::offset_map::OffsetMap;
 use super::records::{Rewrite, delete_horizon_ms, parse_records, records_body, write_batch};
 use super::swap::CleanedFiles;
@@ -36,6 +39,7 @@ use crate::storage::StorageError;
 use crate::storage::batch::{BATCH_HEADER_BYTES, BatchHeader, validate_stored_batch};
 use crate::storage::index::OffsetIndex;
 use crate::storage::time_index::TimeIndex;
+use crate::storage::txn_index::{AbortedEntry, TxnIndex};
 
 /// One segment as the cleaner reads it: its bounds and a handle taken under the lock.
 #[derive(Debug, Clone)]
@@ -45,6 +49,8 @@ pub struct SegmentSource {
     pub largest_timestamp: i64,
     pub path: PathBuf,
     pub file: Arc<File>,
+    /// The segment's `.txnindex` entries (carried into the cleaned segment).
+    pub aborted: Vec<AbortedEntry>,
 }
 
 /// Reads a segment's batches in chunks of `io_buffer_bytes` (a larger batch is read alone,
@@ -102,12 +108,15 @@ pub fn for_each_batch(
 }
 
 /// Maps the keys of the dirty section `[from, to)` of `sources` (the segments holding it)
-/// into `map`, whole batches only, stopping before a batch that might not fit. Returns the
-/// end of what was mapped (exclusive): `from` if nothing could be.
+/// into `map`, whole batches only, stopping before a batch that might not fit; records of
+/// `aborted` transactions are not mapped. Returns the end of what was mapped (exclusive):
+/// `from` if nothing could be.
+#[allow(clippy::too_many_arguments)]
 pub fn build_offset_map(
     sources: &[SegmentSource],
     from: i64,
     to: i64,
+    aborted: &AbortedRanges,
     map: &mut OffsetMap,
     io_buffer_bytes: usize,
     throttle: &mut Throttle,
@@ -125,7 +134,7 @@ pub fn build_offset_map(
             if h.base_offset >= to {
                 return Ok(false);
             }
-            if !h.is_control() {
+            if !h.is_control() && !aborted.is_aborted(h) {
                 if !map.has_room_for(h.record_count.max(0) as usize) {
                     full = true;
                     return Ok(false);
@@ -156,6 +165,8 @@ pub struct CopyRules<'a> {
     pub delete_retention_ms: i64,
     /// Last offset of each producer's last batch (from the producer state).
     pub producer_last_offsets: &'a HashMap<i64, i64>,
+    /// Aborted transactions: their data batches are dropped.
+    pub aborted: &'a AbortedRanges,
     pub index_interval_bytes: u64,
     pub io_buffer_bytes: usize,
 }
@@ -182,8 +193,13 @@ fn decide(
     if h.is_control() {
         return Ok((Fate::Keep, 0));
     }
+    let aborted = rules.aborted.is_aborted(h);
     let body = records_body(h, batch)?;
-    let records = parse_records(&body)?;
+    let records = if aborted {
+        Vec::new()
+    } else {
+        parse_records(&body)?
+    };
     let retain_deletes = delete_horizon_ms(h).is_none_or(|horizon| rules.now_ms < horizon);
     let latest = rules.map.latest_offset();
     let kept: Vec<_> = records
@@ -199,9 +215,13 @@ fn decide(
         })
         .copied()
         .collect();
-    let removed = (records.len() - kept.len()) as u64;
+    let removed = if aborted {
+        h.record_count.max(0) as u64
+    } else {
+        (records.len() - kept.len()) as u64
+    };
     let needs_horizon = delete_horizon_ms(h).is_none() && kept.iter().any(|r| !r.has_value);
-    if kept.len() == records.len() && !needs_horizon {
+    if kept.len() == records.len() && !needs_horizon && !aborted {
         return Ok((Fate::Keep, 0));
     }
     if kept.is_empty() {
@@ -240,7 +260,8 @@ fn decide(
 }
 
 /// Copies `group` (consecutive segments replacing `[files.base, files.end)`) into the
-/// `.cleaned` files of `files`, writing its indexes; the log file is fsynced.
+/// `.cleaned` files of `files`, writing its indexes (the `.txnindex` holds every entry of the
+/// group's segments); the log file and the transaction index are fsynced.
 pub fn copy_group(
     group: &[SegmentSource],
     files: &CleanedFiles,
@@ -294,6 +315,13 @@ pub fn copy_group(
     if let Some(rel) = last_rel {
         time_index.maybe_append(max_ts, rel)?;
     }
+    let mut txn_index = TxnIndex::create(&files.txn_index_cleaned())?;
+    txn_index.replace_all(
+        group
+            .iter()
+            .flat_map(|s| s.aborted.iter().copied())
+            .collect(),
+    )?;
     index.flush()?;
     time_index.flush()?;
     let file = out

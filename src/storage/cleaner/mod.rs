@@ -22,12 +22,18 @@
 //! `baseTimestamp`); a later clean at or after the horizon drops the tombstone. A tombstone
 //! therefore lives at least `delete.retention.ms` after the clean that first saw it.
 //!
+//! Transactions: nothing at or above the last stable offset is cleaned (the stable offset is
+//! at most it); the data of aborted transactions is neither mapped nor copied, control
+//! batches (markers) are always kept, and each cleaned segment's `.txnindex` holds the entries
+//! of the segments it replaces (`aborted`).
+//!
 //! Invariants: offsets never change (a rewritten batch keeps its base and last offset); every
 //! record a reader could see before a pass is still there after it unless a later record of
 //! the same key is (or it is a tombstone past its horizon, or keyless); the active segment and
 //! everything at or above the stable offset are never read or written; the partition lock is
 //! never held while segment bytes are read or written.
 
+pub mod aborted;
 pub mod checkpoint;
 pub mod copy;
 pub mod offset_map;
@@ -42,6 +48,7 @@ use std::sync::Mutex;
 
 use std::os::unix::fs::FileExt;
 
+use self::aborted::AbortedRanges;
 use self::copy::{CopyRules, SegmentSource, build_offset_map, copy_group};
 use self::offset_map::OffsetMap;
 use self::plan::{CleanPolicy, LogSummary, SegmentSummary};
@@ -205,11 +212,13 @@ fn run(
         .filter(|(_, end)| *end > from)
         .map(|(s, _)| (*s).clone())
         .collect();
+    let aborted = AbortedRanges::new(view.segments.iter().flat_map(|s| s.aborted.iter()));
     let mut map = OffsetMap::with_memory(options.dedupe_buffer_bytes);
     let end = build_offset_map(
         &dirty,
         from,
         to,
+        &aborted,
         &mut map,
         options.io_buffer_bytes,
         &mut throttle,
@@ -239,6 +248,7 @@ fn run(
         now_ms,
         delete_retention_ms: view.config.delete_retention_ms,
         producer_last_offsets: &view.producer_last_offsets,
+        aborted: &aborted,
         index_interval_bytes: view.config.index_interval_bytes,
         io_buffer_bytes: options.io_buffer_bytes,
     };

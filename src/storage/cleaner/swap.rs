@@ -8,6 +8,7 @@
 //! <base:020>-<end:020>.log.cleaned        RecordBatch v2 bytes, as a `.log` (being written)
 //! <base:020>-<end:020>.index.cleaned      offset index for it, as a `.index`
 //! <base:020>-<end:020>.timeindex.cleaned  time index for it, as a `.timeindex`
+//! <base:020>-<end:020>.txnindex.cleaned   the replaced segments' aborted-txn entries, as a `.txnindex`
 //! <base:020>-<end:020>.log.swap           the same log bytes, once committed
 //! ```
 //! The protocol (`commit`, under the partition lock; the data was written and fsynced
@@ -15,14 +16,16 @@
 //! 1. `CleanedWritten` — the `.cleaned` files exist (log fsynced). Open deletes every
 //!    `.cleaned` file: the old segments are untouched, the clean is simply lost.
 //! 2. `SwapRenamed` — `.log.cleaned` renamed to `.log.swap`, directory fsynced. **This is the
-//!    commit point**: from here on open completes the swap: it deletes every `.log`, `.index`
-//!    and `.timeindex` whose base is in `[base, end)`, then renames the `.swap` to
-//!    `<base>.log` (its indexes are rebuilt from it, they were deleted with the old ones).
-//! 3. `OldPartlyDeleted` / `OldDeleted` — the old segments' three files are deleted one
+//!    commit point**: from here on open completes the swap: it deletes every `.log`, `.index`,
+//!    `.timeindex` and `.txnindex` whose base is in `[base, end)`, then renames the `.swap` to
+//!    `<base>.log` (its indexes are rebuilt from it, they were deleted with the old ones; the
+//!    `.txnindex` from the log, as a missing one is).
+//! 3. `OldPartlyDeleted` / `OldDeleted` — the old segments' four files are deleted one
 //!    segment at a time (first one only / all), then the directory is fsynced, so the old
 //!    files are durably gone before a `.log` can cover their offsets again.
-//! 4. `IndexesRenamed` — the two `.index.cleaned`/`.timeindex.cleaned` files are renamed to
-//!    `<base>.index`/`<base>.timeindex` (open deletes and rebuilds them anyway: they are caches).
+//! 4. `IndexesRenamed` — the three `.index.cleaned`/`.timeindex.cleaned`/`.txnindex.cleaned`
+//!    files are renamed to `<base>.index`/`<base>.timeindex`/`<base>.txnindex` (open deletes
+//!    and rebuilds them anyway: they are caches).
 //! 5. `Done` — `.log.swap` renamed to `<base>.log`, directory fsynced.
 //!
 //! So at any crash point either every old segment is present and no `.swap` exists (nothing
@@ -33,6 +36,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::storage::segment::segment_paths;
+use crate::storage::txn_index::txn_index_path;
 use crate::storage::{StorageError, sync_dir};
 
 /// A step of `commit`, after which a test may stop it (a simulated crash).
@@ -81,6 +85,10 @@ impl CleanedFiles {
         self.dir.join(format!("{}.timeindex.cleaned", self.stem()))
     }
 
+    pub fn txn_index_cleaned(&self) -> PathBuf {
+        self.dir.join(format!("{}.txnindex.cleaned", self.stem()))
+    }
+
     pub fn log_swap(&self) -> PathBuf {
         self.dir.join(format!("{}.log.swap", self.stem()))
     }
@@ -91,6 +99,7 @@ impl CleanedFiles {
             self.log_cleaned(),
             self.index_cleaned(),
             self.time_index_cleaned(),
+            self.txn_index_cleaned(),
         ] {
             if let Err(e) = std::fs::remove_file(&p)
                 && e.kind() != std::io::ErrorKind::NotFound
@@ -114,7 +123,7 @@ fn remove(path: &Path) -> Result<(), StorageError> {
 
 fn remove_segment(dir: &Path, base: i64) -> Result<(), StorageError> {
     let (log, index, time) = segment_paths(dir, base);
-    for p in [index, time, log] {
+    for p in [index, time, txn_index_path(dir, base), log] {
         remove(&p)?;
     }
     Ok(())
@@ -153,6 +162,7 @@ pub fn commit(
     let (log, index, time) = segment_paths(dir, files.base);
     rename(&files.index_cleaned(), &index)?;
     rename(&files.time_index_cleaned(), &time)?;
+    rename(&files.txn_index_cleaned(), &txn_index_path(dir, files.base))?;
     if let Some(s) = stop(SwapStep::IndexesRenamed) {
         return Ok(Some(s));
     }
@@ -187,7 +197,7 @@ pub fn complete_at_open(dir: &Path) -> Result<usize, StorageError> {
             changed = true;
         } else if let Some(range) = parse_range(name, ".log.swap") {
             swaps.push(range);
-        } else if let Some(stem) = [".log", ".index", ".timeindex"]
+        } else if let Some(stem) = [".log", ".index", ".timeindex", ".txnindex"]
             .iter()
             .find_map(|s| name.strip_suffix(s))
             && let Ok(base) = stem.parse::<i64>()

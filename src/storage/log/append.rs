@@ -20,8 +20,10 @@ use super::{CutPoint, PartitionLog};
 use crate::storage::StorageError;
 use crate::storage::batch::{BatchHeader, validate_batches};
 use crate::storage::cleaner::records::all_records_keyed;
-use crate::storage::producer_state::{ProducerUpdates, SequenceCheck};
+use crate::storage::control::{ControlType, marker_type};
+use crate::storage::producer_state::{CompletedTxn, ProducerUpdates, SequenceCheck};
 use crate::storage::segment::SegmentMark;
+use crate::storage::txn_index::AbortedEntry;
 
 /// Result of an append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +65,13 @@ struct AppendPlan {
     writes: Vec<(usize, BatchHeader)>,
     /// The producer-state changes of those writes.
     producers: ProducerUpdates,
+    /// Transactions the writes' end markers close (oldest first).
+    completed: Vec<CompletedTxn>,
+    /// The writes (indexes into `writes`) whose batch opens a transaction.
+    opened: Vec<usize>,
+    /// The `.txnindex` entry of each abort marker that closed a transaction with data, and
+    /// which write (index into `writes`) it goes with.
+    aborted: Vec<(usize, AbortedEntry)>,
     /// Offsets of the last batch found to be a retry already in the log.
     duplicate: Option<(i64, i64)>,
     /// Log end offset after the writes.
@@ -86,21 +95,33 @@ impl PartitionLog {
             self.check_keys(batches, &headers)?;
         }
         let base_offset = self.log_end_offset();
-        let plan = self.plan(&headers, base_offset)?;
+        let plan = self.plan(batches, &headers, base_offset)?;
         // What to return to if a write fails part-way (e.g. ENOSPC): the batches of this call
         // are undone so the log stays writable once space returns.
         let mark = self.active().mark();
         let segments_before = self.segments.len();
-        for &(pos, header) in &plan.writes {
+        // (first offset, segment base, position) of each transaction this append opens.
+        let mut opened = Vec::new();
+        for (i, &(pos, header)) in plan.writes.iter().enumerate() {
             let total = header.total_bytes();
             if let Err(e) = self.maybe_roll(total as u64, now_ms) {
                 return Err(self.undo_append(&mark, segments_before, e));
             }
             // The assigned base offset is written by the segment in place of the client's
             // (the CRC does not cover it), so the request's bytes are never copied to patch it.
-            if let Err(e) = self
+            let position = match self
                 .active_mut()
                 .append(&batches[pos..pos + total], &header)
+            {
+                Ok(p) => p,
+                Err(e) => return Err(self.undo_append(&mark, segments_before, e)),
+            };
+            if plan.opened.contains(&i) {
+                opened.push((header.base_offset, self.active().base_offset, position));
+            }
+            // The abort's entry goes in the marker's segment; undone with the append.
+            if let Some(&(_, entry)) = plan.aborted.iter().find(|(w, _)| *w == i)
+                && let Err(e) = self.active_mut().txn_index.append(entry)
             {
                 return Err(self.undo_append(&mark, segments_before, e));
             }
@@ -136,6 +157,11 @@ impl PartitionLog {
             self.hw_segment_base = self.active().base_offset;
             self.hw_position = self.active().size;
         }
+        self.txns.completed(plan.completed, self.high_watermark);
+        for (first, base, position) in opened {
+            self.txns.opened(first, base, position);
+        }
+        self.txns_moved();
         info.high_watermark = self.high_watermark;
         info.high_watermark_moved = self.high_watermark != high_watermark_before;
         Ok(info)
@@ -145,10 +171,18 @@ impl PartitionLog {
     /// skipped, the others get consecutive offsets from `base_offset`, and each idempotent
     /// batch's sequence is checked against the producer state plus the batches before it in
     /// this append. Changes nothing; a refused sequence refuses the whole append.
-    fn plan(&self, headers: &[BatchHeader], base_offset: i64) -> Result<AppendPlan, StorageError> {
+    fn plan(
+        &self,
+        batches: &[u8],
+        headers: &[BatchHeader],
+        base_offset: i64,
+    ) -> Result<AppendPlan, StorageError> {
         let mut plan = AppendPlan {
             writes: Vec::with_capacity(headers.len()),
             producers: ProducerUpdates::default(),
+            completed: Vec::new(),
+            opened: Vec::new(),
+            aborted: Vec::new(),
             duplicate: None,
             next_offset: base_offset,
             max_timestamp: -1,
@@ -175,15 +209,22 @@ impl PartitionLog {
                     pos += total;
                     continue;
                 }
-                plan.producers
-                    .entry_mut(&self.producers, header.producer_id)
-                    .record(
-                        header.producer_epoch,
-                        header.base_sequence,
-                        header.record_count,
-                        plan.next_offset,
-                        header.max_timestamp,
-                    );
+                let entry = plan
+                    .producers
+                    .entry_mut(&self.producers, header.producer_id);
+                entry.record(
+                    header.producer_epoch,
+                    header.base_sequence,
+                    header.record_count,
+                    plan.next_offset,
+                    header.max_timestamp,
+                );
+                if header.is_transactional() && entry.current_txn_first_offset.is_none() {
+                    entry.begin_txn(plan.next_offset);
+                    plan.opened.push(plan.writes.len());
+                }
+            } else if header.is_control() && header.producer_id >= 0 {
+                self.plan_marker(&mut plan, &header, &batches[pos..pos + total])?;
             }
             header.base_offset = plan.next_offset;
             plan.writes.push((pos, header));
@@ -193,6 +234,45 @@ impl PartitionLog {
             pos += total;
         }
         Ok(plan)
+    }
+
+    /// An end marker (control batch) at `plan.next_offset`: fenced below the producer's epoch;
+    /// closes the producer's open transaction (see `producer_state::txn`), and an abort that
+    /// closed one gets a `.txnindex` entry. A control batch holding no recognisable marker
+    /// changes no state.
+    fn plan_marker(
+        &self,
+        plan: &mut AppendPlan,
+        header: &BatchHeader,
+        batch: &[u8],
+    ) -> Result<(), StorageError> {
+        let (pid, epoch) = (header.producer_id, header.producer_epoch);
+        plan.producers.check_marker(&self.producers, pid, epoch)?;
+        let Some(kind) = marker_type(batch) else {
+            return Ok(());
+        };
+        let offset = plan.next_offset;
+        let others = plan.producers.first_open_txn_except(&self.producers, pid);
+        let done = plan.producers.entry_mut(&self.producers, pid).end_txn(
+            pid,
+            epoch,
+            offset,
+            header.max_timestamp,
+            kind == ControlType::Abort,
+        );
+        if let Some(done) = done {
+            if done.aborted {
+                let entry = AbortedEntry {
+                    producer_id: pid,
+                    first_offset: done.first_offset,
+                    last_offset: offset,
+                    last_stable_offset: others.unwrap_or(offset + 1),
+                };
+                plan.aborted.push((plan.writes.len(), entry));
+            }
+            plan.completed.push(done);
+        }
+        Ok(())
     }
 
     /// A compacted log refuses a record without a key (Kafka's `LogValidator`), before anything

@@ -5,6 +5,7 @@
 //! written (`checkpoint_written`) only for the gate and epoch it was taken under, so a skipped
 //! job leaves the checkpoint out of date and the next job rewrites it.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -26,6 +27,9 @@ pub struct CheckpointJob {
     recovery_point: Option<i64>,
     /// Producer-state snapshot: the log end offset it is taken at, and its encoding.
     producers: Option<(i64, Vec<u8>)>,
+    /// `.txnindex` files fsynced before the snapshot is written: a snapshot at offset X on
+    /// disk means every abort entry below X is too (the replay at open re-derives only from X).
+    txn_indexes: Vec<(PathBuf, Arc<File>)>,
 }
 
 impl CheckpointJob {
@@ -40,6 +44,9 @@ impl CheckpointJob {
             checkpoint::write_i64(&self.dir.join(RECOVERY_POINT_FILE), rp)?;
         }
         if let Some((_, bytes)) = &self.producers {
+            for (path, file) in &self.txn_indexes {
+                file.sync_data().map_err(|e| StorageError::io(path, e))?;
+            }
             checkpoint::write_bytes(&self.dir.join(PRODUCER_STATE_FILE), bytes)?;
         }
         Ok(true)
@@ -71,6 +78,17 @@ impl PartitionLog {
         if recovery_point.is_none() && producers.is_none() {
             return Ok(None);
         }
+        let txn_indexes = if producers.is_some() {
+            self.segments
+                .iter()
+                .filter(|s| {
+                    s.next_offset > self.producers_saved_at && !s.txn_index.entries().is_empty()
+                })
+                .map(|s| (s.txn_index.path().to_path_buf(), s.txn_index.sync_handle()))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let epoch = *self
             .checkpoint_gate
             .0
@@ -82,6 +100,7 @@ impl PartitionLog {
             dir: self.dir.clone(),
             recovery_point,
             producers,
+            txn_indexes,
         }))
     }
 

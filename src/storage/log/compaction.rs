@@ -5,7 +5,8 @@
 //!
 //! Invariants: at most one clean of a log runs at a time (`cleaning`, set by `begin_clean`,
 //! cleared by `end_clean`); only segments wholly below the stable offset (see `stable_offset`)
-//! are handed out, so nothing the append, flush or heal paths write is ever read or replaced
+//! (at most the last stable offset) are handed out, so nothing the append, flush or heal paths
+//! write is ever read or replaced
 //! by the cleaner; a run is replaced only if every segment of it is still in the log with the
 //! base offset and size it had when read, followed by a segment at the run's end.
 
@@ -59,6 +60,7 @@ impl PartitionLog {
                 largest_timestamp: s.max_timestamp,
                 path: s.log_path.clone(),
                 file: s.reader(),
+                aborted: s.txn_index.entries().to_vec(),
             })
             .collect();
         Some(CleanerView {
@@ -89,11 +91,13 @@ impl PartitionLog {
         self.clean_point
     }
 
-    /// The offset below which segments may be cleaned: under the high watermark and the
+    /// The offset below which segments may be cleaned: under the last stable offset (so every
+    /// transaction there is decided and its abort entry written), the high watermark and the
     /// recovery point, and before the segments the high watermark and the last fsync point
     /// are positions in (the flusher and `heal` address those by base offset and position).
     fn stable_offset(&self) -> i64 {
-        self.high_watermark
+        self.last_stable_offset()
+            .min(self.high_watermark)
             .min(self.recovery_point)
             .min(self.hw_segment_base)
             .min(self.synced_to.segment_base)

@@ -32,7 +32,9 @@
 //! - `heal.rs`: poison after a failed fsync or an undoable append, and healing;
 //! - `checkpoints.rs`: checkpoint jobs written outside the lock, ordered against `heal`;
 //! - `producers.rs`: the idempotent-producer table's snapshot, replay at open, and expiry;
-//! - `compaction.rs`: the log cleaner's snapshot of the segments and the swap of a cleaned one.
+//! - `compaction.rs`: the log cleaner's snapshot of the segments and the swap of a cleaned one;
+//! - `txn.rs`: transactions: the last stable offset, aborted and ongoing transactions,
+//!   read_committed views; `txn_rebuild.rs`: rebuilding a lost or damaged `.txnindex`.
 //!
 //! Open first finishes or undoes a swap of cleaned segments a crash interrupted
 //! (`cleaner::swap::complete_at_open`), so the segments it lists never hold an offset twice.
@@ -55,6 +57,9 @@ mod txn;
 pub use self::txn::{AbortedTxn, Isolation, OngoingTxn};
 #[cfg(test)]
 mod tests;
+mod txn_rebuild;
+#[cfg(test)]
+mod txn_tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -188,6 +193,8 @@ pub struct PartitionLog {
     roll_jitter_ms: i64,
     /// Where roll jitters come from: random, or fixed by a test.
     jitter_source: JitterSource,
+    /// Transactions completed but not yet below the high watermark, and a cached position.
+    txns: txn::TxnLog,
 }
 
 impl PartitionLog {
@@ -230,7 +237,8 @@ impl PartitionLog {
                             dir.display()
                         );
                         let (l, x, t) = super::segment::segment_paths(dir, later);
-                        for p in [l, x, t] {
+                        let txn = super::txn_index::txn_index_path(dir, later);
+                        for p in [l, x, t, txn] {
                             let _ = std::fs::remove_file(p);
                         }
                     }
@@ -309,6 +317,7 @@ impl PartitionLog {
             cleaning: false,
             roll_jitter_ms: roll_jitter_ms(config_jitter.0, config_jitter.1, random_u64()),
             jitter_source: random_u64,
+            txns: txn::TxnLog::default(),
         };
         let mut log = log;
         log.rebuild_producer_state()?;
@@ -347,6 +356,7 @@ impl PartitionLog {
             self.high_watermark = self.log_end_offset();
             self.hw_segment_base = self.active().base_offset;
             self.hw_position = self.active().size;
+            self.txns_moved();
             return true;
         }
         false
@@ -420,10 +430,11 @@ impl PartitionLog {
     }
 }
 
-/// Deletes a segment's three files, ignoring those already gone.
+/// Deletes a segment's four files, ignoring those already gone.
 fn remove_segment_files(dir: &Path, base_offset: i64) -> Result<(), StorageError> {
     let (log, index, time_index) = super::segment::segment_paths(dir, base_offset);
-    for path in [log, index, time_index] {
+    let txn_index = super::txn_index::txn_index_path(dir, base_offset);
+    for path in [log, index, time_index, txn_index] {
         remove_if_present(&path)?;
     }
     Ok(())

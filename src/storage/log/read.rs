@@ -3,6 +3,7 @@
 //!
 //! Invariants: a view never reaches past the high watermark (its `limit` is the high
 //! watermark's byte position in its segment), so a reader only sees records that are visible;
+//! a read_committed view (`txn.rs`) never past the last stable offset either;
 //! a view holds its own handle to the segment file, so retention deleting the segment while a
 //! read is in flight does not affect the read.
 
@@ -50,6 +51,22 @@ impl ReadView {
             offset,
             segment_base: 0,
             offsets,
+        }
+    }
+
+    /// Narrows the view to end at `end` (segment base, byte position of a batch start): a view
+    /// of a later segment reads nothing, one of that segment stops there. `None`: nothing.
+    pub(super) fn cap(&mut self, end: Option<(i64, u64)>) {
+        match end {
+            Some((base, position)) if self.segment_base <= base => {
+                if self.segment_base == base {
+                    self.limit = self.limit.min(position);
+                }
+            }
+            _ => {
+                self.file = None;
+                self.limit = 0;
+            }
         }
     }
 

@@ -11,7 +11,7 @@
 //! with `compact,delete` both the cleaner and retention run, as in Kafka.
 //!
 //! Invariants: the active (last) segment is never deleted, nor one holding offsets at or above
-//! the high watermark; an empty active segment is never rolled; the log start offset only
+//! the last stable offset (at most the high watermark); an empty active segment is never rolled; the log start offset only
 //! grows, and it is checkpointed before the segments below it are deleted by DeleteRecords (a
 //! crash in between leaves files the next retention pass deletes, never a start that went
 //! back).
@@ -103,7 +103,7 @@ impl PartitionLog {
     }
 
     /// Deletes whole segments past `retention_ms` / `retention_bytes`, never the active one nor
-    /// anything at or above the high watermark. Returns the number of segments deleted.
+    /// anything at or above the last stable offset. Returns the number of segments deleted.
     /// Only under `cleanup.policy` `delete` or `compact,delete`; a `compact`-only log keeps
     /// every segment (the cleaner shrinks them instead).
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, StorageError> {
@@ -112,9 +112,12 @@ impl PartitionLog {
         }
         let mut deleted = 0;
         let mut total: i64 = self.size_bytes() as i64;
+        // Never a segment holding the last stable offset: an open transaction's first batch
+        // stays until its marker (and read_committed positions stay valid).
+        let stable = self.last_stable_offset();
         while self.segments.len() > 1 {
             let seg = &self.segments[0];
-            if seg.next_offset > self.high_watermark {
+            if seg.next_offset > stable {
                 break;
             }
             let by_time = self.config.retention_ms >= 0

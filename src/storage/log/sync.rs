@@ -4,7 +4,8 @@
 //! Invariants: a snapshot names every segment holding bytes past the recovery point; publishing
 //! moves the recovery point (and `synced_to`, the cut `heal` would return to) only forward, and
 //! under `durable_hw` the high watermark only to an offset that snapshot covered. A poisoned
-//! log yields no snapshot: an fsync is never retried after one failed.
+//! log yields no snapshot: an fsync is never retried after one failed. A segment's
+//! `.txnindex` is fsynced in the same round as its `.log`.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -28,11 +29,16 @@ impl PartitionLog {
         if leo <= self.recovery_point || self.poisoned.is_some() {
             return None;
         }
+        // A segment's aborted-transaction index is fsynced with it.
         let files = self
             .segments
             .iter()
             .filter(|s| s.next_offset > self.recovery_point && !s.is_empty())
-            .map(|s| (s.log_path.clone(), s.sync_handle()))
+            .flat_map(|s| {
+                let txn = (!s.txn_index.entries().is_empty())
+                    .then(|| (s.txn_index.path().to_path_buf(), s.txn_index.sync_handle()));
+                std::iter::once((s.log_path.clone(), s.sync_handle())).chain(txn)
+            })
             .collect();
         Some(SyncSnapshot {
             files,
@@ -57,6 +63,7 @@ impl PartitionLog {
             self.high_watermark = snap.log_end_offset;
             self.hw_segment_base = snap.segment_base;
             self.hw_position = snap.segment_position;
+            self.txns_moved();
             return true;
         }
         false

@@ -22,17 +22,23 @@
 //! Snapshots (`producer-state.v2`) store a private versioned form of this table
 //! (`storage::producer_snapshot`), never these structs as they are.
 //!
-//! Invariant: every retained batch has first_seq ≤ last_seq (modulo wrap) and consecutive
-//! retained batches have consecutive sequences and increasing offsets.
+//! Transactions (`txn.rs`): each entry also holds the first offset of the producer's open
+//! transaction in this partition, and the table an index of open transactions by first offset
+//! (the last stable offset is its first key).
+//!
+//! Invariants: every retained batch has first_seq ≤ last_seq (modulo wrap) and consecutive
+//! retained batches have consecutive sequences and increasing offsets; `open_txns` holds
+//! exactly `(current_txn_first_offset, id)` of every entry that has one.
 
-use std::collections::{HashMap, VecDeque};
+mod txn;
+pub use self::txn::CompletedTxn;
 
-use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// Retained batches per producer (Kafka's `NUM_BATCHES_TO_RETAIN`).
 pub const BATCHES_RETAINED: usize = 5;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchMeta {
     pub first_seq: i32,
     pub last_seq: i32,
@@ -40,12 +46,14 @@ pub struct BatchMeta {
     pub last_offset: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<BatchMeta>,
     /// Largest batch max-timestamp seen from this producer (Kafka's `lastTimestamp`).
     pub last_timestamp: i64,
+    /// First offset of the producer's open transaction here (Kafka's `currentTxnFirstOffset`).
+    pub current_txn_first_offset: Option<i64>,
 }
 
 /// What to do with an incoming idempotent batch.
@@ -90,9 +98,11 @@ pub fn last_seq(first: i32, count: i32) -> i32 {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerStateTable {
     producers: HashMap<i64, ProducerEntry>,
+    /// Open transactions: first offset → producer id.
+    open_txns: BTreeMap<i64, i64>,
 }
 
 impl ProducerStateTable {
@@ -147,15 +157,24 @@ impl ProducerStateTable {
 
     /// Moves an append's updates into the table (after its batches were written).
     pub fn apply(&mut self, updates: ProducerUpdates) {
-        self.producers.extend(updates.entries);
+        for (id, entry) in updates.entries {
+            let old = self
+                .producers
+                .get(&id)
+                .and_then(|e| e.current_txn_first_offset);
+            self.reindex(id, old, entry.current_txn_first_offset);
+            self.producers.insert(id, entry);
+        }
     }
 
-    /// Forgets producers whose last timestamp is `expiration_ms` or more before `now_ms`.
-    /// Returns how many were removed.
+    /// Forgets producers whose last timestamp is `expiration_ms` or more before `now_ms`,
+    /// except those with an open transaction (as Kafka). Returns how many were removed.
     pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
+        self.producers.retain(|_, e| {
+            e.current_txn_first_offset.is_some()
+                || now_ms.saturating_sub(e.last_timestamp) < expiration_ms
+        });
         before - self.producers.len()
     }
 
@@ -166,8 +185,14 @@ impl ProducerStateTable {
 
     /// A table holding exactly `entries` (for the snapshot decoding).
     pub(crate) fn from_entries(entries: impl IntoIterator<Item = (i64, ProducerEntry)>) -> Self {
+        let producers: HashMap<i64, ProducerEntry> = entries.into_iter().collect();
+        let open_txns = producers
+            .iter()
+            .filter_map(|(&id, e)| e.current_txn_first_offset.map(|first| (first, id)))
+            .collect();
         ProducerStateTable {
-            producers: entries.into_iter().collect(),
+            producers,
+            open_txns,
         }
     }
 
@@ -175,8 +200,14 @@ impl ProducerStateTable {
     pub fn truncate_from(&mut self, offset: i64) {
         for e in self.producers.values_mut() {
             e.batches.retain(|b| b.last_offset < offset);
+            if e.current_txn_first_offset.is_some_and(|f| f >= offset) {
+                e.current_txn_first_offset = None;
+            }
         }
-        self.producers.retain(|_, e| !e.batches.is_empty());
+        self.producers
+            .retain(|_, e| !e.batches.is_empty() || e.current_txn_first_offset.is_some());
+        let rebuilt = Self::from_entries(std::mem::take(&mut self.producers));
+        *self = rebuilt;
     }
 }
 
@@ -324,189 +355,4 @@ impl ProducerUpdates {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn append(
-        t: &mut ProducerStateTable,
-        pid: i64,
-        epoch: i16,
-        seq: i32,
-        count: i32,
-        off: i64,
-    ) -> Result<SequenceCheck, ProducerError> {
-        let c = t.check(pid, epoch, seq, count)?;
-        if c == SequenceCheck::Append {
-            t.record(pid, epoch, seq, count, off, 0);
-        }
-        Ok(c)
-    }
-
-    #[test]
-    fn in_order_batches_append_and_retries_return_original_offsets() {
-        let mut t = ProducerStateTable::default();
-        assert_eq!(append(&mut t, 7, 0, 0, 3, 100), Ok(SequenceCheck::Append));
-        assert_eq!(append(&mut t, 7, 0, 3, 2, 103), Ok(SequenceCheck::Append));
-        assert_eq!(
-            append(&mut t, 7, 0, 0, 3, 999),
-            Ok(SequenceCheck::Duplicate {
-                first_offset: 100,
-                last_offset: 102
-            })
-        );
-        assert_eq!(
-            append(&mut t, 7, 0, 3, 2, 999),
-            Ok(SequenceCheck::Duplicate {
-                first_offset: 103,
-                last_offset: 104
-            })
-        );
-    }
-
-    #[test]
-    fn a_gap_is_out_of_order() {
-        let mut t = ProducerStateTable::default();
-        append(&mut t, 1, 0, 0, 1, 0).expect("first");
-        assert_eq!(
-            append(&mut t, 1, 0, 5, 1, 1),
-            Err(ProducerError::OutOfOrder {
-                producer_id: 1,
-                expected: 1,
-                got: 5
-            })
-        );
-    }
-
-    #[test]
-    fn stale_epoch_is_fenced_and_new_epoch_restarts_at_zero() {
-        let mut t = ProducerStateTable::default();
-        append(&mut t, 1, 3, 0, 1, 0).expect("first");
-        assert!(matches!(
-            append(&mut t, 1, 2, 1, 1, 1),
-            Err(ProducerError::InvalidEpoch { .. })
-        ));
-        assert!(matches!(
-            append(&mut t, 1, 4, 1, 1, 1),
-            Err(ProducerError::OutOfOrder { .. })
-        ));
-        assert_eq!(append(&mut t, 1, 4, 0, 1, 1), Ok(SequenceCheck::Append));
-    }
-
-    #[test]
-    fn unknown_producer_must_start_at_zero() {
-        let t = ProducerStateTable::default();
-        assert!(matches!(
-            t.check(9, 0, 4, 1),
-            Err(ProducerError::UnknownProducer { .. })
-        ));
-    }
-
-    #[test]
-    fn only_five_batches_are_retained() {
-        let mut t = ProducerStateTable::default();
-        for i in 0..7 {
-            append(&mut t, 1, 0, i, 1, i64::from(i)).expect("append");
-        }
-        assert_eq!(t.get(1).map(|e| e.batches.len()), Some(BATCHES_RETAINED));
-        // Sequence 0 fell out of the window: no longer recognised as a duplicate.
-        assert!(t.check(1, 0, 0, 1).is_err());
-        assert!(matches!(
-            t.check(1, 0, 6, 1),
-            Ok(SequenceCheck::Duplicate { .. })
-        ));
-    }
-
-    #[test]
-    fn sequences_wrap_at_i32_max() {
-        let mut t = ProducerStateTable::default();
-        t.record(1, 0, i32::MAX - 1, 2, 10, 0);
-        assert_eq!(t.check(1, 0, 0, 1), Ok(SequenceCheck::Append));
-        assert_eq!(last_seq(i32::MAX, 3), 1);
-    }
-
-    #[test]
-    fn producers_idle_past_the_expiration_are_forgotten() {
-        let mut t = ProducerStateTable::default();
-        t.record(1, 0, 0, 1, 0, 1_000);
-        t.record(2, 0, 0, 1, 1, 5_000);
-        t.record(1, 0, 1, 1, 2, 2_000);
-        assert_eq!(t.get(1).map(|e| e.last_timestamp), Some(2_000));
-        assert_eq!(t.remove_expired(6_999, 5_000), 0);
-        assert_eq!(t.remove_expired(7_000, 5_000), 1, "producer 1 idle for 5 s");
-        assert!(t.get(1).is_none() && t.get(2).is_some());
-        // A forgotten producer is unknown: only sequence 0 starts it again, as in Kafka.
-        assert!(matches!(
-            t.check(1, 0, 2, 1),
-            Err(ProducerError::UnknownProducer { .. })
-        ));
-        assert_eq!(t.remove_expired(i64::MAX, 5_000), 1);
-        assert!(t.is_empty());
-    }
-
-    #[test]
-    fn updates_see_their_own_batches_and_reach_the_table_only_when_applied() {
-        let mut t = ProducerStateTable::default();
-        t.record(1, 0, 0, 2, 0, 10);
-        t.record(2, 0, 0, 1, 2, 10);
-        let before = t.clone();
-        let mut u = ProducerUpdates::default();
-        assert_eq!(u.check(&t, 1, 0, 2, 3), Ok(SequenceCheck::Append));
-        u.entry_mut(&t, 1).record(0, 2, 3, 3, 20);
-        // The next batch of the same append follows the one recorded in the overlay …
-        assert_eq!(u.check(&t, 1, 0, 5, 1), Ok(SequenceCheck::Append));
-        assert!(matches!(
-            u.check(&t, 1, 0, 2, 3),
-            Ok(SequenceCheck::Duplicate {
-                first_offset: 3,
-                ..
-            })
-        ));
-        // … while the table has not moved, and producer 2 is read through from it.
-        assert_eq!(t, before);
-        assert!(t.check(1, 0, 5, 1).is_err());
-        assert!(matches!(
-            u.check(&t, 2, 0, 0, 1),
-            Ok(SequenceCheck::Duplicate { .. })
-        ));
-        t.apply(u);
-        assert_eq!(t.check(1, 0, 5, 1), Ok(SequenceCheck::Append));
-        assert_eq!(
-            t.get(1).map(|e| (e.batches.len(), e.last_timestamp)),
-            Some((2, 20))
-        );
-        assert_eq!(
-            t.get(2),
-            before.get(2),
-            "untouched producers are kept as they were"
-        );
-    }
-
-    proptest! {
-        /// Any interleaving of sends and retries of the last five batches appends each batch
-        /// exactly once, with dense offsets.
-        #[test]
-        fn retries_never_duplicate(counts in proptest::collection::vec(1i32..10, 1..30), retries in proptest::collection::vec((0usize..5, any::<bool>()), 0..60)) {
-            let mut t = ProducerStateTable::default();
-            let mut next_offset = 0i64;
-            let mut sent: Vec<(i32, i32, i64)> = Vec::new();
-            let mut seq = 0i32;
-            let mut r = retries.iter();
-            for c in counts {
-                match t.check(1, 0, seq, c).expect("in order") {
-                    SequenceCheck::Append => { t.record(1, 0, seq, c, next_offset, 0); sent.push((seq, c, next_offset)); next_offset += i64::from(c); }
-                    SequenceCheck::Duplicate { .. } => prop_assert!(false, "fresh batch seen as duplicate"),
-                }
-                seq += c;
-                if let Some(&(back, true)) = r.next()
-                    && back < sent.len().min(BATCHES_RETAINED)
-                {
-                    let (s, c, off) = sent[sent.len() - 1 - back];
-                    prop_assert_eq!(t.check(1, 0, s, c), Ok(SequenceCheck::Duplicate { first_offset: off, last_offset: off + i64::from(c) - 1 }));
-                }
-            }
-            let total: i64 = sent.iter().map(|(_, c, _)| i64::from(*c)).sum();
-            prop_assert_eq!(next_offset, total);
-        }
-    }
-}
+mod tests;
