@@ -11,10 +11,9 @@
 //! Isolation (KIP-98): a read_committed read ends before the last stable offset (the
 //! storage's `read_view_isolated`) and carries the aborted transactions overlapping what it
 //! returned, for the reader to skip (`FetchData::aborted`). A read_committed wait decides from
-//! the LSO, which the storage layer does not give a byte position for: while the LSO is at the
-//! high watermark the high watermark's position is the LSO's; while it is below, a waiting
-//! Fetch learns nothing from positions and reads (completes) once the LSO passes its offset,
-//! so it never waits on bytes it may not return, and never spins on a transaction left open.
+//! the LSO's byte position (`last_stable_offset_position`, as Kafka's DelayedFetch uses the
+//! LSO's offset metadata for read_committed) the way read_uncommitted decides from the high
+//! watermark's; while the LSO is not past the fetch offset nothing counts as readable.
 //!
 //! Invariant: `bytes_read` counts every stored byte read for a consumer through here.
 
@@ -131,24 +130,16 @@ impl Broker {
             error: Error::from(e),
             offsets: Some(view.offsets),
         })?;
-        let o = view.offsets;
         Ok(match at {
-            // Nothing readable yet: the next batch will start where the high watermark is
-            // (read_committed below an open transaction: somewhere before it, which the
-            // progress check handles from offsets, see the module docs).
+            // Nothing readable yet: the next batch will start where the readable end (the
+            // high watermark, or the LSO) is.
             None => FetchMark {
                 segment_base: hw_base,
                 position: hw_position,
                 bytes: 0,
                 moved: false,
                 offset,
-                isolation: match isolation {
-                    Isolation::ReadCommitted if o.last_stable_offset < o.high_watermark => {
-                        Isolation::ReadCommitted
-                    }
-                    // The LSO is at the high watermark: its position is exact.
-                    _ => Isolation::ReadUncommitted,
-                },
+                isolation,
             },
             Some(at) => FetchMark {
                 segment_base: at.segment_base,
@@ -162,7 +153,7 @@ impl Broker {
     }
 
     /// How many bytes are readable from `mark` now, decided from the high watermark's byte
-    /// position (read_committed: and the LSO) under the partition lock (no I/O).
+    /// position (read_committed: the LSO's) under the partition lock (no I/O).
     pub(crate) fn fetch_progress(
         &self,
         topic: &str,
@@ -178,17 +169,12 @@ impl Broker {
         if log.is_poisoned() {
             return FetchProgress::Moved;
         }
-        if mark.isolation == Isolation::ReadCommitted {
-            let lso = log.last_stable_offset();
-            if lso <= mark.offset {
-                return FetchProgress::Bytes(0);
-            }
-            if lso < log.high_watermark() {
-                // Readable bytes below the LSO have no known position: read them.
-                return FetchProgress::Moved;
-            }
+        if mark.isolation == Isolation::ReadCommitted && log.last_stable_offset() <= mark.offset {
+            return FetchProgress::Bytes(0);
         }
-        let (hw_base, hw_position) = log.high_watermark_position();
+        let Ok((hw_base, hw_position)) = end_position(&log, mark.isolation) else {
+            return FetchProgress::Moved;
+        };
         if hw_base == mark.segment_base && hw_position >= mark.position {
             FetchProgress::Bytes(hw_position - mark.position)
         } else {
@@ -196,7 +182,8 @@ impl Broker {
         }
     }
 
-    /// A read view from `offset` and the high watermark's position, taken under the lock.
+    /// A read view from `offset` and the position of the readable end (the high watermark's,
+    /// read_committed: the LSO's), taken under the lock.
     fn view_at(
         &self,
         topic: &str,
@@ -211,19 +198,30 @@ impl Broker {
         let p = self.partition(topic, partition).map_err(no_offsets)?;
         let log = p.log().map_err(no_offsets)?;
         let offsets = log.offsets();
-        let view = log
-            .read_view_isolated(offset, isolation)
-            .map_err(|e| FetchError {
-                error: named(Error::from(e), topic, partition),
-                offsets: Some(offsets),
-            })?;
-        Ok((view, log.high_watermark_position()))
+        let failed = |e| FetchError {
+            error: named(Error::from(e), topic, partition),
+            offsets: Some(offsets),
+        };
+        let view = log.read_view_isolated(offset, isolation).map_err(failed)?;
+        let end = end_position(&log, isolation).map_err(failed)?;
+        Ok((view, end))
     }
 
     /// Stored bytes read for consumers since the broker opened (wire Fetch and embedded
     /// consumers alike).
     pub(crate) fn bytes_read(&self) -> u64 {
         self.inner.bytes_read.load(Ordering::Relaxed)
+    }
+}
+
+/// Segment base and byte position of what `isolation` may read up to.
+fn end_position(
+    log: &crate::storage::PartitionLog,
+    isolation: Isolation,
+) -> Result<(i64, u64), crate::storage::StorageError> {
+    match isolation {
+        Isolation::ReadUncommitted => Ok(log.high_watermark_position()),
+        Isolation::ReadCommitted => log.last_stable_offset_position(),
     }
 }
 
@@ -257,5 +255,52 @@ fn named(e: Error, topic: &str, partition: i32) -> Error {
             log_end_offset,
         },
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{BrokerConfig, FsyncPolicy};
+    use crate::protocol::records::{TxnProducer, encode_batch, encode_transactional_batch};
+    use crate::storage::control::{ControlType, marker_batch};
+    use crate::types::Record;
+
+    #[test]
+    fn a_read_committed_wait_counts_only_bytes_below_the_lso() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut config = BrokerConfig::with_data_dir(dir.path());
+        config.fsync = FsyncPolicy::Never;
+        let b = Broker::new(config).expect("broker");
+        b.create_topic("t", None).expect("topic");
+        let plain = || encode_batch(&[Record::new(b"p".to_vec())], 1).expect("batch");
+        let producer = TxnProducer {
+            producer_id: 9,
+            producer_epoch: 0,
+            base_sequence: 0,
+        };
+        let txn = encode_transactional_batch(&[Record::new(b"x".to_vec())], 1, producer);
+        b.append("t", 0, &plain()).expect("append");
+        b.append("t", 0, &txn.expect("batch")).expect("append");
+        // Waiting at the open transaction's first offset: nothing is readable, whatever
+        // arrives after it, until the transaction ends.
+        let committed = b
+            .fetch_mark("t", 0, 1, Isolation::ReadCommitted)
+            .expect("mark");
+        let uncommitted = b
+            .fetch_mark("t", 0, 1, Isolation::ReadUncommitted)
+            .expect("mark");
+        assert_eq!(committed.bytes, 0);
+        assert!(uncommitted.bytes > 0);
+        b.append("t", 0, &plain()).expect("append");
+        assert_eq!(
+            b.fetch_progress("t", 0, &committed),
+            FetchProgress::Bytes(0)
+        );
+        let marker = marker_batch(9, 0, ControlType::Commit, 0, 1);
+        b.append("t", 0, &marker).expect("append");
+        let hw = b.fetch_progress("t", 0, &uncommitted);
+        assert_eq!(b.fetch_progress("t", 0, &committed), hw);
+        assert!(matches!(hw, FetchProgress::Bytes(n) if n > 0));
     }
 }
