@@ -27,9 +27,12 @@
 //! partition's last stable offset and skips the records of aborted transactions (Kafka
 //! consumer's rule, `protocol::records::decode_committed`), and `Latest` / `seek_to_end`
 //! mean the last stable offset. A read that returned only skipped batches moves the position
-//! past them and reads again at once.
+//! past them and reads again at once. A read_committed group consumer starts a partition only
+//! once no transaction holds pending offsets of its group for it (KIP-447, Kafka's
+//! `require_stable` OffsetFetch): until then `poll` returns nothing for it, waits for the
+//! transaction's end, and `commit` leaves it out.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -73,6 +76,9 @@ pub struct Consumer {
     next_start: usize,
     /// Records read but not yet returned, per partition (see the module invariant).
     buffered: BTreeMap<TopicPartition, Buffered>,
+    /// Assigned partitions whose committed offset a transaction still holds pending
+    /// (read_committed): not read until it ends, their position is a placeholder.
+    unstable: BTreeSet<TopicPartition>,
     group: GroupSettings,
     /// Group membership: `Some` after `subscribe` with a group id.
     member: Option<EmbeddedMember>,
@@ -135,6 +141,7 @@ impl Consumer {
             max_partition_fetch_bytes: 1024 * 1024,
             next_start: 0,
             buffered: BTreeMap::new(),
+            unstable: BTreeSet::new(),
             group: GroupSettings::default(),
             member: None,
             assigned_generation: None,
@@ -331,8 +338,9 @@ impl Consumer {
         self.subscription.clear();
         let mut positions = BTreeMap::new();
         for tp in partitions {
-            let pos = match self.positions.get(&tp) {
-                Some(&p) => p,
+            let known = self.positions.get(&tp).copied();
+            let pos = match known {
+                Some(p) => p,
                 None => self.initial_position(&tp)?,
             };
             positions.insert(tp, pos);
@@ -345,13 +353,36 @@ impl Consumer {
         self.positions.keys().cloned().collect()
     }
 
-    fn initial_position(&self, tp: &TopicPartition) -> Result<i64> {
-        if let Some(g) = &self.group_id
-            && let Some(c) = self.broker.committed_offset(g, &tp.topic, tp.partition)
-        {
-            return Ok(c.offset);
+    /// The committed offset, else the reset position; under read_committed a partition with
+    /// pending transactional offsets is marked unstable (see the module docs).
+    fn initial_position(&mut self, tp: &TopicPartition) -> Result<i64> {
+        self.unstable.remove(tp);
+        if let Some(g) = &self.group_id {
+            if self.isolation == Isolation::ReadCommitted
+                && self
+                    .broker
+                    .has_pending_txn_offsets(g, &tp.topic, tp.partition)
+            {
+                self.unstable.insert(tp.clone());
+            }
+            if let Some(c) = self.broker.committed_offset(g, &tp.topic, tp.partition) {
+                return Ok(c.offset);
+            }
         }
         self.reset_position(tp)
+    }
+
+    /// Starts the unstable partitions whose pending offsets have ended; true if some are
+    /// still waiting.
+    fn resolve_unstable(&mut self) -> Result<bool> {
+        let positions = &self.positions;
+        self.unstable.retain(|tp| positions.contains_key(tp));
+        let waiting: Vec<TopicPartition> = self.unstable.iter().cloned().collect();
+        for tp in waiting {
+            let pos = self.initial_position(&tp)?;
+            self.positions.insert(tp, pos);
+        }
+        Ok(!self.unstable.is_empty())
     }
 
     fn reset_position(&self, tp: &TopicPartition) -> Result<i64> {
@@ -387,8 +418,13 @@ impl Consumer {
             if let Some(g) = self.group_id.as_deref().filter(|_| self.member.is_some()) {
                 keys.push(WaitKey::group(g));
             }
+            if !self.unstable.is_empty() {
+                // A transaction's end makes its offsets durable and fires this.
+                keys.push(WaitKey::Offsets);
+            }
             let seen = self.broker.waits().epochs(&keys);
             self.drive_group()?;
+            self.resolve_unstable()?;
             let (records, skipped) = self.fetch_once()?;
             let idle = self.positions.is_empty() && self.member.is_none();
             if !records.is_empty() || Instant::now() >= deadline || idle {
@@ -429,6 +465,9 @@ impl Consumer {
             let quota = self.max_poll_records - out.len();
             if quota == 0 {
                 break;
+            }
+            if self.unstable.contains(tp) {
+                continue;
             }
             if let Some(b) = self.buffered.get_mut(tp) {
                 let n = quota.min(b.records.len());
@@ -496,6 +535,7 @@ impl Consumer {
             .get_mut(tp)
             .ok_or_else(|| Error::NotAssigned(tp.to_string()))?;
         *pos = offset;
+        self.unstable.remove(tp);
         Ok(())
     }
 
@@ -543,6 +583,7 @@ impl Consumer {
         let offsets: Vec<(TopicPartition, i64)> = self
             .positions
             .iter()
+            .filter(|(tp, _)| !self.unstable.contains(*tp))
             .map(|(tp, &p)| (tp.clone(), p))
             .collect();
         self.commit_offsets(&offsets)

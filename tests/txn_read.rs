@@ -372,3 +372,47 @@ fn the_embedded_consumer_reads_committed_skipping_aborted_and_control_records() 
     c.seek_to_end(&[]).unwrap();
     assert_eq!(c.position(&tp).unwrap(), 10);
 }
+
+#[test]
+fn a_read_committed_group_consumer_waits_for_pending_offsets_to_end() {
+    let fx = start(FsyncPolicy::Always);
+    let b = &fx.broker;
+    let producer = thorstream::Producer::new(Arc::clone(b));
+    for i in 0..5 {
+        producer
+            .send("t", Record::new(format!("v{i}").into_bytes()), Some(0))
+            .unwrap();
+    }
+    b.commit_offset("g", "t", 0, 1, None).unwrap();
+    let entry = thorstream::internals::broker::OffsetCommitEntry {
+        topic: "t".into(),
+        partition: 0,
+        offset: 3,
+        leader_epoch: -1,
+        metadata: None,
+    };
+    b.txn_commit_offsets("g", 5, 0, &[entry]).unwrap();
+    let tp = TopicPartition::new("t".to_string(), 0);
+    let consumer = |level| {
+        let mut c = Consumer::new(Arc::clone(b));
+        c.set_group_id("g");
+        c.set_isolation_level(level);
+        c.assign(vec![tp.clone()]).unwrap();
+        c
+    };
+    // read_uncommitted does not wait: it starts at the committed offset.
+    let mut ru = consumer(IsolationLevel::ReadUncommitted);
+    assert_eq!(ru.poll(None).unwrap().first().map(|r| r.offset), Some(1));
+    // read_committed does not start while the transaction holds offsets for the partition,
+    // and does not commit the placeholder position.
+    let mut rc = consumer(IsolationLevel::ReadCommitted);
+    assert!(rc.poll(None).unwrap().is_empty());
+    rc.commit().unwrap();
+    assert_eq!(b.committed_offset("g", "t", 0).map(|c| c.offset), Some(1));
+    std::thread::scope(|s| {
+        let waiting = s.spawn(move || rc.poll(Some(Duration::from_secs(30))).unwrap());
+        b.complete_txn_offsets("g", 5, true).unwrap();
+        let got: Vec<i64> = waiting.join().unwrap().iter().map(|r| r.offset).collect();
+        assert_eq!(got, vec![3, 4]);
+    });
+}
