@@ -184,7 +184,7 @@ impl PartitionLog {
 
     /// The `.txnindex` entries overlapping `[from, upto)` (none below the log start), oldest
     /// first, read from the segment holding `from` on, as Kafka's `collectAbortedTransactions`.
-    pub(crate) fn aborted_entries(&self, from: i64, upto: i64) -> Vec<AbortedEntry> {
+    fn aborted_entries(&self, from: i64, upto: i64) -> Vec<AbortedEntry> {
         let from = from.max(self.log_start_offset);
         let mut out = Vec::new();
         if from >= upto {
