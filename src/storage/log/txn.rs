@@ -77,7 +77,13 @@ impl TxnLog {
     fn prune(&mut self, high_watermark: i64, last_stable_offset: i64) {
         self.unreplicated
             .retain(|c| c.last_offset >= high_watermark);
-        self.positions = self.positions.split_off(&last_stable_offset);
+        if self
+            .positions
+            .first_key_value()
+            .is_some_and(|(&first, _)| first < last_stable_offset)
+        {
+            self.positions = self.positions.split_off(&last_stable_offset);
+        }
     }
 }
 
