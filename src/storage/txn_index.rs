@@ -246,8 +246,11 @@ pub fn collect(
     upto: i64,
     out: &mut Vec<AbortedEntry>,
 ) -> bool {
-    for e in entries {
-        if e.last_offset >= from && e.first_offset < upto {
+    // Entries ending before `from` neither overlap nor end the search (their last stable
+    // offset is at most their last offset + 1, so at most `from`, below `upto`).
+    let start = entries.partition_point(|e| e.last_offset < from);
+    for e in &entries[start..] {
+        if e.first_offset < upto {
             out.push(*e);
         }
         if e.last_stable_offset >= upto {

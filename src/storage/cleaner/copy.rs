@@ -111,7 +111,6 @@ pub fn for_each_batch(
 /// into `map`, whole batches only, stopping before a batch that might not fit; records of
 /// `aborted` transactions are not mapped. Returns the end of what was mapped (exclusive):
 /// `from` if nothing could be.
-#[allow(clippy::too_many_arguments)]
 pub fn build_offset_map(
     sources: &[SegmentSource],
     from: i64,

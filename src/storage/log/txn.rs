@@ -77,7 +77,13 @@ impl TxnLog {
     fn prune(&mut self, high_watermark: i64, last_stable_offset: i64) {
         self.unreplicated
             .retain(|c| c.last_offset >= high_watermark);
-        self.positions = self.positions.split_off(&last_stable_offset);
+        if self
+            .positions
+            .first_key_value()
+            .is_some_and(|(&first, _)| first < last_stable_offset)
+        {
+            self.positions = self.positions.split_off(&last_stable_offset);
+        }
     }
 }
 
@@ -184,7 +190,7 @@ impl PartitionLog {
 
     /// The `.txnindex` entries overlapping `[from, upto)` (none below the log start), oldest
     /// first, read from the segment holding `from` on, as Kafka's `collectAbortedTransactions`.
-    pub(crate) fn aborted_entries(&self, from: i64, upto: i64) -> Vec<AbortedEntry> {
+    fn aborted_entries(&self, from: i64, upto: i64) -> Vec<AbortedEntry> {
         let from = from.max(self.log_start_offset);
         let mut out = Vec::new();
         if from >= upto {
