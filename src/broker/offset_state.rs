@@ -176,6 +176,14 @@ impl OffsetState {
         self.groups.keys().cloned().collect()
     }
 
+    /// True if some producer's transaction holds pending offsets of `group`.
+    pub(crate) fn has_open_txn(&self, group: &str) -> bool {
+        self.txns
+            .range((group.to_string(), i64::MIN)..=(group.to_string(), i64::MAX))
+            .next()
+            .is_some()
+    }
+
     /// True if some producer's transaction holds a pending offset of this partition.
     pub(crate) fn has_pending(&self, group: &str, topic: &str, partition: i32) -> bool {
         let key = (topic.to_string(), partition);

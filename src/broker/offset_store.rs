@@ -259,6 +259,20 @@ impl OffsetStore {
             })
     }
 
+    /// True if a transaction holds offsets of `group` not yet ended (Kafka neither expires
+    /// such a group's offsets nor forgets the group), counting writes not yet durable.
+    pub fn has_open_txn(&self, group: &str) -> bool {
+        let Ok(inner) = self.lock() else {
+            return true;
+        };
+        inner.state.has_open_txn(group)
+            || inner
+                .pending
+                .iter()
+                .flat_map(|(_, recs)| recs)
+                .any(|r| matches!(r, OffsetRecord::TxnCommit { group: g, .. } if g == group))
+    }
+
     /// Writes `records` as one write (the lock held, not poisoned); see `commit`.
     fn write(
         &self,

@@ -305,5 +305,25 @@ mod tests {
         assert!(!b.has_pending_txn_offsets("g", "t", 0));
         b.complete_txn_offsets("g", 1, true).expect("end");
         assert_eq!((committed(&b, 0), committed(&b, 1)), (None, None));
+        // A group with pending offsets is not expired (retention -1: anything else is due).
+        b.commit_offset("k", "t", 0, 1, None).expect("plain");
+        b.commit_offset("h", "t", 1, 1, None).expect("plain");
+        b.txn_commit_offsets("h", 2, 0, &[entry(0, 5)])
+            .expect("txn");
+        let expired = b.groups().expire_offsets(b.offset_store(), -1);
+        assert_eq!(expired, vec!["k".to_string()]);
+        // DeleteGroups drops them; a group with nothing but pending offsets exists for it.
+        b.txn_commit_offsets("j", 3, 0, &[entry(0, 5)])
+            .expect("txn");
+        b.groups()
+            .delete_group("j", b.offset_store())
+            .expect("delete");
+        assert!(!b.has_pending_txn_offsets("j", "t", 0));
+        b.groups()
+            .delete_group("h", b.offset_store())
+            .expect("delete");
+        assert!(!b.has_pending_txn_offsets("h", "t", 0));
+        let gone = b.groups().delete_group("h", b.offset_store());
+        assert_eq!(gone, Err(GroupError::GroupIdNotFound));
     }
 }

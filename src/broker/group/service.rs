@@ -226,7 +226,8 @@ impl GroupService {
         // Offsets are deleted under the coordinator lock so no member joins in between.
         let mut c = self.lock()?;
         let tracked = c.delete(group_id)?;
-        let has_offsets = !offsets.group_offsets(group_id).is_empty();
+        let has_offsets =
+            !offsets.group_offsets(group_id).is_empty() || offsets.has_open_txn(group_id);
         if !tracked && !has_offsets {
             return Err(GroupError::GroupIdNotFound);
         }
@@ -268,7 +269,8 @@ impl GroupService {
                 self.started_wall_ms,
                 retention_ms,
             );
-            if !due {
+            // Pending transactional offsets keep the group (Kafka's rule).
+            if !due || offsets.has_open_txn(&group) {
                 continue;
             }
             // Under the lock: a member joining now sees no offsets rather than a half-deleted set.
@@ -284,7 +286,7 @@ impl GroupService {
         }
         if let Ok(mut c) = self.lock() {
             for g in c.empty_groups() {
-                if offsets.group_offsets(&g).is_empty() {
+                if offsets.group_offsets(&g).is_empty() && !offsets.has_open_txn(&g) {
                     c.remove_if_empty(&g);
                 }
             }
