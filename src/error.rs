@@ -263,6 +263,10 @@ pub enum TxnError {
     ProducerFenced,
     /// What `ProducerFenced` is answered as to clients too old to know it (see `for_old_client`).
     InvalidProducerEpoch,
+    /// DescribeTransactions of an id the coordinator does not know.
+    TransactionalIdNotFound,
+    /// AddPartitionsToTxn: another partition of the request was refused, so none was added.
+    OperationNotAttempted,
 }
 
 impl TxnError {
@@ -289,6 +293,8 @@ impl TxnError {
             TxnError::ConcurrentTransactions => ResponseError::ConcurrentTransactions,
             TxnError::ProducerFenced => ResponseError::ProducerFenced,
             TxnError::InvalidProducerEpoch => ResponseError::InvalidProducerEpoch,
+            TxnError::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound,
+            TxnError::OperationNotAttempted => ResponseError::OperationNotAttempted,
         }
     }
 }
@@ -341,6 +347,8 @@ mod tests {
             (TxnError::ProducerFenced, 90),
             (TxnError::CoordinatorNotAvailable, 15),
             (TxnError::InvalidRequest, 42),
+            (TxnError::TransactionalIdNotFound, 105),
+            (TxnError::OperationNotAttempted, 55),
         ];
         for (e, code) in txn {
             assert_eq!(e.code(), code, "{e:?}");

@@ -46,6 +46,15 @@ pub const CLEANER_IO_BUFFER_BYTES: usize = 512 * 1024;
 
 // ---- Broker metadata -------------------------------------------------------------------------
 
+/// Records the transaction coordinator's state log (`__transactions.meta`) may hold before it
+/// is compacted to one record per live transactional id (also at least twice the live ids,
+/// so a compaction always halves it). At ~100 bytes a record: about 1 MiB.
+pub const TXN_LOG_COMPACT_RECORDS_MIN: usize = 10_000;
+
+/// Least time between two attempts to write a transaction marker that failed (a poisoned or
+/// full partition log); the decision stays `Prepare*` until every marker is written.
+pub const TXN_MARKER_RETRY_MS: i64 = 1000;
+
 /// Largest record of the broker's metadata files (`__topics.meta`, `__consumer_offsets.meta`,
 /// `broker::record_log`); a larger length field is treated as corruption. 16 MiB: a topic
 /// record is a few hundred bytes (name ≤ `TOPIC_NAME_BYTES_MAX` plus a fixed-size config).

@@ -29,7 +29,7 @@ mod produce;
 mod read;
 pub mod topic;
 mod topics;
-mod txn;
+pub(crate) mod txn;
 pub mod wait;
 
 use std::collections::BTreeMap;
@@ -105,6 +105,8 @@ struct Inner {
     partition_admission: Mutex<()>,
     /// (next producer id to hand out, end of the durably reserved block).
     producer_ids: Mutex<(i64, i64)>,
+    /// The transaction coordinator (`txn/`), its state log and marker writing.
+    txn: txn::TxnService,
 }
 
 impl Inner {
@@ -153,6 +155,7 @@ impl Broker {
                 .map_err(|e| Error::Metadata(format!("{}: {e}", marker.display())))?;
             sync_dir(&dir)?;
         }
+        let txn = txn::TxnService::open(&dir, config.fsync, Arc::clone(&waits))?;
         let group_config = group_config(&config);
         let inner = Arc::new(Inner {
             config,
@@ -174,6 +177,7 @@ impl Broker {
                     .unwrap_or(0);
                 (end, end)
             }),
+            txn,
         });
         let mut threads = vec![wait::spawn_timer(Arc::clone(&inner.waits))?];
         let f = Arc::clone(&inner);
@@ -196,11 +200,30 @@ impl Broker {
             inner.config.fsync,
             inner.topics.read().map(|t| t.len()).unwrap_or(0)
         );
-        Ok(Broker {
+        let broker = Broker {
             inner,
             threads: Mutex::new(threads),
             closed: AtomicBool::new(false),
-        })
+        };
+        // Before any client: decided transactions complete, undecided ones abort.
+        broker.inner.txn.recover(&broker)?;
+        let t = broker.internal_handle();
+        let txn_thread = spawn("thorstream-txn", move || t.inner.txn.run_thread(&t))?;
+        if let Ok(mut threads) = broker.threads.lock() {
+            threads.push(txn_thread);
+        }
+        Ok(broker)
+    }
+
+    /// A second handle on this broker for its own threads (the txn thread calls `Broker`
+    /// methods): it shares the state but owns no thread and never closes the broker (it is
+    /// born closed, so its drop does nothing).
+    fn internal_handle(&self) -> Broker {
+        Broker {
+            inner: Arc::clone(&self.inner),
+            threads: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(true),
+        }
     }
 
     pub fn config(&self) -> &BrokerConfig {

@@ -406,6 +406,26 @@ impl TxnCoordinator {
             .collect()
     }
 
+    /// The earliest time `tick` has something to do (a transaction's timeout passing, an
+    /// idle id expiring), if any: the txn thread sleeps until then.
+    pub(crate) fn next_deadline_ms(&self) -> Option<i64> {
+        let expiration_ms = self.config.transactional_id_expiration_ms;
+        self.entries
+            .values()
+            .filter(|e| e.durable && e.pending.is_none())
+            .filter_map(|e| {
+                let m = &e.meta;
+                if m.state == TxnState::Ongoing {
+                    Some(m.txn_start_ms.saturating_add(i64::from(m.timeout_ms)) + 1)
+                } else if m.state.is_idle() {
+                    Some(m.last_update_ms.saturating_add(expiration_ms))
+                } else {
+                    None
+                }
+            })
+            .min()
+    }
+
     /// Start-up: applies one record of the state log, in log order.
     pub(crate) fn replay(&mut self, record: TxnRecord) {
         match record.value {

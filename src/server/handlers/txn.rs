@@ -1,0 +1,314 @@
+//! The transaction coordinator's APIs (transaction protocol v1): InitProducerId with a
+//! transactional id, AddPartitionsToTxn v0-3, AddOffsetsToTxn, EndTxn, DescribeTransactions
+//! and ListTransactions, over `broker::txn`.
+//!
+//! EndTxn answers once its decision is durable and, if that comes within the broker's produce
+//! timeout, once its markers are durable and the transaction complete: parked on the
+//! partitions' wait keys like an acks=all Produce, so the client's next AddPartitionsToTxn
+//! does not meet `CONCURRENT_TRANSACTIONS` and back off. At the deadline it answers OK anyway
+//! (the decision is durable; the `thorstream-txn` thread completes it). InitProducerId that
+//! fences an open transaction (or meets one being completed) parks the same way until the
+//! abort completes, then runs again, instead of answering `CONCURRENT_TRANSACTIONS`.
+//!
+//! `PRODUCER_FENCED` is answered as `INVALID_PRODUCER_EPOCH` to versions that predate it
+//! (InitProducerId < 4, the others < 2), as Kafka does.
+
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
+use kafka_protocol::messages::list_transactions_response::TransactionState as ListedState;
+use kafka_protocol::messages::{
+    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
+    AddPartitionsToTxnResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
+    EndTxnRequest, EndTxnResponse, InitProducerIdResponse, ListTransactionsRequest,
+    ListTransactionsResponse, ProducerId, ResponseKind, TopicName, TransactionalId,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{Ctx, Delayed, Outcome};
+use crate::broker::txn::{ProducerIdAndEpoch, Progress, TxnMetadata, TxnState};
+use crate::broker::wait::Wake;
+use crate::error::{NO_ERROR_CODE, TxnError};
+use crate::types::TopicPartition;
+
+/// A request waiting for a transaction's completion.
+pub struct PendingTxn {
+    transactional_id: String,
+    version: i16,
+    then: Then,
+}
+
+enum Then {
+    /// EndTxn: answer OK.
+    End,
+    /// InitProducerId: run it again.
+    Init {
+        timeout_ms: i32,
+        expected: Option<ProducerIdAndEpoch>,
+    },
+}
+
+/// The first InitProducerId version that knows PRODUCER_FENCED.
+const INIT_FENCED_MIN_VERSION: i16 = 4;
+/// The first AddPartitionsToTxn, AddOffsetsToTxn and EndTxn version that knows it.
+const FENCED_MIN_VERSION: i16 = 2;
+
+fn code_for(e: TxnError, version: i16, fenced_min_version: i16) -> i16 {
+    if version < fenced_min_version {
+        e.for_old_client().code()
+    } else {
+        e.code()
+    }
+}
+
+fn deadline(ctx: &Ctx) -> Instant {
+    Instant::now() + Duration::from_millis(ctx.broker.config().produce_timeout_ms)
+}
+
+/// InitProducerId with a non-empty transactional id.
+pub fn init_producer_id(
+    ctx: &Ctx,
+    version: i16,
+    transactional_id: String,
+    timeout_ms: i32,
+    expected: Option<ProducerIdAndEpoch>,
+) -> Outcome {
+    let pending = PendingTxn {
+        transactional_id,
+        version,
+        then: Then::Init {
+            timeout_ms,
+            expected,
+        },
+    };
+    run_init(ctx, pending, deadline(ctx))
+}
+
+fn run_init(ctx: &Ctx, pending: PendingTxn, deadline: Instant) -> Outcome {
+    let Then::Init {
+        timeout_ms,
+        expected,
+    } = pending.then
+    else {
+        return Outcome::Close("InitProducerId state lost".into());
+    };
+    let r = ctx
+        .broker
+        .init_transactional_producer(&pending.transactional_id, timeout_ms, expected);
+    if r == Err(TxnError::ConcurrentTransactions) && Instant::now() < deadline {
+        return wait_for_completion(ctx, pending, deadline, Wake::Event);
+    }
+    let resp = InitProducerIdResponse::default();
+    let resp = match r {
+        Ok(p) => resp
+            .with_producer_id(ProducerId(p.producer_id))
+            .with_producer_epoch(p.producer_epoch),
+        Err(e) => resp
+            .with_error_code(code_for(e, pending.version, INIT_FENCED_MIN_VERSION))
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+    };
+    Outcome::Respond(ResponseKind::InitProducerId(resp))
+}
+
+/// Parks until `pending`'s transaction is complete (or the deadline), then finishes it.
+fn wait_for_completion(ctx: &Ctx, pending: PendingTxn, deadline: Instant, woke: Wake) -> Outcome {
+    let expired = woke == Wake::Shutdown || Instant::now() >= deadline;
+    match ctx.broker.txn_progress(&pending.transactional_id) {
+        Progress::Waiting { keys, seen } if !expired => Outcome::Park {
+            kind: Delayed::Txn(pending),
+            deadline,
+            keys,
+            seen,
+        },
+        _ => finish(ctx, pending, deadline),
+    }
+}
+
+fn finish(ctx: &Ctx, pending: PendingTxn, deadline: Instant) -> Outcome {
+    match pending.then {
+        Then::End => Outcome::Respond(ResponseKind::EndTxn(EndTxnResponse::default())),
+        Then::Init { .. } => {
+            // Once more at most: past the deadline the error is answered.
+            let past = Instant::now().min(deadline);
+            run_init(ctx, pending, past)
+        }
+    }
+}
+
+/// A parked transactional request was woken.
+pub fn retry(ctx: &Ctx, pending: PendingTxn, deadline: Instant, woke: Wake) -> Outcome {
+    wait_for_completion(ctx, pending, deadline, woke)
+}
+
+pub fn add_partitions_to_txn(ctx: &Ctx, version: i16, req: AddPartitionsToTxnRequest) -> Outcome {
+    let id = req.v3_and_below_transactional_id.0.to_string();
+    let mut partitions = Vec::new();
+    let mut unknown = Vec::new();
+    for t in &req.v3_and_below_topics {
+        for &p in &t.partitions {
+            let tp = TopicPartition::new(t.name.0.to_string(), p);
+            match ctx.broker.partition(&t.name.0, p) {
+                Ok(_) => partitions.push(tp),
+                Err(e) => unknown.push((tp, e.kafka_code())),
+            }
+        }
+    }
+    // Kafka: if any partition is refused, none is added; the others are "not attempted".
+    let codes: Vec<(TopicPartition, i16)> = if !unknown.is_empty() {
+        let not_attempted = TxnError::OperationNotAttempted.code();
+        partitions
+            .into_iter()
+            .map(|tp| (tp, not_attempted))
+            .chain(unknown)
+            .collect()
+    } else {
+        let r = ctx.broker.add_partitions_to_txn(
+            &id,
+            req.v3_and_below_producer_id.0,
+            req.v3_and_below_producer_epoch,
+            &partitions,
+        );
+        let code = match r {
+            Ok(()) => NO_ERROR_CODE,
+            Err(e) => code_for(e, version, FENCED_MIN_VERSION),
+        };
+        partitions.into_iter().map(|tp| (tp, code)).collect()
+    };
+    let mut topics: Vec<AddPartitionsToTxnTopicResult> = Vec::new();
+    for (tp, code) in codes {
+        let result = AddPartitionsToTxnPartitionResult::default()
+            .with_partition_index(tp.partition)
+            .with_partition_error_code(code);
+        match topics.iter_mut().find(|t| *t.name.0 == *tp.topic) {
+            Some(t) => t.results_by_partition.push(result),
+            None => topics.push(
+                AddPartitionsToTxnTopicResult::default()
+                    .with_name(TopicName(StrBytes::from_string(tp.topic)))
+                    .with_results_by_partition(vec![result]),
+            ),
+        }
+    }
+    Outcome::Respond(ResponseKind::AddPartitionsToTxn(
+        AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(topics),
+    ))
+}
+
+pub fn add_offsets_to_txn(ctx: &Ctx, version: i16, req: AddOffsetsToTxnRequest) -> Outcome {
+    let r = ctx.broker.add_offsets_to_txn(
+        &req.transactional_id.0,
+        req.producer_id.0,
+        req.producer_epoch,
+        &req.group_id.0,
+    );
+    let code = match r {
+        Ok(()) => NO_ERROR_CODE,
+        Err(e) => code_for(e, version, FENCED_MIN_VERSION),
+    };
+    Outcome::Respond(ResponseKind::AddOffsetsToTxn(
+        AddOffsetsToTxnResponse::default().with_error_code(code),
+    ))
+}
+
+pub fn end_txn(ctx: &Ctx, version: i16, req: EndTxnRequest) -> Outcome {
+    let id = req.transactional_id.0.to_string();
+    let r = ctx
+        .broker
+        .end_txn(&id, req.producer_id.0, req.producer_epoch, req.committed);
+    match r {
+        Ok(()) => {
+            let pending = PendingTxn {
+                transactional_id: id,
+                version,
+                then: Then::End,
+            };
+            wait_for_completion(ctx, pending, deadline(ctx), Wake::Event)
+        }
+        Err(e) => Outcome::Respond(ResponseKind::EndTxn(
+            EndTxnResponse::default().with_error_code(code_for(e, version, FENCED_MIN_VERSION)),
+        )),
+    }
+}
+
+pub fn describe_transactions(ctx: &Ctx, req: DescribeTransactionsRequest) -> Outcome {
+    let all = ctx.broker.transactions();
+    let states = req
+        .transactional_ids
+        .into_iter()
+        .map(|id| match all.get(&*id.0) {
+            Some(m) => described(id, m),
+            None => TransactionState::default()
+                .with_transactional_id(id)
+                .with_error_code(TxnError::TransactionalIdNotFound.code())
+                .with_transaction_state(StrBytes::from_static_str(""))
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1)
+                .with_transaction_start_time_ms(-1),
+        })
+        .collect();
+    Outcome::Respond(ResponseKind::DescribeTransactions(
+        DescribeTransactionsResponse::default().with_transaction_states(states),
+    ))
+}
+
+fn described(id: TransactionalId, m: &TxnMetadata) -> TransactionState {
+    let mut topics: Vec<TopicData> = Vec::new();
+    for tp in &m.partitions {
+        match topics.iter_mut().find(|t| *t.topic.0 == *tp.topic) {
+            Some(t) => t.partitions.push(tp.partition),
+            None => topics.push(
+                TopicData::default()
+                    .with_topic(TopicName(StrBytes::from_string(tp.topic.clone())))
+                    .with_partitions(vec![tp.partition]),
+            ),
+        }
+    }
+    TransactionState::default()
+        .with_transactional_id(id)
+        .with_transaction_state(StrBytes::from_static_str(m.state.name()))
+        .with_transaction_timeout_ms(m.timeout_ms)
+        .with_transaction_start_time_ms(m.txn_start_ms)
+        .with_producer_id(ProducerId(m.producer_id))
+        .with_producer_epoch(m.producer_epoch)
+        .with_topics(topics)
+}
+
+pub fn list_transactions(ctx: &Ctx, req: ListTransactionsRequest) -> Outcome {
+    let mut states = Vec::new();
+    let mut unknown = Vec::new();
+    for f in &req.state_filters {
+        match TxnState::ALL.iter().find(|s| s.name() == &**f) {
+            Some(s) => states.push(*s),
+            None => unknown.push(f.clone()),
+        }
+    }
+    let now = crate::storage::now_ms();
+    let listed = ctx
+        .broker
+        .transactions()
+        .into_iter()
+        .filter(|(_, m)| states.is_empty() || states.contains(&m.state))
+        .filter(|(_, m)| {
+            req.producer_id_filters.is_empty()
+                || req.producer_id_filters.contains(&ProducerId(m.producer_id))
+        })
+        // Kafka's rule: only transactions running for longer than the duration.
+        .filter(|(_, m)| {
+            req.duration_filter < 0 || now.saturating_sub(m.txn_start_ms) > req.duration_filter
+        })
+        .map(|(id, m)| {
+            ListedState::default()
+                .with_transactional_id(TransactionalId(StrBytes::from_string(id)))
+                .with_producer_id(ProducerId(m.producer_id))
+                .with_transaction_state(StrBytes::from_static_str(m.state.name()))
+        })
+        .collect();
+    Outcome::Respond(ResponseKind::ListTransactions(
+        ListTransactionsResponse::default()
+            .with_unknown_state_filters(unknown)
+            .with_transaction_states(listed),
+    ))
+}
