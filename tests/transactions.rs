@@ -546,3 +546,63 @@ fn a_restart_aborts_an_undecided_transaction_and_fences_its_producer() {
     assert_eq!(again.producer_epoch, epoch + 2);
     node.close();
 }
+
+#[test]
+fn the_embedded_transactional_producer_shares_the_coordinator() {
+    use thorstream::{Error, Producer, Record, TransactionalConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(dir.path());
+    let mut c = node.conn();
+    let p = Producer::transactional(Arc::clone(&node.broker), TransactionalConfig::new("emb"));
+    assert!(matches!(
+        p.begin_transaction(),
+        Err(Error::TransactionState(_))
+    ));
+    p.init_transactions().unwrap();
+    assert!(
+        matches!(
+            p.send("t", Record::new(b"x".to_vec()), Some(0)),
+            Err(Error::TransactionState(_))
+        ),
+        "no send outside a transaction"
+    );
+    p.begin_transaction().unwrap();
+    let sent = p
+        .send_batch(
+            "t",
+            vec![Record::new(b"a".to_vec()), Record::new(b"b".to_vec())],
+            Some(0),
+        )
+        .unwrap();
+    assert_eq!(sent, vec![(0, 0), (0, 1)]);
+    assert_eq!(&*c.describe("emb").transaction_state, "Ongoing");
+    p.commit_transaction().unwrap();
+    assert_eq!(&*c.describe("emb").transaction_state, "CompleteCommit");
+    let t0 = c.batches(0);
+    assert_eq!(t0.len(), 2, "{t0:?}");
+    assert_eq!((t0[0].0 & 0x30, t0[1].2), (0x10, COMMIT));
+    // An aborted one.
+    p.begin_transaction().unwrap();
+    p.send("t", Record::new(b"c".to_vec()), Some(0)).unwrap();
+    p.abort_transaction().unwrap();
+    assert_eq!(c.batches(0).last().map(|b| b.2), Some(ABORT));
+    // A second instance fences the first, whose open transaction is aborted.
+    p.begin_transaction().unwrap();
+    p.send("t", Record::new(b"d".to_vec()), Some(1)).unwrap();
+    let q = Producer::transactional(Arc::clone(&node.broker), TransactionalConfig::new("emb"));
+    q.init_transactions().unwrap();
+    assert_eq!(c.batches(1).last().map(|b| b.2), Some(ABORT));
+    assert!(matches!(
+        p.commit_transaction(),
+        Err(Error::Transaction(e)) if e.code() == PRODUCER_FENCED
+    ));
+    assert!(
+        matches!(p.begin_transaction(), Err(Error::Transaction(_))),
+        "fenced for good"
+    );
+    q.begin_transaction().unwrap();
+    q.send("t", Record::new(b"e".to_vec()), Some(1)).unwrap();
+    q.commit_transaction().unwrap();
+    assert_eq!(c.batches(1).last().map(|b| b.2), Some(COMMIT));
+    node.close();
+}

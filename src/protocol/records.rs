@@ -24,21 +24,58 @@ pub fn encode_batch_with(
     now_ms: i64,
     compression: Compression,
 ) -> Result<Vec<u8>, Error> {
+    encode_batch_as(records, now_ms, compression, None)
+}
+
+/// Who writes a batch: an idempotent or transactional producer's id, epoch and first
+/// sequence (the embedded transactional producer's batches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchProducer {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub transactional: bool,
+}
+
+/// Encodes `records` as one uncompressed v2 batch of `producer`.
+pub fn encode_producer_batch(
+    records: &[Record],
+    now_ms: i64,
+    producer: BatchProducer,
+) -> Result<Vec<u8>, Error> {
+    encode_batch_as(records, now_ms, Compression::None, Some(producer))
+}
+
+fn encode_batch_as(
+    records: &[Record],
+    now_ms: i64,
+    compression: Compression,
+    producer: Option<BatchProducer>,
+) -> Result<Vec<u8>, Error> {
+    let (producer_id, producer_epoch, base_sequence, transactional) = match producer {
+        Some(p) => (
+            p.producer_id,
+            p.producer_epoch,
+            p.base_sequence,
+            p.transactional,
+        ),
+        None => (NO_PRODUCER_ID, NO_PRODUCER_EPOCH, NO_SEQUENCE, false),
+    };
     let krecords: Vec<KRecord> = records
         .iter()
         .enumerate()
         .map(|(i, r)| KRecord {
-            transactional: false,
+            transactional,
             control: false,
             delete_horizon: false,
             partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
-            producer_id: NO_PRODUCER_ID,
-            producer_epoch: NO_PRODUCER_EPOCH,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // The encoder batches records whose offset - sequence is constant; with base
             // sequence -1 (no idempotence) that means sequence = offset - 1.
-            sequence: NO_SEQUENCE + i as i32,
+            sequence: base_sequence.wrapping_add(i as i32),
             timestamp: r.timestamp.unwrap_or(now_ms),
             key: r.key.as_ref().map(|k| Bytes::copy_from_slice(k)),
             value: r.value.as_ref().map(|v| Bytes::copy_from_slice(v)),
