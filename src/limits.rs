@@ -51,6 +51,12 @@ pub const CLEANER_IO_BUFFER_BYTES: usize = 512 * 1024;
 /// so a compaction always halves it). At ~100 bytes a record: about 1 MiB.
 pub const TXN_LOG_COMPACT_RECORDS_MIN: usize = 10_000;
 
+/// Longest an EndTxn or InitProducerId request (and the embedded producer's
+/// `commit_transaction`) waits for a transaction's markers to become durable before it is
+/// answered anyway (the broker's produce timeout if shorter). 10 s: well inside a client's
+/// request timeout (Java's 30 s), so a stalled partition never makes the client retry.
+pub const TXN_COMPLETION_WAIT_MS_MAX: u64 = 10_000;
+
 /// Least time between two attempts to write a transaction marker that failed (a poisoned or
 /// full partition log); the decision stays `Prepare*` until every marker is written.
 pub const TXN_MARKER_RETRY_MS: i64 = 1000;

@@ -229,7 +229,13 @@ impl Session {
 const CONCURRENT_BACKOFF: Duration = Duration::from_millis(20);
 
 fn deadline(broker: &Broker) -> Instant {
-    Instant::now() + Duration::from_millis(broker.config().produce_timeout_ms)
+    Instant::now()
+        + Duration::from_millis(
+            broker
+                .config()
+                .produce_timeout_ms
+                .min(crate::limits::TXN_COMPLETION_WAIT_MS_MAX),
+        )
 }
 
 /// Runs `call`; while it is refused with `CONCURRENT_TRANSACTIONS` (a previous transaction

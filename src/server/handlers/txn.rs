@@ -3,7 +3,7 @@
 //! and ListTransactions, over `broker::txn`.
 //!
 //! EndTxn answers once its decision is durable and, if that comes within the broker's produce
-//! timeout, once its markers are durable and the transaction complete: parked on the
+//! timeout (at most `TXN_COMPLETION_WAIT_MS_MAX`), once its markers are durable and the transaction complete: parked on the
 //! partitions' wait keys like an acks=all Produce, so the client's next AddPartitionsToTxn
 //! does not meet `CONCURRENT_TRANSACTIONS` and back off. At the deadline it answers OK anyway
 //! (the decision is durable; the `thorstream-txn` thread completes it). InitProducerId that
@@ -65,7 +65,13 @@ fn code_for(e: TxnError, version: i16, fenced_min_version: i16) -> i16 {
 }
 
 fn deadline(ctx: &Ctx) -> Instant {
-    Instant::now() + Duration::from_millis(ctx.broker.config().produce_timeout_ms)
+    Instant::now()
+        + Duration::from_millis(
+            ctx.broker
+                .config()
+                .produce_timeout_ms
+                .min(crate::limits::TXN_COMPLETION_WAIT_MS_MAX),
+        )
 }
 
 /// InitProducerId with a non-empty transactional id.
