@@ -280,8 +280,12 @@ impl Broker {
                 let _ = t.join();
             }
         }
-        let topics = self.inner.topics_snapshot();
         let mut result = Ok(());
+        if let Err(e) = self.inner.txn.close() {
+            log::error!("closing the transaction state log: {e}");
+            result = Err(e);
+        }
+        let topics = self.inner.topics_snapshot();
         for t in topics {
             let parts = t.partitions_snapshot();
             for p in parts {

@@ -9,15 +9,18 @@
 //! locked, so a compaction (which rewrites the file from the coordinator's snapshot under both
 //! locks) never drops a record that is written but not yet applied.
 //!
-//! Durability of the state log, per the broker's fsync policy:
-//! - `always` and `<N>ms`: every record is fsynced before `appended(id, true)`, except the
-//!   `Complete*` records and id-expiry tombstones, which no reply depends on: a lost one is
-//!   redone at recovery (the markers are written again, which is idempotent; the id expires
-//!   again), and the next fsynced record covers it anyway. So a reply never promises a state
-//!   the disk does not hold;
-//! - `never`: records are written to the OS before `appended` and never fsynced (as the
-//!   partitions under `never`): a process crash loses nothing, a power loss may lose the
-//!   latest transitions.
+//! Durability of the state log, per the broker's fsync policy (every record is written to
+//! the OS before `appended`, so a process crash loses nothing under any policy):
+//! - `always`: every record is fsynced before `appended(id, true)`, except the `Complete*`
+//!   records and id-expiry tombstones, which no reply depends on: a lost one is redone at
+//!   recovery (the markers are written again, which is idempotent; the id expires again), and
+//!   the next fsynced record covers it anyway. So a reply never promises a state the disk
+//!   does not hold, and a decision is durable before any of its markers is written;
+//! - `<N>ms`: the decisions (`Prepare*` records) are fsynced before `appended`, so a marker
+//!   never reaches the disk before its decision; every other record is fsynced by the txn
+//!   thread within N ms (as the partitions' data under this policy, a power loss may lose the
+//!   latest transitions acknowledged in that window);
+//! - `never`: nothing is fsynced but at a clean close (`close`), as the partitions.
 //!
 //! A write that fails leaves the file's tail unknown: the file is rewritten from the
 //! coordinator's snapshot before the next append (and the failed transition is dropped, the
@@ -47,6 +50,8 @@ struct StateLog {
     records: usize,
     /// A write failed: the file is rewritten before the next append.
     damaged: bool,
+    /// Wall-clock ms of the oldest write not fsynced yet (under `<N>ms`), if any.
+    unsynced_since_ms: Option<i64>,
 }
 
 pub(crate) struct TxnService {
@@ -74,6 +79,7 @@ impl TxnService {
             file,
             records: replayed,
             damaged: false,
+            unsynced_since_ms: None,
         };
         if replayed > c.snapshot().len() {
             let live = live_records(&c);
@@ -113,13 +119,49 @@ impl TxnService {
     }
 
     fn must_sync(&self, record: &TxnRecord) -> bool {
-        if self.fsync == FsyncPolicy::Never {
-            return false;
+        let state = record.value.as_ref().map(|m| m.state);
+        match self.fsync {
+            FsyncPolicy::Never => false,
+            FsyncPolicy::Interval(_) => state.is_some_and(TxnState::is_prepared),
+            FsyncPolicy::Always => state
+                .is_some_and(|s| !matches!(s, TxnState::CompleteCommit | TxnState::CompleteAbort)),
         }
-        record
-            .value
-            .as_ref()
-            .is_some_and(|m| !matches!(m.state, TxnState::CompleteCommit | TxnState::CompleteAbort))
+    }
+
+    /// Under `<N>ms`: fsyncs the state log once its oldest unsynced write is N ms old; returns
+    /// when it is next due (the txn thread's deadline).
+    pub(super) fn sync_if_due(&self, now_ms: i64) -> Option<i64> {
+        let FsyncPolicy::Interval(ms) = self.fsync else {
+            return None;
+        };
+        let mut log = self.log_lock().ok()?;
+        let since = log.unsynced_since_ms?;
+        let due = since.saturating_add(ms as i64);
+        if due > now_ms {
+            return Some(due);
+        }
+        match log.file.sync_handle().and_then(|f| {
+            f.sync_data()
+                .map_err(|e| Error::Metadata(format!("{TXN_FILE}: {e}")))
+        }) {
+            Ok(()) => log.unsynced_since_ms = None,
+            Err(e) => {
+                log::error!("{TXN_FILE}: fsync failed: {e} (retried)");
+                return Some(now_ms.saturating_add(ms as i64));
+            }
+        }
+        None
+    }
+
+    /// Clean shutdown: fsyncs whatever the policy left unsynced.
+    pub(crate) fn close(&self) -> Result<()> {
+        let log = self
+            .log_lock()
+            .map_err(|_| Error::Metadata("transaction state log lock poisoned".into()))?;
+        log.file
+            .sync_handle()?
+            .sync_data()
+            .map_err(|e| Error::Metadata(format!("{TXN_FILE}: {e}")))
     }
 
     /// Carries out a step: answers it, or writes its record and applies it. Returns the reply
@@ -186,6 +228,15 @@ impl TxnService {
         match log.file.append(record, sync) {
             Ok(()) => {
                 log.records += 1;
+                if sync {
+                    log.unsynced_since_ms = None;
+                } else if let FsyncPolicy::Interval(ms) = self.fsync
+                    && log.unsynced_since_ms.is_none()
+                {
+                    let now = crate::storage::now_ms();
+                    log.unsynced_since_ms = Some(now);
+                    self.arm(now.saturating_add(ms as i64));
+                }
                 Ok(())
             }
             Err(e) => {
@@ -222,3 +273,7 @@ fn live_records(c: &TxnCoordinator) -> Vec<TxnRecord> {
         })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;

@@ -174,6 +174,9 @@ impl TxnService {
             if retry {
                 next = next.min(now.saturating_add(TXN_MARKER_RETRY_MS));
             }
+            if let Some(due) = self.sync_if_due(now) {
+                next = next.min(due);
+            }
             let armed = self.armed_ms.fetch_min(next, Ordering::AcqRel).min(next);
             let deadline = if armed == i64::MAX {
                 Instant::now() + IDLE_WAIT
