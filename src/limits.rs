@@ -57,6 +57,11 @@ pub const TXN_LOG_COMPACT_RECORDS_MIN: usize = 10_000;
 /// request timeout (Java's 30 s), so a stalled partition never makes the client retry.
 pub const TXN_COMPLETION_WAIT_MS_MAX: u64 = 10_000;
 
+/// Longest transactional id the coordinator accepts, in bytes: `i16::MAX`, the most a
+/// non-flexible Kafka string can carry (a flexible request could carry more); the state log
+/// record stores it with a `u16` length. A longer one is refused with INVALID_REQUEST.
+pub const TRANSACTIONAL_ID_BYTES_MAX: usize = i16::MAX as usize;
+
 /// Least time between two attempts to write a transaction marker that failed (a poisoned or
 /// full partition log); the decision stays `Prepare*` until every marker is written.
 pub const TXN_MARKER_RETRY_MS: i64 = 1000;

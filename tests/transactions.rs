@@ -383,6 +383,14 @@ fn bad_requests_get_kafka_errors() {
     assert_eq!(d.error_code, TRANSACTIONAL_ID_NOT_FOUND);
     let bad_timeout = c.init("other", 0);
     assert_eq!(bad_timeout.error_code, 50, "INVALID_TRANSACTION_TIMEOUT");
+    // Longer than the state log stores (a flexible version can carry it).
+    let huge = c.init(&"x".repeat(40_000), 60_000);
+    assert_eq!(huge.error_code, 42, "INVALID_REQUEST");
+    assert_eq!(
+        c.init("fine", 60_000).error_code,
+        0,
+        "the coordinator still works"
+    );
     node.close();
 }
 

@@ -10,11 +10,22 @@ use super::service::TxnService;
 use super::state::TxnMetadata;
 use crate::broker::Broker;
 use crate::error::TxnError;
+use crate::limits::{GROUP_ID_BYTES_MAX, TRANSACTIONAL_ID_BYTES_MAX};
 use crate::types::TopicPartition;
 
 impl Broker {
     fn txn(&self) -> &TxnService {
         &self.inner.txn
+    }
+
+    /// The ids and group names a state-log record can hold (`u16` lengths).
+    fn check_names(transactional_id: &str, group: Option<&str>) -> Result<(), TxnError> {
+        let too_long = transactional_id.len() > TRANSACTIONAL_ID_BYTES_MAX
+            || group.is_some_and(|g| g.len() > GROUP_ID_BYTES_MAX);
+        if too_long {
+            return Err(TxnError::InvalidRequest);
+        }
+        Ok(())
     }
 
     /// Runs a coordinator request: the step it asks for, then the markers of a decision.
@@ -35,6 +46,7 @@ impl Broker {
         timeout_ms: i32,
         expected: Option<ProducerIdAndEpoch>,
     ) -> Result<ProducerIdAndEpoch, TxnError> {
+        Self::check_names(transactional_id, None)?;
         let mut allocate = || {
             self.allocate_producer_id().map_err(|e| {
                 log::error!("allocating a producer id: {e}");
@@ -75,6 +87,7 @@ impl Broker {
         epoch: i16,
         group: &str,
     ) -> Result<(), TxnError> {
+        Self::check_names(transactional_id, Some(group))?;
         let step = self
             .txn()
             .with(|c, now| c.add_offsets(transactional_id, producer_id, epoch, group, now))?;
