@@ -660,3 +660,41 @@ fn a_fenced_epoch_is_refused_and_a_restart_sweeps_orphaned_transactions() {
     );
     node.close();
 }
+
+/// A group's offsets in the transaction are completed by the txn thread (blocking on the
+/// offsets file's fsync), and EndTxn still answers once the transaction is complete.
+#[test]
+fn a_transaction_with_a_group_completes_before_end_txn_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(dir.path());
+    let mut c = node.conn();
+    let init = c.init(TXN_ID, 60_000);
+    let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
+    for commit in [true, false] {
+        c.add_partitions(3, TXN_ID, pid, epoch, &[("t", 0)]);
+        let req = AddOffsetsToTxnRequest::default()
+            .with_transactional_id(TransactionalId(s(TXN_ID)))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_group_id(GroupId(s("g")));
+        let resp: AddOffsetsToTxnResponse = c.call(ApiKey::AddOffsetsToTxn, 3, &req);
+        assert_eq!(resp.error_code, 0);
+        let d = c.describe(TXN_ID);
+        assert_eq!(&*d.transaction_state, "Ongoing");
+        assert_eq!(c.end(3, TXN_ID, pid, epoch, commit), 0);
+        let want = if commit {
+            "CompleteCommit"
+        } else {
+            "CompleteAbort"
+        };
+        assert_eq!(&*c.describe(TXN_ID).transaction_state, want);
+    }
+    let stale = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(TransactionalId(s(TXN_ID)))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch - 1)
+        .with_group_id(GroupId(s("g")));
+    let resp: AddOffsetsToTxnResponse = c.call(ApiKey::AddOffsetsToTxn, 3, &stale);
+    assert_eq!(resp.error_code, PRODUCER_FENCED);
+    node.close();
+}

@@ -19,6 +19,14 @@ pub(crate) struct MarkerJob {
     groups_done: bool,
 }
 
+/// A job's groups whose offsets are still to be completed.
+#[derive(Debug, Clone)]
+pub(crate) struct GroupsPending {
+    pub groups: Vec<String>,
+    pub producer_id: i64,
+    pub commit: bool,
+}
+
 /// Where a decision's completion stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Progress {
@@ -34,11 +42,29 @@ pub(crate) enum Progress {
 impl MarkerJob {
     pub(crate) fn new(write: MarkerWrite) -> MarkerJob {
         let n = write.partitions.len();
+        let groups_done = write.groups.is_empty();
         MarkerJob {
             write,
+            groups_done,
             offsets: vec![None; n],
-            groups_done: false,
         }
+    }
+
+    /// The groups whose offsets are still to be completed, if any.
+    pub(crate) fn groups_pending(&self) -> Option<GroupsPending> {
+        (!self.groups_done).then(|| GroupsPending {
+            groups: self.write.groups.clone(),
+            producer_id: self.write.producer_id,
+            commit: self.write.commit,
+        })
+    }
+
+    pub(crate) fn groups_done(&self) -> bool {
+        self.groups_done
+    }
+
+    pub(crate) fn set_groups_done(&mut self) {
+        self.groups_done = true;
     }
 
     pub(crate) fn keys(&self) -> Vec<WaitKey> {
@@ -49,7 +75,8 @@ impl MarkerJob {
             .collect()
     }
 
-    /// Writes every marker and group completion not written yet; false if any failed.
+    /// Writes every marker not written yet; false if any failed. (The groups' offsets are the
+    /// txn thread's: completing them blocks on the offsets file's fsync.)
     pub(super) fn write_missing(&mut self, broker: &Broker) -> bool {
         let w = &self.write;
         let mut ok = true;
@@ -75,20 +102,6 @@ impl MarkerJob {
                     ok = false;
                 }
             }
-        }
-        if !self.groups_done {
-            let mut all = true;
-            for g in &w.groups {
-                if let Err(e) = broker.complete_txn_offsets(g, w.producer_id, w.commit) {
-                    log::error!(
-                        "transactional id {:?}: completing the offsets of group {g}: {e} (retried)",
-                        w.transactional_id
-                    );
-                    all = false;
-                }
-            }
-            self.groups_done = all;
-            ok &= all;
         }
         ok
     }

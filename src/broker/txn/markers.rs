@@ -6,7 +6,10 @@
 //! Whoever is waiting drives it (`progress`): the EndTxn handler on a worker (never
 //! blocking: it parks on the partitions' wait keys), an embedded `commit_transaction`, and
 //! the `thorstream-txn` thread, which finishes what nobody waits for (recovery, timeouts, an
-//! EndTxn answered at its deadline, a marker write that failed and is retried).
+//! EndTxn answered at its deadline, a marker write that failed and is retried). The groups'
+//! offsets are completed by the txn thread only (`complete_groups`: it blocks until they are
+//! durable), outside the jobs' lock; a caller waiting for them waits on
+//! `WaitKey::TxnCoordinator`, fired when a job with groups completes.
 //!
 //! Invariants:
 //! - at most one job per transactional id (the coordinator refuses every other transition
@@ -16,7 +19,7 @@
 //!   deleted topic's partition is skipped; a failed append is retried later;
 //! - the jobs' lock is taken before the state log's and the partitions' locks, never after.
 
-use super::job::{MarkerJob, Progress};
+use super::job::{GroupsPending, MarkerJob, Progress};
 use super::service::TxnService;
 use crate::broker::Broker;
 use crate::broker::wait::WaitKey;
@@ -43,14 +46,19 @@ impl TxnService {
         let Some(job) = jobs.get_mut(id) else {
             return Progress::Done;
         };
-        let keys = job.keys();
+        let mut keys = job.keys();
+        keys.push(WaitKey::TxnCoordinator);
         let seen = self.waits.epochs(&keys);
         if !job.write_missing(broker) {
             return Progress::Failed;
         }
-        let Some(waiting) = job.not_durable(broker) else {
+        let Some(mut waiting) = job.not_durable(broker) else {
             return Progress::Failed;
         };
+        let has_groups = !job.write.groups.is_empty();
+        if !job.groups_done() {
+            waiting.push(keys.len() - 1);
+        }
         if !waiting.is_empty() {
             let (keys, seen) = waiting
                 .into_iter()
@@ -69,10 +77,48 @@ impl TxnService {
         match prepared {
             Ok(false) => {
                 jobs.remove(id);
+                drop(jobs);
+                if has_groups {
+                    // Whoever waits for the groups (they wait on this key) looks again.
+                    self.waits.event(&WaitKey::TxnCoordinator);
+                }
                 Progress::Done
             }
             _ => Progress::Failed,
         }
+    }
+
+    /// Completes the groups' offsets of every job (the txn thread's; blocks until each is
+    /// durable). False if one failed (retried later).
+    pub(super) fn complete_groups(&self, broker: &Broker) -> bool {
+        let pending: Vec<(String, GroupsPending)> = match self.jobs.lock() {
+            Ok(jobs) => jobs
+                .iter()
+                .filter_map(|(id, j)| Some((id.clone(), j.groups_pending()?)))
+                .collect(),
+            Err(_) => return false,
+        };
+        let mut ok = true;
+        for (id, p) in pending {
+            let mut all = true;
+            for g in &p.groups {
+                if let Err(e) = broker.complete_txn_offsets(g, p.producer_id, p.commit) {
+                    log::error!(
+                        "transactional id {id:?}: completing the offsets of group {g}: {e} \
+                         (retried)"
+                    );
+                    all = false;
+                }
+            }
+            if all
+                && let Ok(mut jobs) = self.jobs.lock()
+                && let Some(j) = jobs.get_mut(&id)
+            {
+                j.set_groups_done();
+            }
+            ok &= all;
+        }
+        ok
     }
 
     /// The transactional ids with a decision being completed.

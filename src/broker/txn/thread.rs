@@ -161,7 +161,7 @@ impl TxnService {
             keys.sort();
             keys.dedup();
             let seen = self.waits.epochs(&keys);
-            let mut retry = false;
+            let mut retry = !self.complete_groups(broker);
             for id in self.job_ids() {
                 retry |= self.progress(broker, &id) == Progress::Failed;
             }
