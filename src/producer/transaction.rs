@@ -20,7 +20,7 @@ use crate::broker::Broker;
 use crate::broker::txn::{ProducerIdAndEpoch, Progress};
 use crate::broker::wait::WaitKey;
 use crate::error::{Error, Result, TxnError};
-use crate::protocol::records::{BatchProducer, encode_producer_batch};
+use crate::protocol::records::{TxnProducer, encode_transactional_batch};
 use crate::storage::now_ms;
 use crate::types::{Record, TopicPartition};
 
@@ -165,13 +165,12 @@ impl Session {
             self.partitions.insert(tp.clone());
         }
         let seq = self.sequences.get(&tp).copied().unwrap_or(0);
-        let producer = BatchProducer {
+        let producer = TxnProducer {
             producer_id: ids.producer_id,
             producer_epoch: ids.producer_epoch,
             base_sequence: seq,
-            transactional: true,
         };
-        let appended = encode_producer_batch(records, now_ms(), producer)
+        let appended = encode_transactional_batch(records, now_ms(), producer)
             .and_then(|batch| broker.append(topic, partition, &batch));
         match appended {
             Ok(info) => {

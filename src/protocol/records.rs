@@ -24,48 +24,44 @@ pub fn encode_batch_with(
     now_ms: i64,
     compression: Compression,
 ) -> Result<Vec<u8>, Error> {
-    encode_batch_as(records, now_ms, compression, None)
+    encode(records, now_ms, compression, None)
 }
 
-/// Who writes a batch: an idempotent or transactional producer's id, epoch and first
-/// sequence (the embedded transactional producer's batches).
+/// The producer of a transactional batch: id, epoch and the batch's base sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchProducer {
+pub struct TxnProducer {
     pub producer_id: i64,
     pub producer_epoch: i16,
     pub base_sequence: i32,
-    pub transactional: bool,
 }
 
-/// Encodes `records` as one uncompressed v2 batch of `producer`.
-pub fn encode_producer_batch(
+/// Encodes `records` as one uncompressed transactional v2 batch (attributes bit 0x10) of
+/// `producer`, base offset 0.
+pub fn encode_transactional_batch(
     records: &[Record],
     now_ms: i64,
-    producer: BatchProducer,
+    producer: TxnProducer,
 ) -> Result<Vec<u8>, Error> {
-    encode_batch_as(records, now_ms, Compression::None, Some(producer))
+    encode(records, now_ms, Compression::None, Some(producer))
 }
 
-fn encode_batch_as(
+fn encode(
     records: &[Record],
     now_ms: i64,
     compression: Compression,
-    producer: Option<BatchProducer>,
+    producer: Option<TxnProducer>,
 ) -> Result<Vec<u8>, Error> {
-    let (producer_id, producer_epoch, base_sequence, transactional) = match producer {
-        Some(p) => (
-            p.producer_id,
-            p.producer_epoch,
-            p.base_sequence,
-            p.transactional,
-        ),
-        None => (NO_PRODUCER_ID, NO_PRODUCER_EPOCH, NO_SEQUENCE, false),
-    };
+    // The encoder batches records whose offset - sequence is constant; with base sequence -1
+    // (no idempotence) that means sequence = offset - 1.
+    let (producer_id, producer_epoch, base_sequence) = producer
+        .map_or((NO_PRODUCER_ID, NO_PRODUCER_EPOCH, NO_SEQUENCE), |p| {
+            (p.producer_id, p.producer_epoch, p.base_sequence)
+        });
     let krecords: Vec<KRecord> = records
         .iter()
         .enumerate()
         .map(|(i, r)| KRecord {
-            transactional,
+            transactional: producer.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
@@ -73,8 +69,6 @@ fn encode_batch_as(
             producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            // The encoder batches records whose offset - sequence is constant; with base
-            // sequence -1 (no idempotence) that means sequence = offset - 1.
             sequence: base_sequence.wrapping_add(i as i32),
             timestamp: r.timestamp.unwrap_or(now_ms),
             key: r.key.as_ref().map(|k| Bytes::copy_from_slice(k)),
