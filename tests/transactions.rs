@@ -698,3 +698,25 @@ fn a_transaction_with_a_group_completes_before_end_txn_answers() {
     assert_eq!(resp.error_code, PRODUCER_FENCED);
     node.close();
 }
+
+/// A topic deleted while in a transaction: its partitions get no marker, the others do, and
+/// the transaction completes.
+#[test]
+fn a_deleted_topic_does_not_hold_up_the_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(dir.path());
+    node.broker
+        .create_topic("gone", Some(TopicConfig::with_partitions(1)))
+        .unwrap();
+    let mut c = node.conn();
+    let init = c.init(TXN_ID, 60_000);
+    let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
+    let added = c.add_partitions(3, TXN_ID, pid, epoch, &[("t", 0), ("gone", 0)]);
+    assert!(added.iter().all(|r| r.2 == 0), "{added:?}");
+    assert_eq!(c.produce(0, pid, epoch, 0, 1), 0);
+    node.broker.delete_topic("gone").unwrap();
+    assert_eq!(c.end(3, TXN_ID, pid, epoch, true), 0);
+    assert_eq!(&*c.describe(TXN_ID).transaction_state, "CompleteCommit");
+    assert_eq!(c.batches(0).last().map(|b| b.2), Some(COMMIT));
+    node.close();
+}

@@ -7,7 +7,8 @@ use crate::error::Error;
 
 use super::effects::MarkerWrite;
 
-/// No marker offset: the partition is gone (deleted topic), nothing to wait for.
+/// No marker offset: the partition is gone (deleted topic) or has a newer epoch of the
+/// producer; nothing to wait for.
 const SKIPPED: i64 = -1;
 
 /// One decision being completed.
@@ -93,6 +94,15 @@ impl MarkerJob {
             ) {
                 Ok(info) => *slot = Some(info.last_offset),
                 Err(Error::UnknownTopicOrPartition(_)) => *slot = Some(SKIPPED),
+                // The partition knows a newer epoch of this producer: no transaction of this
+                // epoch can be open there (Kafka stops sending such markers too).
+                Err(e @ Error::InvalidProducerEpoch(_)) => {
+                    log::warn!(
+                        "transactional id {:?}: no marker for {tp}: {e}",
+                        w.transactional_id
+                    );
+                    *slot = Some(SKIPPED);
+                }
                 Err(e) => {
                     log::error!(
                         "transactional id {:?}: writing the {} marker to {tp}: {e} (retried)",
