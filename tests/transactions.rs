@@ -48,8 +48,13 @@ struct Node {
 
 impl Node {
     fn open(dir: &Path) -> Node {
+        Node::open_with(dir, |_| {})
+    }
+
+    fn open_with(dir: &Path, tune: impl FnOnce(&mut BrokerConfig)) -> Node {
         let mut bc = BrokerConfig::with_data_dir(dir);
         bc.fsync = FsyncPolicy::Always;
+        tune(&mut bc);
         let broker = Arc::new(Broker::new(bc).unwrap());
         if broker.partition_count("t").is_err() {
             broker
@@ -718,5 +723,31 @@ fn a_deleted_topic_does_not_hold_up_the_transaction() {
     assert_eq!(c.end(3, TXN_ID, pid, epoch, true), 0);
     assert_eq!(&*c.describe(TXN_ID).transaction_state, "CompleteCommit");
     assert_eq!(c.batches(0).last().map(|b| b.2), Some(COMMIT));
+    node.close();
+}
+
+#[test]
+fn idle_transactional_ids_expire_and_timeouts_are_bounded_by_the_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open_with(dir.path(), |bc| {
+        bc.transactional_id_expiration_ms = 300;
+        bc.transaction_max_timeout_ms = 10_000;
+    });
+    let mut c = node.conn();
+    assert_eq!(
+        c.init(TXN_ID, 10_001).error_code,
+        50,
+        "over the broker's max"
+    );
+    let init = c.init(TXN_ID, 10_000);
+    assert_eq!(init.error_code, 0);
+    assert!(wait_until(Duration::from_secs(20), || {
+        c.describe(TXN_ID).error_code == TRANSACTIONAL_ID_NOT_FOUND
+    }));
+    // Forgotten: the next instance starts over with a new producer id.
+    let again = c.init(TXN_ID, 10_000);
+    assert_eq!(again.error_code, 0);
+    assert_ne!(again.producer_id.0, init.producer_id.0);
+    assert_eq!(again.producer_epoch, 0);
     node.close();
 }

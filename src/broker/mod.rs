@@ -155,7 +155,8 @@ impl Broker {
                 .map_err(|e| Error::Metadata(format!("{}: {e}", marker.display())))?;
             sync_dir(&dir)?;
         }
-        let txn = txn::TxnService::open(&dir, config.fsync, Arc::clone(&waits))?;
+        let txn =
+            txn::TxnService::open(&dir, config.fsync, txn_config(&config), Arc::clone(&waits))?;
         let group_config = group_config(&config);
         let inner = Arc::new(Inner {
             config,
@@ -339,6 +340,16 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
 
 #[cfg(test)]
 mod tests;
+
+/// The transaction coordinator's settings taken from the broker's.
+fn txn_config(config: &BrokerConfig) -> txn::effects::TxnConfig {
+    txn::effects::TxnConfig {
+        transaction_max_timeout_ms: i32::try_from(config.transaction_max_timeout_ms)
+            .unwrap_or(i32::MAX),
+        transactional_id_expiration_ms: i64::try_from(config.transactional_id_expiration_ms)
+            .unwrap_or(i64::MAX),
+    }
+}
 
 /// The coordinator's settings taken from the broker's.
 fn group_config(config: &BrokerConfig) -> GroupConfig {

@@ -68,9 +68,14 @@ pub(crate) struct TxnService {
 impl TxnService {
     /// Opens the state log in `dir` and replays it (recovery is `recover`, once the broker's
     /// partitions are open).
-    pub(crate) fn open(dir: &Path, fsync: FsyncPolicy, waits: Arc<Waits>) -> Result<TxnService> {
+    pub(crate) fn open(
+        dir: &Path,
+        fsync: FsyncPolicy,
+        config: TxnConfig,
+        waits: Arc<Waits>,
+    ) -> Result<TxnService> {
         let (file, records) = RecordLog::<TxnRecord>::open(&dir.join(TXN_FILE))?;
-        let mut c = TxnCoordinator::new(TxnConfig::default());
+        let mut c = TxnCoordinator::new(config);
         let replayed = records.len();
         for r in records {
             c.replay(r);
@@ -190,13 +195,11 @@ impl TxnService {
         if written.is_ok() {
             self.maybe_compact(&mut log, &c);
         }
-        let timeout_at = c
-            .get(&id)
-            .filter(|m| m.state == TxnState::Ongoing)
-            .map(|m| m.txn_start_ms.saturating_add(i64::from(m.timeout_ms)) + 1);
+        // Its timeout or its expiry: the txn thread must wake for it.
+        let deadline = c.deadline_ms(&id);
         drop(c);
         drop(log);
-        if let Some(at) = timeout_at {
+        if let Some(at) = deadline {
             self.arm(at);
         }
         (fx.reply, fx.markers)

@@ -7,7 +7,7 @@ use super::*;
 use crate::broker::txn::effects::ProducerIdAndEpoch;
 
 fn open(dir: &Path, fsync: FsyncPolicy) -> TxnService {
-    TxnService::open(dir, fsync, Arc::new(Waits::default())).expect("open")
+    TxnService::open(dir, fsync, TxnConfig::default(), Arc::new(Waits::default())).expect("open")
 }
 
 /// InitProducerId of `id` through the shell; the producer id it got.
