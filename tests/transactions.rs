@@ -109,6 +109,11 @@ impl Conn {
         version: i16,
         body: &T,
     ) -> R {
+        self.send(api, version, body);
+        self.recv(api, version)
+    }
+
+    fn send<T: Encodable + HeaderVersion>(&mut self, api: ApiKey, version: i16, body: &T) {
         self.correlation += 1;
         let mut buf = BytesMut::new();
         RequestHeader::default()
@@ -122,6 +127,9 @@ impl Conn {
         let mut framed = (buf.len() as i32).to_be_bytes().to_vec();
         framed.extend_from_slice(&buf);
         self.s.write_all(&framed).unwrap();
+    }
+
+    fn recv<R: Decodable>(&mut self, api: ApiKey, version: i16) -> R {
         let mut size = [0u8; 4];
         self.s.read_exact(&mut size).unwrap();
         let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
@@ -749,5 +757,37 @@ fn idle_transactional_ids_expire_and_timeouts_are_bounded_by_the_broker() {
     assert_eq!(again.error_code, 0);
     assert_ne!(again.producer_id.0, init.producer_id.0);
     assert_eq!(again.producer_epoch, 0);
+    node.close();
+}
+
+/// The next transaction's AddPartitionsToTxn racing the previous EndTxn (another connection)
+/// never gets CONCURRENT_TRANSACTIONS: it waits for the completion, or lands before the end
+/// and joins the transaction being committed. Either way it is answered OK.
+#[test]
+fn add_partitions_racing_end_txn_is_never_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(dir.path());
+    let mut a = node.conn();
+    let mut b = node.conn();
+    let init = a.init(TXN_ID, 60_000);
+    let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
+    for round in 0..20 {
+        a.add_partitions(3, TXN_ID, pid, epoch, &[("t", 0)]);
+        assert_eq!(a.produce(0, pid, epoch, round * 2, 2), 0);
+        let end = EndTxnRequest::default()
+            .with_transactional_id(TransactionalId(s(TXN_ID)))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_committed(true);
+        a.send(ApiKey::EndTxn, 3, &end);
+        let added = b.add_partitions(3, TXN_ID, pid, epoch, &[("t", 1)]);
+        assert_eq!(added, vec![("t".to_string(), 1, 0)], "round {round}");
+        let resp: EndTxnResponse = a.recv(ApiKey::EndTxn, 3);
+        assert_eq!(resp.error_code, 0);
+        // Whichever came first, a transaction may be open: end it.
+        if &*a.describe(TXN_ID).transaction_state == "Ongoing" {
+            assert_eq!(a.end(3, TXN_ID, pid, epoch, false), 0);
+        }
+    }
     node.close();
 }

@@ -8,7 +8,9 @@
 //! does not meet `CONCURRENT_TRANSACTIONS` and back off. At the deadline it answers OK anyway
 //! (the decision is durable; the `thorstream-txn` thread completes it). InitProducerId that
 //! fences an open transaction (or meets one being completed) parks the same way until the
-//! abort completes, then runs again, instead of answering `CONCURRENT_TRANSACTIONS`.
+//! abort completes, then runs again, instead of answering `CONCURRENT_TRANSACTIONS`; so do
+//! AddPartitionsToTxn and AddOffsetsToTxn that meet the previous transaction still completing
+//! (after an EndTxn answered at its deadline).
 //!
 //! `PRODUCER_FENCED` is answered as `INVALID_PRODUCER_EPOCH` to versions that predate it
 //! (InitProducerId < 4, the others < 2), as Kafka does.
@@ -30,7 +32,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{Ctx, Delayed, Outcome};
 use crate::broker::txn::{ProducerIdAndEpoch, Progress, TxnMetadata, TxnState};
-use crate::broker::wait::Wake;
+use crate::broker::wait::{WaitKey, Wake};
 use crate::error::{NO_ERROR_CODE, TxnError};
 use crate::types::TopicPartition;
 
@@ -39,7 +41,14 @@ pub struct PendingTxn {
     transactional_id: String,
     version: i16,
     then: Then,
+    /// When it is answered whatever the state (a park may end earlier, to look again).
+    until: Instant,
 }
+
+/// How long a request refused with CONCURRENT_TRANSACTIONS while no completion is under way
+/// (another request's transition of the id is being written) waits before it runs again,
+/// unless a new completion (`WaitKey::TxnCoordinator`) wakes it sooner.
+const CONCURRENT_BACKOFF: Duration = Duration::from_millis(20);
 
 enum Then {
     /// EndTxn: answer OK.
@@ -48,6 +57,14 @@ enum Then {
     Init {
         timeout_ms: i32,
         expected: Option<ProducerIdAndEpoch>,
+    },
+    /// AddPartitionsToTxn (`group` None) or AddOffsetsToTxn met the previous transaction
+    /// still completing: run it again.
+    Add {
+        producer_id: i64,
+        epoch: i16,
+        partitions: Vec<TopicPartition>,
+        group: Option<String>,
     },
 }
 
@@ -89,11 +106,14 @@ pub fn init_producer_id(
             timeout_ms,
             expected,
         },
+        until: deadline(ctx),
     };
-    run_init(ctx, pending, deadline(ctx))
+    run_init(ctx, pending, true)
 }
 
-fn run_init(ctx: &Ctx, pending: PendingTxn, deadline: Instant) -> Outcome {
+/// Runs InitProducerId; refused with CONCURRENT_TRANSACTIONS it waits (`may_wait`) and runs
+/// again.
+fn run_init(ctx: &Ctx, pending: PendingTxn, may_wait: bool) -> Outcome {
     let Then::Init {
         timeout_ms,
         expected,
@@ -101,11 +121,12 @@ fn run_init(ctx: &Ctx, pending: PendingTxn, deadline: Instant) -> Outcome {
     else {
         return Outcome::Close("InitProducerId state lost".into());
     };
+    let seen = ctx.broker.waits().epochs(&[WaitKey::TxnCoordinator]);
     let r = ctx
         .broker
         .init_transactional_producer(&pending.transactional_id, timeout_ms, expected);
-    if r == Err(TxnError::ConcurrentTransactions) && Instant::now() < deadline {
-        return wait_for_completion(ctx, pending, deadline, Wake::Event);
+    if r == Err(TxnError::ConcurrentTransactions) && may_wait && Instant::now() < pending.until {
+        return wait_to_retry(ctx, pending, seen);
     }
     let resp = InitProducerIdResponse::default();
     let resp = match r {
@@ -120,34 +141,84 @@ fn run_init(ctx: &Ctx, pending: PendingTxn, deadline: Instant) -> Outcome {
     Outcome::Respond(ResponseKind::InitProducerId(resp))
 }
 
-/// Parks until `pending`'s transaction is complete (or the deadline), then finishes it.
-fn wait_for_completion(ctx: &Ctx, pending: PendingTxn, deadline: Instant, woke: Wake) -> Outcome {
-    let expired = woke == Wake::Shutdown || Instant::now() >= deadline;
+/// EndTxn: answers once its transaction is complete (or at its deadline: the decision is
+/// durable either way).
+fn end_progress(ctx: &Ctx, pending: PendingTxn, woke: Wake) -> Outcome {
+    let expired = woke == Wake::Shutdown || Instant::now() >= pending.until;
     match ctx.broker.txn_progress(&pending.transactional_id) {
         Progress::Waiting { keys, seen } if !expired => Outcome::Park {
+            deadline: pending.until,
             kind: Delayed::Txn(pending),
-            deadline,
             keys,
             seen,
         },
-        _ => finish(ctx, pending, deadline),
+        _ => Outcome::Respond(ResponseKind::EndTxn(EndTxnResponse::default())),
     }
 }
 
-fn finish(ctx: &Ctx, pending: PendingTxn, deadline: Instant) -> Outcome {
-    match pending.then {
-        Then::End => Outcome::Respond(ResponseKind::EndTxn(EndTxnResponse::default())),
-        Then::Init { .. } => {
-            // Once more at most: past the deadline the error is answered.
-            let past = Instant::now().min(deadline);
-            run_init(ctx, pending, past)
-        }
+/// A request refused with CONCURRENT_TRANSACTIONS: parks until the completion under way ends,
+/// or, with none under way yet, for `CONCURRENT_BACKOFF` or until one starts (`seen` is
+/// `WaitKey::TxnCoordinator`'s epoch read before the refusal); then it runs again.
+fn wait_to_retry(ctx: &Ctx, pending: PendingTxn, seen: Vec<u64>) -> Outcome {
+    match ctx.broker.txn_progress(&pending.transactional_id) {
+        Progress::Waiting { keys, seen } => Outcome::Park {
+            deadline: pending.until,
+            kind: Delayed::Txn(pending),
+            keys,
+            seen,
+        },
+        Progress::Done | Progress::Failed => Outcome::Park {
+            deadline: (Instant::now() + CONCURRENT_BACKOFF).min(pending.until),
+            kind: Delayed::Txn(pending),
+            keys: vec![WaitKey::TxnCoordinator],
+            seen,
+        },
     }
 }
 
 /// A parked transactional request was woken.
-pub fn retry(ctx: &Ctx, pending: PendingTxn, deadline: Instant, woke: Wake) -> Outcome {
-    wait_for_completion(ctx, pending, deadline, woke)
+pub fn retry(ctx: &Ctx, pending: PendingTxn, _deadline: Instant, woke: Wake) -> Outcome {
+    // Past its own deadline (or shutting down) a request runs once more and is answered.
+    let may_wait = woke != Wake::Shutdown && Instant::now() < pending.until;
+    match pending.then {
+        Then::End => end_progress(ctx, pending, woke),
+        Then::Init { .. } => run_init(ctx, pending, may_wait),
+        Then::Add { .. } => run_add(ctx, pending, may_wait),
+    }
+}
+
+/// AddPartitionsToTxn (of partitions known to exist) or AddOffsetsToTxn.
+fn run_add(ctx: &Ctx, pending: PendingTxn, may_wait: bool) -> Outcome {
+    let Then::Add {
+        producer_id,
+        epoch,
+        partitions,
+        group,
+    } = &pending.then
+    else {
+        return Outcome::Close("AddPartitionsToTxn state lost".into());
+    };
+    let id = &pending.transactional_id;
+    let seen = ctx.broker.waits().epochs(&[WaitKey::TxnCoordinator]);
+    let r = match group {
+        Some(g) => ctx.broker.add_offsets_to_txn(id, *producer_id, *epoch, g),
+        None => ctx
+            .broker
+            .add_partitions_to_txn(id, *producer_id, *epoch, partitions),
+    };
+    if r == Err(TxnError::ConcurrentTransactions) && may_wait && Instant::now() < pending.until {
+        return wait_to_retry(ctx, pending, seen);
+    }
+    let code = match r {
+        Ok(()) => NO_ERROR_CODE,
+        Err(e) => code_for(e, pending.version, FENCED_MIN_VERSION),
+    };
+    match group {
+        Some(_) => Outcome::Respond(ResponseKind::AddOffsetsToTxn(
+            AddOffsetsToTxnResponse::default().with_error_code(code),
+        )),
+        None => add_partitions_response(partitions.iter().map(|tp| (tp.clone(), code))),
+    }
 }
 
 pub fn add_partitions_to_txn(ctx: &Ctx, version: i16, req: AddPartitionsToTxnRequest) -> Outcome {
@@ -164,26 +235,30 @@ pub fn add_partitions_to_txn(ctx: &Ctx, version: i16, req: AddPartitionsToTxnReq
         }
     }
     // Kafka: if any partition is refused, none is added; the others are "not attempted".
-    let codes: Vec<(TopicPartition, i16)> = if !unknown.is_empty() {
+    if !unknown.is_empty() {
         let not_attempted = TxnError::OperationNotAttempted.code();
-        partitions
-            .into_iter()
-            .map(|tp| (tp, not_attempted))
-            .chain(unknown)
-            .collect()
-    } else {
-        let r = ctx.broker.add_partitions_to_txn(
-            &id,
-            req.v3_and_below_producer_id.0,
-            req.v3_and_below_producer_epoch,
-            &partitions,
+        return add_partitions_response(
+            partitions
+                .into_iter()
+                .map(|tp| (tp, not_attempted))
+                .chain(unknown),
         );
-        let code = match r {
-            Ok(()) => NO_ERROR_CODE,
-            Err(e) => code_for(e, version, FENCED_MIN_VERSION),
-        };
-        partitions.into_iter().map(|tp| (tp, code)).collect()
+    }
+    let pending = PendingTxn {
+        transactional_id: id,
+        version,
+        then: Then::Add {
+            producer_id: req.v3_and_below_producer_id.0,
+            epoch: req.v3_and_below_producer_epoch,
+            partitions,
+            group: None,
+        },
+        until: deadline(ctx),
     };
+    run_add(ctx, pending, true)
+}
+
+fn add_partitions_response(codes: impl Iterator<Item = (TopicPartition, i16)>) -> Outcome {
     let mut topics: Vec<AddPartitionsToTxnTopicResult> = Vec::new();
     for (tp, code) in codes {
         let result = AddPartitionsToTxnPartitionResult::default()
@@ -204,19 +279,18 @@ pub fn add_partitions_to_txn(ctx: &Ctx, version: i16, req: AddPartitionsToTxnReq
 }
 
 pub fn add_offsets_to_txn(ctx: &Ctx, version: i16, req: AddOffsetsToTxnRequest) -> Outcome {
-    let r = ctx.broker.add_offsets_to_txn(
-        &req.transactional_id.0,
-        req.producer_id.0,
-        req.producer_epoch,
-        &req.group_id.0,
-    );
-    let code = match r {
-        Ok(()) => NO_ERROR_CODE,
-        Err(e) => code_for(e, version, FENCED_MIN_VERSION),
+    let pending = PendingTxn {
+        transactional_id: req.transactional_id.0.to_string(),
+        version,
+        then: Then::Add {
+            producer_id: req.producer_id.0,
+            epoch: req.producer_epoch,
+            partitions: Vec::new(),
+            group: Some(req.group_id.0.to_string()),
+        },
+        until: deadline(ctx),
     };
-    Outcome::Respond(ResponseKind::AddOffsetsToTxn(
-        AddOffsetsToTxnResponse::default().with_error_code(code),
-    ))
+    run_add(ctx, pending, true)
 }
 
 pub fn end_txn(ctx: &Ctx, version: i16, req: EndTxnRequest) -> Outcome {
@@ -230,8 +304,9 @@ pub fn end_txn(ctx: &Ctx, version: i16, req: EndTxnRequest) -> Outcome {
                 transactional_id: id,
                 version,
                 then: Then::End,
+                until: deadline(ctx),
             };
-            wait_for_completion(ctx, pending, deadline(ctx), Wake::Event)
+            end_progress(ctx, pending, Wake::Event)
         }
         Err(e) => Outcome::Respond(ResponseKind::EndTxn(
             EndTxnResponse::default().with_error_code(code_for(e, version, FENCED_MIN_VERSION)),
