@@ -3,14 +3,17 @@
 //! and ListTransactions, over `broker::txn`.
 //!
 //! EndTxn answers once its decision is durable and, if that comes within the broker's produce
-//! timeout (at most `TXN_COMPLETION_WAIT_MS_MAX`), once its markers are durable and the transaction complete: parked on the
-//! partitions' wait keys like an acks=all Produce, so the client's next AddPartitionsToTxn
-//! does not meet `CONCURRENT_TRANSACTIONS` and back off. At the deadline it answers OK anyway
-//! (the decision is durable; the `thorstream-txn` thread completes it). InitProducerId that
-//! fences an open transaction (or meets one being completed) parks the same way until the
-//! abort completes, then runs again, instead of answering `CONCURRENT_TRANSACTIONS`; so do
-//! AddPartitionsToTxn and AddOffsetsToTxn that meet the previous transaction still completing
-//! (after an EndTxn answered at its deadline).
+//! timeout (at most `TXN_COMPLETION_WAIT_MS_MAX`), once its markers are durable and the
+//! transaction complete: parked on the partitions' wait keys like an acks=all Produce, so the
+//! client's next AddPartitionsToTxn does not meet `CONCURRENT_TRANSACTIONS` and back off. At
+//! the deadline it answers OK anyway (the decision is durable; the `thorstream-txn` thread
+//! completes it).
+//!
+//! A request refused with `CONCURRENT_TRANSACTIONS` (EndTxn, InitProducerId,
+//! AddPartitionsToTxn, AddOffsetsToTxn) is not answered so: it waits for the completion under
+//! way (an InitProducerId that fenced an open transaction waits for its abort), or, while
+//! another transition of the id is being written, up to `CONCURRENT_BACKOFF`, and runs again,
+//! until its deadline.
 //!
 //! `PRODUCER_FENCED` is answered as `INVALID_PRODUCER_EPOCH` to versions that predate it
 //! (InitProducerId < 4, the others < 2), as Kafka does.
@@ -51,8 +54,13 @@ pub struct PendingTxn {
 const CONCURRENT_BACKOFF: Duration = Duration::from_millis(20);
 
 enum Then {
-    /// EndTxn: answer OK.
-    End,
+    /// EndTxn: run it (again) until decided, then answer once complete.
+    End {
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        decided: bool,
+    },
     /// InitProducerId: run it again.
     Init {
         timeout_ms: i32,
@@ -181,7 +189,8 @@ pub fn retry(ctx: &Ctx, pending: PendingTxn, _deadline: Instant, woke: Wake) -> 
     // Past its own deadline (or shutting down) a request runs once more and is answered.
     let may_wait = woke != Wake::Shutdown && Instant::now() < pending.until;
     match pending.then {
-        Then::End => end_progress(ctx, pending, woke),
+        Then::End { decided: true, .. } => end_progress(ctx, pending, woke),
+        Then::End { .. } => run_end(ctx, pending, may_wait),
         Then::Init { .. } => run_init(ctx, pending, may_wait),
         Then::Add { .. } => run_add(ctx, pending, may_wait),
     }
@@ -294,22 +303,49 @@ pub fn add_offsets_to_txn(ctx: &Ctx, version: i16, req: AddOffsetsToTxnRequest) 
 }
 
 pub fn end_txn(ctx: &Ctx, version: i16, req: EndTxnRequest) -> Outcome {
-    let id = req.transactional_id.0.to_string();
+    let pending = PendingTxn {
+        transactional_id: req.transactional_id.0.to_string(),
+        version,
+        then: Then::End {
+            producer_id: req.producer_id.0,
+            epoch: req.producer_epoch,
+            commit: req.committed,
+            decided: false,
+        },
+        until: deadline(ctx),
+    };
+    run_end(ctx, pending, true)
+}
+
+/// Runs EndTxn; refused with CONCURRENT_TRANSACTIONS it waits (`may_wait`) and runs again.
+fn run_end(ctx: &Ctx, mut pending: PendingTxn, may_wait: bool) -> Outcome {
+    let Then::End {
+        producer_id,
+        epoch,
+        commit,
+        ref mut decided,
+    } = pending.then
+    else {
+        return Outcome::Close("EndTxn state lost".into());
+    };
+    let seen = ctx.broker.waits().epochs(&[WaitKey::TxnCoordinator]);
     let r = ctx
         .broker
-        .end_txn(&id, req.producer_id.0, req.producer_epoch, req.committed);
+        .end_txn(&pending.transactional_id, producer_id, epoch, commit);
     match r {
         Ok(()) => {
-            let pending = PendingTxn {
-                transactional_id: id,
-                version,
-                then: Then::End,
-                until: deadline(ctx),
-            };
+            *decided = true;
             end_progress(ctx, pending, Wake::Event)
         }
+        Err(TxnError::ConcurrentTransactions) if may_wait && Instant::now() < pending.until => {
+            wait_to_retry(ctx, pending, seen)
+        }
         Err(e) => Outcome::Respond(ResponseKind::EndTxn(
-            EndTxnResponse::default().with_error_code(code_for(e, version, FENCED_MIN_VERSION)),
+            EndTxnResponse::default().with_error_code(code_for(
+                e,
+                pending.version,
+                FENCED_MIN_VERSION,
+            )),
         )),
     }
 }
