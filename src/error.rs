@@ -71,6 +71,13 @@ pub enum Error {
     /// zstd where the request's version predates it (Produce < v7, Fetch < v10).
     #[error("{0}")]
     UnsupportedCompressionType(String),
+    /// The transaction coordinator refused a request of the embedded transactional producer.
+    #[error("transaction refused: {0}")]
+    Transaction(TxnError),
+    /// A transactional producer call out of order (Kafka's `IllegalStateException`), e.g. a
+    /// send outside a transaction, or a commit after a failed send (abort instead).
+    #[error("transaction state: {0}")]
+    TransactionState(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -162,6 +169,8 @@ impl Error {
             Error::InvalidRequest(_) => ResponseError::InvalidRequest,
             Error::InvalidTimestamp(_) => ResponseError::InvalidTimestamp,
             Error::UnsupportedCompressionType(_) => ResponseError::UnsupportedCompressionType,
+            Error::Transaction(e) => e.response_error(),
+            Error::TransactionState(_) => ResponseError::InvalidTxnState,
         }
     }
 
@@ -263,6 +272,10 @@ pub enum TxnError {
     ProducerFenced,
     /// What `ProducerFenced` is answered as to clients too old to know it (see `for_old_client`).
     InvalidProducerEpoch,
+    /// DescribeTransactions of an id the coordinator does not know.
+    TransactionalIdNotFound,
+    /// AddPartitionsToTxn: another partition of the request was refused, so none was added.
+    OperationNotAttempted,
 }
 
 impl TxnError {
@@ -289,7 +302,15 @@ impl TxnError {
             TxnError::ConcurrentTransactions => ResponseError::ConcurrentTransactions,
             TxnError::ProducerFenced => ResponseError::ProducerFenced,
             TxnError::InvalidProducerEpoch => ResponseError::InvalidProducerEpoch,
+            TxnError::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound,
+            TxnError::OperationNotAttempted => ResponseError::OperationNotAttempted,
         }
+    }
+}
+
+impl std::fmt::Display for TxnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?} (Kafka error {})", self.code())
     }
 }
 
@@ -341,6 +362,8 @@ mod tests {
             (TxnError::ProducerFenced, 90),
             (TxnError::CoordinatorNotAvailable, 15),
             (TxnError::InvalidRequest, 42),
+            (TxnError::TransactionalIdNotFound, 105),
+            (TxnError::OperationNotAttempted, 55),
         ];
         for (e, code) in txn {
             assert_eq!(e.code(), code, "{e:?}");

@@ -46,6 +46,26 @@ pub const CLEANER_IO_BUFFER_BYTES: usize = 512 * 1024;
 
 // ---- Broker metadata -------------------------------------------------------------------------
 
+/// Records the transaction coordinator's state log (`__transactions.meta`) may hold before it
+/// is compacted to one record per live transactional id (also at least twice the live ids,
+/// so a compaction always halves it). At ~100 bytes a record: about 1 MiB.
+pub const TXN_LOG_COMPACT_RECORDS_MIN: usize = 10_000;
+
+/// Longest an EndTxn or InitProducerId request (and the embedded producer's
+/// `commit_transaction`) waits for a transaction's markers to become durable before it is
+/// answered anyway (the broker's produce timeout if shorter). 10 s: well inside a client's
+/// request timeout (Java's 30 s), so a stalled partition never makes the client retry.
+pub const TXN_COMPLETION_WAIT_MS_MAX: u64 = 10_000;
+
+/// Longest transactional id the coordinator accepts, in bytes: `i16::MAX`, the most a
+/// non-flexible Kafka string can carry (a flexible request could carry more); the state log
+/// record stores it with a `u16` length. A longer one is refused with INVALID_REQUEST.
+pub const TRANSACTIONAL_ID_BYTES_MAX: usize = i16::MAX as usize;
+
+/// Least time between two attempts to write a transaction marker that failed (a poisoned or
+/// full partition log); the decision stays `Prepare*` until every marker is written.
+pub const TXN_MARKER_RETRY_MS: i64 = 1000;
+
 /// Largest record of the broker's metadata files (`__topics.meta`, `__consumer_offsets.meta`,
 /// `broker::record_log`); a larger length field is treated as corruption. 16 MiB: a topic
 /// record is a few hundred bytes (name ≤ `TOPIC_NAME_BYTES_MAX` plus a fixed-size config).

@@ -1,18 +1,29 @@
 //! The embedded producer: encodes records into v2 batches and appends them through the broker.
 //! Under fsync `always`, `send` returns only once the record is durable.
+//!
+//! A transactional producer (`Producer::transactional`, `transaction.rs`) sends only inside a
+//! transaction; its records become durable and visible to read_committed readers when
+//! `commit_transaction` returns.
+
+mod transaction;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use self::transaction::Session;
+pub use self::transaction::TransactionalConfig;
 
 use crate::broker::Broker;
 use crate::broker::partitioner::partition_for_key;
 use crate::error::{Error, Result};
-use crate::types::Record;
+use crate::types::{Record, TopicPartition};
 
 pub struct Producer {
     broker: Arc<Broker>,
     next_partition: AtomicU32,
+    /// A transactional producer's state (`None`: a plain producer).
+    txn: Option<Mutex<Session>>,
 }
 
 impl Producer {
@@ -20,7 +31,59 @@ impl Producer {
         Producer {
             broker,
             next_partition: AtomicU32::new(0),
+            txn: None,
         }
+    }
+
+    /// A transactional producer: call `init_transactions` once, then send inside
+    /// `begin_transaction` … `commit_transaction` (or `abort_transaction`).
+    pub fn transactional(broker: Arc<Broker>, config: TransactionalConfig) -> Self {
+        Producer {
+            broker,
+            next_partition: AtomicU32::new(0),
+            txn: Some(Mutex::new(Session::new(config))),
+        }
+    }
+
+    fn session(&self) -> Result<MutexGuard<'_, Session>> {
+        let txn = self.txn.as_ref().ok_or_else(|| {
+            Error::TransactionState("not a transactional producer (Producer::transactional)".into())
+        })?;
+        txn.lock()
+            .map_err(|_| Error::TransactionState("producer lock poisoned".into()))
+    }
+
+    /// Gets this transactional id's producer id and a new epoch, fencing any previous
+    /// instance (its open transaction is aborted first; this call waits for that).
+    pub fn init_transactions(&self) -> Result<()> {
+        self.session()?.init(&self.broker)
+    }
+
+    pub fn begin_transaction(&self) -> Result<()> {
+        self.session()?.begin()
+    }
+
+    /// Puts `group`'s offsets in the transaction: they are committed with it, or dropped by
+    /// an abort.
+    pub fn send_offsets_to_transaction(
+        &self,
+        group: &str,
+        offsets: &[(TopicPartition, i64)],
+    ) -> Result<()> {
+        let mut s = self.session()?;
+        s.add_group(&self.broker, group)?;
+        s.commit_offsets(&self.broker, group, offsets)
+    }
+
+    /// Commits the open transaction; returns once it is complete (its records visible to
+    /// read_committed readers), or after the produce timeout once the commit is decided.
+    pub fn commit_transaction(&self) -> Result<()> {
+        self.session()?.end(&self.broker, true)
+    }
+
+    /// Aborts the open transaction: its records are never visible to read_committed readers.
+    pub fn abort_transaction(&self) -> Result<()> {
+        self.session()?.end(&self.broker, false)
     }
 
     /// Sends one record; returns `(partition, offset)`. Without an explicit partition, keyed
@@ -28,6 +91,12 @@ impl Producer {
     /// (per call: `send_batch` keeps a call's keyless records on one partition).
     pub fn send(&self, topic: &str, record: Record, partition: Option<i32>) -> Result<(i32, i64)> {
         let p = self.choose_partition(topic, &record, partition)?;
+        if self.txn.is_some() {
+            let offset =
+                self.session()?
+                    .send(&self.broker, topic, p, std::slice::from_ref(&record))?;
+            return Ok((p, offset));
+        }
         let info = self
             .broker
             .produce(topic, p, std::slice::from_ref(&record))?;
@@ -59,9 +128,13 @@ impl Producer {
         }
         let mut out = vec![(0, 0); total];
         for (p, (indexes, recs)) in by_partition {
-            let info = self.broker.produce(topic, p, &recs)?;
+            let base_offset = if self.txn.is_some() {
+                self.session()?.send(&self.broker, topic, p, &recs)?
+            } else {
+                self.broker.produce(topic, p, &recs)?.base_offset
+            };
             for (k, i) in indexes.into_iter().enumerate() {
-                out[i] = (p, info.base_offset + k as i64);
+                out[i] = (p, base_offset + k as i64);
             }
         }
         Ok(out)

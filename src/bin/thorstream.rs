@@ -66,6 +66,14 @@ struct Args {
     /// [default: 86400000]
     #[arg(long)]
     producer_id_expiration_ms: Option<u64>,
+    /// The longest transaction timeout a transactional producer may ask for, in ms (Kafka's
+    /// transaction.max.timeout.ms) [default: 900000]
+    #[arg(long)]
+    transaction_max_timeout_ms: Option<u32>,
+    /// Forget a transactional id with no transaction this long, in ms (Kafka's
+    /// transactional.id.expiration.ms) [default: 604800000]
+    #[arg(long)]
+    transactional_id_expiration_ms: Option<u64>,
     /// Most partitions, all topics together, this broker will create (each keeps ~4 open files
     /// per segment: raise `ulimit -n` with it) [default: 4096]
     #[arg(long)]
@@ -114,6 +122,8 @@ struct FileConfig {
     connection_idle_ms: Option<u64>,
     request_read_timeout_ms: Option<u64>,
     producer_id_expiration_ms: Option<u64>,
+    transaction_max_timeout_ms: Option<u32>,
+    transactional_id_expiration_ms: Option<u64>,
     max_partitions: Option<u32>,
     log_cleaner_backoff_ms: Option<u64>,
     log_cleaner_enable: Option<bool>,
@@ -217,6 +227,18 @@ fn run(args: Args) -> Result<(), String> {
         .or(file.producer_id_expiration_ms)
     {
         broker_config.producer_id_expiration_ms = v;
+    }
+    if let Some(v) = args
+        .transaction_max_timeout_ms
+        .or(file.transaction_max_timeout_ms)
+    {
+        broker_config.transaction_max_timeout_ms = v;
+    }
+    if let Some(v) = args
+        .transactional_id_expiration_ms
+        .or(file.transactional_id_expiration_ms)
+    {
+        broker_config.transactional_id_expiration_ms = v;
     }
     if let Some(v) = args.max_partitions.or(file.max_partitions) {
         broker_config.max_partitions = v;

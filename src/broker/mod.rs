@@ -30,7 +30,7 @@ mod produce;
 mod read;
 pub mod topic;
 mod topics;
-mod txn;
+pub(crate) mod txn;
 mod txn_offsets;
 pub mod wait;
 
@@ -108,6 +108,8 @@ struct Inner {
     partition_admission: Mutex<()>,
     /// (next producer id to hand out, end of the durably reserved block).
     producer_ids: Mutex<(i64, i64)>,
+    /// The transaction coordinator (`txn/`), its state log and marker writing.
+    txn: txn::TxnService,
 }
 
 impl Inner {
@@ -156,6 +158,8 @@ impl Broker {
                 .map_err(|e| Error::Metadata(format!("{}: {e}", marker.display())))?;
             sync_dir(&dir)?;
         }
+        let txn =
+            txn::TxnService::open(&dir, config.fsync, txn_config(&config), Arc::clone(&waits))?;
         let group_config = group_config(&config);
         let inner = Arc::new(Inner {
             config,
@@ -177,6 +181,7 @@ impl Broker {
                     .unwrap_or(0);
                 (end, end)
             }),
+            txn,
         });
         let mut threads = vec![wait::spawn_timer(Arc::clone(&inner.waits))?];
         let f = Arc::clone(&inner);
@@ -199,11 +204,30 @@ impl Broker {
             inner.config.fsync,
             inner.topics.read().map(|t| t.len()).unwrap_or(0)
         );
-        Ok(Broker {
+        let broker = Broker {
             inner,
             threads: Mutex::new(threads),
             closed: AtomicBool::new(false),
-        })
+        };
+        // Before any client: decided transactions complete, undecided ones abort.
+        broker.inner.txn.recover(&broker)?;
+        let t = broker.internal_handle();
+        let txn_thread = spawn("thorstream-txn", move || t.inner.txn.run_thread(&t))?;
+        if let Ok(mut threads) = broker.threads.lock() {
+            threads.push(txn_thread);
+        }
+        Ok(broker)
+    }
+
+    /// A second handle on this broker for its own threads (the txn thread calls `Broker`
+    /// methods): it shares the state but owns no thread and never closes the broker (it is
+    /// born closed, so its drop does nothing).
+    fn internal_handle(&self) -> Broker {
+        Broker {
+            inner: Arc::clone(&self.inner),
+            threads: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(true),
+        }
     }
 
     pub fn config(&self) -> &BrokerConfig {
@@ -260,8 +284,12 @@ impl Broker {
                 let _ = t.join();
             }
         }
-        let topics = self.inner.topics_snapshot();
         let mut result = Ok(());
+        if let Err(e) = self.inner.txn.close() {
+            log::error!("closing the transaction state log: {e}");
+            result = Err(e);
+        }
+        let topics = self.inner.topics_snapshot();
         for t in topics {
             let parts = t.partitions_snapshot();
             for p in parts {
@@ -315,6 +343,16 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
 
 #[cfg(test)]
 mod tests;
+
+/// The transaction coordinator's settings taken from the broker's.
+fn txn_config(config: &BrokerConfig) -> txn::effects::TxnConfig {
+    txn::effects::TxnConfig {
+        transaction_max_timeout_ms: i32::try_from(config.transaction_max_timeout_ms)
+            .unwrap_or(i32::MAX),
+        transactional_id_expiration_ms: i64::try_from(config.transactional_id_expiration_ms)
+            .unwrap_or(i64::MAX),
+    }
+}
 
 /// The coordinator's settings taken from the broker's.
 fn group_config(config: &BrokerConfig) -> GroupConfig {

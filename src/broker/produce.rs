@@ -83,7 +83,33 @@ impl Broker {
         if settings.rules.log_append_time && !info.duplicate {
             info.log_append_time_ms = now;
         }
-        match settings.fsync {
+        self.appended_to(p, settings.fsync, &info);
+        Ok(info)
+    }
+
+    /// Appends a transaction's commit or abort marker for `producer_id` (coordinator epoch 0:
+    /// one broker), marked for the flusher and announced to waiters as any append.
+    pub(crate) fn append_marker(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Result<AppendInfo> {
+        let p = self.partition(topic, partition)?;
+        let fsync = p.fsync();
+        let info = p
+            .log()?
+            .append_marker(producer_id, producer_epoch, commit, 0, now_ms())?;
+        self.appended_to(&p, fsync, &info);
+        Ok(info)
+    }
+
+    /// After an append: marks the partition for the flusher per its fsync policy and fires
+    /// its wait-set event if the high watermark moved.
+    fn appended_to(&self, p: &Arc<Partition>, fsync: FsyncPolicy, info: &AppendInfo) {
+        match fsync {
             FsyncPolicy::Always => self.inner.flusher.mark(p, Instant::now()),
             FsyncPolicy::Interval(ms) => self
                 .inner
@@ -98,7 +124,6 @@ impl Broker {
                 .waits
                 .event(&WaitKey::partition(&p.topic, p.index));
         }
-        Ok(info)
     }
 
     /// True once `offset` is below the high watermark (readable, and durable under `always`).

@@ -183,6 +183,12 @@ pub struct BrokerConfig {
     /// An idempotent producer idle this long (by its newest batch timestamp) is forgotten
     /// (Kafka's `producer.id.expiration.ms`).
     pub producer_id_expiration_ms: u64,
+    /// The longest `transaction.timeout.ms` a transactional producer may ask for (Kafka's
+    /// `transaction.max.timeout.ms`); InitProducerId over it is INVALID_TRANSACTION_TIMEOUT.
+    pub transaction_max_timeout_ms: u32,
+    /// A transactional id with no transaction for this long is forgotten (Kafka's
+    /// `transactional.id.expiration.ms`).
+    pub transactional_id_expiration_ms: u64,
     /// Most partitions (all topics together) this broker will hold; CreateTopics and
     /// CreatePartitions beyond it fail with INVALID_PARTITIONS. Each partition keeps about four
     /// open files per segment, so raise `ulimit -n` along with it.
@@ -220,6 +226,8 @@ impl Default for BrokerConfig {
             produce_timeout_ms: 30_000,
             offsets_retention_minutes: 7 * 24 * 60,
             producer_id_expiration_ms: 24 * 3600 * 1000,
+            transaction_max_timeout_ms: 900_000,
+            transactional_id_expiration_ms: 7 * 24 * 3600 * 1000,
             max_partitions: crate::limits::DEFAULT_PARTITIONS_MAX,
             log_cleaner_backoff_ms: 15_000,
             log_cleaner_enable: true,

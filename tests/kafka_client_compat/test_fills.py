@@ -1,5 +1,5 @@
 """Protocol fills found missing by real clients: the committed leader epoch, ListOffsets
-v7+ special timestamps, InitProducerId with a transactional id, DescribeLogDirs and
+v7+ special timestamps, DescribeLogDirs and
 DescribeProducers, the initial rebalance delay (the broker runs with Kafka's default, 3 s)."""
 
 import time
@@ -46,22 +46,6 @@ def test_ck_list_offsets_max_timestamp(clients, topic_name):
     assert (got.offset, got.timestamp) == (1, 5_000)
     latest = admin.list_offsets({tp: OffsetSpec.latest()})[tp].result(timeout=ADMIN_TIMEOUT_S)
     assert latest.offset == 3
-
-
-def test_ck_init_transactions_fails_fast_with_a_fatal_error(clients):
-    """Transactions are not supported: init_transactions must fail with a fatal, non-retriable
-    error instead of retrying until its own timeout (it used to spin for the whole timeout)."""
-    p = clients.ck_producer({"transactional.id": "fills-txn", "enable.idempotence": True})
-    timeout_s = 60
-    started = time.monotonic()
-    with pytest.raises(KafkaException) as raised:
-        p.init_transactions(timeout_s)
-    elapsed = time.monotonic() - started
-    err = raised.value.args[0]
-    assert err.code() != KafkaError._TIMED_OUT, f"retried until the timeout: {err}"
-    assert err.fatal(), f"expected a fatal error, got {err}"
-    assert err.code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, err
-    assert elapsed < timeout_s, "returned only at its own timeout"
 
 
 def test_kp_describe_log_dirs_lists_the_topic(clients, topic_name):

@@ -406,6 +406,34 @@ impl TxnCoordinator {
             .collect()
     }
 
+    /// The earliest time `tick` has something to do (a transaction's timeout passing, an
+    /// idle id expiring), if any: the txn thread sleeps until then.
+    pub(crate) fn next_deadline_ms(&self) -> Option<i64> {
+        self.entries.values().filter_map(|e| self.deadline(e)).min()
+    }
+
+    /// When `tick` will have something to do for `id`, if ever.
+    pub(crate) fn deadline_ms(&self, id: &str) -> Option<i64> {
+        self.entries.get(id).and_then(|e| self.deadline(e))
+    }
+
+    fn deadline(&self, e: &Entry) -> Option<i64> {
+        if !e.durable || e.pending.is_some() {
+            return None;
+        }
+        let m = &e.meta;
+        if m.state == TxnState::Ongoing {
+            Some(m.txn_start_ms.saturating_add(i64::from(m.timeout_ms)) + 1)
+        } else if m.state.is_idle() {
+            Some(
+                m.last_update_ms
+                    .saturating_add(self.config.transactional_id_expiration_ms),
+            )
+        } else {
+            None
+        }
+    }
+
     /// Start-up: applies one record of the state log, in log order.
     pub(crate) fn replay(&mut self, record: TxnRecord) {
         match record.value {

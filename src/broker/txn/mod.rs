@@ -7,19 +7,30 @@
 //!   completion, timeouts and id expiration, replay and recovery;
 //! - `effects.rs`: what it hands back (replies, steps, markers) and its config;
 //! - `record.rs`: the versioned state-log record (bytes documented there) and the recovery
-//!   rule.
+//!   rule;
+//! - `service.rs`: the broker's shell (locks, the state log `__transactions.meta`, its fsync
+//!   policy); `markers.rs`: completing a decision (markers, group offsets, `Complete*`);
+//!   `thread.rs`: recovery, the orphan sweep and the `thorstream-txn` thread; `api.rs`: the
+//!   `Broker` methods both faces call.
 //!
 //! Invariants: a reply is given only for a state whose record is durable; at most one
 //! transition per id is pending; an id's epoch never decreases while its producer id stays;
 //! after `recover` no transaction is `Ongoing`.
 
-// Nothing outside the tests calls it yet: wired in by issue 14's handlers.
-#![cfg_attr(not(test), allow(dead_code))]
-
+mod api;
 pub(crate) mod coordinator;
 pub(crate) mod effects;
+pub(crate) mod job;
+pub(crate) mod markers;
 pub(crate) mod record;
+pub(crate) mod service;
 pub(crate) mod state;
+mod thread;
+
+pub(crate) use effects::ProducerIdAndEpoch;
+pub(crate) use job::Progress;
+pub(crate) use service::TxnService;
+pub(crate) use state::{TxnMetadata, TxnState};
 
 #[cfg(test)]
 mod prop_tests;

@@ -32,6 +32,9 @@ pub enum WaitKey {
     /// The committed-offsets file was fsynced (commits written before it are durable), or an
     /// fsync of it failed (`OffsetStore`).
     Offsets,
+    /// The transaction coordinator has new work for its thread (a marker write to finish, an
+    /// earlier deadline): `broker::txn::service`.
+    TxnCoordinator,
 }
 
 impl WaitKey {

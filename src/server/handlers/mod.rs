@@ -18,6 +18,7 @@ pub mod metadata;
 pub mod offsets;
 pub mod produce;
 pub mod table;
+pub mod txn;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -76,6 +77,8 @@ pub enum Delayed {
     Produce(produce::PendingAcks),
     Group(groups::PendingGroup),
     OffsetCommit(offsets::PendingCommit),
+    /// EndTxn or InitProducerId waiting for a transaction to complete.
+    Txn(txn::PendingTxn),
 }
 
 /// Runs a decoded request's handler from the API table (`table::APIS`).
@@ -103,6 +106,7 @@ pub fn retry(
         Delayed::Produce(p) => produce::retry(ctx, p, deadline, woke),
         Delayed::Group(p) => groups::retry(ctx, v, p, woke),
         Delayed::OffsetCommit(p) => offsets::retry(ctx, p, deadline, woke),
+        Delayed::Txn(p) => txn::retry(ctx, p, deadline, woke),
     }
 }
 

@@ -30,7 +30,6 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use super::init_producer_id::{TRANSACTIONS_REFUSED, transactions_refused_message};
 use super::{Delayed, Outcome};
 use crate::broker::offset_store::WriteSeq;
 use crate::broker::wait::{WaitKey, Wake};
@@ -53,9 +52,6 @@ pub struct PendingCommit {
     written: Vec<(usize, usize)>,
 }
 
-/// FindCoordinator's key type of a transactional id (0 is a group).
-const TRANSACTION_COORDINATOR: i8 = 1;
-
 const COORDINATOR_NOT_AVAILABLE: i16 =
     kafka_protocol::error::ResponseError::CoordinatorNotAvailable.code();
 const UNSTABLE_OFFSET_COMMIT: i16 =
@@ -66,37 +62,20 @@ pub fn find_coordinator(ctx: &Ctx, version: i16, req: FindCoordinatorRequest) ->
     let host = StrBytes::from_string(ctx.config.advertised_host.clone());
     let port = i32::from(ctx.config.advertised_port);
     let mut resp = FindCoordinatorResponse::default();
-    // No transaction coordinator: refused as `init_producer_id.rs` explains.
-    let transaction = req.key_type == TRANSACTION_COORDINATOR;
+    // Groups and transactional ids (key type 1) alike: this node coordinates them all.
     if version >= 4 {
         resp = resp.with_coordinators(
             req.coordinator_keys
                 .iter()
                 .map(|k| {
-                    let c = Coordinator::default().with_key(k.clone());
-                    if transaction {
-                        c.with_node_id(BrokerId(-1))
-                            .with_port(-1)
-                            .with_error_code(TRANSACTIONS_REFUSED)
-                            .with_error_message(Some(StrBytes::from_string(
-                                transactions_refused_message(k),
-                            )))
-                    } else {
-                        c.with_node_id(BrokerId(node))
-                            .with_host(host.clone())
-                            .with_port(port)
-                    }
+                    Coordinator::default()
+                        .with_key(k.clone())
+                        .with_node_id(BrokerId(node))
+                        .with_host(host.clone())
+                        .with_port(port)
                 })
                 .collect(),
         );
-    } else if transaction {
-        resp = resp
-            .with_node_id(BrokerId(-1))
-            .with_port(-1)
-            .with_error_code(TRANSACTIONS_REFUSED)
-            .with_error_message(Some(StrBytes::from_string(transactions_refused_message(
-                &req.key,
-            ))));
     } else {
         resp = resp
             .with_node_id(BrokerId(node))

@@ -24,7 +24,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
 use super::Ctx;
 use super::{
     Outcome, admin, api_versions, configs, describe_log_dirs, describe_producers, fetch, groups,
-    init_producer_id, list_offsets, metadata, offsets, produce,
+    init_producer_id, list_offsets, metadata, offsets, produce, txn,
 };
 use crate::protocol::request::{self, DecodeError, DecodedRequest};
 
@@ -92,7 +92,12 @@ pub const APIS: &[Api] = &[
     api!(ListGroups,       0..=5,  |ctx, _, r, _| groups::list_groups(ctx, r)),
     api!(DeleteGroups,     0..=2,  |ctx, _, r, _| groups::delete_groups(ctx, r)),
     api!(OffsetDelete,     0..=0,  |ctx, _, r, _| groups::offset_delete(ctx, r)),
-    api!(InitProducerId,   0..=5,  |ctx, _, r, _| init_producer_id::handle(ctx, r)),
+    api!(InitProducerId,   0..=5,  |ctx, h, r, _| init_producer_id::handle(ctx, v(h), r)),
+    api!(AddPartitionsToTxn, 0..=3, |ctx, h, r, _| txn::add_partitions_to_txn(ctx, v(h), r)),
+    api!(AddOffsetsToTxn,  0..=4,  |ctx, h, r, _| txn::add_offsets_to_txn(ctx, v(h), r)),
+    api!(EndTxn,           0..=4,  |ctx, h, r, _| txn::end_txn(ctx, v(h), r)),
+    api!(DescribeTransactions, 0..=0, |ctx, _, r, _| txn::describe_transactions(ctx, r)),
+    api!(ListTransactions, 0..=1,  |ctx, _, r, _| txn::list_transactions(ctx, r)),
     api!(DescribeLogDirs,  0..=4,  |ctx, _, r, _| describe_log_dirs::handle(ctx, r)),
     api!(DescribeProducers, 0..=0, |ctx, _, r, _| describe_producers::handle(ctx, r)),
 ];
