@@ -120,6 +120,7 @@ impl From<BatchError> for Error {
             BatchError::TooLarge { .. } => Error::RecordTooLarge(e),
             BatchError::UnsupportedMagic(_) => Error::UnsupportedMessageFormat(e),
             BatchError::Empty => Error::InvalidRecord(e.to_string()),
+            BatchError::ControlBatchFromClient => Error::InvalidRecord(e.to_string()),
             BatchError::InvalidTimestamp(m) => Error::InvalidTimestamp(m),
             _ => Error::CorruptRecord(e),
         }

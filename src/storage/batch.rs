@@ -52,6 +52,10 @@ pub enum BatchError {
     /// A CreateTime timestamp outside the topic's bounds (`storage::validator`).
     #[error("{0}")]
     InvalidTimestamp(String),
+    /// A produced control batch: only the broker writes transaction markers (Kafka's
+    /// `LogValidator`, INVALID_RECORD).
+    #[error("Clients are not allowed to write control records")]
+    ControlBatchFromClient,
 }
 
 /// The parsed fixed header of one batch.

@@ -14,7 +14,9 @@
 //!   a request passed on unchanged is validated once, by `PartitionLog::append`;
 //!   compressed bodies were counted by `check_compressed_record_counts` before this runs;
 //! - timestamps are checked on the batch's first (base) and max timestamps, not record by
-//!   record (Kafka checks each record; a v2 producer's records lie between the two).
+//!   record (Kafka checks each record; a v2 producer's records lie between the two);
+//! - a control batch (transaction marker) is refused: only the broker writes them
+//!   (`PartitionLog::append_marker`), as Kafka refuses them from clients.
 
 use std::borrow::Cow;
 use std::io::Write;
@@ -119,15 +121,16 @@ pub fn prepare<'a>(
                 available: batches.len() - pos,
             });
         }
-        if !header.is_control() {
-            if !rules.log_append_time
-                && let Err(e) = check_timestamps(&header, rules, now_ms)
-            {
-                validate_batch(&batches[pos..])?;
-                return Err(e);
-            }
-            changes |= rules.log_append_time || recompress_to(&header, rules).is_some();
+        if header.is_control() {
+            return Err(BatchError::ControlBatchFromClient);
         }
+        if !rules.log_append_time
+            && let Err(e) = check_timestamps(&header, rules, now_ms)
+        {
+            validate_batch(&batches[pos..])?;
+            return Err(e);
+        }
+        changes |= rules.log_append_time || recompress_to(&header, rules).is_some();
         pos += total;
         headers.push(header);
     }
@@ -146,10 +149,6 @@ pub fn prepare<'a>(
         let bytes = &batches[pos..pos + total];
         pos += total;
         let start = out.len();
-        if header.is_control() {
-            out.extend_from_slice(bytes);
-            continue;
-        }
         match recompress_to(&header, rules) {
             Some(target) => {
                 let body = &bytes[BATCH_HEADER_BYTES..];
@@ -302,6 +301,21 @@ mod tests {
     /// An uncompressed batch of three small records (as `make_batch` frames them).
     fn batch(ts: i64) -> Vec<u8> {
         make_batch(3, &[], ts)
+    }
+
+    #[test]
+    fn a_produced_control_batch_is_refused() {
+        let marker = crate::storage::control::marker_batch(
+            1,
+            0,
+            crate::storage::control::ControlType::Commit,
+            0,
+            5,
+        );
+        assert!(matches!(
+            prepare(&marker, &ProduceRules::default(), 5),
+            Err(BatchError::ControlBatchFromClient)
+        ));
     }
 
     #[test]
