@@ -117,6 +117,16 @@ pub trait BrokerInternals {
     /// Ends a producer's transactional offsets for a group, as the transaction coordinator
     /// does when it writes the markers (`Broker::complete_txn_offsets`).
     fn complete_txn_offsets(&self, group: &str, producer_id: i64, commit: bool) -> Result<()>;
+    /// Appends a commit or abort marker for a producer, as the transaction coordinator does
+    /// (`Broker::append_marker`; a produced control batch is refused).
+    fn append_marker(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Result<crate::storage::AppendInfo>;
 }
 
 impl BrokerInternals for Broker {
@@ -140,6 +150,16 @@ impl BrokerInternals for Broker {
     }
     fn complete_txn_offsets(&self, group: &str, producer_id: i64, commit: bool) -> Result<()> {
         Broker::complete_txn_offsets(self, group, producer_id, commit)
+    }
+    fn append_marker(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Result<crate::storage::AppendInfo> {
+        Broker::append_marker(self, topic, partition, producer_id, producer_epoch, commit)
     }
 }
 

@@ -4,7 +4,7 @@
 //! transactions list), TxnOffsetCommit's pending offsets (invisible to OffsetFetch until the
 //! coordinator's end, `require_stable`, fences, a reopen), and the embedded Consumer's
 //! read_committed. Transactional batches and markers are appended through the broker's
-//! storage API (`Broker::append` of `encode_transactional_batch` / `marker_batch` bytes), the
+//! storage API (`Broker::append` of `encode_transactional_batch` bytes, `BrokerInternals::append_marker`), the
 //! coordinator's part by `BrokerInternals::complete_txn_offsets`.
 
 mod common;
@@ -32,7 +32,6 @@ use thorstream::internals::BrokerInternals;
 use thorstream::internals::protocol::records::{
     TxnProducer, decode_committed, encode_batch, encode_transactional_batch,
 };
-use thorstream::internals::storage::control::{ControlType, marker_batch};
 use thorstream::{
     Broker, Consumer, FsyncPolicy, IsolationLevel, Record, TopicConfig, TopicPartition,
 };
@@ -87,14 +86,7 @@ fn plain(b: &Broker, value: &str, ts: i64) -> i64 {
 }
 
 fn marker(b: &Broker, pid: i64, commit: bool) -> i64 {
-    let kind = if commit {
-        ControlType::Commit
-    } else {
-        ControlType::Abort
-    };
-    b.append("t", 0, &marker_batch(pid, 0, kind, 0, 1_000))
-        .unwrap()
-        .base_offset
+    b.append_marker("t", 0, pid, 0, commit).unwrap().base_offset
 }
 
 fn fetch(fx: &Fixture, offset: i64, isolation: i8, max_wait_ms: i32) -> PartitionData {

@@ -263,7 +263,6 @@ mod tests {
     use super::*;
     use crate::config::{BrokerConfig, FsyncPolicy};
     use crate::protocol::records::{TxnProducer, encode_batch, encode_transactional_batch};
-    use crate::storage::control::{ControlType, marker_batch};
     use crate::types::Record;
 
     #[test]
@@ -297,8 +296,7 @@ mod tests {
             b.fetch_progress("t", 0, &committed),
             FetchProgress::Bytes(0)
         );
-        let marker = marker_batch(9, 0, ControlType::Commit, 0, 1);
-        b.append("t", 0, &marker).expect("append");
+        b.append_marker("t", 0, 9, 0, true).expect("append");
         let hw = b.fetch_progress("t", 0, &uncommitted);
         assert_eq!(b.fetch_progress("t", 0, &committed), hw);
         assert!(matches!(hw, FetchProgress::Bytes(n) if n > 0));
