@@ -102,6 +102,19 @@ def end_offset(c, topic, partition=0):
     return c.get_watermark_offsets(TopicPartition(topic, partition), timeout=10, cached=False)[1]
 
 
+def wait_end(c, topic, offset, partition=0):
+    """Waits until the consumer's end offset (read_committed: the LSO) is `offset`. Kafka answers
+    EndTxn once its decision is logged and writes the markers after, so the LSO (and the
+    group's offsets) move a moment after commit_transaction()/abort_transaction() return."""
+    wait_until(lambda: end_offset(c, topic, partition) == offset, timeout=OP_TIMEOUT_S,
+               what=f"end offset of {topic}-{partition} == {offset}")
+
+
+def wait_committed(c, topic, offset, partition=0):
+    wait_until(lambda: committed_offset(c, topic, partition) == offset, timeout=OP_TIMEOUT_S,
+               what=f"committed offset of {topic}-{partition} == {offset}")
+
+
 def vals(prefix, n):
     return [f"{prefix}-{i}".encode() for i in range(n)]
 
@@ -120,10 +133,10 @@ def test_committed_transaction_is_visible_to_both_isolation_levels(clients, topi
 
     # 5 records + 1 commit marker: the high watermark is 6, and so is the LSO.
     rc = consumer(clients, "read_committed")
+    wait_end(rc, topic_name, 6)
     got, eof = read_to_eof(rc, topic_name, start=0)
     assert got == vals("c", 5)
     assert eof == 6, "read_committed reaches the end past the commit marker"
-    assert end_offset(rc, topic_name) == 6
 
     ru = consumer(clients, "read_uncommitted")
     got, eof = read_to_eof(ru, topic_name, start=0)
@@ -146,10 +159,10 @@ def test_aborted_transaction_is_invisible_to_read_committed_visible_to_read_unco
     p.abort_transaction(OP_TIMEOUT_S)
 
     rc = consumer(clients, "read_committed")
+    wait_end(rc, topic_name, 12)
     got, eof = read_to_eof(rc, topic_name, start=0)
     assert got == vals("c", 3), "only the committed transaction's records"
     assert eof == 12
-    assert end_offset(rc, topic_name) == 12
 
     ru = consumer(clients, "read_uncommitted")
     got, eof = read_to_eof(ru, topic_name, start=0)
@@ -184,10 +197,10 @@ def test_open_transaction_holds_back_the_last_stable_offset(clients, topic_name)
     assert end_offset(rc, topic_name) == 2, "ListOffsets read_committed answers the LSO"
 
     p.commit_transaction(OP_TIMEOUT_S)                          # commit marker at 7
+    wait_end(rc, topic_name, 8)
     got, eof = read_to_eof(rc, topic_name)
     assert got == vals("t", 3) + vals("after", 2)
     assert eof == 8
-    assert end_offset(rc, topic_name) == 8
 
 
 def committed_offset(c, topic, partition=0, timeout=10):
@@ -242,8 +255,9 @@ def test_consume_transform_produce_commits_offsets_only_with_the_transaction(
     out, eof = read_to_eof(out_reader, dst, start=0)
     assert out == [] and eof == 0
     p.commit_transaction(OP_TIMEOUT_S)
-    assert committed_offset(checker, src) == 6
+    wait_committed(checker, src, 6)
     assert committed_offset(stable_checker, src) == 6
+    wait_end(out_reader, dst, 7)
     out, eof = read_to_eof(out_reader, dst)
     assert out == [v.upper() for v in vals("in", 6)]
     assert eof == 7
@@ -252,19 +266,21 @@ def test_consume_transform_produce_commits_offsets_only_with_the_transaction(
     got = process(4)
     assert got == vals("in", 10)[6:]
     p.abort_transaction(OP_TIMEOUT_S)
+    wait_end(out_reader, dst, 12)          # 4 aborted records + the abort marker
+    assert committed_offset(stable_checker, src) == 6, "resolved: stable again, unchanged"
     assert committed_offset(checker, src) == 6
-    assert committed_offset(stable_checker, src) == 6
     out, eof = read_to_eof(out_reader, dst)
-    assert out == [] and eof == 12, "4 aborted records + the abort marker, none visible"
+    assert out == [] and eof == 12, "none of the aborted records visible"
     app.seek(TopicPartition(src, 0, 6))
     got = process(4)
     assert got == vals("in", 10)[6:]
     p.commit_transaction(OP_TIMEOUT_S)
-    assert committed_offset(checker, src) == 10
+    wait_committed(checker, src, 10)
     assert committed_offset(stable_checker, src) == 10
 
     # Exactly once: every input's copy once, in order, nothing of the aborted attempt.
     fresh = consumer(clients, "read_committed")
+    wait_end(fresh, dst, 17)
     out, eof = read_to_eof(fresh, dst, start=0)
     assert out == [v.upper() for v in vals("in", 10)]
     assert eof == 17
@@ -289,6 +305,7 @@ def test_second_producer_with_same_transactional_id_fences_the_first(clients, to
     second.commit_transaction(OP_TIMEOUT_S)
 
     rc = consumer(clients, "read_committed")
+    wait_end(rc, topic_name, 7)
     got, eof = read_to_eof(rc, topic_name, start=0)
     assert got == vals("new", 2), "nothing of the fenced producer's transaction"
     ru = consumer(clients, "read_uncommitted")
@@ -300,8 +317,9 @@ def test_second_producer_with_same_transactional_id_fences_the_first(clients, to
 def test_transaction_left_open_past_its_timeout_is_aborted_by_the_broker(clients, topic_name):
     create_topic(clients, topic_name)
     txn_id = f"timeout-{uuid.uuid4().hex[:8]}"
-    p = txn_producer(clients, txn_id, **{"transaction.timeout.ms": 2000,
-                                         "message.timeout.ms": 2000})
+    # (librdkafka wants socket.timeout.ms <= transaction.timeout.ms + 100)
+    p = txn_producer(clients, txn_id, **{"transaction.timeout.ms": 3000,
+                                         "message.timeout.ms": 3000, "socket.timeout.ms": 3000})
     p.begin_transaction()
     produce_sync(p, topic_name, vals("late", 3))                 # offsets 0-2
     ru = consumer(clients, "read_uncommitted")
@@ -330,6 +348,7 @@ def test_transaction_left_open_past_its_timeout_is_aborted_by_the_broker(clients
     q.begin_transaction()
     produce_sync(q, topic_name, vals("ok", 1))
     q.commit_transaction(OP_TIMEOUT_S)
+    wait_end(rc, topic_name, 6)            # 4 + the record + its commit marker
     got, _ = read_to_eof(rc, topic_name)
     assert got == vals("ok", 1)
 
@@ -465,6 +484,7 @@ def test_kafkajs_transaction_commit_and_abort(kjs, clients, topic_name):
     assert kjs.read(topic_name, 5, read_uncommitted=True) == vals("a", 3) + vals("c", 2)
     # librdkafka agrees on what is in the log.
     rc = consumer(clients, "read_committed")
+    wait_end(rc, topic_name, 7)
     got, eof = read_to_eof(rc, topic_name, start=0)
     assert got == vals("c", 2) and eof == 7
 
@@ -501,20 +521,23 @@ def test_kafkajs_send_offsets_commit_then_abort(kjs, clients, make_topic_name, g
     p.cmd("sendOffsets", groupId=group_id, topic=src, partition=0, offset=3)
     assert committed_offset(checker, src) == OFFSET_INVALID, "pending until the commit"
     p.cmd("commit")
-    assert committed_offset(checker, src) == 3
+    wait_committed(checker, src, 3)
     assert kjs.run("group-offsets", groupId=group_id, topic=src)["offsets"] == {"0": 3}
 
     p.cmd("begin")
     p.cmd("send", topic=dst, values=[v.decode().upper() for v in vals("in", 5)[3:]])
     p.cmd("sendOffsets", groupId=group_id, topic=src, partition=0, offset=5)
     p.cmd("abort")
-    assert committed_offset(checker, src) == 3, "an aborted transaction's offsets are dropped"
+    rc = consumer(clients, "read_committed")
+    wait_end(rc, dst, 7)                   # 3 + commit marker + 2 aborted + abort marker
+    stable = consumer(clients, "read_committed", **{"group.id": group_id})
+    assert committed_offset(stable, src) == 3, "an aborted transaction's offsets are dropped"
 
     p.cmd("begin")
     p.cmd("send", topic=dst, values=[v.decode().upper() for v in vals("in", 5)[3:]])
     p.cmd("sendOffsets", groupId=group_id, topic=src, partition=0, offset=5)
     p.cmd("commit")
-    assert committed_offset(checker, src) == 5
-    rc = consumer(clients, "read_committed")
+    wait_committed(checker, src, 5)
+    wait_end(rc, dst, 10)
     got, _ = read_to_eof(rc, dst, start=0)
     assert got == [v.upper() for v in vals("in", 5)], "each output once, none of the aborted"
