@@ -324,6 +324,18 @@ impl Txns {
     }
 
     fn commit(&mut self, producer: &BaseProducer<ArcDeliveries>) -> Result<()> {
+        // Deliveries first, served here 1 ms at a time: commit_transaction's own flush cannot
+        // serve them (BaseProducer uses librdkafka's event API), and rust-rdkafka's flush
+        // polls in 100 ms slices that do not end early; either capped a producer at ~10
+        // transactions/s whatever the broker (Kafka 4.4 included). The last records of a
+        // transaction still wait out linger.ms before they are sent.
+        let deadline = Instant::now() + TXN_CALL_TIMEOUT;
+        while producer.in_flight_count() > 0 {
+            if Instant::now() >= deadline {
+                bail!("deliveries of the transaction not complete after {TXN_CALL_TIMEOUT:?}");
+            }
+            producer.poll(Duration::from_millis(1));
+        }
         producer
             .commit_transaction(TXN_CALL_TIMEOUT)
             .context("commit_transaction")?;
