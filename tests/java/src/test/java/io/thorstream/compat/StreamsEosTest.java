@@ -63,6 +63,11 @@ class StreamsEosTest {
             }
         }
 
+        /** End offsets: the LSO under read_committed, the high watermark under read_uncommitted. */
+        Map<TopicPartition, Long> ends() {
+            return consumer.endOffsets(consumer.assignment());
+        }
+
         Map<String, Long> latest() {
             Map<String, Long> m = new TreeMap<>();
             perKey.forEach((k, v) -> m.put(k, v.get(v.size() - 1)));
@@ -116,6 +121,13 @@ class StreamsEosTest {
         return t;
     }
 
+    /** Some output partition has records above its LSO: a transaction with output is open. */
+    static boolean openTransaction(OutputReader committed, OutputReader uncommitted) {
+        Map<TopicPartition, Long> lso = committed.ends();
+        Map<TopicPartition, Long> hw = uncommitted.ends();
+        return hw.entrySet().stream().anyMatch(e -> e.getValue() > lso.getOrDefault(e.getKey(), Long.MAX_VALUE));
+    }
+
     static ChildJvm startStreams(ThorstreamBroker broker, String appId, String in, String out, Path stateDir) {
         ChildJvm jvm = ChildJvm.start(StreamsEosMain.class.getName(),
                 List.of(broker.bootstrap(), appId, in, out, stateDir.toString()));
@@ -166,9 +178,9 @@ class StreamsEosTest {
                 // 2. SIGKILL the Streams instance while it processes (its transaction open).
                 long seen = uncommitted.records;
                 Thread input = pacedInput(broker.bootstrap(), in, 200, expected, failure);
-                Wait.until("Streams writes output of the second batch", T, () -> {
+                Wait.until("Streams writes output of the second batch, in an open transaction", T, () -> {
                     uncommitted.poll();
-                    return uncommitted.records > seen + 100;
+                    return uncommitted.records > seen + 100 && openTransaction(committed, uncommitted);
                 });
                 streams.kill9();
                 streams = startStreams(broker, appId, in, out, stateDir);
@@ -178,15 +190,16 @@ class StreamsEosTest {
                 // 3. SIGKILL the broker mid-stream; restart it on the same data dir.
                 long seen2 = uncommitted.records;
                 input = pacedInput(broker.bootstrap(), in, 200, expected, failure);
-                Wait.until("Streams writes output of the third batch", T, () -> {
+                Wait.until("Streams writes output of the third batch, in an open transaction", T, () -> {
                     uncommitted.poll();
-                    return uncommitted.records > seen2 + 100;
+                    return uncommitted.records > seen2 + 100 && openTransaction(committed, uncommitted);
                 });
                 broker.kill9();
                 broker.start();
                 join(input, failure);
                 awaitCounts(committed, expected, streams, "after the broker's SIGKILL");
                 uncommitted.readToEnd();
+                // More under read_uncommitted: output of transactions the kills aborted, redone.
                 System.out.println("output records: read_uncommitted " + uncommitted.records
                         + ", read_committed " + committed.records);
             } finally {
