@@ -5,9 +5,11 @@ One confluent-kafka transactional producer (one transactional.id for the whole r
 transactions back to back on a 2-partition topic: each writes 1-40 records alternating between
 the partitions, then commits (80%) or aborts (20%). Each value names its transaction, its index
 and the transaction's size (`t<txn>-<i>-<size>`). A read_committed consumer reads both
-partitions the whole time. In every cycle a timer thread SIGKILLs the broker at a random moment
+partitions the whole time. In most cycles a timer thread SIGKILLs the broker at a random moment
 (sometimes again while it recovers) and restarts it on the same data directory; the call the
-producer was in (produce, commit, abort) rides through the restart to its own outcome. Once the
+producer was in (produce, commit, abort) rides through the restart to its own outcome. In every
+third cycle the broker is instead killed while a transaction is open with all its records
+written; that producer is then replaced without ending it. Once the
 broker is back the producer finishes its transaction and the harness checks, reading both
 partitions read_committed from offset 0 up to the LSO, after waiting for LSO == high watermark:
 
@@ -97,10 +99,11 @@ class CommittedReader(threading.Thread):
 
 class TxnHarness:
     def __init__(self, binary, work_dir, cycles, fsync, seed, port=None, run_s=(0.2, 0.6),
-                 abort_p=0.2, early_kill_p=0.15, log=None):
+                 abort_p=0.2, early_kill_p=0.15, open_kill_every=3, log=None):
         self.rng = random.Random(seed)
         self.seed, self.cycles, self.fsync = seed, cycles, fsync
         self.run_s, self.abort_p, self.early_kill_p = run_s, abort_p, early_kill_p
+        self.open_kill_every = open_kill_every
         self.work_dir = Path(work_dir)
         self.port = port or free_port()
         self.bootstrap = f"{HOST}:{self.port}"
@@ -116,7 +119,8 @@ class TxnHarness:
         self.producers_created = 0
         self.fatal_errors = []
         self.call_errors = []
-        self.kill_hit = {"produce": 0, "commit": 0, "abort": 0, "begin": 0, "idle": 0}
+        self.kill_hit = {"produce": 0, "commit": 0, "abort": 0, "begin": 0, "idle": 0,
+                         "open_txn": 0}
         self.phase = "idle"
         self.restart_s = []
         self.log_records = 0
@@ -229,15 +233,25 @@ class TxnHarness:
         reader.start()
         try:
             for cycle in range(1, self.cycles + 1):
-                restarted = threading.Event()
-                killer = threading.Thread(target=self.killer, daemon=True,
-                                          args=(self.rng.uniform(*self.run_s), restarted))
                 first_txn = self.next_txn
-                killer.start()
-                while not restarted.is_set():
-                    if not self.one_txn(producer):
-                        producer = self.replace(producer)
-                killer.join()
+                if self.open_kill_every and cycle % self.open_kill_every == 0:
+                    # Transactions for a while, then one left open with its records written
+                    # (delivered) when the broker dies: it must never become visible.
+                    end = time.monotonic() + self.rng.uniform(*self.run_s)
+                    while time.monotonic() < end:
+                        if not self.one_txn(producer):
+                            producer = self.replace(producer)
+                    producer = self.open_txn_then_kill(producer)
+                else:
+                    # The kill at a random moment while transactions run back to back.
+                    restarted = threading.Event()
+                    killer = threading.Thread(target=self.killer, daemon=True,
+                                              args=(self.rng.uniform(*self.run_s), restarted))
+                    killer.start()
+                    while not restarted.is_set():
+                        if not self.one_txn(producer):
+                            producer = self.replace(producer)
+                    killer.join()
                 # The broker is back: one more transaction to completion proves the producer
                 # (or its replacement) works again, then check the log.
                 while not self.one_txn(producer):
@@ -254,6 +268,28 @@ class TxnHarness:
             self.broker.stop()
         self.reader = reader
         return self.summary(time.monotonic() - started)
+
+    def open_txn_then_kill(self, producer):
+        """Begins a transaction, writes its records (waits for their delivery), then the broker
+        is SIGKILLed and restarted with the transaction open; the producer is replaced without
+        ending it (its new instance's InitProducerId aborts whatever is left). Its status stays
+        `open`: nothing of it may ever be visible."""
+        txn = self.next_txn
+        self.next_txn += 1
+        size = self.rng.randint(1, 40)
+        self.sizes[txn] = size
+        self.status[txn] = "open"
+        try:
+            producer.begin_transaction()
+            for i in range(size):
+                producer.produce(TOPIC, value=value_of(txn, i, size), partition=i % PARTITIONS)
+            producer.flush(CALL_TIMEOUT_S)
+        except KafkaException as e:
+            self.call_errors.append(f"open txn: {e.args[0]}")
+        self.phase = "open_txn"
+        self.killer(0.0, threading.Event())
+        self.phase = "idle"
+        return self.replace(producer)
 
     def replace(self, producer):
         """A fatal error (e.g. fenced after the broker aborted the transaction on recovery):

@@ -41,3 +41,4 @@ def test_sigkill_during_transactions_keeps_committed_whole_and_aborted_invisible
     outcomes = summary["transactions_by_outcome"]
     assert outcomes.get("committed", 0) > 20 and outcomes.get("aborted", 0) > 0, outcomes
     assert summary["reader_values_checked"] > 0
+    assert summary["kill_hit_phase"]["open_txn"] >= 6, "every third cycle kills an open transaction"
