@@ -130,6 +130,25 @@ def main():
                   f"{f1(r.get('ack_p99_ms'))} | {f1(r.get('broker_cpu_s_per_gb'))} |")
         w("")
 
+    txn = [r for r in rows if r["kind"] == "produce" and r.get("label") == "txn"]
+    txn_base = {r["fsync"]: r for r in rows if r["kind"] == "produce"
+                and r.get("label") == "txn-baseline"}
+    if txn:
+        w("#### Transactional produce: 1 KiB, 1 partition, acks=all, 1 producer instance "
+          "(commit_transaction every N records), against the same cell without transactions "
+          "(idempotent)")
+        w("")
+        w("| fsync | records/txn | rec/s | MB/s | txn/s | ack p99 ms | broker CPU-s/GB | "
+          "plain rec/s | % of plain |")
+        w("|---|---|---|---|---|---|---|---|---|")
+        for r in txn:
+            b = txn_base.get(r["fsync"], {})
+            w(f"| {r['fsync']} | {r.get('records_per_txn', 0):,.0f} | {r['records_per_s']:,.0f} | "
+              f"{r['mb_per_s']:,.0f} | {f1(r.get('transactions_per_s'))} | "
+              f"{f1(r.get('ack_p99_ms'))} | {f1(r.get('broker_cpu_s_per_gb'))} | "
+              f"{f1(b.get('records_per_s'))} | {pct(r['records_per_s'], b.get('records_per_s'))} |")
+        w("")
+
     e2e = [r for r in rows if r["kind"] == "e2e" and not r.get("label", "").startswith("steady")]
     if e2e:
         w("#### End-to-end latency at a fixed rate: 50% and 10% of the measured maximum produce "

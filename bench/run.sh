@@ -8,7 +8,9 @@
 #
 # Environment: BENCH_DIR (data directory; default bench/data, i.e. the repo's disk),
 # BENCH_SECONDS (seconds per produce run, default 8), BENCH_PORT (default 19200),
-# BENCH_NO_WRITE=1 (do not touch BENCHMARKS.md).
+# BENCH_NO_WRITE=1 (do not touch BENCHMARKS.md), BENCH_ONLY=txn (only the transactional
+# produce cells and their plain baseline; results in bench/results/results.jsonl, BENCHMARKS.md
+# untouched).
 #
 # Every cell starts a fresh broker on an empty data directory, produces for BENCH_SECONDS,
 # then consumes everything it produced from the start; the broker's CPU time is read from
@@ -31,7 +33,7 @@ DATA=${BENCH_DIR:-$ROOT/bench/data}
 SECONDS_PER_RUN=${BENCH_SECONDS:-8}
 PORT=${BENCH_PORT:-19200}
 ADDR="127.0.0.1:$PORT"
-BROKER="$ROOT/target/release/thorstream"
+BROKER="${CARGO_TARGET_DIR:-$ROOT/target}/release/thorstream"
 LOADGEN="$ROOT/bench/loadgen/target/release/loadgen"
 RESULTS="$OUT/results.jsonl"
 
@@ -49,7 +51,8 @@ fi
 
 echo "== building (release)" >&2
 (cd "$ROOT" && cargo build --release --quiet --bin thorstream)
-(cd "$ROOT/bench/loadgen" && cargo build --release --quiet)
+# (loadgen is its own workspace with its own target dir, whatever CARGO_TARGET_DIR says)
+(cd "$ROOT/bench/loadgen" && env -u CARGO_TARGET_DIR cargo build --release --quiet)
 
 # Memory cgroup for the steady-state stage (empty: not available, the stage is skipped).
 MEMCG=
@@ -120,6 +123,51 @@ record() { # fsync-policy, then the loadgen arguments
 
 : >"$RESULTS"
 
+COMMON=(--brokers "$ADDR" --duration "$SECONDS_PER_RUN")
+
+# Transactional produce (KIP-98): 1 KiB records, 100 and 1,000 records per transaction
+# (commit_transaction after each, which waits for every delivery), beside the same cell without
+# transactions (acks=all, idempotent as a transactional producer is), per fsync policy.
+txn_cells() {
+    echo "== transactional produce: 1 KiB, 1 partition, acks=all" >&2
+    for fsync in never always; do
+        start_broker "$fsync"
+        record "$fsync" produce "${COMMON[@]}" --topic txn-plain --record-size 1024 --acks all \
+            --partitions 1 --prop enable.idempotence=true --broker-pid "$BROKER_PID" \
+            --label "txn-baseline" >/dev/null
+        tail -n 1 "$RESULTS" | cut -c1-220 >&2
+        for per_txn in 100 1000; do
+            start_broker "$fsync"
+            record "$fsync" produce "${COMMON[@]}" --topic "txn-$per_txn" --record-size 1024 \
+                --acks all --partitions 1 --transactional-id "bench-txn-$per_txn" \
+                --records-per-txn "$per_txn" --broker-pid "$BROKER_PID" \
+                --label "txn" >/dev/null
+            tail -n 1 "$RESULTS" | cut -c1-260 >&2
+        done
+    done
+    stop_broker
+}
+
+if [ "${BENCH_ONLY:-}" = txn ]; then
+    txn_cells
+    python3 - "$RESULTS" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+base = {r["fsync"]: r for r in rows if r.get("label") == "txn-baseline"}
+for r in rows:
+    if r.get("label") == "txn":
+        b = base.get(r["fsync"])
+        share = f"{100 * r['records_per_s'] / b['records_per_s']:.0f}% of plain" if b else ""
+        print(f"fsync={r['fsync']} records/txn={r['records_per_txn']:.0f}: "
+              f"{r['records_per_s']:,.0f} rec/s, {r['mb_per_s']:.1f} MB/s, "
+              f"{r['transactions_per_s']:,.1f} txn/s, ack p99 {r.get('ack_p99_ms')} ms {share}")
+for f, b in base.items():
+    print(f"fsync={f} plain (acks=all, idempotent): {b['records_per_s']:,.0f} rec/s, "
+          f"{b['mb_per_s']:.1f} MB/s")
+EOF
+    exit 0
+fi
+
 echo "== raw limits" >&2
 # One unmeasured pass first: the first write into never-touched guest pages is much slower
 # than later ones on this VM, and the broker runs below are measured in the warmed state.
@@ -139,8 +187,6 @@ for i in 1 2 3; do
 done
 "$LOADGEN" fsync-lat --dir "$DATA" --block 4096 --count 2000 >>"$RESULTS"; tail -n 1 "$RESULTS"
 "$LOADGEN" tcp-bw --seconds 5 >>"$RESULTS"; tail -n 1 "$RESULTS"
-
-COMMON=(--brokers "$ADDR" --duration "$SECONDS_PER_RUN")
 
 echo "== produce / consume matrix" >&2
 for fsync in never always; do
@@ -197,6 +243,8 @@ EOF
     done
 done
 done
+
+txn_cells
 
 echo "== 1000 idle connections" >&2
 start_broker always

@@ -120,6 +120,14 @@ struct ProduceArgs {
     /// Total records/s across producers (0 = as fast as possible).
     #[arg(long, default_value_t = 0)]
     rate: u64,
+    /// Transactional produce: producer instance i uses `transactional.id` `<this>-<i>` and
+    /// commits every `--records-per-txn` records (commit waits for every delivery, as
+    /// `kafka-producer-perf-test --transactional-id` does). Needs `--acks all`.
+    #[arg(long)]
+    transactional_id: Option<String>,
+    /// Records per transaction (with `--transactional-id`).
+    #[arg(long, default_value_t = 100)]
+    records_per_txn: u64,
 }
 
 #[derive(Args, Clone)]
@@ -199,6 +207,8 @@ struct Deliveries {
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
     latency: Mutex<Histogram<u64>>,
+    /// Transactions committed (`--transactional-id`).
+    txns: AtomicU64,
 }
 
 impl Deliveries {
@@ -274,6 +284,67 @@ fn producer_config(a: &ProduceArgs) -> ClientConfig {
     cfg
 }
 
+/// Commits every `records_per_txn` records of one producer instance (`--transactional-id`).
+struct Txns {
+    records_per_txn: u64,
+    in_txn: u64,
+    committed: u64,
+}
+
+/// How long one transactional call (init, commit) may take before the run fails.
+const TXN_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Txns {
+    fn start(a: &ProduceArgs, producer: &BaseProducer<ArcDeliveries>) -> Result<Option<Txns>> {
+        if a.transactional_id.is_none() {
+            return Ok(None);
+        }
+        if a.records_per_txn == 0 {
+            bail!("--records-per-txn must be at least 1");
+        }
+        producer
+            .init_transactions(TXN_CALL_TIMEOUT)
+            .context("init_transactions")?;
+        producer.begin_transaction().context("begin_transaction")?;
+        Ok(Some(Txns {
+            records_per_txn: a.records_per_txn,
+            in_txn: 0,
+            committed: 0,
+        }))
+    }
+
+    /// After each record: commit (and begin the next) once the transaction is full.
+    fn sent(&mut self, producer: &BaseProducer<ArcDeliveries>) -> Result<()> {
+        self.in_txn += 1;
+        if self.in_txn >= self.records_per_txn {
+            self.commit(producer)?;
+            producer.begin_transaction().context("begin_transaction")?;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, producer: &BaseProducer<ArcDeliveries>) -> Result<()> {
+        // Deliveries first, served here 1 ms at a time: commit_transaction's own flush cannot
+        // serve them (BaseProducer uses librdkafka's event API), and rust-rdkafka's flush
+        // polls in 100 ms slices that do not end early; either capped a producer at ~10
+        // transactions/s whatever the broker (Kafka 4.4 included). The last records of a
+        // transaction still wait out linger.ms before they are sent.
+        let deadline = Instant::now() + TXN_CALL_TIMEOUT;
+        while producer.in_flight_count() > 0 {
+            if Instant::now() >= deadline {
+                bail!("deliveries of the transaction not complete after {TXN_CALL_TIMEOUT:?}");
+            }
+            producer.poll(Duration::from_millis(1));
+        }
+        producer
+            .commit_transaction(TXN_CALL_TIMEOUT)
+            .context("commit_transaction")?;
+        self.committed += 1;
+        self.in_txn = 0;
+        Ok(())
+    }
+}
+
 fn progress(total: Option<u64>, what: &str) -> ProgressBar {
     let bar = match total {
         Some(n) => ProgressBar::new(n),
@@ -334,6 +405,7 @@ fn produce(a: &ProduceArgs, e2e: bool) -> Result<Report> {
     let mut failed = 0u64;
     let mut first_error = None;
     let mut hist = new_histogram();
+    let mut txns = 0u64;
     for h in handles {
         let d = h
             .join()
@@ -341,6 +413,7 @@ fn produce(a: &ProduceArgs, e2e: bool) -> Result<Report> {
         acked += d.acked.load(Ordering::Relaxed);
         acked_bytes += d.acked_bytes.load(Ordering::Relaxed);
         failed += d.failed.load(Ordering::Relaxed);
+        txns += d.txns.load(Ordering::Relaxed);
         if let (None, Ok(mut e)) = (&first_error, d.first_error.lock()) {
             first_error = e.take();
         }
@@ -363,6 +436,11 @@ fn produce(a: &ProduceArgs, e2e: bool) -> Result<Report> {
         .num("records_per_s", acked as f64 / elapsed)
         .num("mb_per_s", acked_bytes as f64 / elapsed / 1e6)
         .latency("ack", &hist);
+    if a.transactional_id.is_some() {
+        r.num("records_per_txn", a.records_per_txn as f64)
+            .num("transactions", txns as f64)
+            .num("transactions_per_s", txns as f64 / elapsed);
+    }
     if let Some(e) = first_error {
         r.text("first_error", &e);
     }
@@ -407,14 +485,20 @@ fn producer_thread(
         failed: AtomicU64::new(0),
         first_error: Mutex::new(None),
         latency: Mutex::new(new_histogram()),
+        txns: AtomicU64::new(0),
     });
-    let producer: BaseProducer<ArcDeliveries> = producer_config(a)
+    let mut cfg = producer_config(a);
+    if let Some(id) = &a.transactional_id {
+        cfg.set("transactional.id", format!("{id}-{index}"));
+    }
+    let producer: BaseProducer<ArcDeliveries> = cfg
         .create_with_context(ArcDeliveries(deliveries.clone()))
         .context("creating producer")?;
     let mut payload = vec![0u8; a.record_size];
     for (i, b) in payload.iter_mut().enumerate().skip(8) {
         *b = (i % 251) as u8;
     }
+    let mut txns = Txns::start(a, &producer)?;
     let mut key = vec![b'k'; a.key_size];
     let per_producer_rate = a.rate as f64 / a.producers as f64;
     let paced_from = Instant::now();
@@ -469,6 +553,9 @@ fn producer_thread(
             }
         }
         n += 1;
+        if let Some(t) = txns.as_mut() {
+            t.sent(&producer)?;
+        }
         if n.is_multiple_of(256) {
             producer.poll(Duration::ZERO);
             bar.inc(n - last_bar);
@@ -476,6 +563,11 @@ fn producer_thread(
         }
     }
     bar.inc(n - last_bar);
+    if let Some(t) = txns.as_mut() {
+        // The last, partly filled transaction is committed too (counts as one).
+        t.commit(&producer)?;
+        deliveries.txns.fetch_add(t.committed, Ordering::Relaxed);
+    }
     producer
         .flush(Duration::from_secs(60))
         .context("flushing producer")?;
