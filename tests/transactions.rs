@@ -305,7 +305,13 @@ fn commit_and_abort_write_markers_and_complete_before_the_reply() {
     assert_eq!(d.topics.len(), 1);
     assert_eq!(d.topics[0].partitions, vec![0, 1]);
     assert_eq!(c.produce(0, pid, epoch, 0, 3), 0);
+    // DescribeProducers' view: the open transaction's first offset here, until its marker.
+    let open = |node: &Node| {
+        node.broker.active_producers("t", 0).unwrap()[0].current_txn_start_offset
+    };
+    assert_eq!(open(&node), 0);
     assert_eq!(c.end(3, TXN_ID, pid, epoch, true), 0);
+    assert_eq!(open(&node), -1);
     // Answered once complete: the next transaction may begin at once.
     assert_eq!(&*c.describe(TXN_ID).transaction_state, "CompleteCommit");
     let t0 = c.batches(0);
@@ -664,12 +670,13 @@ fn a_fenced_epoch_is_refused_and_a_restart_sweeps_orphaned_transactions() {
     common::crash(broker);
     let node = Node::open(dir.path());
     let mut c = node.conn();
-    let t1 = c.batches(1);
-    assert_eq!(
-        t1.last().map(|b| (b.1, b.2)),
-        Some((orphan, ABORT)),
-        "{t1:?}"
-    );
+    // The sweep's abort marker is readable once the flusher has made it durable.
+    let mut t1 = Vec::new();
+    let swept = wait_until(Duration::from_secs(10), || {
+        t1 = c.batches(1);
+        t1.last().map(|b| (b.1, b.2)) == Some((orphan, ABORT))
+    });
+    assert!(swept, "no abort marker for the orphan: {t1:?}");
     node.close();
 }
 

@@ -23,6 +23,9 @@ pub struct ActiveProducer {
     pub last_sequence: i32,
     /// Largest batch timestamp seen from it.
     pub last_timestamp: i64,
+    /// First offset of its open transaction in this partition (-1 if none), Kafka's
+    /// `currentTxnStartOffset` (what `kafka-transactions find-hanging` reads).
+    pub current_txn_start_offset: i64,
 }
 
 /// The file system holding the data directory (Java's `File.getTotalSpace` /
@@ -77,6 +80,7 @@ impl Broker {
                 epoch: e.epoch,
                 last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
                 last_timestamp: e.last_timestamp,
+                current_txn_start_offset: e.current_txn_first_offset.unwrap_or(-1),
             })
             .collect();
         producers.sort_by_key(|a| a.producer_id);

@@ -1,7 +1,8 @@
 //! DescribeProducers (v0; kafka-transactions describe-producers, Flink): per partition, the
-//! idempotent producers its log remembers (id, epoch, last sequence, last timestamp). There
-//! are no transactions, so the coordinator epoch and the current transaction's start offset
-//! are -1, as Kafka reports for a producer outside a transaction. An unknown partition gets
+//! idempotent and transactional producers its log remembers (id, epoch, last sequence, last
+//! timestamp, the first offset of the producer's open transaction here or -1). The
+//! coordinator epoch is -1 (Kafka reports the epoch of the last marker's coordinator; ours is
+//! always 0 and not kept per producer). An unknown partition gets
 //! UNKNOWN_TOPIC_OR_PARTITION (with our error's text as its message).
 
 use kafka_protocol::messages::describe_producers_response::{
@@ -36,7 +37,7 @@ pub fn handle(ctx: &Ctx, req: DescribeProducersRequest) -> Outcome {
                                         .with_last_sequence(a.last_sequence)
                                         .with_last_timestamp(a.last_timestamp)
                                         .with_coordinator_epoch(-1)
-                                        .with_current_txn_start_offset(-1)
+                                        .with_current_txn_start_offset(a.current_txn_start_offset)
                                 })
                                 .collect(),
                         ),
