@@ -306,9 +306,8 @@ fn commit_and_abort_write_markers_and_complete_before_the_reply() {
     assert_eq!(d.topics[0].partitions, vec![0, 1]);
     assert_eq!(c.produce(0, pid, epoch, 0, 3), 0);
     // DescribeProducers' view: the open transaction's first offset here, until its marker.
-    let open = |node: &Node| {
-        node.broker.active_producers("t", 0).unwrap()[0].current_txn_start_offset
-    };
+    let open =
+        |node: &Node| node.broker.active_producers("t", 0).unwrap()[0].current_txn_start_offset;
     assert_eq!(open(&node), 0);
     assert_eq!(c.end(3, TXN_ID, pid, epoch, true), 0);
     assert_eq!(open(&node), -1);
