@@ -39,6 +39,27 @@ TOML
 RS
 } > "$work/app/src/main.rs"
 
+# The second rust block there: transactions in-process, as its own binary in its own directory.
+txn_snippet="$(awk '/^## Embedded use/{s=1} s && /^```rust/{n++; if (n==2) {b=1; next}} b && /^```/{exit} b' "$repo/README.md")"
+if [ -z "$txn_snippet" ]; then
+    echo "external crate: no second rust block (transactions) under '## Embedded use'" >&2
+    exit 1
+fi
+mkdir -p "$work/app/src/bin"
+{
+    echo 'fn main() -> Result<(), Box<dyn std::error::Error>> {'
+    echo "$txn_snippet"
+    cat <<'RS'
+    let values: Vec<_> = committed.iter().map(|r| r.value.clone()).collect();
+    assert_eq!(values, vec![Some(b"kept".to_vec())], "read_committed sees the commit only");
+    let offset = broker.committed_offset("my-group", "orders", 0).map(|c| c.offset);
+    assert_eq!(offset, Some(1), "the offsets committed with the transaction");
+    println!("external crate: README transactions snippet ran");
+    Ok(())
+}
+RS
+} > "$work/app/src/bin/txn.rs"
+
 # Build artifacts are kept under our target dir between runs (CI starts without them).
 export CARGO_TARGET_DIR="$repo/target/external-crate"
 cd "$work/app"
@@ -47,3 +68,6 @@ mkdir -p "$work/run"
 cd "$work/run"
 "$CARGO_TARGET_DIR/debug/thorstream-external-app"
 test -f "$work/run/data/events-0/00000000000000000000.log"
+mkdir -p "$work/run-txn"
+cd "$work/run-txn"
+"$CARGO_TARGET_DIR/debug/txn"
