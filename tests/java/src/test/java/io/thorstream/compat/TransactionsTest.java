@@ -303,4 +303,37 @@ class TransactionsTest {
             assertEquals(values("ok", 1), readToEnd(rc, tp, 0L));
         }
     }
+
+    /** Kafka's kafka-transactions tool (TransactionsCommand) on an open, then committed, transaction. */
+    @Test
+    void kafkaTransactionsListsDescribesAndShowsTheOpenTransactionsStartOffset() throws Exception {
+        String topic = Names.unique("txn-tool");
+        String id = Names.unique("tool-tid");
+        Clients.createTopic(BROKER.bootstrap(), topic, 2);
+        String main = "org.apache.kafka.tools.TransactionsCommand";
+        Duration toolT = Duration.ofSeconds(90);
+        try (KafkaProducer<String, String> p = txnProducer(id, Map.of())) {
+            p.beginTransaction();
+            p.send(new ProducerRecord<>(topic, 1, null, "open")).get();
+
+            String list = ChildJvm.run(toolT, main, "--bootstrap-server", BROKER.bootstrap(), "list")
+                    .assertSuccess().stdout();
+            assertTrue(list.lines().anyMatch(l -> l.trim().split("\\s+")[0].equals(id) && l.contains("Ongoing")), list);
+
+            String describe = ChildJvm.run(toolT, main, "--bootstrap-server", BROKER.bootstrap(),
+                    "describe", "--transactional-id", id).assertSuccess().stdout();
+            assertTrue(describe.contains("Ongoing") && describe.contains(topic + "-1"), describe);
+
+            String producers = ChildJvm.run(toolT, main, "--bootstrap-server", BROKER.bootstrap(),
+                    "describe-producers", "--topic", topic, "--partition", "1").assertSuccess().stdout();
+            List<String> row = producers.lines().filter(l -> !l.isBlank() && !l.startsWith("ProducerId"))
+                    .map(String::trim).findFirst().map(l -> List.of(l.split("\\s+"))).orElseThrow();
+            assertEquals("0", row.get(row.size() - 1), "CurrentTransactionStartOffset: " + producers);
+
+            p.commitTransaction();
+            String after = ChildJvm.run(toolT, main, "--bootstrap-server", BROKER.bootstrap(), "list")
+                    .assertSuccess().stdout();
+            assertTrue(after.lines().anyMatch(l -> l.trim().split("\\s+")[0].equals(id) && l.contains("CompleteCommit")), after);
+        }
+    }
 }
