@@ -23,6 +23,7 @@ pub mod internals;
 pub(crate) mod limits;
 pub(crate) mod producer;
 pub(crate) mod protocol;
+pub(crate) mod security;
 pub mod server;
 pub(crate) mod storage;
 pub(crate) mod types;

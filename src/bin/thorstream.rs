@@ -289,8 +289,8 @@ fn run(args: Args) -> Result<(), String> {
         let (host, port) = adv
             .rsplit_once(':')
             .ok_or_else(|| format!("--advertised-addr {adv:?} must be HOST:PORT"))?;
-        server_config.advertised_host = host.to_string();
-        server_config.advertised_port = port
+        server_config.listeners[0].advertised_host = host.to_string();
+        server_config.listeners[0].advertised_port = port
             .parse()
             .map_err(|_| format!("bad port in --advertised-addr {adv:?}"))?;
     }
@@ -326,8 +326,8 @@ fn run(args: Args) -> Result<(), String> {
         "thorstream {} listening on {} (advertised {}:{}), data dir {}, fsync {}, {} workers",
         env!("CARGO_PKG_VERSION"),
         handle.local_addr,
-        server_config.advertised_host,
-        server_config.advertised_port,
+        server_config.listeners[0].advertised_host,
+        server_config.listeners[0].advertised_port,
         data_dir.display(),
         fsync,
         server_config.workers

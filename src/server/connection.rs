@@ -21,6 +21,7 @@ use bytes::Bytes;
 use mio::net::TcpStream;
 
 use super::encode::Reply;
+use super::session::ConnSession;
 use crate::protocol::frame::{FrameDecoder, FrameError};
 
 pub use crate::limits::QUEUED_REQUEST_BYTES_MAX;
@@ -31,6 +32,8 @@ use crate::limits::WRITE_SLICES_MAX;
 pub struct Connection {
     pub stream: TcpStream,
     pub peer: SocketAddr,
+    /// Shared with the worker running this connection's request.
+    pub session: std::sync::Arc<ConnSession>,
     pub decoder: FrameDecoder,
     pub queued: VecDeque<Bytes>,
     pub queued_bytes: usize,
@@ -62,10 +65,16 @@ pub enum ReadOutcome {
 }
 
 impl Connection {
-    pub fn new(stream: TcpStream, peer: SocketAddr, frame_bytes_max: usize) -> Self {
+    pub fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        session: std::sync::Arc<ConnSession>,
+        frame_bytes_max: usize,
+    ) -> Self {
         Connection {
             stream,
             peer,
+            session,
             decoder: FrameDecoder::new(frame_bytes_max),
             queued: VecDeque::new(),
             queued_bytes: 0,

@@ -13,25 +13,47 @@
 pub(crate) mod connection;
 pub(crate) mod encode;
 pub(crate) mod handlers;
+pub mod listener;
 pub(crate) mod reactor;
+pub mod session;
 pub(crate) mod worker;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use crate::broker::Broker;
 use crate::error::{Error, Result};
+pub use crate::security::{Principal, SaslMechanism, SecurityProtocol};
+pub use listener::ListenerConfig;
 
 /// Settings of the network face.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
-    pub listen: SocketAddr,
-    /// Host and port returned in Metadata; defaults to the listen address (or the host name
-    /// when listening on 0.0.0.0).
-    pub advertised_host: String,
-    pub advertised_port: u16,
+    /// Where to accept connections, and how each listener protects them; at least one. The
+    /// first is the one `ServerHandle::local_addr` names.
+    pub listeners: Vec<ListenerConfig>,
+    /// Certificate and key for the SSL and SASL_SSL listeners (and the CA that turns on mTLS).
+    pub tls: Option<TlsFiles>,
+    /// The mechanisms SASL listeners offer (Kafka's `sasl.enabled.mechanisms`).
+    pub sasl_mechanisms: Vec<SaslMechanism>,
+    /// ACL authorization (`--authorizer acl`); `None`: everyone may do everything.
+    pub authorizer: Option<AuthorizerConfig>,
+    /// A SASL session's lifetime; past it the client must re-authenticate (KIP-368) or the
+    /// connection is closed at its next request. 0: no limit (Kafka's
+    /// `connections.max.reauth.ms`, default 0).
+    pub connections_max_reauth_ms: u64,
+    /// A failed authentication is answered, and the connection closed, this long after it
+    /// (Kafka's `connection.failed.authentication.delay.ms`, 100).
+    pub failed_authentication_delay_ms: u64,
+    /// A connection on a SASL listener must authenticate within this long of being accepted
+    /// (TLS handshake included) or it is closed. Kafka has no such bound.
+    pub authentication_timeout_ms: u64,
+    /// Largest frame accepted before authentication (Kafka's `sasl.server.max.receive.size`,
+    /// 524288).
+    pub unauthenticated_request_bytes_max: usize,
     pub workers: usize,
     /// Largest request frame accepted (Kafka's `socket.request.max.bytes`, 100 MiB).
     pub request_bytes_max: usize,
@@ -56,16 +78,17 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
+    /// One PLAINTEXT listener on `listen`, no TLS, SASL or ACLs.
     pub fn new(listen: SocketAddr) -> Self {
-        let advertised_host = if listen.ip().is_unspecified() {
-            hostname().unwrap_or_else(|| "localhost".to_string())
-        } else {
-            listen.ip().to_string()
-        };
         ServerConfig {
-            listen,
-            advertised_host,
-            advertised_port: listen.port(),
+            listeners: vec![ListenerConfig::new(SecurityProtocol::Plaintext, listen)],
+            tls: None,
+            sasl_mechanisms: SaslMechanism::ALL.to_vec(),
+            authorizer: None,
+            connections_max_reauth_ms: 0,
+            failed_authentication_delay_ms: 100,
+            authentication_timeout_ms: 10_000,
+            unauthenticated_request_bytes_max: 524_288,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             request_bytes_max: crate::limits::DEFAULT_REQUEST_BYTES_MAX,
             job_queue_len_max: crate::limits::DEFAULT_JOB_QUEUE_LEN_MAX,
@@ -79,7 +102,28 @@ impl ServerConfig {
     }
 }
 
-fn hostname() -> Option<String> {
+/// PEM files of the TLS listeners.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// CA certificates client certificates must chain to; `Some` requires a client certificate
+    /// on every TLS listener (mTLS), whose subject CN becomes the principal `User:<CN>`.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// ACL authorization settings (Kafka's StandardAuthorizer).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AuthorizerConfig {
+    /// Principals allowed everything (Kafka's `super.users`).
+    pub super_users: Vec<Principal>,
+    /// Allow a request on a resource no ACL matches (Kafka's
+    /// `allow.everyone.if.no.acl.found`, default false).
+    pub allow_everyone_if_no_acl_found: bool,
+}
+
+pub(crate) fn hostname() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|s| s.trim().to_string())
@@ -88,7 +132,10 @@ fn hostname() -> Option<String> {
 
 /// A running server. `shutdown` stops accepting, lets in-flight requests finish, and joins.
 pub struct ServerHandle {
+    /// The first listener's bound address.
     pub local_addr: SocketAddr,
+    /// Every listener's bound address, in `ServerConfig::listeners` order.
+    pub local_addrs: Vec<SocketAddr>,
     stop: Arc<AtomicBool>,
     waker: Arc<mio::Waker>,
     reactor: Option<JoinHandle<()>>,
@@ -126,16 +173,21 @@ impl Drop for ServerHandle {
     }
 }
 
-/// Binds the listener and starts the reactor and workers.
+/// Binds the listeners and starts the reactor and workers.
 pub fn start(broker: Arc<Broker>, config: ServerConfig) -> Result<ServerHandle> {
-    let listener = mio::net::TcpListener::bind(config.listen)
-        .map_err(|e| Error::InvalidConfig(format!("cannot listen on {}: {e}", config.listen)))?;
+    let mut config = config;
+    let first = config
+        .listeners
+        .first()
+        .ok_or_else(|| Error::InvalidConfig("no listener configured".into()))?
+        .clone();
+    let listener = mio::net::TcpListener::bind(first.addr)
+        .map_err(|e| Error::InvalidConfig(format!("cannot listen on {}: {e}", first.addr)))?;
     let local_addr = listener
         .local_addr()
         .map_err(|e| Error::InvalidConfig(format!("listener address: {e}")))?;
-    let mut config = config;
-    if config.advertised_port == 0 {
-        config.advertised_port = local_addr.port();
+    if config.listeners[0].advertised_port == 0 {
+        config.listeners[0].advertised_port = local_addr.port();
     }
     let stop = Arc::new(AtomicBool::new(false));
     let reactor = reactor::Reactor::new(listener, broker, config, Arc::clone(&stop))?;
@@ -146,6 +198,7 @@ pub fn start(broker: Arc<Broker>, config: ServerConfig) -> Result<ServerHandle> 
         .map_err(|e| Error::InvalidConfig(format!("cannot start reactor: {e}")))?;
     Ok(ServerHandle {
         local_addr,
+        local_addrs: vec![local_addr],
         stop,
         waker,
         reactor: Some(handle),

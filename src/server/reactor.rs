@@ -16,6 +16,7 @@ use super::ServerConfig;
 use super::connection::{Connection, ReadOutcome, read_chunk_bytes};
 use super::encode::{Reply, ReplyMsg};
 use super::handlers::Ctx;
+use super::session::ConnSession;
 use super::worker::{self, Job};
 use crate::broker::Broker;
 use crate::broker::wait::Scope;
@@ -233,7 +234,12 @@ impl Reactor {
                     *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
                     self.conns.insert(
                         token,
-                        Connection::new(stream, peer, self.config.request_bytes_max),
+                        Connection::new(
+                            stream,
+                            peer,
+                            Arc::new(ConnSession::new(0, self.config.listeners[0].protocol)),
+                            self.config.request_bytes_max,
+                        ),
                     );
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -333,6 +339,7 @@ impl Reactor {
                 seq,
                 frame,
                 peer: conn.peer.ip(),
+                session: Arc::clone(&conn.session),
             }) {
                 Ok(()) => {}
                 Err(TrySendError::Full(Job::Request { frame, .. })) => {

@@ -23,6 +23,7 @@ use handlers::table::decode_request;
 /// that still import it from here.
 pub use super::handlers::Ctx;
 use super::handlers::DelayedOp;
+use super::session::ConnSession;
 
 pub enum Job {
     /// `seq` numbers the connection's requests; replies are written in `seq` order.
@@ -32,6 +33,8 @@ pub enum Job {
         frame: Bytes,
         /// The client's address (JoinGroup records it as the member's `client_host`).
         peer: IpAddr,
+        /// The connection's security session (listener, principal, authentication state).
+        session: Arc<ConnSession>,
     },
 }
 
@@ -70,9 +73,9 @@ fn worker_loop(
     loop {
         let (conn, seq, reply) = crossbeam_channel::select! {
             recv(jobs) -> job => match job {
-                Ok(Job::Request { conn, seq, frame, peer }) => {
+                Ok(Job::Request { conn, seq, frame, peer, session }) => {
                     ctx.queued_bytes.fetch_sub(frame.len(), std::sync::atomic::Ordering::AcqRel);
-                    (conn, seq, handle_frame(ctx, conn, seq, frame, peer))
+                    (conn, seq, handle_frame(ctx, conn, seq, frame, peer, &session))
                 }
                 Err(_) => return,
             },
@@ -93,7 +96,14 @@ fn worker_loop(
 }
 
 /// Handles one request frame. `None` means the request was parked.
-pub fn handle_frame(ctx: &Ctx, conn: usize, seq: u64, frame: Bytes, peer: IpAddr) -> Option<Reply> {
+pub fn handle_frame(
+    ctx: &Ctx,
+    conn: usize,
+    seq: u64,
+    frame: Bytes,
+    peer: IpAddr,
+    session: &ConnSession,
+) -> Option<Reply> {
     let DecodedRequest {
         api,
         header,
@@ -115,7 +125,8 @@ pub fn handle_frame(ctx: &Ctx, conn: usize, seq: u64, frame: Bytes, peer: IpAddr
         }
         Err(DecodeError::Close(why)) => return Some(Reply::Close(why)),
     };
-    let outcome = handlers::dispatch(ctx, &header, request, peer);
+    let caller = session.caller(peer);
+    let outcome = handlers::dispatch(ctx, &header, request, &caller);
     finish(ctx, (conn, seq), api, header, outcome, true)
 }
 

@@ -17,6 +17,7 @@ use super::{Outcome, message};
 use crate::config::TopicConfig;
 use crate::config::broker_dynamic::describe_topic;
 use crate::error::Error;
+use crate::server::session::Caller;
 use crate::server::worker::Ctx;
 
 fn s(v: impl Into<String>) -> StrBytes {
@@ -193,8 +194,9 @@ pub fn create_partitions(ctx: &Ctx, req: CreatePartitionsRequest) -> Outcome {
     ))
 }
 
-pub fn describe_cluster(ctx: &Ctx) -> Outcome {
+pub fn describe_cluster(ctx: &Ctx, caller: &Caller) -> Outcome {
     let node = ctx.broker.node_id();
+    let (host, port) = ctx.advertised(caller);
     Outcome::Respond(ResponseKind::DescribeCluster(
         DescribeClusterResponse::default()
             .with_cluster_id(s(ctx.config.cluster_id.clone()))
@@ -202,8 +204,8 @@ pub fn describe_cluster(ctx: &Ctx) -> Outcome {
             .with_brokers(vec![
                 DescribeClusterBroker::default()
                     .with_broker_id(BrokerId(node))
-                    .with_host(s(ctx.config.advertised_host.clone()))
-                    .with_port(i32::from(ctx.config.advertised_port)),
+                    .with_host(s(host.to_string()))
+                    .with_port(i32::from(port)),
             ]),
     ))
 }

@@ -11,6 +11,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::Ctx;
 use super::Outcome;
 use crate::error::Error;
+use crate::server::session::Caller;
 
 const UNKNOWN_TOPIC_ID: i16 = kafka_protocol::error::ResponseError::UnknownTopicId.code();
 
@@ -33,7 +34,8 @@ const fn bits(ops: &[i32]) -> i32 {
     v
 }
 
-pub fn handle(ctx: &Ctx, version: i16, req: MetadataRequest) -> Outcome {
+pub fn handle(ctx: &Ctx, version: i16, req: MetadataRequest, caller: &Caller) -> Outcome {
+    let (host, port) = ctx.advertised(caller);
     let broker = &ctx.broker;
     let node = broker.node_id();
     // v0: an empty list means all topics; v1+: null means all. As Kafka, topics are looked up
@@ -94,8 +96,8 @@ pub fn handle(ctx: &Ctx, version: i16, req: MetadataRequest) -> Outcome {
         .with_brokers(vec![
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(node))
-                .with_host(StrBytes::from_string(ctx.config.advertised_host.clone()))
-                .with_port(i32::from(ctx.config.advertised_port)),
+                .with_host(StrBytes::from_string(host.to_string()))
+                .with_port(i32::from(port)),
         ])
         .with_cluster_id(Some(StrBytes::from_string(ctx.config.cluster_id.clone())))
         .with_controller_id(BrokerId(node))

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod api_versions;
+pub mod authz;
 pub mod configs;
 pub mod describe_log_dirs;
 pub mod describe_producers;
@@ -20,7 +21,6 @@ pub mod produce;
 pub mod table;
 pub mod txn;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -33,6 +33,7 @@ use super::ServerConfig;
 use crate::broker::Broker;
 use crate::broker::wait::{Scope, WaitKey, Wake};
 use crate::error::Error;
+use crate::server::session::Caller;
 
 /// Shared, read-only context of every handler.
 pub struct Ctx {
@@ -44,6 +45,17 @@ pub struct Ctx {
     pub retry_tx: Sender<DelayedOp>,
     /// Bytes of request frames queued for workers (reactor adds, workers subtract).
     pub queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Ctx {
+    /// The host and port Metadata, FindCoordinator and DescribeCluster give `caller`: those of
+    /// the listener it connected to (as Kafka).
+    pub fn advertised(&self, caller: &Caller) -> (&str, u16) {
+        match self.config.listeners.get(caller.listener) {
+            Some(l) => (l.advertised_host.as_str(), l.advertised_port),
+            None => ("localhost", 0),
+        }
+    }
 }
 
 /// A parked request, re-evaluated when an event or its deadline arrives.
@@ -82,12 +94,17 @@ pub enum Delayed {
 }
 
 /// Runs a decoded request's handler from the API table (`table::APIS`).
-pub fn dispatch(ctx: &Ctx, header: &RequestHeader, request: RequestKind, peer: IpAddr) -> Outcome {
+pub fn dispatch(
+    ctx: &Ctx,
+    header: &RequestHeader,
+    request: RequestKind,
+    caller: &Caller,
+) -> Outcome {
     match ApiKey::try_from(header.request_api_key)
         .ok()
         .and_then(table::entry)
     {
-        Some(api) => (api.handler)(ctx, header, request, peer),
+        Some(api) => (api.handler)(ctx, header, request, caller),
         None => Outcome::Close(format!("no handler for API key {}", header.request_api_key)),
     }
 }

@@ -35,6 +35,7 @@ use crate::broker::offset_store::WriteSeq;
 use crate::broker::wait::{WaitKey, Wake};
 use crate::broker::{CommitFence, OffsetCommitEntry, TxnCommitFence};
 use crate::limits::OFFSET_COMMIT_TIMEOUT_MS;
+use crate::server::session::Caller;
 use crate::server::worker::Ctx;
 
 /// The response of a commit being made durable.
@@ -57,10 +58,16 @@ const COORDINATOR_NOT_AVAILABLE: i16 =
 const UNSTABLE_OFFSET_COMMIT: i16 =
     kafka_protocol::error::ResponseError::UnstableOffsetCommit.code();
 
-pub fn find_coordinator(ctx: &Ctx, version: i16, req: FindCoordinatorRequest) -> Outcome {
+pub fn find_coordinator(
+    ctx: &Ctx,
+    version: i16,
+    req: FindCoordinatorRequest,
+    caller: &Caller,
+) -> Outcome {
     let node = ctx.broker.node_id();
-    let host = StrBytes::from_string(ctx.config.advertised_host.clone());
-    let port = i32::from(ctx.config.advertised_port);
+    let (host, port) = ctx.advertised(caller);
+    let host = StrBytes::from_string(host.to_string());
+    let port = i32::from(port);
     let mut resp = FindCoordinatorResponse::default();
     // Groups and transactional ids (key type 1) alike: this node coordinates them all.
     if version >= 4 {

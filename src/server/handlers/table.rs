@@ -16,8 +16,6 @@
 //! - Every range is within what the codec can decode and encode: a unit test (the codec's
 //!   `valid_versions` is not a const fn).
 
-use std::net::IpAddr;
-
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
 
@@ -27,9 +25,10 @@ use super::{
     init_producer_id, list_offsets, metadata, offsets, produce, txn,
 };
 use crate::protocol::request::{self, DecodeError, DecodedRequest};
+use crate::server::session::Caller;
 
 /// Runs one decoded request.
-pub type Handler = fn(&Ctx, &RequestHeader, RequestKind, IpAddr) -> Outcome;
+pub type Handler = fn(&Ctx, &RequestHeader, RequestKind, &Caller) -> Outcome;
 
 /// One implemented API.
 pub struct Api {
@@ -39,16 +38,16 @@ pub struct Api {
     pub handler: Handler,
 }
 
-/// `api!(Name, min..=max, |ctx, header, request, peer| body)`: an entry for `ApiKey::Name`
+/// `api!(Name, min..=max, |ctx, header, request, caller| body)`: an entry for `ApiKey::Name`
 /// whose handler unwraps `RequestKind::Name` into `request` and evaluates `body`.
 macro_rules! api {
     ($key:ident, $min:literal ..= $max:literal,
-     |$ctx:pat_param, $header:pat_param, $request:pat_param, $peer:pat_param| $body:expr) => {
+     |$ctx:pat_param, $header:pat_param, $request:pat_param, $caller:pat_param| $body:expr) => {
         Api {
             key: ApiKey::$key,
             min_version: $min,
             max_version: $max,
-            handler: |$ctx, $header, request, $peer| match request {
+            handler: |$ctx, $header, request, $caller| match request {
                 RequestKind::$key($request) => $body,
                 _ => Outcome::Close(
                     concat!(
@@ -70,11 +69,11 @@ pub const APIS: &[Api] = &[
     api!(Produce,          3..=9,  |ctx, h, r, _| produce::handle(ctx, v(h), r)),
     api!(Fetch,            4..=12, |ctx, h, r, _| fetch::handle(ctx, v(h), Box::new(r))),
     api!(ListOffsets,      1..=10, |ctx, h, r, _| list_offsets::handle(ctx, v(h), r)),
-    api!(Metadata,         0..=12, |ctx, h, r, _| metadata::handle(ctx, v(h), r)),
+    api!(Metadata,         0..=12, |ctx, h, r, c| metadata::handle(ctx, v(h), r, c)),
     api!(OffsetCommit,     2..=8,  |ctx, _, r, _| offsets::offset_commit(ctx, r)),
     api!(OffsetFetch,      1..=7,  |ctx, h, r, _| offsets::offset_fetch(ctx, v(h), r)),
     api!(TxnOffsetCommit,  0..=4,  |ctx, _, r, _| offsets::txn_offset_commit(ctx, r)),
-    api!(FindCoordinator,  0..=4,  |ctx, h, r, _| offsets::find_coordinator(ctx, v(h), r)),
+    api!(FindCoordinator,  0..=4,  |ctx, h, r, c| offsets::find_coordinator(ctx, v(h), r, c)),
     api!(ApiVersions,      0..=4,  |_, _, _, _| api_versions::handle(supported_apis())),
     api!(CreateTopics,     2..=7,  |ctx, h, r, _| admin::create_topics(ctx, v(h), r)),
     api!(DeleteTopics,     1..=6,  |ctx, h, r, _| admin::delete_topics(ctx, v(h), r)),
@@ -83,8 +82,8 @@ pub const APIS: &[Api] = &[
     api!(AlterConfigs,     0..=2,  |ctx, _, r, _| configs::alter_configs(ctx, r)),
     api!(IncrementalAlterConfigs, 0..=1, |ctx, _, r, _| configs::incremental_alter_configs(ctx, r)),
     api!(CreatePartitions, 0..=3,  |ctx, _, r, _| admin::create_partitions(ctx, r)),
-    api!(DescribeCluster,  0..=1,  |ctx, _, _, _| admin::describe_cluster(ctx)),
-    api!(JoinGroup,        0..=9,  |ctx, h, r, peer| groups::join_group(ctx, h, r, peer)),
+    api!(DescribeCluster,  0..=1,  |ctx, _, _, c| admin::describe_cluster(ctx, c)),
+    api!(JoinGroup,        0..=9,  |ctx, h, r, c| groups::join_group(ctx, h, r, c.ip)),
     api!(SyncGroup,        0..=5,  |ctx, h, r, _| groups::sync_group(ctx, v(h), r)),
     api!(Heartbeat,        0..=4,  |ctx, _, r, _| groups::heartbeat(ctx, r)),
     api!(LeaveGroup,       0..=5,  |ctx, h, r, _| groups::leave_group(ctx, v(h), r)),
