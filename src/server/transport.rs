@@ -244,3 +244,163 @@ impl TlsStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+    use std::time::{Duration, Instant};
+
+    use mio::{Events, Interest, Poll, Token};
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose,
+    };
+    use rustls::pki_types::{PrivatePkcs8KeyDer, ServerName};
+
+    use super::*;
+    use crate::security::SecurityProtocol;
+    use crate::server::TlsFiles;
+    use crate::server::connection::{Connection, ReadOutcome};
+    use crate::server::session::ConnSession;
+
+    type Ca = CertifiedIssuer<'static, KeyPair>;
+
+    fn ca() -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "unit test CA");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+    }
+
+    /// A certificate signed by `ca` with the subject `dn` (attribute, value pairs).
+    fn leaf(
+        ca: &Ca,
+        dn: &[(DnType, &str)],
+        usage: ExtendedKeyUsagePurpose,
+    ) -> (rcgen::Certificate, KeyPair) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        for (t, v) in dn {
+            params.distinguished_name.push(t.clone(), *v);
+        }
+        params.extended_key_usages = vec![usage];
+        (params.signed_by(&key, ca).unwrap(), key)
+    }
+
+    /// Runs a real handshake over loopback: a rustls client with a certificate of subject
+    /// `dn` sends one Kafka frame; the server side is a `Connection` on the transport, driven by
+    /// mio. Returns the principal the session had before the handshake and the one it had when
+    /// the frame was first cut.
+    fn principal_when_first_frame_is_cut(dn: &[(DnType, &str)]) -> (Principal, Principal) {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ca();
+        let (server_cert, server_key) = leaf(&ca, &[], ExtendedKeyUsagePurpose::ServerAuth);
+        let files = TlsFiles {
+            cert: dir.path().join("s.pem"),
+            key: dir.path().join("s.key"),
+            client_ca: Some(dir.path().join("ca.pem")),
+        };
+        std::fs::write(&files.cert, server_cert.pem()).unwrap();
+        std::fs::write(&files.key, server_key.serialize_pem()).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        let config = tls::server_config(&files).unwrap();
+
+        let (client_cert, client_key) = leaf(&ca, dn, ExtendedKeyUsagePurpose::ClientAuth);
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.der().clone()).unwrap();
+        let client_config = Arc::new(
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(
+                vec![client_cert.der().clone()],
+                PrivatePkcs8KeyDer::from(client_key.serialize_der()).into(),
+            )
+            .unwrap(),
+        );
+
+        let mut listener = mio::net::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let client = std::thread::spawn(move || {
+            let sock = std::net::TcpStream::connect(addr).unwrap();
+            let name = ServerName::IpAddress(addr.ip().into());
+            let conn = rustls::ClientConnection::new(client_config, name).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, sock);
+            tls.write_all(&[0, 0, 0, 4, 1, 2, 3, 4]).unwrap();
+            tls.flush().unwrap();
+            // Keep the connection open until the server side has looked.
+            let _ = done_rx.recv_timeout(Duration::from_secs(30));
+        });
+
+        let mut poll = Poll::new().unwrap();
+        poll.registry()
+            .register(&mut listener, Token(0), Interest::READABLE)
+            .unwrap();
+        let mut events = Events::with_capacity(16);
+        let mut scratch = vec![0u8; 64 * 1024];
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut conn: Option<Connection> = None;
+        let mut before = None;
+        while Instant::now() < deadline {
+            poll.poll(&mut events, Some(Duration::from_millis(100)))
+                .unwrap();
+            if conn.is_none()
+                && let Ok((mut sock, peer)) = listener.accept()
+            {
+                poll.registry()
+                    .register(&mut sock, Token(1), Interest::READABLE | Interest::WRITABLE)
+                    .unwrap();
+                let session = Arc::new(ConnSession::new(0, SecurityProtocol::Ssl));
+                before = Some(session.principal());
+                let transport = Transport::tls(sock, &config).unwrap();
+                conn = Some(Connection::new(transport, peer, session, 1024));
+            }
+            let Some(c) = conn.as_mut() else { continue };
+            c.flush_writes().unwrap();
+            match c.read_available(&mut scratch) {
+                ReadOutcome::Open | ReadOutcome::Closed => {}
+                ReadOutcome::Error(e) => panic!("server side failed: {e}"),
+            }
+            if let Some(frame) = c.queued.front() {
+                assert_eq!(&frame[..], [1, 2, 3, 4]);
+                let principal = c.session.principal();
+                done_tx.send(()).unwrap();
+                client.join().unwrap();
+                return (before.unwrap(), principal);
+            }
+        }
+        panic!("no frame arrived over TLS");
+    }
+
+    #[test]
+    fn the_client_certificate_cn_is_the_principal_before_the_first_request() {
+        let (before, after) = principal_when_first_frame_is_cut(&[
+            (DnType::OrganizationName, "acme"),
+            (DnType::CommonName, "alice"),
+        ]);
+        assert!(before.is_anonymous());
+        assert_eq!(after, Principal::user("alice"));
+    }
+
+    #[test]
+    fn a_subject_without_cn_is_named_by_its_whole_dn() {
+        let (_, after) = principal_when_first_frame_is_cut(&[
+            (DnType::OrganizationName, "acme"),
+            (DnType::CountryName, "NL"),
+        ]);
+        assert_eq!(after.kind, "User");
+        assert!(after.name.contains("O=acme"), "{after}");
+        assert!(after.name.contains("C=NL"), "{after}");
+    }
+}
