@@ -98,7 +98,8 @@ pub fn alter(ctx: &Ctx, request: AlterUserScramCredentialsRequest, caller: &Call
     let result = |user: &str, e: Option<Error>| {
         let mut r = AlterUserScramCredentialsResult::default()
             .with_user(StrBytes::from_string(user.to_string()))
-            .with_error_code(NO_ERROR_CODE);
+            .with_error_code(NO_ERROR_CODE)
+            .with_error_message(None);
         if let Some(e) = e {
             r.error_code = e.kafka_code();
             r.error_message = message(&e);
