@@ -476,12 +476,16 @@ fn ten_thousand_failed_logins() {
     let addr: SocketAddr = f.addr;
     let attempt = move |i: usize| {
         let mut c = Client::connect(addr);
-        let hash = if i % 2 == 0 {
+        let hash = if i.is_multiple_of(2) {
             Hash::Sha256
         } else {
             Hash::Sha512
         };
-        let user = if i % 3 == 0 { "alice" } else { "nobody" };
+        let user = if i.is_multiple_of(3) {
+            "alice"
+        } else {
+            "nobody"
+        };
         assert_eq!(c.scram_garbage_proof(hash, user), Err(scram_failure(hash)));
         assert!(c.is_closed());
     };
