@@ -28,6 +28,7 @@ pub mod partition;
 pub mod partitioner;
 mod produce;
 mod read;
+pub mod security;
 pub mod topic;
 mod topics;
 pub(crate) mod txn;
@@ -110,6 +111,8 @@ struct Inner {
     producer_ids: Mutex<(i64, i64)>,
     /// The transaction coordinator (`txn/`), its state log and marker writing.
     txn: txn::TxnService,
+    /// SCRAM credentials (`__users.meta`).
+    users: security::users::UserStore,
 }
 
 impl Inner {
@@ -160,6 +163,7 @@ impl Broker {
         }
         let txn =
             txn::TxnService::open(&dir, config.fsync, txn_config(&config), Arc::clone(&waits))?;
+        let users = security::users::UserStore::open(&dir)?;
         let group_config = group_config(&config);
         let inner = Arc::new(Inner {
             config,
@@ -182,6 +186,7 @@ impl Broker {
                 (end, end)
             }),
             txn,
+            users,
         });
         let mut threads = vec![wait::spawn_timer(Arc::clone(&inner.waits))?];
         let f = Arc::clone(&inner);
@@ -232,6 +237,11 @@ impl Broker {
 
     pub fn config(&self) -> &BrokerConfig {
         &self.inner.config
+    }
+
+    /// The SCRAM credential store (`__users.meta`).
+    pub fn users(&self) -> &security::users::UserStore {
+        &self.inner.users
     }
 
     pub(crate) fn node_id(&self) -> i32 {
