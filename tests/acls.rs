@@ -207,6 +207,31 @@ fn create_acls_refuses_what_kafka_refuses_and_applies_the_rest() {
             0
         ]
     );
+    // Kafka 4.4's messages for the ones it answers INVALID_REQUEST (it answers
+    // UNKNOWN_SERVER_ERROR for MATCH, ANY operation and ANY permission, and closes the
+    // connection for UNKNOWN codes; we answer INVALID_REQUEST to all).
+    let r: CreateAclsResponse = admin.call(
+        ApiKey::CreateAcls,
+        3,
+        &CreateAclsRequest::default().with_creations(vec![
+            acl(CLUSTER, "not-the-cluster", LITERAL, ANONYMOUS, ALL, ALLOW),
+            acl(TOPIC, "t", LITERAL, "no-colon", READ, ALLOW),
+            acl(TOPIC, "", LITERAL, ANONYMOUS, READ, ALLOW),
+        ]),
+    );
+    let messages: Vec<String> = r
+        .results
+        .iter()
+        .map(|r| r.error_message.as_deref().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "The only valid name for the CLUSTER resource is kafka-cluster",
+            "Could not parse principal from `no-colon` (no colon is present separating the principal type from the principal name)",
+            "Invalid empty resource name"
+        ]
+    );
     let r = describe(&mut admin, describe_filter());
     assert_eq!(described(&r), [("t".to_string(), LITERAL, READ)]);
     assert_eq!(r.resources[0].acls[0].principal.as_str(), ANONYMOUS);
