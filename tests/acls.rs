@@ -627,3 +627,29 @@ fn describe_log_dirs_needs_describe_on_the_cluster() {
     assert_eq!(r.error_code, CLUSTER_AUTHORIZATION_FAILED);
     assert!(r.results.is_empty());
 }
+
+#[test]
+fn metadata_by_topic_id_answers_an_unauthorized_topic_by_id_without_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::open(dir.path(), |_| {});
+    cluster
+        .broker
+        .create_topic("secret", Some(TopicConfig::with_partitions(1)))
+        .unwrap();
+    let all = metadata(&mut cluster.admin(), None, false);
+    let id = all.topics[0].topic_id;
+    assert!(!id.is_nil());
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default()
+                .with_name(None)
+                .with_topic_id(id),
+        ]))
+        .with_allow_auto_topic_creation(false);
+    let r: MetadataResponse = cluster.user().call(ApiKey::Metadata, 12, &req);
+    assert_eq!(r.topics.len(), 1);
+    assert_eq!(r.topics[0].error_code, TOPIC_AUTHORIZATION_FAILED);
+    assert_eq!(r.topics[0].name, None);
+    assert_eq!(r.topics[0].topic_id, id);
+    assert!(r.topics[0].partitions.is_empty());
+}
