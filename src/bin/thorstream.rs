@@ -20,7 +20,7 @@ use serde::Deserialize;
 use thorstream::internals::security::{
     ScramCredential, ScramHash, UserChange, UserStore, check_credential, new_salt,
 };
-use thorstream::server::{self, SaslMechanism, ServerConfig};
+use thorstream::server::{self, AuthorizerConfig, Principal, SaslMechanism, ServerConfig};
 use thorstream::{Broker, BrokerConfig, FsyncPolicy};
 
 /// Thorstream: a Kafka-compatible event streaming broker.
@@ -132,6 +132,18 @@ struct Args {
     /// ends or is disconnected (Kafka's connections.max.reauth.ms; 0 = no limit) [default: 0]
     #[arg(long)]
     connections_max_reauth_ms: Option<u64>,
+    /// Authorization: none (everyone may do everything) | acl (Kafka's StandardAuthorizer over
+    /// the ACLs managed with CreateAcls/DeleteAcls, e.g. kafka-acls) [default: none]
+    #[arg(long)]
+    authorizer: Option<String>,
+    /// Principals allowed everything with --authorizer acl, ';'-separated (Kafka's
+    /// super.users), e.g. 'User:admin;User:ops'
+    #[arg(long)]
+    super_users: Option<String>,
+    /// With --authorizer acl, allow a request on a resource no ACL names (Kafka's
+    /// allow.everyone.if.no.acl.found) [default: false]
+    #[arg(long)]
+    allow_everyone_if_no_acl_found: bool,
     /// TOML config file with any of the keys above (snake_case, e.g. data_dir = "/var/lib/ts")
     #[arg(long)]
     config: Option<PathBuf>,
@@ -224,6 +236,9 @@ struct FileConfig {
     group_initial_rebalance_delay_ms: Option<u64>,
     sasl_mechanisms: Option<String>,
     connections_max_reauth_ms: Option<u64>,
+    authorizer: Option<String>,
+    super_users: Option<String>,
+    allow_everyone_if_no_acl_found: Option<bool>,
     segment_bytes: Option<u64>,
     retention_ms: Option<i64>,
     retention_bytes: Option<i64>,
@@ -371,6 +386,43 @@ fn tls_from(args: &Args, file: &FileConfig) -> Result<Option<server::TlsFiles>, 
     }
 }
 
+/// `--authorizer`, `--super-users` and `--allow-everyone-if-no-acl-found` as the server's
+/// setting; the last two without `--authorizer acl` are refused (they would do nothing).
+fn authorizer_config(
+    authorizer: Option<&str>,
+    super_users: Option<&str>,
+    allow_everyone_if_no_acl_found: bool,
+) -> Result<Option<AuthorizerConfig>, String> {
+    match authorizer.unwrap_or("none") {
+        "none" => {
+            if super_users.is_some() || allow_everyone_if_no_acl_found {
+                return Err(
+                    "--super-users and --allow-everyone-if-no-acl-found need --authorizer acl"
+                        .to_string(),
+                );
+            }
+            Ok(None)
+        }
+        "acl" => {
+            let super_users = super_users
+                .unwrap_or("")
+                .split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse::<Principal>()
+                        .map_err(|e| format!("--super-users: {e}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Some(AuthorizerConfig {
+                super_users,
+                allow_everyone_if_no_acl_found,
+            }))
+        }
+        other => Err(format!("--authorizer {other:?}: none or acl")),
+    }
+}
+
 fn run(args: Args) -> Result<(), String> {
     let file: FileConfig = match &args.config {
         Some(path) => {
@@ -489,6 +541,11 @@ fn run(args: Args) -> Result<(), String> {
     {
         server_config.request_read_timeout_ms = ms.max(1);
     }
+    server_config.authorizer = authorizer_config(
+        args.authorizer.or(file.authorizer).as_deref(),
+        args.super_users.or(file.super_users).as_deref(),
+        args.allow_everyone_if_no_acl_found || file.allow_everyone_if_no_acl_found == Some(true),
+    )?;
 
     if let Some(list) = args.sasl_mechanisms.or(file.sasl_mechanisms) {
         server_config.sasl_mechanisms = parse_mechanisms(&list)?;
@@ -653,4 +710,27 @@ fn users(action: UsersAction) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorizer_flags_as_kafka_names_them() {
+        assert_eq!(authorizer_config(None, None, false), Ok(None));
+        assert_eq!(authorizer_config(Some("none"), None, false), Ok(None));
+        let c = authorizer_config(Some("acl"), Some("User:admin; User:ops;"), true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            c.super_users,
+            [Principal::user("admin"), Principal::user("ops")]
+        );
+        assert!(c.allow_everyone_if_no_acl_found);
+        assert!(authorizer_config(Some("acl"), Some("admin"), false).is_err());
+        assert!(authorizer_config(Some("kafka"), None, false).is_err());
+        assert!(authorizer_config(None, Some("User:a"), false).is_err());
+        assert!(authorizer_config(None, None, true).is_err());
+    }
 }

@@ -113,6 +113,8 @@ struct Inner {
     txn: txn::TxnService,
     /// SCRAM credentials (`__users.meta`).
     users: security::users::UserStore,
+    /// The ACL bindings (`__acls.meta`), read by the wire server's authorizer.
+    acls: security::acls::AclStore,
 }
 
 impl Inner {
@@ -164,6 +166,7 @@ impl Broker {
         let txn =
             txn::TxnService::open(&dir, config.fsync, txn_config(&config), Arc::clone(&waits))?;
         let users = security::users::UserStore::open(&dir)?;
+        let acls = security::acls::AclStore::open(&dir)?;
         let group_config = group_config(&config);
         let inner = Arc::new(Inner {
             config,
@@ -187,6 +190,7 @@ impl Broker {
             }),
             txn,
             users,
+            acls,
         });
         let mut threads = vec![wait::spawn_timer(Arc::clone(&inner.waits))?];
         let f = Arc::clone(&inner);
@@ -255,6 +259,11 @@ impl Broker {
     }
 
     /// The consumer-group coordinator; each group it changes fires a `WaitKey::Group` event.
+    /// The persisted ACL bindings (the wire server's authorizer and the ACL APIs).
+    pub(crate) fn acls(&self) -> &security::acls::AclStore {
+        &self.inner.acls
+    }
+
     pub(crate) fn groups(&self) -> &GroupService {
         &self.inner.groups
     }

@@ -1,5 +1,8 @@
 //! The broker's security stores in the data directory: SCRAM credentials (`users`,
-//! `__users.meta`). Each is a record log (`metadata::record_log`) with its own file kind,
-//! openable without a `Broker` (the offline `thorstream users` command does).
+//! `__users.meta`) and ACL bindings (`acls`, `__acls.meta`). Each is a record log
+//! (`metadata::record_log`) with its own file kind, openable without a `Broker` (the offline
+//! `thorstream users` command does).
 
+pub(crate) mod acl_record;
+pub(crate) mod acls;
 pub mod users;
