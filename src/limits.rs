@@ -156,6 +156,13 @@ pub const PIPELINED_MAX: u64 = 128;
 /// `writev`; a few dozen already cover a socket buffer's worth of Fetch chunks).
 pub const WRITE_SLICES_MAX: usize = 64;
 
+/// Most bytes of encrypted TLS records one connection's rustls buffers before the socket has
+/// taken them; plaintext is handed to rustls only below it (`server/transport.rs`), so a large
+/// Fetch response over TLS costs this much beside its shared chunks, not a second copy of
+/// itself. 256 KiB: 16 full records, a few `writev` calls per MiB; far below a loopback or
+/// LAN socket's send buffer, so the socket, not this bound, decides the pace.
+pub const TLS_SEND_BUFFER_BYTES: usize = 256 * 1024;
+
 /// How long shutdown waits for in-flight requests to finish.
 pub const SHUTDOWN_DRAIN_MS: u64 = 10_000;
 
@@ -197,6 +204,8 @@ const _: () = assert!(QUEUED_REQUEST_BYTES_MAX < DEFAULT_JOB_QUEUE_BYTES_MAX);
 const _: () = assert!(PIPELINED_MAX >= 1);
 // `write_vectored` never passes more buffers than `writev` takes.
 const _: () = assert!(WRITE_SLICES_MAX >= 1 && WRITE_SLICES_MAX <= IOV_MAX);
+// rustls can always buffer at least one full TLS record (16 KiB of plaintext and its overhead).
+const _: () = assert!(TLS_SEND_BUFFER_BYTES >= 17 * 1024);
 // A partition directory `<topic>-<partition>` of the longest name and highest index is a
 // valid file name.
 const _: () = assert!(

@@ -34,6 +34,28 @@ struct Args {
     /// name when listening on 0.0.0.0]
     #[arg(long)]
     advertised_addr: Option<String>,
+    /// Listeners, as Kafka's `listeners`: NAME://host:port[,...], NAME a security protocol
+    /// (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL) or mapped by --listener-security-protocol-map;
+    /// an empty host binds every interface. Replaces --listen
+    #[arg(long)]
+    listeners: Option<String>,
+    /// The addresses given to clients of each listener, as Kafka's `advertised.listeners`
+    /// (NAME://host:port[,...]) [default: each listener's own address]
+    #[arg(long)]
+    advertised_listeners: Option<String>,
+    /// Security protocols of listeners not named after one: NAME:PROTOCOL[,...]
+    #[arg(long)]
+    listener_security_protocol_map: Option<String>,
+    /// Certificate chain (PEM, leaf first) of the SSL and SASL_SSL listeners
+    #[arg(long)]
+    ssl_cert: Option<PathBuf>,
+    /// Private key (PEM: PKCS#8, PKCS#1 or SEC1) of --ssl-cert
+    #[arg(long)]
+    ssl_key: Option<PathBuf>,
+    /// CA certificates (PEM) that client certificates must chain to: turns on mTLS (a client
+    /// certificate is required on every TLS listener; principal User:<subject CN>)
+    #[arg(long)]
+    ssl_client_ca: Option<PathBuf>,
     /// Worker threads handling requests [default: number of cores]
     #[arg(long)]
     workers: Option<usize>,
@@ -112,6 +134,12 @@ struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     advertised_addr: Option<String>,
+    listeners: Option<String>,
+    advertised_listeners: Option<String>,
+    listener_security_protocol_map: Option<String>,
+    ssl_cert: Option<PathBuf>,
+    ssl_key: Option<PathBuf>,
+    ssl_client_ca: Option<PathBuf>,
     workers: Option<usize>,
     fsync: Option<String>,
     num_partitions: Option<u32>,
@@ -187,6 +215,90 @@ fn resolve(addr: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("address {addr:?} resolves to nothing"))
 }
 
+/// The listeners: `--listeners` (or its TOML key), else the one-PLAINTEXT-listener shorthand
+/// `--listen` / `THORSTREAM_ADDR` / `listen`, then the advertised addresses. Flags win over
+/// the environment, which wins over the file; the two forms at the same level conflict.
+fn listeners_from(
+    args: &Args,
+    file: &FileConfig,
+    env_addr: Option<String>,
+) -> Result<Vec<server::ListenerConfig>, String> {
+    use server::listener::{apply_advertised, parse_listeners, parse_protocol_map};
+    use server::{ListenerConfig, SecurityProtocol};
+    let map = match args
+        .listener_security_protocol_map
+        .as_ref()
+        .or(file.listener_security_protocol_map.as_ref())
+    {
+        Some(m) => parse_protocol_map(m).map_err(|e| e.to_string())?,
+        None => Vec::new(),
+    };
+    let parse = |spec: &str| parse_listeners(spec, &map).map_err(|e| e.to_string());
+    let plain = |addr: &str| -> Result<Vec<ListenerConfig>, String> {
+        Ok(vec![ListenerConfig::new(
+            SecurityProtocol::Plaintext,
+            resolve(addr)?,
+        )])
+    };
+    let mut listeners = match (&args.listeners, &args.listen) {
+        (Some(_), Some(_)) => return Err("give --listeners or --listen, not both".into()),
+        (Some(spec), None) => parse(spec)?,
+        (None, Some(addr)) => plain(addr)?,
+        (None, None) => match (env_addr, &file.listeners, &file.listen) {
+            (Some(addr), _, _) => plain(&addr)?,
+            (None, Some(_), Some(_)) => {
+                return Err("the config file gives both listeners and listen".into());
+            }
+            (None, Some(spec), None) => parse(spec)?,
+            (None, None, Some(addr)) => plain(addr)?,
+            (None, None, None) => plain("0.0.0.0:9092")?,
+        },
+    };
+    let advertised_listeners = args
+        .advertised_listeners
+        .as_ref()
+        .or(file.advertised_listeners.as_ref());
+    let advertised_addr = args
+        .advertised_addr
+        .as_ref()
+        .or(file.advertised_addr.as_ref());
+    match (advertised_listeners, advertised_addr) {
+        (Some(_), Some(_)) => {
+            return Err("give --advertised-listeners or --advertised-addr, not both".into());
+        }
+        (Some(spec), None) => apply_advertised(&mut listeners, spec).map_err(|e| e.to_string())?,
+        (None, Some(adv)) => {
+            let (host, port) = adv
+                .rsplit_once(':')
+                .ok_or_else(|| format!("--advertised-addr {adv:?} must be HOST:PORT"))?;
+            listeners[0].advertised_host = host.to_string();
+            listeners[0].advertised_port = port
+                .parse()
+                .map_err(|_| format!("bad port in --advertised-addr {adv:?}"))?;
+        }
+        (None, None) => {}
+    }
+    Ok(listeners)
+}
+
+/// `--ssl-cert`, `--ssl-key`, `--ssl-client-ca` (or their TOML keys); the files are read when
+/// the server starts.
+fn tls_from(args: &Args, file: &FileConfig) -> Result<Option<server::TlsFiles>, String> {
+    let cert = args.ssl_cert.clone().or(file.ssl_cert.clone());
+    let key = args.ssl_key.clone().or(file.ssl_key.clone());
+    let client_ca = args.ssl_client_ca.clone().or(file.ssl_client_ca.clone());
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(server::TlsFiles {
+            cert,
+            key,
+            client_ca,
+        })),
+        (None, None) if client_ca.is_none() => Ok(None),
+        (None, None) => Err("--ssl-client-ca needs --ssl-cert and --ssl-key".into()),
+        _ => Err("--ssl-cert and --ssl-key go together".into()),
+    }
+}
+
 fn run(args: Args) -> Result<(), String> {
     let file: FileConfig = match &args.config {
         Some(path) => {
@@ -197,11 +309,8 @@ fn run(args: Args) -> Result<(), String> {
         None => FileConfig::default(),
     };
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let listen = args
-        .listen
-        .or_else(|| env("THORSTREAM_ADDR"))
-        .or(file.listen)
-        .unwrap_or_else(|| "0.0.0.0:9092".to_string());
+    let listeners = listeners_from(&args, &file, env("THORSTREAM_ADDR"))?;
+    let tls = tls_from(&args, &file)?;
     let data_dir = args
         .data_dir
         .or_else(|| env("THORSTREAM_DATA_DIR").map(PathBuf::from))
@@ -284,16 +393,9 @@ fn run(args: Args) -> Result<(), String> {
         .validate()
         .map_err(|e| e.to_string())?;
 
-    let mut server_config = ServerConfig::new(resolve(&listen)?);
-    if let Some(adv) = args.advertised_addr.or(file.advertised_addr) {
-        let (host, port) = adv
-            .rsplit_once(':')
-            .ok_or_else(|| format!("--advertised-addr {adv:?} must be HOST:PORT"))?;
-        server_config.listeners[0].advertised_host = host.to_string();
-        server_config.listeners[0].advertised_port = port
-            .parse()
-            .map_err(|_| format!("bad port in --advertised-addr {adv:?}"))?;
-    }
+    let mut server_config = ServerConfig::new(listeners[0].addr);
+    server_config.listeners = listeners;
+    server_config.tls = tls;
     if let Some(w) = args.workers.or(file.workers) {
         server_config.workers = w.max(1);
     }
@@ -322,12 +424,25 @@ fn run(args: Args) -> Result<(), String> {
     let apis: Vec<String> = thorstream::internals::supported_apis()
         .map(|(k, min, max)| format!("{k:?} v{min}-{max}"))
         .collect();
+    let listening: Vec<String> = server_config
+        .listeners
+        .iter()
+        .zip(&handle.local_addrs)
+        .map(|(l, addr)| {
+            let port = match l.advertised_port {
+                0 => addr.port(),
+                p => p,
+            };
+            format!(
+                "{}://{addr} (advertised {}:{port})",
+                l.name, l.advertised_host
+            )
+        })
+        .collect();
     log::info!(
-        "thorstream {} listening on {} (advertised {}:{}), data dir {}, fsync {}, {} workers",
+        "thorstream {} listening on {}, data dir {}, fsync {}, {} workers",
         env!("CARGO_PKG_VERSION"),
-        handle.local_addr,
-        server_config.listeners[0].advertised_host,
-        server_config.listeners[0].advertised_port,
+        listening.join(", "),
         data_dir.display(),
         fsync,
         server_config.workers

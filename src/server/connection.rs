@@ -11,17 +11,23 @@
 //! Responses are queued as the chunks the worker encoded them into (a Fetch response's records
 //! are chunks of their own, sharing the buffer they were read into) and written with
 //! `write_vectored`, so records are never copied between the pread and the socket. The write
-//! queue holds no empty chunk, and `write_pos` is always inside its front chunk.
+//! queue holds no empty chunk, and `write_pos` is always inside its front chunk. On a TLS
+//! connection the same chunks go to rustls (`transport.rs`), as fast as the socket drains.
+//!
+//! A TLS connection counts as receiving a partial request from its accept until its handshake
+//! completes, so `request_read_timeout_ms` bounds a stalled handshake as it bounds a trickled
+//! frame; the client certificate's principal is set on the session when the handshake
+//! completes, before any of the connection's requests is cut from the stream.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use mio::net::TcpStream;
 
 use super::encode::Reply;
 use super::session::ConnSession;
+use super::transport::{Received, Transport};
 use crate::protocol::frame::{FrameDecoder, FrameError};
 
 pub use crate::limits::QUEUED_REQUEST_BYTES_MAX;
@@ -30,7 +36,7 @@ pub use crate::limits::PIPELINED_MAX;
 use crate::limits::WRITE_SLICES_MAX;
 
 pub struct Connection {
-    pub stream: TcpStream,
+    pub transport: Transport,
     pub peer: SocketAddr,
     /// Shared with the worker running this connection's request.
     pub session: std::sync::Arc<ConnSession>,
@@ -66,13 +72,15 @@ pub enum ReadOutcome {
 
 impl Connection {
     pub fn new(
-        stream: TcpStream,
+        transport: Transport,
         peer: SocketAddr,
         session: std::sync::Arc<ConnSession>,
         frame_bytes_max: usize,
     ) -> Self {
+        let now = std::time::Instant::now();
         Connection {
-            stream,
+            partial_since: transport.is_handshaking().then_some(now),
+            transport,
             peer,
             session,
             decoder: FrameDecoder::new(frame_bytes_max),
@@ -87,8 +95,7 @@ impl Connection {
             read_closed: false,
             close_after_write: false,
             read_paused: false,
-            last_active: std::time::Instant::now(),
-            partial_since: None,
+            last_active: now,
         }
     }
 
@@ -100,23 +107,35 @@ impl Connection {
     pub fn read_available(&mut self, scratch: &mut [u8]) -> ReadOutcome {
         debug_assert!(scratch.len() >= READ_CHUNK_BYTES.min(scratch.len()));
         while self.wants_read() {
-            match self.stream.read(scratch) {
-                Ok(0) => {
-                    self.read_closed = true;
-                    break;
-                }
-                Ok(n) => {
+            let decoder = &mut self.decoder;
+            match self.transport.receive(scratch, &mut |b| decoder.extend(b)) {
+                Ok(received) => {
                     let now = std::time::Instant::now();
                     self.last_active = now;
-                    self.decoder.extend(&scratch[..n]);
+                    if let Some(handshake) = self.transport.take_handshake() {
+                        match handshake {
+                            Ok(Some(principal)) => {
+                                log::debug!("{}: TLS client certificate of {principal}", self.peer);
+                                self.session.set_principal(principal);
+                            }
+                            Ok(None) => {}
+                            Err(e) => return ReadOutcome::Error(e.to_string()),
+                        }
+                    }
                     if let Err(e) = self.cut_frames() {
                         return ReadOutcome::Error(e.to_string());
                     }
                     // Bytes left over after cutting are the start of the next frame.
-                    self.partial_since = match self.decoder.buffered_bytes() {
-                        0 => None,
-                        _ => self.partial_since.or(Some(now)),
+                    let partial =
+                        self.decoder.buffered_bytes() > 0 || self.transport.is_handshaking();
+                    self.partial_since = match partial {
+                        false => None,
+                        true => self.partial_since.or(Some(now)),
                     };
+                    if received == Received::Eof {
+                        self.read_closed = true;
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -191,15 +210,18 @@ impl Connection {
     }
 
     pub fn has_pending_write(&self) -> bool {
-        !self.write_buf.is_empty()
+        !self.write_buf.is_empty() || self.transport.has_pending_output()
     }
 
     /// Writes until drained or `WouldBlock`. Returns an error message if the socket failed.
     pub fn flush_writes(&mut self) -> Result<(), String> {
-        while !self.write_buf.is_empty() {
+        loop {
+            if self.write_buf.is_empty() {
+                return self.transport.flush().map_err(|e| e.to_string());
+            }
             let mut slices = [IoSlice::new(&[]); WRITE_SLICES_MAX];
             let count = fill_io_slices(&self.write_buf, self.write_pos, &mut slices);
-            match self.stream.write_vectored(&slices[..count]) {
+            match self.transport.write_vectored(&slices[..count]) {
                 Ok(0) => return Err("connection closed while writing".into()),
                 Ok(n) => {
                     self.last_active = std::time::Instant::now();

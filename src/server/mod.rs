@@ -16,6 +16,8 @@ pub(crate) mod handlers;
 pub mod listener;
 pub(crate) mod reactor;
 pub mod session;
+pub mod tls;
+pub(crate) mod transport;
 pub(crate) mod worker;
 
 use std::net::SocketAddr;
@@ -173,32 +175,51 @@ impl Drop for ServerHandle {
     }
 }
 
-/// Binds the listeners and starts the reactor and workers.
+/// Binds the listeners and starts the reactor and workers. Fails if a listener cannot be
+/// bound, or a TLS listener has no (loadable) certificate and key.
 pub fn start(broker: Arc<Broker>, config: ServerConfig) -> Result<ServerHandle> {
     let mut config = config;
-    let first = config
-        .listeners
-        .first()
-        .ok_or_else(|| Error::InvalidConfig("no listener configured".into()))?
-        .clone();
-    let listener = mio::net::TcpListener::bind(first.addr)
-        .map_err(|e| Error::InvalidConfig(format!("cannot listen on {}: {e}", first.addr)))?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|e| Error::InvalidConfig(format!("listener address: {e}")))?;
-    if config.listeners[0].advertised_port == 0 {
-        config.listeners[0].advertised_port = local_addr.port();
+    if config.listeners.is_empty() {
+        return Err(Error::InvalidConfig("no listener configured".into()));
+    }
+    let tls = match (
+        config.listeners.iter().find(|l| l.protocol.uses_tls()),
+        &config.tls,
+    ) {
+        (None, _) => None,
+        (Some(_), Some(files)) => Some(tls::server_config(files)?),
+        (Some(l), None) => {
+            return Err(Error::InvalidConfig(format!(
+                "listener {} ({}) needs --ssl-cert and --ssl-key",
+                l.name, l.protocol
+            )));
+        }
+    };
+    let mut listeners = Vec::with_capacity(config.listeners.len());
+    let mut local_addrs = Vec::with_capacity(config.listeners.len());
+    for l in &mut config.listeners {
+        let listener = mio::net::TcpListener::bind(l.addr).map_err(|e| {
+            Error::InvalidConfig(format!("cannot listen on {} ({}): {e}", l.addr, l.name))
+        })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| Error::InvalidConfig(format!("listener address: {e}")))?;
+        if l.advertised_port == 0 {
+            l.advertised_port = local_addr.port();
+        }
+        listeners.push(listener);
+        local_addrs.push(local_addr);
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let reactor = reactor::Reactor::new(listener, broker, config, Arc::clone(&stop))?;
+    let reactor = reactor::Reactor::new(listeners, tls, broker, config, Arc::clone(&stop))?;
     let waker = reactor.waker();
     let handle = std::thread::Builder::new()
         .name("thorstream-reactor".into())
         .spawn(move || reactor.run())
         .map_err(|e| Error::InvalidConfig(format!("cannot start reactor: {e}")))?;
     Ok(ServerHandle {
-        local_addr,
-        local_addrs: vec![local_addr],
+        local_addr: local_addrs[0],
+        local_addrs,
         stop,
         waker,
         reactor: Some(handle),

@@ -1,6 +1,11 @@
 //! The reactor: one thread, one mio `Poll`. Accepts, reads and frames, hands complete
 //! requests to the workers (one at a time per connection, acks=all Produce pipelined; see connection.rs), writes replies back.
 //! Everything here is non-blocking; framing and request handling are calls out of the loop.
+//!
+//! Tokens: `WAKER` is 0, listener `i` (its index in `ServerConfig::listeners`) is `1 + i`, and
+//! connections take the tokens after the listeners. A connection accepted on a TLS listener
+//! gets a rustls transport (`transport.rs`) whose handshake runs from the same readiness
+//! events as its requests.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -17,21 +22,24 @@ use super::connection::{Connection, ReadOutcome, read_chunk_bytes};
 use super::encode::{Reply, ReplyMsg};
 use super::handlers::Ctx;
 use super::session::ConnSession;
+use super::transport::Transport;
 use super::worker::{self, Job};
 use crate::broker::Broker;
 use crate::broker::wait::Scope;
 use crate::error::{Error, Result};
 
-const LISTENER: Token = Token(0);
-const WAKER: Token = Token(1);
-const FIRST_CONNECTION_TOKEN: usize = 2;
+const WAKER: Token = Token(0);
+const FIRST_LISTENER_TOKEN: usize = 1;
 use crate::limits::SHUTDOWN_DRAIN_MS;
 
 use crate::limits::ACCEPT_RETRY_MS;
 
 pub struct Reactor {
     poll: Poll,
-    listener: TcpListener,
+    /// In `ServerConfig::listeners` order.
+    listeners: Vec<TcpListener>,
+    /// The TLS settings of the SSL and SASL_SSL listeners (`Some` if there is one).
+    tls: Option<Arc<rustls::ServerConfig>>,
     waker: Arc<Waker>,
     conns: HashMap<usize, Connection>,
     next_token: usize,
@@ -57,16 +65,23 @@ pub struct Reactor {
 
 impl Reactor {
     pub fn new(
-        mut listener: TcpListener,
+        mut listeners: Vec<TcpListener>,
+        tls: Option<Arc<rustls::ServerConfig>>,
         broker: Arc<Broker>,
         config: ServerConfig,
         stop: Arc<AtomicBool>,
     ) -> Result<Reactor> {
         let io = |e: std::io::Error| Error::InvalidConfig(format!("reactor setup: {e}"));
         let poll = Poll::new().map_err(io)?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)
-            .map_err(io)?;
+        for (i, listener) in listeners.iter_mut().enumerate() {
+            poll.registry()
+                .register(
+                    listener,
+                    Token(FIRST_LISTENER_TOKEN + i),
+                    Interest::READABLE,
+                )
+                .map_err(io)?;
+        }
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(io)?);
         let (job_tx, job_rx) = crossbeam_channel::bounded(config.job_queue_len_max.max(1));
         // Unbounded channels, bounded by construction rather than by the channel (a bounded
@@ -94,10 +109,11 @@ impl Reactor {
         )?;
         Ok(Reactor {
             poll,
-            listener,
+            next_token: FIRST_LISTENER_TOKEN + listeners.len(),
+            listeners,
+            tls,
             waker,
             conns: HashMap::new(),
-            next_token: FIRST_CONNECTION_TOKEN,
             job_tx: Some(job_tx),
             reply_rx,
             backlog: BTreeSet::new(),
@@ -145,12 +161,13 @@ impl Reactor {
             }
             for ev in events.iter() {
                 match ev.token() {
-                    LISTENER => {
-                        if draining_since.is_none() {
-                            self.accept();
+                    WAKER => {}
+                    Token(t) if t < FIRST_LISTENER_TOKEN + self.listeners.len() => {
+                        if draining_since.is_none() && self.accept(t - FIRST_LISTENER_TOKEN) {
+                            self.accept_retry_at =
+                                Some(Instant::now() + Duration::from_millis(ACCEPT_RETRY_MS));
                         }
                     }
-                    WAKER => {}
                     Token(t) => {
                         if ev.is_readable() || ev.is_read_closed() {
                             self.on_readable(t, &mut scratch);
@@ -166,7 +183,17 @@ impl Reactor {
                 && draining_since.is_none()
                 && Instant::now() >= at
             {
-                self.accept();
+                let mut stalled = false;
+                for i in 0..self.listeners.len() {
+                    stalled |= self.accept(i);
+                }
+                if stalled {
+                    self.accept_retry_at =
+                        Some(Instant::now() + Duration::from_millis(ACCEPT_RETRY_MS));
+                } else {
+                    self.accept_retry_at = None;
+                    log::info!("accepting connections again");
+                }
             }
             if Instant::now() >= self.next_idle_check {
                 self.close_idle();
@@ -177,7 +204,9 @@ impl Reactor {
             }
             if self.stop.load(Ordering::Acquire) && draining_since.is_none() {
                 log::info!("server stopping: no new connections; finishing in-flight requests");
-                let _ = self.poll.registry().deregister(&mut self.listener);
+                for listener in &mut self.listeners {
+                    let _ = self.poll.registry().deregister(listener);
+                }
                 for c in self.conns.values_mut() {
                     c.read_closed = true;
                     c.queued.clear();
@@ -204,9 +233,18 @@ impl Reactor {
         log::info!("server stopped");
     }
 
-    fn accept(&mut self) {
+    /// Accepts what listener `index` has queued. Returns true if accepting stopped for want
+    /// of descriptors or memory (EMFILE/ENFILE/ENOMEM): the caller schedules a retry, since
+    /// the edge-triggered listener will not report the connections left queued again.
+    fn accept(&mut self, index: usize) -> bool {
+        let Some(protocol) = self.config.listeners.get(index).map(|l| l.protocol) else {
+            return false;
+        };
         loop {
-            match self.listener.accept() {
+            let Some(listener) = self.listeners.get(index) else {
+                return false;
+            };
+            match listener.accept() {
                 Ok((mut stream, peer)) => {
                     if self.conns.len() >= self.config.connections_max {
                         log::warn!("refusing connection from {peer}: {} open", self.conns.len());
@@ -221,7 +259,6 @@ impl Reactor {
                     }
                     let _ = stream.set_nodelay(true);
                     let token = self.next_token;
-                    self.next_token += 1;
                     if let Err(e) = self.poll.registry().register(
                         &mut stream,
                         Token(token),
@@ -230,24 +267,32 @@ impl Reactor {
                         log::warn!("cannot register connection from {peer}: {e}");
                         continue;
                     }
-                    log::debug!("accepted {peer} as connection {token}");
+                    let transport = match (protocol.uses_tls(), &self.tls) {
+                        (false, _) => Transport::Plain(stream),
+                        (true, Some(tls)) => match Transport::tls(stream, tls) {
+                            Ok(t) => t,
+                            Err(e) => {
+                                log::warn!("cannot start TLS with {peer}: {e}");
+                                continue;
+                            }
+                        },
+                        // `server::start` refuses a TLS listener without TLS settings.
+                        (true, None) => continue,
+                    };
+                    self.next_token += 1;
+                    log::debug!("accepted {peer} on listener {index} as connection {token}");
                     *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
                     self.conns.insert(
                         token,
                         Connection::new(
-                            stream,
+                            transport,
                             peer,
-                            Arc::new(ConnSession::new(0, self.config.listeners[0].protocol)),
+                            Arc::new(ConnSession::new(index, protocol)),
                             self.config.request_bytes_max,
                         ),
                     );
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if self.accept_retry_at.take().is_some() {
-                        log::info!("accepting connections again");
-                    }
-                    break;
-                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
                 // A queued connection the client reset: skip it, take the next one.
                 Err(e)
                     if matches!(
@@ -267,9 +312,7 @@ impl Reactor {
                             self.conns.len()
                         );
                     }
-                    self.accept_retry_at =
-                        Some(Instant::now() + Duration::from_millis(ACCEPT_RETRY_MS));
-                    break;
+                    return true;
                 }
             }
         }
@@ -404,7 +447,7 @@ impl Reactor {
             if let Some(e) = error {
                 log::info!("connection from {} closed: {e}", conn.peer);
             }
-            let _ = self.poll.registry().deregister(&mut conn.stream);
+            let _ = self.poll.registry().deregister(conn.transport.socket());
             // Its descriptor is free once `conn` drops here: a refused accept can go now.
             if self.accept_retry_at.is_some() {
                 self.accept_retry_at = Some(Instant::now());
