@@ -321,6 +321,48 @@ impl From<TxnError> for ResponseError {
     }
 }
 
+/// A refused authorization check (`server/handlers/authz.rs`) or an ACL request the broker
+/// cannot serve, each one Kafka error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthzError {
+    TopicAuthorizationFailed,
+    GroupAuthorizationFailed,
+    ClusterAuthorizationFailed,
+    TransactionalIdAuthorizationFailed,
+    /// CreateAcls/DescribeAcls/DeleteAcls with no authorizer configured.
+    SecurityDisabled,
+    /// A refused ACL binding or filter (Kafka's `InvalidRequestException`).
+    InvalidRequest,
+    /// The ACL file could not be written.
+    UnknownServerError,
+}
+
+impl AuthzError {
+    pub const fn code(self) -> i16 {
+        self.response_error().code()
+    }
+
+    pub const fn response_error(self) -> ResponseError {
+        match self {
+            AuthzError::TopicAuthorizationFailed => ResponseError::TopicAuthorizationFailed,
+            AuthzError::GroupAuthorizationFailed => ResponseError::GroupAuthorizationFailed,
+            AuthzError::ClusterAuthorizationFailed => ResponseError::ClusterAuthorizationFailed,
+            AuthzError::TransactionalIdAuthorizationFailed => {
+                ResponseError::TransactionalIdAuthorizationFailed
+            }
+            AuthzError::SecurityDisabled => ResponseError::SecurityDisabled,
+            AuthzError::InvalidRequest => ResponseError::InvalidRequest,
+            AuthzError::UnknownServerError => ResponseError::UnknownServerError,
+        }
+    }
+}
+
+impl From<AuthzError> for ResponseError {
+    fn from(e: AuthzError) -> Self {
+        e.response_error()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,6 +412,18 @@ mod tests {
             assert_eq!(e.code(), code, "{e:?}");
         }
         assert_eq!(TxnError::ProducerFenced.for_old_client().code(), 47);
+        let authz = [
+            (AuthzError::TopicAuthorizationFailed, 29),
+            (AuthzError::GroupAuthorizationFailed, 30),
+            (AuthzError::ClusterAuthorizationFailed, 31),
+            (AuthzError::TransactionalIdAuthorizationFailed, 53),
+            (AuthzError::SecurityDisabled, 54),
+            (AuthzError::InvalidRequest, 42),
+            (AuthzError::UnknownServerError, -1),
+        ];
+        for (e, code) in authz {
+            assert_eq!(e.code(), code, "{e:?}");
+        }
         assert_eq!(result_code::<(), GroupError>(&Ok(())), 0);
         assert_eq!(
             result_code::<(), _>(&Err(GroupError::RebalanceInProgress)),

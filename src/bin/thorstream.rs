@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use serde::Deserialize;
-use thorstream::server::{self, ServerConfig};
+use thorstream::server::{self, AuthorizerConfig, Principal, ServerConfig};
 use thorstream::{Broker, BrokerConfig, FsyncPolicy};
 
 /// Thorstream: a Kafka-compatible event streaming broker.
@@ -120,6 +120,18 @@ struct Args {
     /// (Kafka's group.initial.rebalance.delay.ms) [default: 3000]
     #[arg(long)]
     group_initial_rebalance_delay_ms: Option<u64>,
+    /// Authorization: none (everyone may do everything) | acl (Kafka's StandardAuthorizer over
+    /// the ACLs managed with CreateAcls/DeleteAcls, e.g. kafka-acls) [default: none]
+    #[arg(long)]
+    authorizer: Option<String>,
+    /// Principals allowed everything with --authorizer acl, ';'-separated (Kafka's
+    /// super.users), e.g. 'User:admin;User:ops'
+    #[arg(long)]
+    super_users: Option<String>,
+    /// With --authorizer acl, allow a request on a resource no ACL names (Kafka's
+    /// allow.everyone.if.no.acl.found) [default: false]
+    #[arg(long)]
+    allow_everyone_if_no_acl_found: bool,
     /// TOML config file with any of the keys above (snake_case, e.g. data_dir = "/var/lib/ts")
     #[arg(long)]
     config: Option<PathBuf>,
@@ -158,6 +170,9 @@ struct FileConfig {
     log_cleaner_dedupe_buffer_size: Option<usize>,
     log_cleaner_io_max_bytes_per_second: Option<f64>,
     group_initial_rebalance_delay_ms: Option<u64>,
+    authorizer: Option<String>,
+    super_users: Option<String>,
+    allow_everyone_if_no_acl_found: Option<bool>,
     segment_bytes: Option<u64>,
     retention_ms: Option<i64>,
     retention_bytes: Option<i64>,
@@ -299,6 +314,43 @@ fn tls_from(args: &Args, file: &FileConfig) -> Result<Option<server::TlsFiles>, 
     }
 }
 
+/// `--authorizer`, `--super-users` and `--allow-everyone-if-no-acl-found` as the server's
+/// setting; the last two without `--authorizer acl` are refused (they would do nothing).
+fn authorizer_config(
+    authorizer: Option<&str>,
+    super_users: Option<&str>,
+    allow_everyone_if_no_acl_found: bool,
+) -> Result<Option<AuthorizerConfig>, String> {
+    match authorizer.unwrap_or("none") {
+        "none" => {
+            if super_users.is_some() || allow_everyone_if_no_acl_found {
+                return Err(
+                    "--super-users and --allow-everyone-if-no-acl-found need --authorizer acl"
+                        .to_string(),
+                );
+            }
+            Ok(None)
+        }
+        "acl" => {
+            let super_users = super_users
+                .unwrap_or("")
+                .split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse::<Principal>()
+                        .map_err(|e| format!("--super-users: {e}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Some(AuthorizerConfig {
+                super_users,
+                allow_everyone_if_no_acl_found,
+            }))
+        }
+        other => Err(format!("--authorizer {other:?}: none or acl")),
+    }
+}
+
 fn run(args: Args) -> Result<(), String> {
     let file: FileConfig = match &args.config {
         Some(path) => {
@@ -417,6 +469,11 @@ fn run(args: Args) -> Result<(), String> {
     {
         server_config.request_read_timeout_ms = ms.max(1);
     }
+    server_config.authorizer = authorizer_config(
+        args.authorizer.or(file.authorizer).as_deref(),
+        args.super_users.or(file.super_users).as_deref(),
+        args.allow_everyone_if_no_acl_found || file.allow_everyone_if_no_acl_found == Some(true),
+    )?;
 
     let broker = Arc::new(Broker::new(broker_config).map_err(|e| e.to_string())?);
     let handle =

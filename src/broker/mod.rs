@@ -28,6 +28,7 @@ pub mod partition;
 pub mod partitioner;
 mod produce;
 mod read;
+pub(crate) mod security;
 pub mod topic;
 mod topics;
 pub(crate) mod txn;
@@ -110,6 +111,8 @@ struct Inner {
     producer_ids: Mutex<(i64, i64)>,
     /// The transaction coordinator (`txn/`), its state log and marker writing.
     txn: txn::TxnService,
+    /// The ACL bindings (`__acls.meta`), read by the wire server's authorizer.
+    acls: security::acls::AclStore,
 }
 
 impl Inner {
@@ -160,6 +163,7 @@ impl Broker {
         }
         let txn =
             txn::TxnService::open(&dir, config.fsync, txn_config(&config), Arc::clone(&waits))?;
+        let acls = security::acls::AclStore::open(&dir)?;
         let group_config = group_config(&config);
         let inner = Arc::new(Inner {
             config,
@@ -182,6 +186,7 @@ impl Broker {
                 (end, end)
             }),
             txn,
+            acls,
         });
         let mut threads = vec![wait::spawn_timer(Arc::clone(&inner.waits))?];
         let f = Arc::clone(&inner);
@@ -245,6 +250,11 @@ impl Broker {
     }
 
     /// The consumer-group coordinator; each group it changes fires a `WaitKey::Group` event.
+    /// The persisted ACL bindings (the wire server's authorizer and the ACL APIs).
+    pub(crate) fn acls(&self) -> &security::acls::AclStore {
+        &self.inner.acls
+    }
+
     pub(crate) fn groups(&self) -> &GroupService {
         &self.inner.groups
     }

@@ -3,6 +3,8 @@
 //! future replicas (there is one replica, the log itself); from v4 the file system's total and
 //! usable bytes (-1 when the OS cannot tell, the field's default). As Kafka, `topics` null
 //! describes every partition and a requested partition the broker does not hold is left out.
+//! Needs Describe on the cluster (else CLUSTER_AUTHORIZATION_FAILED and no directories, as
+//! Kafka).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -14,9 +16,25 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Ctx, Outcome};
+use super::{Ctx, Outcome, authz};
+use crate::error::AuthzError;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::server::session::Caller;
 
-pub fn handle(ctx: &Ctx, req: DescribeLogDirsRequest) -> Outcome {
+pub fn handle(ctx: &Ctx, req: DescribeLogDirsRequest, caller: &Caller) -> Outcome {
+    let cluster = authz::CLUSTER_NAME;
+    if !authz::allowed(
+        ctx,
+        caller,
+        AclOperation::Describe,
+        ResourceType::Cluster,
+        cluster,
+    ) {
+        return Outcome::Respond(ResponseKind::DescribeLogDirs(
+            DescribeLogDirsResponse::default()
+                .with_error_code(AuthzError::ClusterAuthorizationFailed.code()),
+        ));
+    }
     let wanted: Option<HashSet<(String, i32)>> = req.topics.map(|ts| {
         ts.iter()
             .flat_map(|t| {

@@ -14,6 +14,11 @@
 //! answers the aborted transactions overlapping the returned batches (`aborted_transactions`;
 //! null for read_uncommitted, as Kafka); a read_committed wait decides from the LSO (see
 //! `broker::fetch`). `last_stable_offset` is the partition's LSO at either level.
+//!
+//! Authorization (as Kafka's `handleFetchRequest`): a consumer needs Read on each topic, a
+//! follower (replica id ≥ 0) ClusterAction on the cluster; a refused topic's partitions answer
+//! TOPIC_AUTHORIZATION_FAILED and are taken out of the request before anything is read or
+//! waited for (they neither complete nor hold a long-poll).
 
 use std::time::{Duration, Instant};
 
@@ -24,10 +29,13 @@ use kafka_protocol::messages::fetch_response::{
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, ResponseKind};
 
 use super::Ctx;
+use super::authz;
 use super::{Delayed, Outcome};
 use crate::broker::wait::{WaitKey, Wake};
 use crate::broker::{FetchError, FetchMark, FetchProgress};
-use crate::error::Error;
+use crate::error::{AuthzError, Error};
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::server::session::Caller;
 use crate::storage::Isolation;
 
 /// FetchRequest's `isolation_level` of read_committed (0 is read_uncommitted).
@@ -49,19 +57,81 @@ pub struct PendingFetch {
     req: Box<FetchRequest>,
     version: i16,
     marks: Vec<Option<FetchMark>>,
+    /// The answers of the topics the caller may not read, taken out of `req`.
+    denied: Vec<FetchableTopicResponse>,
 }
 
 /// The first Fetch version whose clients read zstd batches (KIP-110).
 const ZSTD_MIN_VERSION: i16 = 10;
 
-pub fn handle(ctx: &Ctx, version: i16, req: Box<FetchRequest>) -> Outcome {
+/// Takes the topics the caller may not read out of `req`, returning their answers.
+fn take_denied(ctx: &Ctx, req: &mut FetchRequest, caller: &Caller) -> Vec<FetchableTopicResponse> {
+    let checks = authz::checks(ctx, caller);
+    if !checks.is_on() {
+        return Vec::new();
+    }
+    let follower = req.replica_id.0 >= 0;
+    let cluster_ok = follower && checks.allows_cluster(AclOperation::ClusterAction);
+    let allowed = |name: &str| {
+        if follower {
+            cluster_ok
+        } else {
+            checks.allows(AclOperation::Read, ResourceType::Topic, name)
+        }
+    };
+    if req.topics.iter().all(|t| allowed(&t.topic.0)) {
+        return Vec::new();
+    }
+    let mut denied = Vec::new();
+    req.topics.retain(|t| {
+        if allowed(&t.topic.0) {
+            return true;
+        }
+        let parts = t
+            .partitions
+            .iter()
+            .map(|p| {
+                PartitionData::default()
+                    .with_partition_index(p.partition)
+                    .with_error_code(AuthzError::TopicAuthorizationFailed.code())
+                    .with_high_watermark(-1)
+                    .with_last_stable_offset(-1)
+                    .with_log_start_offset(-1)
+                    .with_records(Some(Bytes::new()))
+            })
+            .collect();
+        denied.push(
+            FetchableTopicResponse::default()
+                .with_topic(t.topic.clone())
+                .with_topic_id(t.topic_id)
+                .with_partitions(parts),
+        );
+        false
+    });
+    denied
+}
+
+/// Reads and answers, the refused topics' answers included.
+fn answer(
+    ctx: &Ctx,
+    req: &FetchRequest,
+    version: i16,
+    denied: Vec<FetchableTopicResponse>,
+) -> Outcome {
+    let mut response = read(ctx, req, version);
+    response.responses.extend(denied);
+    Outcome::Respond(ResponseKind::Fetch(response))
+}
+
+pub fn handle(ctx: &Ctx, version: i16, mut req: Box<FetchRequest>, caller: &Caller) -> Outcome {
+    let denied = take_denied(ctx, &mut req, caller);
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let keys = keys(&req);
     let seen = ctx.broker.waits().epochs(&keys);
     // The common case (`fetch.min.bytes` = 1, a client's default): any readable byte answers,
     // and whether there is one is known from the offsets without I/O. Read once and answer.
     if req.min_bytes <= 1 && any_readable(ctx, &req) {
-        return Outcome::Respond(ResponseKind::Fetch(read(ctx, &req, version)));
+        return answer(ctx, &req, version, denied);
     }
     let level = isolation(req.isolation_level);
     let marks = partitions(&req)
@@ -77,6 +147,7 @@ pub fn handle(ctx: &Ctx, version: i16, req: Box<FetchRequest>) -> Outcome {
             req,
             version,
             marks,
+            denied,
         },
         deadline,
         keys,
@@ -127,7 +198,7 @@ fn decide(
         }
     }
     if complete || available >= min_bytes {
-        return Outcome::Respond(ResponseKind::Fetch(read(ctx, req, pending.version)));
+        return answer(ctx, req, pending.version, pending.denied);
     }
     Outcome::Park {
         kind: Delayed::Fetch(pending),

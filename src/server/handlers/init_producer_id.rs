@@ -3,18 +3,43 @@
 //! epoch, which fences its older incarnation on every partition.
 //!
 //! With a transactional id it is the transaction coordinator's (`txn.rs`).
+//!
+//! Authorization (Kafka's `handleInitProducerIdRequest`): with a transactional id, Write on it
+//! (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED); without, IdempotentWrite on the cluster or
+//! Write on at least one topic (else CLUSTER_AUTHORIZATION_FAILED).
 
 use kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProducerId, ResponseKind,
 };
 
-use super::Ctx;
 use super::Outcome;
+use super::{Ctx, authz};
 use crate::broker::txn::ProducerIdAndEpoch;
+use crate::error::AuthzError;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::server::session::Caller;
 
-pub fn handle(ctx: &Ctx, version: i16, req: InitProducerIdRequest) -> Outcome {
+pub fn handle(ctx: &Ctx, version: i16, req: InitProducerIdRequest, caller: &Caller) -> Outcome {
     let resp = InitProducerIdResponse::default();
-    if let Some(id) = req.transactional_id.as_ref().filter(|t| !t.0.is_empty()) {
+    let txn_id = req.transactional_id.as_ref().filter(|t| !t.0.is_empty());
+    let refused = {
+        let checks = authz::checks(ctx, caller);
+        match txn_id {
+            Some(id) => (!checks.allows(AclOperation::Write, ResourceType::TransactionalId, &id.0))
+                .then_some(AuthzError::TransactionalIdAuthorizationFailed),
+            None => (!checks.allows_cluster(AclOperation::IdempotentWrite)
+                && !checks.allows_any_of_type(AclOperation::Write, ResourceType::Topic))
+            .then_some(AuthzError::ClusterAuthorizationFailed),
+        }
+    };
+    if let Some(e) = refused {
+        return Outcome::Respond(ResponseKind::InitProducerId(
+            resp.with_error_code(e.code())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        ));
+    }
+    if let Some(id) = txn_id {
         let expected =
             (req.producer_id.0 >= 0 && req.producer_epoch >= 0).then_some(ProducerIdAndEpoch {
                 producer_id: req.producer_id.0,

@@ -1,4 +1,6 @@
 //! Metadata: brokers (just us), topics, partitions; auto-creates requested topics when allowed.
+//! Lists only the topics the caller may Describe; the authorized-operations fields come from
+//! the authorizer (every supported operation without one).
 
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -10,29 +12,19 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::Ctx;
 use super::Outcome;
-use crate::error::Error;
+use super::authz::{self, CLUSTER_NAME};
+use crate::error::{AuthzError, Error};
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::server::session::Caller;
 
 const UNKNOWN_TOPIC_ID: i16 = kafka_protocol::error::ResponseError::UnknownTopicId.code();
 
 /// Kafka's "authorized operations not requested" value.
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
-/// Without an authorizer every operation is allowed. Bits are Kafka's AclOperation codes:
-/// READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11.
-const TOPIC_OPERATIONS: i32 = bits(&[3, 4, 5, 6, 7, 8, 10, 11]);
-/// CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11,
-/// IDEMPOTENT_WRITE 12.
-const CLUSTER_OPERATIONS: i32 = bits(&[5, 7, 8, 9, 10, 11, 12]);
-
-const fn bits(ops: &[i32]) -> i32 {
-    let mut v = 0;
-    let mut i = 0;
-    while i < ops.len() {
-        v |= 1 << ops[i];
-        i += 1;
-    }
-    v
-}
+const TOPIC_AUTHORIZATION_FAILED: i16 = AuthzError::TopicAuthorizationFailed.code();
+/// The last Metadata version whose response carries the cluster's authorized operations
+/// (KIP-700 moved them to DescribeCluster).
+const CLUSTER_OPERATIONS_VERSION_MAX: i16 = 10;
 
 pub fn handle(ctx: &Ctx, version: i16, req: MetadataRequest, caller: &Caller) -> Outcome {
     let (host, port) = ctx.advertised(caller);
@@ -42,42 +34,83 @@ pub fn handle(ctx: &Ctx, version: i16, req: MetadataRequest, caller: &Caller) ->
     // by id when any id is set (the Java admin sends `name: ""` with the id), and an unknown id
     // is answered UNKNOWN_TOPIC_ID with the id and a null name.
     let mut unknown_ids = Vec::new();
+    let mut by_id = false;
     let requested: Option<Vec<String>> = match req.topics {
         None => None,
         Some(t) if t.is_empty() && version == 0 => None,
-        Some(t) if t.iter().any(|t| !t.topic_id.is_nil()) => Some(
-            t.into_iter()
-                .filter(|t| !t.topic_id.is_nil())
-                .filter_map(|t| {
-                    let name = broker.topic_name_by_id(t.topic_id.as_bytes());
-                    if name.is_none() {
-                        unknown_ids.push(t.topic_id);
-                    }
-                    name
-                })
-                .collect(),
-        ),
+        Some(t) if t.iter().any(|t| !t.topic_id.is_nil()) => {
+            by_id = true;
+            Some(
+                t.into_iter()
+                    .filter(|t| !t.topic_id.is_nil())
+                    .filter_map(|t| {
+                        let name = broker.topic_name_by_id(t.topic_id.as_bytes());
+                        if name.is_none() {
+                            unknown_ids.push(t.topic_id);
+                        }
+                        name
+                    })
+                    .collect(),
+            )
+        }
         Some(t) => Some(
             t.into_iter()
                 .filter_map(|t| t.name.map(|n| n.0.to_string()))
                 .collect(),
         ),
     };
+    let all_topics = requested.is_none();
     let auto_create = version < 4 || req.allow_auto_topic_creation;
     let names = match requested {
         None => broker.topics(),
         Some(names) => names,
     };
-    let topic_ops = if req.include_topic_authorized_operations {
-        TOPIC_OPERATIONS
-    } else {
-        OPERATIONS_NOT_REQUESTED
-    };
-    let mut topics: Vec<MetadataResponseTopic> = names
+    // Every decision first, under one read lock of the ACLs, released before a topic is
+    // auto-created (which writes and fsyncs `__topics.meta`). As Kafka: a topic the caller may
+    // not Describe is left out of an all-topics answer and answered TOPIC_AUTHORIZATION_FAILED
+    // (without its id) when named; auto-creation needs Create on the cluster or the topic.
+    let checks = authz::checks(ctx, caller);
+    // Only when creating may be refused: the existing topics, which need no Create.
+    let existing: Option<std::collections::BTreeSet<String>> =
+        (checks.is_on() && auto_create && !checks.allows_cluster(AclOperation::Create))
+            .then(|| broker.topics().into_iter().collect());
+    let mut refused = Vec::new();
+    let mut listed = Vec::with_capacity(names.len());
+    for name in names {
+        let describe = checks.allows(AclOperation::Describe, ResourceType::Topic, &name);
+        let create_ok = || {
+            existing.as_ref().is_none_or(|e| {
+                e.contains(&name) || checks.allows(AclOperation::Create, ResourceType::Topic, &name)
+            })
+        };
+        if !describe {
+            if !all_topics {
+                refused.push(name);
+            }
+        } else if !create_ok() {
+            refused.push(name);
+        } else {
+            let ops = req
+                .include_topic_authorized_operations
+                .then(|| checks.operations(ResourceType::Topic, &name));
+            listed.push((name, ops));
+        }
+    }
+    let cluster_ops =
+        if !req.include_cluster_authorized_operations || version > CLUSTER_OPERATIONS_VERSION_MAX {
+            OPERATIONS_NOT_REQUESTED
+        } else if checks.allows_cluster(AclOperation::Describe) {
+            checks.operations(ResourceType::Cluster, CLUSTER_NAME)
+        } else {
+            0
+        };
+    drop(checks);
+    let topic_ops = |ops: Option<i32>| ops.unwrap_or(OPERATIONS_NOT_REQUESTED);
+    let mut topics: Vec<MetadataResponseTopic> = listed
         .into_iter()
-        .map(|name| {
+        .map(|(name, ops)| {
             topic_metadata(ctx, &name, auto_create, node)
-                .with_topic_authorized_operations(topic_ops)
+                .with_topic_authorized_operations(topic_ops(ops))
         })
         .collect();
     topics.extend(unknown_ids.into_iter().map(|id| {
@@ -85,13 +118,19 @@ pub fn handle(ctx: &Ctx, version: i16, req: MetadataRequest, caller: &Caller) ->
             .with_error_code(UNKNOWN_TOPIC_ID)
             .with_name(None)
             .with_topic_id(id)
-            .with_topic_authorized_operations(topic_ops)
+            .with_topic_authorized_operations(OPERATIONS_NOT_REQUESTED)
     }));
-    let cluster_ops = if req.include_cluster_authorized_operations {
-        CLUSTER_OPERATIONS
-    } else {
-        OPERATIONS_NOT_REQUESTED
-    };
+    topics.extend(refused.into_iter().map(|name| {
+        let t = MetadataResponseTopic::default().with_error_code(TOPIC_AUTHORIZATION_FAILED);
+        if by_id {
+            // Topic ids are not secret (Kafka answers them); the name is.
+            let id = broker.describe(&name).map(|d| d.id).unwrap_or_default();
+            t.with_name(None).with_topic_id(uuid::Uuid::from_bytes(id))
+        } else {
+            t.with_name(Some(TopicName(StrBytes::from_string(name))))
+        }
+        .with_topic_authorized_operations(OPERATIONS_NOT_REQUESTED)
+    }));
     let response = MetadataResponse::default()
         .with_brokers(vec![
             MetadataResponseBroker::default()

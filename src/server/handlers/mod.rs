@@ -5,6 +5,7 @@
 //! `Ctx` (what every handler reads) and `DelayedOp` (a parked request) live here, below the
 //! worker pool that drives them, so no handler depends on `worker.rs`.
 
+pub mod acls;
 pub mod admin;
 pub mod api_versions;
 pub mod authz;

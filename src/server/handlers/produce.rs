@@ -1,6 +1,11 @@
 //! Produce: validate and append each partition's batches as sent (no re-encoding); acks=0 gets
 //! no response, acks=1 answers after the append, acks=all parks until the fsync policy has
 //! made every written partition durable (or the request timeout passes).
+//!
+//! Authorization (as Kafka's `handleProduceRequest`): a transactional produce needs Write on
+//! its transactional id (else every partition answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+//! each topic Write (else its partitions answer TOPIC_AUTHORIZATION_FAILED, before existence
+//! is looked at). Decided up front under one read lock, released before any append.
 
 use std::time::{Duration, Instant};
 
@@ -8,8 +13,12 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 
 use super::Ctx;
+use super::authz;
 use super::{Outcome, message};
 use crate::broker::wait::{WaitKey, Wake};
+use crate::error::AuthzError;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::server::session::Caller;
 
 /// An acks=all produce waiting for durability.
 pub struct PendingAcks {
@@ -24,7 +33,32 @@ const REQUEST_TIMED_OUT: i16 = kafka_protocol::error::ResponseError::RequestTime
 /// The first Produce version that may carry zstd batches (KIP-110).
 const ZSTD_MIN_VERSION: i16 = 7;
 
-pub fn handle(ctx: &Ctx, version: i16, req: ProduceRequest) -> Outcome {
+/// Per topic of the request, the authorization error it answers (`None`: all allowed, or no
+/// authorizer).
+fn denied_topics(ctx: &Ctx, req: &ProduceRequest, caller: &Caller) -> Option<Vec<Option<i16>>> {
+    let checks = authz::checks(ctx, caller);
+    if !checks.is_on() {
+        return None;
+    }
+    if let Some(id) = &req.transactional_id
+        && !checks.allows(AclOperation::Write, ResourceType::TransactionalId, id)
+    {
+        let code = AuthzError::TransactionalIdAuthorizationFailed.code();
+        return Some(vec![Some(code); req.topic_data.len()]);
+    }
+    let denied: Vec<Option<i16>> = req
+        .topic_data
+        .iter()
+        .map(|t| {
+            (!checks.allows(AclOperation::Write, ResourceType::Topic, &t.name.0))
+                .then_some(AuthzError::TopicAuthorizationFailed.code())
+        })
+        .collect();
+    denied.iter().any(Option::is_some).then_some(denied)
+}
+
+pub fn handle(ctx: &Ctx, version: i16, req: ProduceRequest, caller: &Caller) -> Outcome {
+    let denied = denied_topics(ctx, &req, caller);
     let acks = req.acks;
     let deadline = Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
     // acks=all: every partition's wait-set epoch, read before the appends. An fsync published
@@ -48,9 +82,10 @@ pub fn handle(ctx: &Ctx, version: i16, req: ProduceRequest) -> Outcome {
     let mut waits = Vec::new();
     let mut seen = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
-    for topic in req.topic_data {
+    for (i, topic) in req.topic_data.into_iter().enumerate() {
         let name = topic.name.0.to_string();
         let mut parts = Vec::with_capacity(topic.partition_data.len());
+        let refused = denied.as_ref().and_then(|d| d.get(i).copied().flatten());
         for p in topic.partition_data {
             let counter = counters.next().unwrap_or(0);
             let mut resp = PartitionProduceResponse::default()
@@ -60,6 +95,10 @@ pub fn handle(ctx: &Ctx, version: i16, req: ProduceRequest) -> Outcome {
                 .with_log_start_offset(-1);
             if !matches!(acks, -1..=1) {
                 parts.push(resp.with_error_code(INVALID_REQUIRED_ACKS));
+                continue;
+            }
+            if let Some(code) = refused {
+                parts.push(resp.with_error_code(code));
                 continue;
             }
             let bytes = p.records.unwrap_or_default();

@@ -21,8 +21,8 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
 
 use super::Ctx;
 use super::{
-    Outcome, admin, api_versions, configs, describe_log_dirs, describe_producers, fetch, groups,
-    init_producer_id, list_offsets, metadata, offsets, produce, txn,
+    Outcome, acls, admin, api_versions, configs, describe_log_dirs, describe_producers, fetch,
+    groups, init_producer_id, list_offsets, metadata, offsets, produce, txn,
 };
 use crate::protocol::request::{self, DecodeError, DecodedRequest};
 use crate::server::session::Caller;
@@ -66,8 +66,8 @@ macro_rules! api {
 /// request's version). Not formatted by rustfmt, to stay one line per API.
 #[rustfmt::skip]
 pub const APIS: &[Api] = &[
-    api!(Produce,          3..=9,  |ctx, h, r, _| produce::handle(ctx, v(h), r)),
-    api!(Fetch,            4..=12, |ctx, h, r, _| fetch::handle(ctx, v(h), Box::new(r))),
+    api!(Produce,          3..=9,  |ctx, h, r, c| produce::handle(ctx, v(h), r, c)),
+    api!(Fetch,            4..=12, |ctx, h, r, c| fetch::handle(ctx, v(h), Box::new(r), c)),
     api!(ListOffsets,      1..=10, |ctx, h, r, _| list_offsets::handle(ctx, v(h), r)),
     api!(Metadata,         0..=12, |ctx, h, r, c| metadata::handle(ctx, v(h), r, c)),
     api!(OffsetCommit,     2..=8,  |ctx, _, r, _| offsets::offset_commit(ctx, r)),
@@ -91,14 +91,17 @@ pub const APIS: &[Api] = &[
     api!(ListGroups,       0..=5,  |ctx, _, r, _| groups::list_groups(ctx, r)),
     api!(DeleteGroups,     0..=2,  |ctx, _, r, _| groups::delete_groups(ctx, r)),
     api!(OffsetDelete,     0..=0,  |ctx, _, r, _| groups::offset_delete(ctx, r)),
-    api!(InitProducerId,   0..=5,  |ctx, h, r, _| init_producer_id::handle(ctx, v(h), r)),
+    api!(InitProducerId,   0..=5,  |ctx, h, r, c| init_producer_id::handle(ctx, v(h), r, c)),
     api!(AddPartitionsToTxn, 0..=3, |ctx, h, r, _| txn::add_partitions_to_txn(ctx, v(h), r)),
     api!(AddOffsetsToTxn,  0..=4,  |ctx, h, r, _| txn::add_offsets_to_txn(ctx, v(h), r)),
     api!(EndTxn,           0..=4,  |ctx, h, r, _| txn::end_txn(ctx, v(h), r)),
     api!(DescribeTransactions, 0..=0, |ctx, _, r, _| txn::describe_transactions(ctx, r)),
     api!(ListTransactions, 0..=1,  |ctx, _, r, _| txn::list_transactions(ctx, r)),
-    api!(DescribeLogDirs,  0..=4,  |ctx, _, r, _| describe_log_dirs::handle(ctx, r)),
+    api!(DescribeLogDirs,  0..=4,  |ctx, _, r, c| describe_log_dirs::handle(ctx, r, c)),
     api!(DescribeProducers, 0..=0, |ctx, _, r, _| describe_producers::handle(ctx, r)),
+    api!(CreateAcls,       1..=3,  |ctx, _, r, c| acls::create_acls(ctx, r, c)),
+    api!(DescribeAcls,     1..=3,  |ctx, _, r, c| acls::describe_acls(ctx, r, c)),
+    api!(DeleteAcls,       1..=3,  |ctx, _, r, c| acls::delete_acls(ctx, r, c)),
 ];
 
 fn v(header: &RequestHeader) -> i16 {
