@@ -367,7 +367,11 @@ fn mtls_serves_a_client_with_a_certificate_from_the_client_ca() {
 /// The handshake fails, or (TLS 1.3, where the client finishes before the server has checked
 /// its certificate) the first request gets no answer: the server alerts and closes.
 fn refused(fx: &Fixture, config: &Arc<ClientConfig>) -> bool {
-    match connect(fx.addr, config) {
+    refused_at(fx.addr, config)
+}
+
+fn refused_at(addr: SocketAddr, config: &Arc<ClientConfig>) -> bool {
+    match connect(addr, config) {
         Err(_) => true,
         Ok(mut c) => !served(&mut c),
     }
@@ -607,4 +611,155 @@ fn many_stalled_handshakes_are_all_closed() {
         read_until_closed(s);
     }
     still_serving(&fx, &pki, &mut bystander);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The binary's flags and TOML keys.
+
+/// A `thorstream` process; killed when dropped.
+struct Bin(std::process::Child);
+
+impl Drop for Bin {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the binary with `args` and returns it with its listeners' bound addresses, read from
+/// its start-up log line (`listening on NAME://addr (advertised host:port), ...`).
+fn run_bin(args: &[&str]) -> (Bin, Vec<(String, SocketAddr, String)>) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_thorstream"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env_remove("THORSTREAM_ADDR")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let bin = Bin(child);
+    let mut lines = io::BufReader::new(stderr).lines();
+    let line = loop {
+        let line = lines
+            .next()
+            .expect("the broker exited before listening")
+            .unwrap();
+        if let Some((_, rest)) = line.split_once(" listening on ") {
+            break rest.split(", data dir").next().unwrap().to_string();
+        }
+    };
+    // Keep draining the log so the broker never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let listeners = line
+        .split(", ")
+        .map(|l| {
+            let (name, rest) = l.split_once("://").unwrap();
+            let (addr, adv) = rest.split_once(" (advertised ").unwrap();
+            (
+                name.to_string(),
+                addr.parse().unwrap(),
+                adv.trim_end_matches(')').to_string(),
+            )
+        })
+        .collect();
+    (bin, listeners)
+}
+
+#[test]
+fn the_binary_takes_kafka_style_listener_flags() {
+    let pki = Pki::new();
+    let data = tempfile::tempdir().unwrap();
+    let (cert, key) = (pki.path("server.pem"), pki.path("server.key"));
+    let (_bin, listeners) = run_bin(&[
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--listeners",
+        "PLAINTEXT://127.0.0.1:0,EXTERNAL://127.0.0.1:0",
+        "--listener-security-protocol-map",
+        "EXTERNAL:SSL",
+        "--advertised-listeners",
+        "EXTERNAL://tls.example:9094",
+        "--ssl-cert",
+        cert.to_str().unwrap(),
+        "--ssl-key",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(listeners.len(), 2);
+    assert_eq!(listeners[0].0, "PLAINTEXT");
+    assert_eq!(listeners[1].0, "EXTERNAL");
+    assert_eq!(listeners[1].2, "tls.example:9094");
+    let mut plain = tcp(listeners[0].1);
+    assert_eq!(
+        metadata(&mut plain).brokers[0].port,
+        listeners[0].1.port() as i32
+    );
+    let mut tls = connect(listeners[1].1, &client_config(&pki, &all_versions(), None)).unwrap();
+    let md = metadata(&mut tls);
+    assert_eq!(md.brokers[0].host.as_str(), "tls.example");
+    assert_eq!(md.brokers[0].port, 9094);
+}
+
+#[test]
+fn the_binary_takes_the_same_settings_from_toml_with_mtls() {
+    let pki = Pki::new();
+    let data = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "data_dir = {:?}\nlisteners = \"SSL://127.0.0.1:0\"\nssl_cert = {:?}\nssl_key = {:?}\n\
+         ssl_client_ca = {:?}\n",
+        data.path(),
+        pki.path("server.pem"),
+        pki.path("server.key"),
+        pki.path("ca.pem"),
+    );
+    let config = pki.path("thorstream.toml");
+    std::fs::write(&config, toml).unwrap();
+    let (_bin, listeners) = run_bin(&["--config", config.to_str().unwrap()]);
+    assert_eq!(listeners[0].0, "SSL");
+    let addr = listeners[0].1;
+    assert!(refused_at(
+        addr,
+        &client_config(&pki, &all_versions(), None)
+    ));
+    let good = client_config(&pki, &all_versions(), Some(client_cert(&pki.ca, "alice")));
+    assert!(served(&mut connect(addr, &good).unwrap()));
+}
+
+#[test]
+fn the_binary_refuses_conflicting_or_incomplete_listener_settings() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    for args in [
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--listeners",
+            "PLAINTEXT://127.0.0.1:0",
+        ][..],
+        &["--listeners", "SSL://127.0.0.1:0"],
+        &["--listeners", "INTERNAL://127.0.0.1:0"],
+        &["--ssl-cert", "x.pem"],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--advertised-listeners",
+            "SSL://h:1",
+        ],
+    ] {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_thorstream"))
+            .args(args)
+            .args(["--data-dir", dir])
+            .env_remove("THORSTREAM_ADDR")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut bin = Bin(child);
+        let mut status = None;
+        let exited = common::wait_until(WAIT, || {
+            status = bin.0.try_wait().unwrap();
+            status.is_some()
+        });
+        assert!(exited, "{args:?} accepted: the broker is running");
+        assert!(!status.unwrap().success(), "{args:?} accepted");
+    }
 }

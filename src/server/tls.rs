@@ -90,3 +90,42 @@ pub fn principal_of(leaf: &[u8]) -> std::result::Result<Principal, BadSubject> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(dir: &Path, cert: &str, key: &str) -> TlsFiles {
+        std::fs::write(dir.join("c.pem"), cert).unwrap();
+        std::fs::write(dir.join("k.pem"), key).unwrap();
+        TlsFiles {
+            cert: dir.join("c.pem"),
+            key: dir.join("k.pem"),
+            client_ca: None,
+        }
+    }
+
+    #[test]
+    fn unusable_pem_files_are_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let (cert, key) = (good.cert.pem(), good.signing_key.serialize_pem());
+        assert!(server_config(&files(dir.path(), &cert, &key)).is_ok());
+        for (c, k, named) in [
+            ("not a certificate", key.as_str(), "c.pem"),
+            (cert.as_str(), "not a key", "k.pem"),
+            // A key that is not the certificate's.
+            (cert.as_str(), &other.signing_key.serialize_pem(), "c.pem"),
+        ] {
+            let err = server_config(&files(dir.path(), c, k))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(named), "{err}");
+        }
+        let mut with_ca = files(dir.path(), &cert, &key);
+        with_ca.client_ca = Some(dir.path().join("missing-ca.pem"));
+        let err = server_config(&with_ca).unwrap_err().to_string();
+        assert!(err.contains("missing-ca.pem"), "{err}");
+    }
+}

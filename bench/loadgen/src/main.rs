@@ -79,8 +79,10 @@ struct Common {
     /// Sample this process's CPU time from /proc over the measured interval.
     #[arg(long)]
     broker_pid: Option<u32>,
-    /// Extra librdkafka properties, `key=value`, repeatable.
-    #[arg(long = "prop", value_parser = parse_prop)]
+    /// Extra librdkafka properties, `key=value`, repeatable, as kcat's `-X` (e.g.
+    /// `-X security.protocol=ssl -X ssl.ca.location=ca.pem`); applied last, over the
+    /// tool's own settings.
+    #[arg(short = 'X', long = "prop", value_parser = parse_prop)]
     props: Vec<(String, String)>,
     /// A label copied into the JSON output.
     #[arg(long, default_value = "")]
