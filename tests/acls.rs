@@ -9,165 +9,14 @@
 
 mod common;
 
-use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
-
 use bytes::Bytes;
-use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-use thorstream::server::{self, AuthorizerConfig, Principal, ServerConfig, ServerHandle};
-use thorstream::{Broker, BrokerConfig, TopicConfig};
+use thorstream::TopicConfig;
 
+use common::acl::*;
 use common::requests::{batch, fetch_request, produce_request, topic_name};
-use common::wire::{request, response};
-
-// Kafka's codes.
-const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
-const GROUP_AUTHORIZATION_FAILED: i16 = 30;
-const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
-const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
-const SECURITY_DISABLED: i16 = 54;
-const INVALID_REQUEST: i16 = 42;
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-
-// Kafka's enum codes.
-const TOPIC: i8 = 2;
-const GROUP: i8 = 3;
-const CLUSTER: i8 = 4;
-const TRANSACTIONAL_ID: i8 = 5;
-const ANY: i8 = 1;
-const MATCH: i8 = 2;
-const LITERAL: i8 = 3;
-const PREFIXED: i8 = 4;
-const ALL: i8 = 2;
-const READ: i8 = 3;
-const WRITE: i8 = 4;
-const CREATE: i8 = 5;
-const DELETE: i8 = 6;
-const DESCRIBE: i8 = 8;
-const IDEMPOTENT_WRITE: i8 = 12;
-const DENY: i8 = 2;
-const ALLOW: i8 = 3;
-
-const ANONYMOUS: &str = "User:ANONYMOUS";
-
-struct Client {
-    s: TcpStream,
-    correlation: i32,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        Client { s, correlation: 0 }
-    }
-
-    fn call<Req: Encodable + HeaderVersion, Resp: Decodable>(
-        &mut self,
-        api: ApiKey,
-        version: i16,
-        req: &Req,
-    ) -> Resp {
-        self.correlation += 1;
-        self.s
-            .write_all(&request(api, version, self.correlation, req))
-            .unwrap();
-        let (corr, resp) = response(&mut self.s, api.response_header_version(version), version);
-        assert_eq!(corr, self.correlation);
-        resp
-    }
-}
-
-/// A broker on `dir` with two servers: admin (ANONYMOUS is a super user) and user.
-struct Cluster {
-    broker: Arc<Broker>,
-    admin: Option<ServerHandle>,
-    user: Option<ServerHandle>,
-}
-
-impl Cluster {
-    fn open(dir: &Path, tune_user: impl FnOnce(&mut AuthorizerConfig)) -> Cluster {
-        let broker = Arc::new(Broker::new(BrokerConfig::with_data_dir(dir)).unwrap());
-        let serve = |config: AuthorizerConfig| {
-            let mut sc = ServerConfig::new("127.0.0.1:0".parse().unwrap());
-            sc.authorizer = Some(config);
-            server::start(Arc::clone(&broker), sc).unwrap()
-        };
-        let admin = serve(AuthorizerConfig {
-            super_users: vec![ANONYMOUS.parse::<Principal>().unwrap()],
-            allow_everyone_if_no_acl_found: false,
-        });
-        let mut user_config = AuthorizerConfig::default();
-        tune_user(&mut user_config);
-        let user = serve(user_config);
-        Cluster {
-            broker,
-            admin: Some(admin),
-            user: Some(user),
-        }
-    }
-
-    fn admin(&self) -> Client {
-        Client::connect(self.admin.as_ref().unwrap().local_addr)
-    }
-
-    fn user(&self) -> Client {
-        Client::connect(self.user.as_ref().unwrap().local_addr)
-    }
-
-    fn close(mut self) {
-        for s in [self.admin.take(), self.user.take()].into_iter().flatten() {
-            s.shutdown();
-        }
-        self.broker.close().unwrap();
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for s in [self.admin.take(), self.user.take()].into_iter().flatten() {
-            s.shutdown();
-        }
-    }
-}
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
-
-fn acl(rt: i8, name: &str, pt: i8, principal: &str, op: i8, perm: i8) -> AclCreation {
-    AclCreation::default()
-        .with_resource_type(rt)
-        .with_resource_name(s(name))
-        .with_resource_pattern_type(pt)
-        .with_principal(s(principal))
-        .with_host(s("*"))
-        .with_operation(op)
-        .with_permission_type(perm)
-}
-
-fn create(c: &mut Client, acls: Vec<AclCreation>) -> Vec<i16> {
-    let r: CreateAclsResponse = c.call(
-        ApiKey::CreateAcls,
-        3,
-        &CreateAclsRequest::default().with_creations(acls),
-    );
-    r.results.iter().map(|r| r.error_code).collect()
-}
-
-fn allow(c: &mut Client, rt: i8, name: &str, pt: i8, op: i8) {
-    assert_eq!(
-        create(c, vec![acl(rt, name, pt, ANONYMOUS, op, ALLOW)]),
-        [0]
-    );
-}
 
 /// Matches everything (the codec's default has empty strings, not nulls, in the filters).
 fn describe_filter() -> DescribeAclsRequest {
@@ -652,5 +501,104 @@ fn allow_everyone_if_no_acl_found_allows_only_resources_without_acls() {
     );
 }
 
-#[allow(dead_code)]
-const UNUSED: [i8; 3] = [TRANSACTIONAL_ID, DELETE, GROUP_AUTHORIZATION_FAILED as i8];
+#[test]
+fn authorized_operations_in_describe_cluster_and_describe_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::open(dir.path(), |_| {});
+    let mut admin = cluster.admin();
+    let mut user = cluster.user();
+    let describe_cluster = |c: &mut Client| {
+        let r: DescribeClusterResponse = c.call(
+            ApiKey::DescribeCluster,
+            1,
+            &DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
+        );
+        r.cluster_authorized_operations
+    };
+    assert_eq!(describe_cluster(&mut user), 0);
+    let everything = bits(&[
+        CREATE,
+        9,
+        DESCRIBE_CONFIGS,
+        ALTER_CONFIGS,
+        IDEMPOTENT_WRITE,
+        ALTER,
+        DESCRIBE,
+    ]);
+    assert_eq!(describe_cluster(&mut admin), everything);
+    allow(&mut admin, CLUSTER, "kafka-cluster", LITERAL, ALTER);
+    // Alter implies Describe.
+    assert_eq!(describe_cluster(&mut user), bits(&[ALTER, DESCRIBE]));
+
+    allow(&mut admin, GROUP, "g", LITERAL, READ);
+    let r: DescribeGroupsResponse = user.call(
+        ApiKey::DescribeGroups,
+        5,
+        &DescribeGroupsRequest::default()
+            .with_groups(vec![GroupId(s("g"))])
+            .with_include_authorized_operations(true),
+    );
+    assert_eq!(r.groups[0].error_code, 0);
+    assert_eq!(r.groups[0].authorized_operations, bits(&[READ, DESCRIBE]));
+}
+
+#[test]
+fn list_groups_shows_only_describable_groups_unless_the_cluster_is_describable() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::open(dir.path(), |_| {});
+    cluster
+        .broker
+        .create_topic("t", Some(TopicConfig::with_partitions(1)))
+        .unwrap();
+    let mut admin = cluster.admin();
+    // Two groups known by their committed offsets.
+    for g in ["mine", "theirs"] {
+        let req = OffsetCommitRequest::default()
+            .with_group_id(GroupId(s(g)))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![
+                offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(topic_name("t"))
+                    .with_partitions(vec![
+                        offset_commit_request::OffsetCommitRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_committed_offset(0),
+                    ]),
+            ]);
+        let r: OffsetCommitResponse = admin.call(ApiKey::OffsetCommit, 8, &req);
+        assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    }
+    let listed = |c: &mut Client| {
+        let r: ListGroupsResponse = c.call(ApiKey::ListGroups, 4, &ListGroupsRequest::default());
+        let mut v: Vec<String> = r.groups.iter().map(|g| g.group_id.0.to_string()).collect();
+        v.sort();
+        v
+    };
+    let mut user = cluster.user();
+    assert!(listed(&mut user).is_empty());
+    allow(&mut admin, GROUP, "mi", PREFIXED, DESCRIBE);
+    assert_eq!(listed(&mut user), ["mine"]);
+    allow(&mut admin, CLUSTER, "kafka-cluster", LITERAL, DESCRIBE);
+    assert_eq!(listed(&mut user), ["mine", "theirs"]);
+    // DescribeLogDirs needs the same Describe on the cluster.
+    let r: DescribeLogDirsResponse = user.call(
+        ApiKey::DescribeLogDirs,
+        4,
+        &DescribeLogDirsRequest::default().with_topics(None),
+    );
+    assert_eq!(r.error_code, 0);
+    assert_eq!(r.results.len(), 1);
+}
+
+#[test]
+fn describe_log_dirs_needs_describe_on_the_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::open(dir.path(), |_| {});
+    let r: DescribeLogDirsResponse = cluster.user().call(
+        ApiKey::DescribeLogDirs,
+        4,
+        &DescribeLogDirsRequest::default().with_topics(None),
+    );
+    assert_eq!(r.error_code, CLUSTER_AUTHORIZATION_FAILED);
+    assert!(r.results.is_empty());
+}

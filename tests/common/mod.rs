@@ -2,6 +2,7 @@
 //! partition back, and poking at segment files.
 #![allow(dead_code)]
 
+pub mod acl;
 pub mod requests;
 pub mod server;
 pub mod wire;

@@ -1,5 +1,11 @@
 //! Admin APIs: CreateTopics, DeleteTopics, CreatePartitions, DescribeCluster, DeleteRecords
 //! (the config APIs are in `configs.rs`).
+//!
+//! Authorization (Kafka's `KafkaApis`): CreateTopics needs Create on the cluster or the topic
+//! (and DescribeConfigs on the topic to see its configs in the answer), DeleteTopics Delete on
+//! the topic (and Describe when named by id), CreatePartitions Alter, DeleteRecords Delete;
+//! a refusal answers TOPIC_AUTHORIZATION_FAILED for that topic. DescribeCluster's
+//! authorized operations are the cluster's (0 without Describe on it).
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::{
@@ -13,15 +19,24 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Outcome, message};
+use super::{Outcome, authz, message};
 use crate::config::TopicConfig;
 use crate::config::broker_dynamic::describe_topic;
-use crate::error::Error;
+use crate::error::{AuthzError, Error};
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::server::session::Caller;
 use crate::server::worker::Ctx;
 
 fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
+}
+
+const TOPIC_AUTHORIZATION_FAILED: i16 = AuthzError::TopicAuthorizationFailed.code();
+/// Kafka's "authorized operations not requested".
+const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+
+fn topic_allowed(ctx: &Ctx, caller: &Caller, op: AclOperation, topic: &str) -> bool {
+    authz::allowed(ctx, caller, op, ResourceType::Topic, topic)
 }
 
 /// The request's topic as `create_topic` takes it: `TopicConfig::default()` with the request's
@@ -72,13 +87,28 @@ fn topic_config_from(
     Ok(cfg)
 }
 
-pub fn create_topics(ctx: &Ctx, _version: i16, req: CreateTopicsRequest) -> Outcome {
+pub fn create_topics(
+    ctx: &Ctx,
+    _version: i16,
+    req: CreateTopicsRequest,
+    caller: &Caller,
+) -> Outcome {
     let broker_cfg = ctx.broker.config();
+    let cluster_create = authz::checks(ctx, caller).allows_cluster(AclOperation::Create);
     let topics = req
         .topics
         .iter()
         .map(|t| {
             let name = t.name.0.to_string();
+            if !cluster_create && !topic_allowed(ctx, caller, AclOperation::Create, &name) {
+                return CreatableTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1)
+                    .with_topic_config_error_code(TOPIC_AUTHORIZATION_FAILED);
+            }
+            let configs_visible = topic_allowed(ctx, caller, AclOperation::DescribeConfigs, &name);
             // `validate_only` runs the real call's admission and stops there.
             let result = topic_config_from(ctx, t).and_then(|cfg| {
                 if req.validate_only {
@@ -93,6 +123,13 @@ pub fn create_topics(ctx: &Ctx, _version: i16, req: CreateTopicsRequest) -> Outc
             });
             let base = CreatableTopicResult::default().with_name(t.name.clone());
             match result {
+                Ok(_) if !configs_visible => {
+                    let id = ctx.broker.describe(&name).map(|d| d.id).unwrap_or([0; 16]);
+                    base.with_topic_id(uuid::Uuid::from_bytes(id))
+                        .with_num_partitions(-1)
+                        .with_replication_factor(-1)
+                        .with_topic_config_error_code(TOPIC_AUTHORIZATION_FAILED)
+                }
                 Ok(cfg) => {
                     let id = ctx.broker.describe(&name).map(|d| d.id).unwrap_or([0; 16]);
                     base.with_topic_id(uuid::Uuid::from_bytes(id))
@@ -129,7 +166,12 @@ pub fn create_topics(ctx: &Ctx, _version: i16, req: CreateTopicsRequest) -> Outc
     ))
 }
 
-pub fn delete_topics(ctx: &Ctx, version: i16, req: DeleteTopicsRequest) -> Outcome {
+pub fn delete_topics(
+    ctx: &Ctx,
+    version: i16,
+    req: DeleteTopicsRequest,
+    caller: &Caller,
+) -> Outcome {
     let mut targets: Vec<(Option<String>, uuid::Uuid)> = req
         .topic_names
         .iter()
@@ -145,7 +187,18 @@ pub fn delete_topics(ctx: &Ctx, version: i16, req: DeleteTopicsRequest) -> Outco
     let responses = targets
         .into_iter()
         .map(|(name, id)| {
+            let by_id = name.is_none();
             let name = name.or_else(|| ctx.broker.topic_name_by_id(id.as_bytes()));
+            if let Some(n) = &name {
+                // By id, a topic the caller may not Describe stays nameless.
+                let hidden = by_id && !topic_allowed(ctx, caller, AclOperation::Describe, n);
+                if hidden || !topic_allowed(ctx, caller, AclOperation::Delete, n) {
+                    return DeletableTopicResult::default()
+                        .with_name((!hidden).then(|| TopicName(s(n.clone()))))
+                        .with_topic_id(id)
+                        .with_error_code(TOPIC_AUTHORIZATION_FAILED);
+                }
+            }
             let result = match &name {
                 Some(n) => ctx.broker.delete_topic(n),
                 None => Err(Error::UnknownTopicOrPartition(id.to_string())),
@@ -166,13 +219,18 @@ pub fn delete_topics(ctx: &Ctx, version: i16, req: DeleteTopicsRequest) -> Outco
     ))
 }
 
-pub fn create_partitions(ctx: &Ctx, req: CreatePartitionsRequest) -> Outcome {
+pub fn create_partitions(ctx: &Ctx, req: CreatePartitionsRequest, caller: &Caller) -> Outcome {
     let results = req
         .topics
         .iter()
         .map(|t| {
             let name = t.name.0.to_string();
-            let result = if t.count <= 0 {
+            let result = if !topic_allowed(ctx, caller, AclOperation::Alter, &name) {
+                return CreatePartitionsTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                    .with_error_message(Some(s("The topic authorization is failed.")));
+            } else if t.count <= 0 {
                 Err(Error::InvalidPartitions(format!("{} partitions", t.count)))
             } else if req.validate_only {
                 // The real call's admission, and nothing created.
@@ -194,11 +252,22 @@ pub fn create_partitions(ctx: &Ctx, req: CreatePartitionsRequest) -> Outcome {
     ))
 }
 
-pub fn describe_cluster(ctx: &Ctx, caller: &Caller) -> Outcome {
+pub fn describe_cluster(ctx: &Ctx, req: DescribeClusterRequest, caller: &Caller) -> Outcome {
     let node = ctx.broker.node_id();
     let (host, port) = ctx.advertised(caller);
+    let ops = if req.include_cluster_authorized_operations {
+        let checks = authz::checks(ctx, caller);
+        if checks.allows_cluster(AclOperation::Describe) {
+            checks.operations(ResourceType::Cluster, authz::CLUSTER_NAME)
+        } else {
+            0
+        }
+    } else {
+        OPERATIONS_NOT_REQUESTED
+    };
     Outcome::Respond(ResponseKind::DescribeCluster(
         DescribeClusterResponse::default()
+            .with_cluster_authorized_operations(ops)
             .with_cluster_id(s(ctx.config.cluster_id.clone()))
             .with_controller_id(BrokerId(node))
             .with_brokers(vec![
@@ -210,12 +279,13 @@ pub fn describe_cluster(ctx: &Ctx, caller: &Caller) -> Outcome {
     ))
 }
 
-pub fn delete_records(ctx: &Ctx, req: DeleteRecordsRequest) -> Outcome {
+pub fn delete_records(ctx: &Ctx, req: DeleteRecordsRequest, caller: &Caller) -> Outcome {
     let topics = req
         .topics
         .iter()
         .map(|t| {
             let name = t.name.0.to_string();
+            let deletable = topic_allowed(ctx, caller, AclOperation::Delete, &name);
             DeleteRecordsTopicResult::default()
                 .with_name(t.name.clone())
                 .with_partitions(
@@ -224,6 +294,11 @@ pub fn delete_records(ctx: &Ctx, req: DeleteRecordsRequest) -> Outcome {
                         .map(|p| {
                             let base = DeleteRecordsPartitionResult::default()
                                 .with_partition_index(p.partition_index);
+                            if !deletable {
+                                return base
+                                    .with_low_watermark(-1)
+                                    .with_error_code(TOPIC_AUTHORIZATION_FAILED);
+                            }
                             match ctx
                                 .broker
                                 .delete_records(&name, p.partition_index, p.offset)

@@ -107,3 +107,40 @@ impl<'a> On<'a> {
         }
     }
 }
+
+/// DescribeConfigs, AlterConfigs and IncrementalAlterConfigs' check of one config resource
+/// (`op` is DescribeConfigs or AlterConfigs), as Kafka's `ConfigHelper`/`KafkaApis`: a broker
+/// (or broker logger) is the cluster, a topic and a group themselves. `None`: allowed, or a
+/// resource type the handler refuses on its own.
+pub fn config_refusal(
+    checks: &Checks<'_>,
+    op: AclOperation,
+    config_resource_type: i8,
+    name: &str,
+) -> Option<crate::error::AuthzError> {
+    use crate::error::AuthzError;
+    /// Kafka's `ConfigResource.Type` codes.
+    const TOPIC: i8 = 2;
+    const BROKER: i8 = 4;
+    const BROKER_LOGGER: i8 = 8;
+    const GROUP: i8 = 32;
+    let (resource, name, error) = match config_resource_type {
+        TOPIC => (
+            ResourceType::Topic,
+            name,
+            AuthzError::TopicAuthorizationFailed,
+        ),
+        BROKER | BROKER_LOGGER => (
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+            AuthzError::ClusterAuthorizationFailed,
+        ),
+        GROUP => (
+            ResourceType::Group,
+            name,
+            AuthzError::GroupAuthorizationFailed,
+        ),
+        _ => return None,
+    };
+    (!checks.allows(op, resource, name)).then_some(error)
+}

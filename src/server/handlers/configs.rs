@@ -7,6 +7,10 @@
 //! only on list configs), then the whole new set goes to the broker (`alter_topic_configs`,
 //! `alter_broker_configs`), which validates it as at creation. AlterConfigs replaces the whole
 //! set; IncrementalAlterConfigs applies its operations to the current one.
+//!
+//! Authorization (Kafka's `ConfigHelper`, `KafkaApis`): DescribeConfigs needs DescribeConfigs,
+//! the alters AlterConfigs, on the topic (else TOPIC_AUTHORIZATION_FAILED) or, for a broker,
+//! the cluster (CLUSTER_AUTHORIZATION_FAILED), per resource (`authz::config_refusal`).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -18,10 +22,12 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Outcome, message};
+use super::{Outcome, authz, message};
 use crate::config::broker_dynamic::{self, BrokerScope, Described};
 use crate::config::table::{self, Kind};
 use crate::error::Error;
+use crate::security::acl::AclOperation;
+use crate::server::session::Caller;
 use crate::server::worker::Ctx;
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -105,14 +111,33 @@ fn described(ctx: &Ctx, resource_type: i8, name: &str) -> Result<Vec<Described>,
     }
 }
 
-pub fn describe_configs(ctx: &Ctx, version: i16, req: DescribeConfigsRequest) -> Outcome {
+pub fn describe_configs(
+    ctx: &Ctx,
+    version: i16,
+    req: DescribeConfigsRequest,
+    caller: &Caller,
+) -> Outcome {
+    let refusals: Vec<_> = {
+        let checks = authz::checks(ctx, caller);
+        req.resources
+            .iter()
+            .map(|r| {
+                let op = AclOperation::DescribeConfigs;
+                authz::config_refusal(&checks, op, r.resource_type, &r.resource_name)
+            })
+            .collect()
+    };
     let results = req
         .resources
         .iter()
-        .map(|r| {
+        .zip(refusals)
+        .map(|(r, refusal)| {
             let base = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
+            if let Some(e) = refusal {
+                return base.with_error_code(e.code());
+            }
             match described(ctx, r.resource_type, &r.resource_name) {
                 Ok(entries) => base.with_configs(
                     entries
@@ -367,7 +392,51 @@ fn alter_each(
         .collect()
 }
 
-pub fn incremental_alter_configs(ctx: &Ctx, req: IncrementalAlterConfigsRequest) -> Outcome {
+/// `alter_each` over the resources the caller may alter; the others answer their
+/// authorization error. In request order.
+fn alter_authorized(
+    ctx: &Ctx,
+    caller: &Caller,
+    resources: Vec<AlterResource<'_>>,
+    replace: bool,
+    validate_only: bool,
+) -> Vec<(i8, StrBytes, i16, Option<StrBytes>)> {
+    let refusals: Vec<_> = {
+        let checks = authz::checks(ctx, caller);
+        resources
+            .iter()
+            .map(|r| {
+                let refusal = authz::config_refusal(
+                    &checks,
+                    AclOperation::AlterConfigs,
+                    r.resource_type,
+                    r.name,
+                );
+                (r.resource_type, r.name.clone(), refusal)
+            })
+            .collect()
+    };
+    let allowed = resources
+        .into_iter()
+        .zip(&refusals)
+        .filter(|(_, (_, _, refusal))| refusal.is_none())
+        .map(|(r, _)| r)
+        .collect();
+    let mut done = alter_each(ctx, allowed, replace, validate_only).into_iter();
+    refusals
+        .into_iter()
+        .filter_map(|(resource_type, name, refusal)| match refusal {
+            Some(e) => Some((resource_type, name, e.code(), None)),
+            None => done.next(),
+        })
+        .collect()
+}
+
+pub fn incremental_alter_configs(
+    ctx: &Ctx,
+    req: IncrementalAlterConfigsRequest,
+    caller: &Caller,
+) -> Outcome {
     let resources = req
         .resources
         .iter()
@@ -385,7 +454,7 @@ pub fn incremental_alter_configs(ctx: &Ctx, req: IncrementalAlterConfigsRequest)
                 .collect(),
         })
         .collect();
-    let responses = alter_each(ctx, resources, false, req.validate_only)
+    let responses = alter_authorized(ctx, caller, resources, false, req.validate_only)
         .into_iter()
         .map(|(resource_type, name, code, msg)| {
             IncrementalResult::default()
@@ -400,7 +469,7 @@ pub fn incremental_alter_configs(ctx: &Ctx, req: IncrementalAlterConfigsRequest)
     ))
 }
 
-pub fn alter_configs(ctx: &Ctx, req: AlterConfigsRequest) -> Outcome {
+pub fn alter_configs(ctx: &Ctx, req: AlterConfigsRequest, caller: &Caller) -> Outcome {
     let resources = req
         .resources
         .iter()
@@ -418,7 +487,7 @@ pub fn alter_configs(ctx: &Ctx, req: AlterConfigsRequest) -> Outcome {
                 .collect(),
         })
         .collect();
-    let responses = alter_each(ctx, resources, true, req.validate_only)
+    let responses = alter_authorized(ctx, caller, resources, true, req.validate_only)
         .into_iter()
         .map(|(resource_type, name, code, msg)| {
             AlterResult::default()

@@ -13,19 +13,28 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Ctx, Outcome};
+use super::{Ctx, Outcome, authz};
+use crate::error::AuthzError;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::server::session::Caller;
 
-pub fn handle(ctx: &Ctx, req: DescribeProducersRequest) -> Outcome {
+pub fn handle(ctx: &Ctx, req: DescribeProducersRequest, caller: &Caller) -> Outcome {
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
             let name = t.name.0.to_string();
+            // As Kafka: Read on the topic, else TOPIC_AUTHORIZATION_FAILED.
+            let readable =
+                authz::allowed(ctx, caller, AclOperation::Read, ResourceType::Topic, &name);
             let partitions = t
                 .partition_indexes
                 .iter()
                 .map(|&p| {
                     let base = PartitionResponse::default().with_partition_index(p);
+                    if !readable {
+                        return base.with_error_code(AuthzError::TopicAuthorizationFailed.code());
+                    }
                     match ctx.broker.active_producers(&name, p) {
                         Ok(producers) => base.with_active_producers(
                             producers

@@ -6,6 +6,12 @@
 //! coordinator fires an event on that key whenever the group changes, and the retry takes the
 //! answer from the coordinator or parks again. A server shutting down answers
 //! COORDINATOR_NOT_AVAILABLE (the client finds a coordinator again).
+//!
+//! Authorization (Kafka's `KafkaApis`): JoinGroup, SyncGroup, Heartbeat and LeaveGroup need
+//! Read on the group, DescribeGroups Describe (per group), DeleteGroups Delete (per group),
+//! OffsetDelete Delete on the group and Read on each topic; ListGroups lists every group with
+//! Describe on the cluster, else those the caller may Describe. A refusal answers
+//! GROUP_AUTHORIZATION_FAILED (TOPIC_AUTHORIZATION_FAILED for a topic) before anything else.
 
 use std::net::IpAddr;
 
@@ -21,20 +27,28 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::Ctx;
+use super::authz;
 use super::{Delayed, Outcome};
 use crate::broker::group::{
     Answer, GroupError, GroupState, JoinRequest, JoinResponse, LeavingMember, Poll, Protocol,
     Reply, SyncRequest, SyncResponse, Ticket,
 };
 use crate::broker::wait::{WaitKey, Wake};
-use crate::error::NO_ERROR_CODE;
+use crate::error::{AuthzError, NO_ERROR_CODE};
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::server::session::Caller;
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 =
     kafka_protocol::error::ResponseError::UnknownTopicOrPartition.code();
 /// Kafka's "authorized operations not requested".
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
-/// Without an authorizer every group operation is allowed: READ 3, DELETE 6, DESCRIBE 8.
-const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+const GROUP_AUTHORIZATION_FAILED: i16 = AuthzError::GroupAuthorizationFailed.code();
+const TOPIC_AUTHORIZATION_FAILED: i16 = AuthzError::TopicAuthorizationFailed.code();
+
+/// Whether the caller may perform `op` on the group.
+fn group_allowed(ctx: &Ctx, caller: &Caller, op: AclOperation, group: &str) -> bool {
+    authz::allowed(ctx, caller, op, ResourceType::Group, group)
+}
 
 /// A JoinGroup or SyncGroup parked until its group changes or its deadline passes.
 pub struct PendingGroup {
@@ -60,9 +74,17 @@ pub fn join_group(
     ctx: &Ctx,
     header: &RequestHeader,
     req: JoinGroupRequest,
-    peer: IpAddr,
+    caller: &Caller,
 ) -> Outcome {
     let v = header.request_api_version;
+    let peer: IpAddr = caller.ip;
+    if !group_allowed(ctx, caller, AclOperation::Read, &req.group_id.0) {
+        return Outcome::Respond(ResponseKind::JoinGroup(
+            JoinGroupResponse::default()
+                .with_error_code(GROUP_AUTHORIZATION_FAILED)
+                .with_generation_id(-1),
+        ));
+    }
     let group_id = req.group_id.0.to_string();
     let seen = ctx.broker.waits().epochs(&[WaitKey::group(&group_id)]);
     let request = JoinRequest {
@@ -97,7 +119,12 @@ pub fn join_group(
     }
 }
 
-pub fn sync_group(ctx: &Ctx, version: i16, req: SyncGroupRequest) -> Outcome {
+pub fn sync_group(ctx: &Ctx, version: i16, req: SyncGroupRequest, caller: &Caller) -> Outcome {
+    if !group_allowed(ctx, caller, AclOperation::Read, &req.group_id.0) {
+        return Outcome::Respond(ResponseKind::SyncGroup(
+            SyncGroupResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED),
+        ));
+    }
     let group_id = req.group_id.0.to_string();
     let seen = ctx.broker.waits().epochs(&[WaitKey::group(&group_id)]);
     let request = SyncRequest {
@@ -237,7 +264,12 @@ fn sync_response(v: i16, r: SyncResponse) -> SyncGroupResponse {
         .with_assignment(r.assignment)
 }
 
-pub fn heartbeat(ctx: &Ctx, req: HeartbeatRequest) -> Outcome {
+pub fn heartbeat(ctx: &Ctx, req: HeartbeatRequest, caller: &Caller) -> Outcome {
+    if !group_allowed(ctx, caller, AclOperation::Read, &req.group_id.0) {
+        return Outcome::Respond(ResponseKind::Heartbeat(
+            HeartbeatResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED),
+        ));
+    }
     let r = ctx.broker.groups().heartbeat(
         &req.group_id.0,
         &req.member_id,
@@ -249,9 +281,13 @@ pub fn heartbeat(ctx: &Ctx, req: HeartbeatRequest) -> Outcome {
     ))
 }
 
-pub fn leave_group(ctx: &Ctx, version: i16, req: LeaveGroupRequest) -> Outcome {
+pub fn leave_group(ctx: &Ctx, version: i16, req: LeaveGroupRequest, caller: &Caller) -> Outcome {
     let group_id = req.group_id.0.to_string();
     let resp = LeaveGroupResponse::default();
+    if !group_allowed(ctx, caller, AclOperation::Read, &group_id) {
+        let resp = resp.with_error_code(GROUP_AUTHORIZATION_FAILED);
+        return Outcome::Respond(ResponseKind::LeaveGroup(resp));
+    }
     if group_id.is_empty() {
         let resp = resp.with_error_code(GroupError::InvalidGroupId.code());
         return Outcome::Respond(ResponseKind::LeaveGroup(resp));
@@ -290,17 +326,40 @@ pub fn leave_group(ctx: &Ctx, version: i16, req: LeaveGroupRequest) -> Outcome {
     Outcome::Respond(ResponseKind::LeaveGroup(resp))
 }
 
-pub fn describe_groups(ctx: &Ctx, version: i16, req: DescribeGroupsRequest) -> Outcome {
-    let ops = if req.include_authorized_operations {
-        GROUP_OPERATIONS
-    } else {
-        OPERATIONS_NOT_REQUESTED
+pub fn describe_groups(
+    ctx: &Ctx,
+    version: i16,
+    req: DescribeGroupsRequest,
+    caller: &Caller,
+) -> Outcome {
+    // Decided first, under one read lock of the ACLs: (may describe, authorized operations).
+    let decisions: Vec<(bool, i32)> = {
+        let checks = authz::checks(ctx, caller);
+        req.groups
+            .iter()
+            .map(|id| {
+                let describe = checks.allows(AclOperation::Describe, ResourceType::Group, &id.0);
+                let ops = if req.include_authorized_operations {
+                    checks.operations(ResourceType::Group, &id.0)
+                } else {
+                    OPERATIONS_NOT_REQUESTED
+                };
+                (describe, ops)
+            })
+            .collect()
     };
     let groups = req
         .groups
         .iter()
-        .map(|id| {
+        .zip(decisions)
+        .map(|(id, (describe, ops))| {
             let gid = id.0.to_string();
+            if !describe {
+                return DescribedGroup::default()
+                    .with_group_id(id.clone())
+                    .with_error_code(GROUP_AUTHORIZATION_FAILED)
+                    .with_authorized_operations(OPERATIONS_NOT_REQUESTED);
+            }
             let base = DescribedGroup::default()
                 .with_group_id(id.clone())
                 .with_authorized_operations(ops);
@@ -351,19 +410,22 @@ pub fn describe_groups(ctx: &Ctx, version: i16, req: DescribeGroupsRequest) -> O
     ))
 }
 
-pub fn list_groups(ctx: &Ctx, req: ListGroupsRequest) -> Outcome {
+pub fn list_groups(ctx: &Ctx, req: ListGroupsRequest, caller: &Caller) -> Outcome {
     let states: Vec<String> = req.states_filter.iter().map(|x| x.to_lowercase()).collect();
     let classic_wanted = req.types_filter.is_empty()
         || req
             .types_filter
             .iter()
             .any(|t| t.eq_ignore_ascii_case("classic"));
+    let checks = authz::checks(ctx, caller);
+    let all = checks.allows_cluster(AclOperation::Describe);
     let groups = ctx
         .broker
         .groups()
         .list(ctx.broker.offset_store())
         .into_iter()
         .filter(|_| classic_wanted)
+        .filter(|g| all || checks.allows(AclOperation::Describe, ResourceType::Group, &g.group_id))
         .filter(|g| states.is_empty() || states.contains(&g.state.as_str().to_lowercase()))
         .map(|g| {
             ListedGroup::default()
@@ -378,11 +440,16 @@ pub fn list_groups(ctx: &Ctx, req: ListGroupsRequest) -> Outcome {
     ))
 }
 
-pub fn delete_groups(ctx: &Ctx, req: DeleteGroupsRequest) -> Outcome {
+pub fn delete_groups(ctx: &Ctx, req: DeleteGroupsRequest, caller: &Caller) -> Outcome {
     let results = req
         .groups_names
         .iter()
         .map(|id| {
+            if !group_allowed(ctx, caller, AclOperation::Delete, &id.0) {
+                return DeletableGroupResult::default()
+                    .with_group_id(id.clone())
+                    .with_error_code(GROUP_AUTHORIZATION_FAILED);
+            }
             let r = ctx
                 .broker
                 .groups()
@@ -400,13 +467,25 @@ pub fn delete_groups(ctx: &Ctx, req: DeleteGroupsRequest) -> Outcome {
     ))
 }
 
-pub fn offset_delete(ctx: &Ctx, req: OffsetDeleteRequest) -> Outcome {
+pub fn offset_delete(ctx: &Ctx, req: OffsetDeleteRequest, caller: &Caller) -> Outcome {
     use crate::broker::group::OffsetDeletePolicy;
     let gid = req.group_id.0.to_string();
     let top = |e: GroupError| {
         Outcome::Respond(ResponseKind::OffsetDelete(
             OffsetDeleteResponse::default().with_error_code(e.code()),
         ))
+    };
+    if !group_allowed(ctx, caller, AclOperation::Delete, &gid) {
+        return Outcome::Respond(ResponseKind::OffsetDelete(
+            OffsetDeleteResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED),
+        ));
+    }
+    let readable: Vec<bool> = {
+        let checks = authz::checks(ctx, caller);
+        req.topics
+            .iter()
+            .map(|t| checks.allows(AclOperation::Read, ResourceType::Topic, &t.name.0))
+            .collect()
     };
     if gid.is_empty() {
         return top(GroupError::InvalidGroupId);
@@ -427,14 +506,17 @@ pub fn offset_delete(ctx: &Ctx, req: OffsetDeleteRequest) -> Outcome {
     let topics = req
         .topics
         .iter()
-        .map(|t| {
+        .zip(readable)
+        .map(|(t, readable)| {
             let name = t.name.0.to_string();
             let exists = ctx.broker.partition_count(&name).is_ok();
             let parts = t
                 .partitions
                 .iter()
                 .map(|p| {
-                    let code = if !exists {
+                    let code = if !readable {
+                        TOPIC_AUTHORIZATION_FAILED
+                    } else if !exists {
                         UNKNOWN_TOPIC_OR_PARTITION
                     } else if subscribed.as_ref().is_none_or(|s| s.contains(&name)) {
                         GroupError::GroupSubscribedToTopic.code()

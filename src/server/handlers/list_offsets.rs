@@ -19,8 +19,11 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, Response
 
 use super::Ctx;
 use super::Outcome;
+use super::authz;
 use super::fetch::isolation;
 use crate::error::Error;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::server::session::Caller;
 use crate::storage::Isolation;
 
 const LATEST: i64 = -1;
@@ -47,8 +50,16 @@ enum Refusal {
     Broker(Error),
 }
 
-pub fn handle(ctx: &Ctx, version: i16, req: ListOffsetsRequest) -> Outcome {
+pub fn handle(ctx: &Ctx, version: i16, req: ListOffsetsRequest, caller: &Caller) -> Outcome {
     let level = isolation(req.isolation_level);
+    // As Kafka: Describe on the topic, else TOPIC_AUTHORIZATION_FAILED for its partitions.
+    let describable: Vec<bool> = {
+        let checks = authz::checks(ctx, caller);
+        req.topics
+            .iter()
+            .map(|t| checks.allows(AclOperation::Describe, ResourceType::Topic, &t.name.0))
+            .collect()
+    };
     let mut seen = HashSet::new();
     let duplicated: HashSet<(String, i32)> = req
         .topics
@@ -63,7 +74,8 @@ pub fn handle(ctx: &Ctx, version: i16, req: ListOffsetsRequest) -> Outcome {
     let topics = req
         .topics
         .into_iter()
-        .map(|t| {
+        .zip(describable)
+        .map(|(t, describable)| {
             let name = t.name.0.to_string();
             let partitions = t
                 .partitions
@@ -72,7 +84,9 @@ pub fn handle(ctx: &Ctx, version: i16, req: ListOffsetsRequest) -> Outcome {
                     let base = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index)
                         .with_leader_epoch(-1);
-                    let answer = if duplicated.contains(&(name.clone(), p.partition_index)) {
+                    let answer = if !describable {
+                        Err(Refusal::Kafka(ResponseError::TopicAuthorizationFailed))
+                    } else if duplicated.contains(&(name.clone(), p.partition_index)) {
                         Err(Refusal::Kafka(ResponseError::InvalidRequest))
                     } else {
                         lookup(ctx, version, level, &name, p.partition_index, p.timestamp)

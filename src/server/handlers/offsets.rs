@@ -30,11 +30,13 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Delayed, Outcome};
+use super::{Delayed, Outcome, authz};
 use crate::broker::offset_store::WriteSeq;
 use crate::broker::wait::{WaitKey, Wake};
 use crate::broker::{CommitFence, OffsetCommitEntry, TxnCommitFence};
+use crate::error::AuthzError;
 use crate::limits::OFFSET_COMMIT_TIMEOUT_MS;
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::server::session::Caller;
 use crate::server::worker::Ctx;
 
@@ -53,6 +55,44 @@ pub struct PendingCommit {
     written: Vec<(usize, usize)>,
 }
 
+const GROUP_AUTHORIZATION_FAILED: i16 = AuthzError::GroupAuthorizationFailed.code();
+const TOPIC_AUTHORIZATION_FAILED: i16 = AuthzError::TopicAuthorizationFailed.code();
+/// FindCoordinator's key type of a transactional id (0 is a group).
+const KEY_TYPE_TRANSACTION: i8 = 1;
+
+/// A commit's authorization, as Kafka's: `Err(code)` refuses every partition (the
+/// transactional id's Write, then the group's Read); else the i-th element says whether the
+/// i-th topic may be read (a refused one's partitions answer TOPIC_AUTHORIZATION_FAILED).
+fn commit_checks<'a>(
+    ctx: &Ctx,
+    caller: &Caller,
+    txn_id: Option<&str>,
+    group: &str,
+    topics: impl Iterator<Item = &'a str>,
+) -> Result<Vec<bool>, i16> {
+    let checks = authz::checks(ctx, caller);
+    if let Some(id) = txn_id
+        && !checks.allows(AclOperation::Write, ResourceType::TransactionalId, id)
+    {
+        return Err(AuthzError::TransactionalIdAuthorizationFailed.code());
+    }
+    if !checks.allows(AclOperation::Read, ResourceType::Group, group) {
+        return Err(GROUP_AUTHORIZATION_FAILED);
+    }
+    Ok(topics
+        .map(|t| checks.allows(AclOperation::Read, ResourceType::Topic, t))
+        .collect())
+}
+
+/// The refusal of the partition (`ti`, `pi`) under `allowed` (`commit_checks`), if any.
+fn refusal(allowed: &Result<Vec<bool>, i16>, ti: usize) -> Option<i16> {
+    match allowed {
+        Err(code) => Some(*code),
+        Ok(topics) if !topics.get(ti).copied().unwrap_or(false) => Some(TOPIC_AUTHORIZATION_FAILED),
+        Ok(_) => None,
+    }
+}
+
 const COORDINATOR_NOT_AVAILABLE: i16 =
     kafka_protocol::error::ResponseError::CoordinatorNotAvailable.code();
 const UNSTABLE_OFFSET_COMMIT: i16 =
@@ -68,6 +108,18 @@ pub fn find_coordinator(
     let (host, port) = ctx.advertised(caller);
     let host = StrBytes::from_string(host.to_string());
     let port = i32::from(port);
+    // As Kafka: Describe on the group (GROUP_AUTHORIZATION_FAILED) or the transactional id
+    // (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); refused keys get no coordinator.
+    let checks = authz::checks(ctx, caller);
+    let refused = |key: &str| {
+        if req.key_type == KEY_TYPE_TRANSACTION {
+            (!checks.allows(AclOperation::Describe, ResourceType::TransactionalId, key))
+                .then_some(AuthzError::TransactionalIdAuthorizationFailed.code())
+        } else {
+            (!checks.allows(AclOperation::Describe, ResourceType::Group, key))
+                .then_some(GROUP_AUTHORIZATION_FAILED)
+        }
+    };
     let mut resp = FindCoordinatorResponse::default();
     // Groups and transactional ids (key type 1) alike: this node coordinates them all.
     if version >= 4 {
@@ -75,14 +127,25 @@ pub fn find_coordinator(
             req.coordinator_keys
                 .iter()
                 .map(|k| {
-                    Coordinator::default()
-                        .with_key(k.clone())
-                        .with_node_id(BrokerId(node))
-                        .with_host(host.clone())
-                        .with_port(port)
+                    let c = Coordinator::default().with_key(k.clone());
+                    match refused(k) {
+                        Some(code) => c
+                            .with_error_code(code)
+                            .with_node_id(BrokerId(-1))
+                            .with_port(-1),
+                        None => c
+                            .with_node_id(BrokerId(node))
+                            .with_host(host.clone())
+                            .with_port(port),
+                    }
                 })
                 .collect(),
         );
+    } else if let Some(code) = refused(&req.key) {
+        resp = resp
+            .with_error_code(code)
+            .with_node_id(BrokerId(-1))
+            .with_port(-1);
     } else {
         resp = resp
             .with_node_id(BrokerId(node))
@@ -92,8 +155,15 @@ pub fn find_coordinator(
     Outcome::Respond(ResponseKind::FindCoordinator(resp))
 }
 
-pub fn offset_commit(ctx: &Ctx, req: OffsetCommitRequest) -> Outcome {
+pub fn offset_commit(ctx: &Ctx, req: OffsetCommitRequest, caller: &Caller) -> Outcome {
     let group = req.group_id.0.to_string();
+    let allowed = commit_checks(
+        ctx,
+        caller,
+        None,
+        &group,
+        req.topics.iter().map(|t| &*t.name.0),
+    );
     let instance_id = req
         .group_instance_id
         .as_ref()
@@ -107,8 +177,13 @@ pub fn offset_commit(ctx: &Ctx, req: OffsetCommitRequest) -> Outcome {
     };
     let mut entries = Vec::new();
     let mut places = Vec::new();
+    let mut refused = Vec::new();
     for (ti, t) in req.topics.iter().enumerate() {
         for (pi, p) in t.partitions.iter().enumerate() {
+            if let Some(code) = refusal(&allowed, ti) {
+                refused.push(((ti, pi), code));
+                continue;
+            }
             entries.push(OffsetCommitEntry {
                 topic: t.name.0.to_string(),
                 partition: p.partition_index,
@@ -140,13 +215,27 @@ pub fn offset_commit(ctx: &Ctx, req: OffsetCommitRequest) -> Outcome {
         ),
     );
     // Read before the write: an fsync published after it wakes the parked request at once.
+    let mut response = response;
+    for &(place, code) in &refused {
+        set_code(&mut response, place, code);
+    }
+    if entries.is_empty() && !refused.is_empty() {
+        return Outcome::Respond(response.into_kind());
+    }
     let seen = ctx.broker.waits().epochs(&[WaitKey::Offsets]);
     let outcome = ctx.broker.commit_offsets(fence, &entries);
     respond_to_outcome(ctx, response, &places, outcome, seen)
 }
 
-pub fn txn_offset_commit(ctx: &Ctx, req: TxnOffsetCommitRequest) -> Outcome {
+pub fn txn_offset_commit(ctx: &Ctx, req: TxnOffsetCommitRequest, caller: &Caller) -> Outcome {
     let group = req.group_id.0.to_string();
+    let allowed = commit_checks(
+        ctx,
+        caller,
+        Some(&req.transactional_id),
+        &group,
+        req.topics.iter().map(|t| &*t.name.0),
+    );
     let instance_id = req
         .group_instance_id
         .as_ref()
@@ -162,8 +251,13 @@ pub fn txn_offset_commit(ctx: &Ctx, req: TxnOffsetCommitRequest) -> Outcome {
     };
     let mut entries = Vec::new();
     let mut places = Vec::new();
+    let mut refused = Vec::new();
     for (ti, t) in req.topics.iter().enumerate() {
         for (pi, p) in t.partitions.iter().enumerate() {
+            if let Some(code) = refusal(&allowed, ti) {
+                refused.push(((ti, pi), code));
+                continue;
+            }
             entries.push(OffsetCommitEntry {
                 topic: t.name.0.to_string(),
                 partition: p.partition_index,
@@ -194,6 +288,13 @@ pub fn txn_offset_commit(ctx: &Ctx, req: TxnOffsetCommitRequest) -> Outcome {
                 .collect(),
         ),
     );
+    let mut response = response;
+    for &(place, code) in &refused {
+        set_code(&mut response, place, code);
+    }
+    if entries.is_empty() && !refused.is_empty() {
+        return Outcome::Respond(response.into_kind());
+    }
     let seen = ctx.broker.waits().epochs(&[WaitKey::Offsets]);
     let outcome = ctx.broker.txn_commit_offsets_fenced(fence, &entries);
     respond_to_outcome(ctx, response, &places, outcome, seen)
@@ -298,11 +399,28 @@ fn set_code(resp: &mut CommitResponse, (ti, pi): (usize, usize), code: i16) {
     }
 }
 
-pub fn offset_fetch(ctx: &Ctx, _version: i16, req: OffsetFetchRequest) -> Outcome {
+pub fn offset_fetch(ctx: &Ctx, _version: i16, req: OffsetFetchRequest, caller: &Caller) -> Outcome {
     let group = req.group_id.0.to_string();
+    // As Kafka: Describe on the group, else GROUP_AUTHORIZATION_FAILED; a named topic the
+    // caller may not Describe answers TOPIC_AUTHORIZATION_FAILED, an unnamed one is left out.
+    let checks = authz::checks(ctx, caller);
+    if !checks.allows(AclOperation::Describe, ResourceType::Group, &group) {
+        return Outcome::Respond(ResponseKind::OffsetFetch(
+            OffsetFetchResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED),
+        ));
+    }
+    let describable = |t: &str| checks.allows(AclOperation::Describe, ResourceType::Topic, t);
+    let mut refused = Vec::new();
     let wanted: Vec<(String, Vec<i32>)> = match &req.topics {
         Some(topics) => topics
             .iter()
+            .filter(|t| {
+                let ok = describable(&t.name.0);
+                if !ok {
+                    refused.push(refused_fetch_topic(t));
+                }
+                ok
+            })
             .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
             .collect(),
         None => {
@@ -310,9 +428,11 @@ pub fn offset_fetch(ctx: &Ctx, _version: i16, req: OffsetFetchRequest) -> Outcom
             for ((t, p), _) in ctx.broker.group_offsets(&group) {
                 by_topic.entry(t).or_default().push(p);
             }
+            by_topic.retain(|t, _| describable(t));
             by_topic.into_iter().collect()
         }
     };
+    drop(checks);
     let topics = wanted
         .into_iter()
         .map(|(name, parts)| {
@@ -348,7 +468,30 @@ pub fn offset_fetch(ctx: &Ctx, _version: i16, req: OffsetFetchRequest) -> Outcom
                 )
         })
         .collect();
+    let mut topics: Vec<OffsetFetchResponseTopic> = topics;
+    topics.extend(refused);
     Outcome::Respond(ResponseKind::OffsetFetch(
         OffsetFetchResponse::default().with_topics(topics),
     ))
+}
+
+/// The answer for a named topic the caller may not Describe.
+fn refused_fetch_topic(
+    t: &kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic,
+) -> OffsetFetchResponseTopic {
+    OffsetFetchResponseTopic::default()
+        .with_name(t.name.clone())
+        .with_partitions(
+            t.partition_indexes
+                .iter()
+                .map(|p| {
+                    OffsetFetchResponsePartition::default()
+                        .with_partition_index(*p)
+                        .with_committed_offset(-1)
+                        .with_committed_leader_epoch(-1)
+                        .with_metadata(Some(StrBytes::default()))
+                        .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                })
+                .collect(),
+        )
 }

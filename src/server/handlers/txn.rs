@@ -17,6 +17,13 @@
 //!
 //! `PRODUCER_FENCED` is answered as `INVALID_PRODUCER_EPOCH` to versions that predate it
 //! (InitProducerId < 4, the others < 2), as Kafka does.
+//!
+//! Authorization (Kafka's `KafkaApis`): Write on the transactional id for AddPartitionsToTxn,
+//! AddOffsetsToTxn and EndTxn (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED; InitProducerId's
+//! check is in `init_producer_id.rs`), then Write on each topic added (TOPIC_AUTHORIZATION_
+//! FAILED, the others OPERATION_NOT_ATTEMPTED) or Read on the group (GROUP_AUTHORIZATION_
+//! FAILED); DescribeTransactions and ListTransactions show only the ids (and topics) the caller
+//! may Describe.
 
 use std::time::{Duration, Instant};
 
@@ -33,10 +40,12 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Ctx, Delayed, Outcome};
+use super::{Ctx, Delayed, Outcome, authz};
 use crate::broker::txn::{ProducerIdAndEpoch, Progress, TxnMetadata, TxnState};
 use crate::broker::wait::{WaitKey, Wake};
-use crate::error::{NO_ERROR_CODE, TxnError};
+use crate::error::{AuthzError, NO_ERROR_CODE, TxnError};
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::server::session::Caller;
 use crate::types::TopicPartition;
 
 /// A request waiting for a transaction's completion.
@@ -230,13 +239,40 @@ fn run_add(ctx: &Ctx, pending: PendingTxn, may_wait: bool) -> Outcome {
     }
 }
 
-pub fn add_partitions_to_txn(ctx: &Ctx, version: i16, req: AddPartitionsToTxnRequest) -> Outcome {
+pub fn add_partitions_to_txn(
+    ctx: &Ctx,
+    version: i16,
+    req: AddPartitionsToTxnRequest,
+    caller: &Caller,
+) -> Outcome {
     let id = req.v3_and_below_transactional_id.0.to_string();
+    let (id_ok, writable): (bool, Vec<bool>) = {
+        let checks = authz::checks(ctx, caller);
+        (
+            checks.allows(AclOperation::Write, ResourceType::TransactionalId, &id),
+            req.v3_and_below_topics
+                .iter()
+                .map(|t| checks.allows(AclOperation::Write, ResourceType::Topic, &t.name.0))
+                .collect(),
+        )
+    };
+    if !id_ok {
+        let code = AuthzError::TransactionalIdAuthorizationFailed.code();
+        return add_partitions_response(req.v3_and_below_topics.iter().flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |&p| (TopicPartition::new(t.name.0.to_string(), p), code))
+        }));
+    }
     let mut partitions = Vec::new();
     let mut unknown = Vec::new();
-    for t in &req.v3_and_below_topics {
+    for (t, writable) in req.v3_and_below_topics.iter().zip(writable) {
         for &p in &t.partitions {
             let tp = TopicPartition::new(t.name.0.to_string(), p);
+            if !writable {
+                unknown.push((tp, AuthzError::TopicAuthorizationFailed.code()));
+                continue;
+            }
             match ctx.broker.partition(&t.name.0, p) {
                 Ok(_) => partitions.push(tp),
                 Err(e) => unknown.push((tp, e.kafka_code())),
@@ -287,7 +323,31 @@ fn add_partitions_response(codes: impl Iterator<Item = (TopicPartition, i16)>) -
     ))
 }
 
-pub fn add_offsets_to_txn(ctx: &Ctx, version: i16, req: AddOffsetsToTxnRequest) -> Outcome {
+pub fn add_offsets_to_txn(
+    ctx: &Ctx,
+    version: i16,
+    req: AddOffsetsToTxnRequest,
+    caller: &Caller,
+) -> Outcome {
+    let refused = {
+        let checks = authz::checks(ctx, caller);
+        if !checks.allows(
+            AclOperation::Write,
+            ResourceType::TransactionalId,
+            &req.transactional_id.0,
+        ) {
+            Some(AuthzError::TransactionalIdAuthorizationFailed)
+        } else if !checks.allows(AclOperation::Read, ResourceType::Group, &req.group_id.0) {
+            Some(AuthzError::GroupAuthorizationFailed)
+        } else {
+            None
+        }
+    };
+    if let Some(e) = refused {
+        return Outcome::Respond(ResponseKind::AddOffsetsToTxn(
+            AddOffsetsToTxnResponse::default().with_error_code(e.code()),
+        ));
+    }
     let pending = PendingTxn {
         transactional_id: req.transactional_id.0.to_string(),
         version,
@@ -302,7 +362,20 @@ pub fn add_offsets_to_txn(ctx: &Ctx, version: i16, req: AddOffsetsToTxnRequest) 
     run_add(ctx, pending, true)
 }
 
-pub fn end_txn(ctx: &Ctx, version: i16, req: EndTxnRequest) -> Outcome {
+pub fn end_txn(ctx: &Ctx, version: i16, req: EndTxnRequest, caller: &Caller) -> Outcome {
+    let id = &req.transactional_id.0;
+    if !authz::allowed(
+        ctx,
+        caller,
+        AclOperation::Write,
+        ResourceType::TransactionalId,
+        id,
+    ) {
+        return Outcome::Respond(ResponseKind::EndTxn(
+            EndTxnResponse::default()
+                .with_error_code(AuthzError::TransactionalIdAuthorizationFailed.code()),
+        ));
+    }
     let pending = PendingTxn {
         transactional_id: req.transactional_id.0.to_string(),
         version,
@@ -350,13 +423,34 @@ fn run_end(ctx: &Ctx, mut pending: PendingTxn, may_wait: bool) -> Outcome {
     }
 }
 
-pub fn describe_transactions(ctx: &Ctx, req: DescribeTransactionsRequest) -> Outcome {
+pub fn describe_transactions(
+    ctx: &Ctx,
+    req: DescribeTransactionsRequest,
+    caller: &Caller,
+) -> Outcome {
     let all = ctx.broker.transactions();
+    let checks = authz::checks(ctx, caller);
     let states = req
         .transactional_ids
         .into_iter()
         .map(|id| match all.get(&*id.0) {
-            Some(m) => described(id, m),
+            _ if !checks.allows(AclOperation::Describe, ResourceType::TransactionalId, &id.0) => {
+                TransactionState::default()
+                    .with_transactional_id(id)
+                    .with_error_code(AuthzError::TransactionalIdAuthorizationFailed.code())
+                    .with_transaction_state(StrBytes::from_static_str(""))
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1)
+                    .with_transaction_start_time_ms(-1)
+            }
+            Some(m) => {
+                let mut d = described(id, m);
+                // Only the topics the caller may Describe, as Kafka.
+                d.topics.retain(|t| {
+                    checks.allows(AclOperation::Describe, ResourceType::Topic, &t.topic.0)
+                });
+                d
+            }
             None => TransactionState::default()
                 .with_transactional_id(id)
                 .with_error_code(TxnError::TransactionalIdNotFound.code())
@@ -393,7 +487,8 @@ fn described(id: TransactionalId, m: &TxnMetadata) -> TransactionState {
         .with_topics(topics)
 }
 
-pub fn list_transactions(ctx: &Ctx, req: ListTransactionsRequest) -> Outcome {
+pub fn list_transactions(ctx: &Ctx, req: ListTransactionsRequest, caller: &Caller) -> Outcome {
+    let checks = authz::checks(ctx, caller);
     let mut states = Vec::new();
     let mut unknown = Vec::new();
     for f in &req.state_filters {
@@ -407,6 +502,7 @@ pub fn list_transactions(ctx: &Ctx, req: ListTransactionsRequest) -> Outcome {
         .broker
         .transactions()
         .into_iter()
+        .filter(|(id, _)| checks.allows(AclOperation::Describe, ResourceType::TransactionalId, id))
         .filter(|(_, m)| states.is_empty() || states.contains(&m.state))
         .filter(|(_, m)| {
             req.producer_id_filters.is_empty()
