@@ -26,7 +26,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
-targets=(request_decode batch_validate log_recovery metadata_records)
+targets=(request_decode batch_validate log_recovery metadata_records sasl_messages)
 cargo fuzz build -s "$sanitizer"
 
 logs="$(mktemp -d)"

@@ -78,6 +78,26 @@ pub enum Error {
     /// send outside a transaction, or a commit after a failed send (abort instead).
     #[error("transaction state: {0}")]
     TransactionState(String),
+    /// A SASL login failed (wrong password, unknown user, malformed exchange); the message
+    /// is Kafka's, safe to show the client.
+    #[error("{0}")]
+    SaslAuthenticationFailed(String),
+    /// SaslHandshake named a mechanism the listener does not offer.
+    #[error("{0}")]
+    UnsupportedSaslMechanism(String),
+    /// A SASL request out of order (SaslAuthenticate before SaslHandshake, a second handshake
+    /// mid-exchange, SASL on a listener without it).
+    #[error("{0}")]
+    IllegalSaslState(String),
+    /// AlterUserScramCredentials: a credential Kafka refuses (iterations, empty name).
+    #[error("{0}")]
+    UnacceptableCredential(String),
+    /// A request names a resource that does not exist (e.g. deleting a missing credential).
+    #[error("{0}")]
+    ResourceNotFound(String),
+    /// A request names the same resource twice.
+    #[error("{0}")]
+    DuplicateResource(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -172,6 +192,12 @@ impl Error {
             Error::UnsupportedCompressionType(_) => ResponseError::UnsupportedCompressionType,
             Error::Transaction(e) => e.response_error(),
             Error::TransactionState(_) => ResponseError::InvalidTxnState,
+            Error::SaslAuthenticationFailed(_) => ResponseError::SaslAuthenticationFailed,
+            Error::UnsupportedSaslMechanism(_) => ResponseError::UnsupportedSaslMechanism,
+            Error::IllegalSaslState(_) => ResponseError::IllegalSaslState,
+            Error::UnacceptableCredential(_) => ResponseError::UnacceptableCredential,
+            Error::ResourceNotFound(_) => ResponseError::ResourceNotFound,
+            Error::DuplicateResource(_) => ResponseError::DuplicateResource,
         }
     }
 
@@ -423,6 +449,17 @@ mod tests {
         ];
         for (e, code) in authz {
             assert_eq!(e.code(), code, "{e:?}");
+        }
+        let sasl = [
+            (Error::UnsupportedSaslMechanism(String::new()), 33),
+            (Error::IllegalSaslState(String::new()), 34),
+            (Error::SaslAuthenticationFailed(String::new()), 58),
+            (Error::ResourceNotFound(String::new()), 91),
+            (Error::DuplicateResource(String::new()), 92),
+            (Error::UnacceptableCredential(String::new()), 93),
+        ];
+        for (e, code) in sasl {
+            assert_eq!(e.kafka_code(), code, "{e:?}");
         }
         assert_eq!(result_code::<(), GroupError>(&Ok(())), 0);
         assert_eq!(

@@ -204,3 +204,18 @@ pub fn decode_topic_records(
         .collect();
     Ok((records, decoded.valid_bytes))
 }
+
+/// SCRAM credentials in a data directory and the SASL message parsers: what `thorstream users`,
+/// the SASL tests and the `sasl_messages` fuzz target drive.
+pub mod security {
+    pub use crate::broker::security::users::{
+        USERS_FILE, UserChange, UserStore, check_credential, new_salt,
+    };
+    pub use crate::security::SaslMechanism;
+    pub use crate::security::sasl::scram_messages::{
+        encode_saslname, parse_client_final, parse_client_first,
+    };
+    pub use crate::security::sasl::{
+        ScramCredential, ScramEnv, ScramHash, ScramServer, ScramStep, parse_plain,
+    };
+}

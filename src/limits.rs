@@ -169,6 +169,30 @@ pub const SHUTDOWN_DRAIN_MS: u64 = 10_000;
 /// How soon a failed `accept` (out of descriptors) is retried if no connection closes first.
 pub const ACCEPT_RETRY_MS: u64 = 100;
 
+// ---- Security (SASL) -------------------------------------------------------------------------
+
+/// Fewest PBKDF2 iterations a SCRAM credential may have (Kafka's `ScramMechanism.minIterations`,
+/// 4096 for SHA-256 and SHA-512, RFC 7677's minimum); fewer is refused when stored.
+pub const SCRAM_ITERATIONS_MIN: u32 = 4096;
+
+/// Most iterations a SCRAM credential may have (Kafka's `ScramControlManager.MAX_ITERATIONS`):
+/// every PLAIN login on a SCRAM credential runs them on a worker.
+pub const SCRAM_ITERATIONS_MAX: u32 = 16_384;
+
+/// Iterations of a credential `thorstream users add` creates (Kafka's `kafka-configs` and
+/// `kafka-storage --add-scram` default).
+pub const DEFAULT_SCRAM_ITERATIONS: u32 = 4096;
+
+/// Bytes of a salt the broker draws (Kafka's `ScramFormatter` draws 32 random bytes' worth).
+pub const SCRAM_SALT_BYTES: usize = 32;
+
+/// Largest salt or salted password accepted from AlterUserScramCredentials (a SHA-512 output
+/// is 64 bytes; Kafka bounds neither, but a credential record must stay small).
+pub const SCRAM_CREDENTIAL_FIELD_BYTES_MAX: usize = 1024;
+
+/// Longest user name a credential may have, in bytes (a record field's `u16` length).
+pub const SCRAM_USERNAME_BYTES_MAX: usize = u16::MAX as usize;
+
 // ---- Operating-system bounds the ones above are checked against -------------------------------
 
 /// Linux's `IOV_MAX`: most buffers one `writev` takes.
@@ -195,6 +219,12 @@ const _: () = assert!(DEFAULT_MESSAGE_BYTES_MAX as usize <= RECOVERY_BATCH_BYTES
 // Every `max.message.bytes` validation accepts is representable: the config field is a u32 and
 // a batch's length field an i32.
 const _: () = assert!(RECOVERY_BATCH_BYTES_MAX <= i32::MAX as usize);
+
+// A credential `thorstream users add` makes is one the store accepts.
+const _: () = assert!(
+    SCRAM_ITERATIONS_MIN <= DEFAULT_SCRAM_ITERATIONS
+        && DEFAULT_SCRAM_ITERATIONS <= SCRAM_ITERATIONS_MAX
+);
 // One request of the largest default size fits in the default job-queue budget, so the
 // budget bounds queued memory as documented (a single larger request is still admitted alone).
 const _: () = assert!(DEFAULT_REQUEST_BYTES_MAX <= DEFAULT_JOB_QUEUE_BYTES_MAX);

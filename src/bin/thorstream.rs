@@ -15,9 +15,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use serde::Deserialize;
-use thorstream::server::{self, AuthorizerConfig, Principal, ServerConfig};
+use thorstream::internals::security::{
+    ScramCredential, ScramHash, UserChange, UserStore, check_credential, new_salt,
+};
+use thorstream::server::{self, AuthorizerConfig, Principal, SaslMechanism, ServerConfig};
 use thorstream::{Broker, BrokerConfig, FsyncPolicy};
 
 /// Thorstream: a Kafka-compatible event streaming broker.
@@ -132,13 +135,73 @@ struct Args {
     /// allow.everyone.if.no.acl.found) [default: false]
     #[arg(long)]
     allow_everyone_if_no_acl_found: bool,
+    /// SASL mechanisms the SASL listeners offer, comma-separated (Kafka's
+    /// sasl.enabled.mechanisms) [default: SCRAM-SHA-256,SCRAM-SHA-512,PLAIN]
+    #[arg(long)]
+    sasl_mechanisms: Option<String>,
+    /// A SASL session's lifetime in ms: the client must re-authenticate (KIP-368) before it
+    /// ends or is disconnected (Kafka's connections.max.reauth.ms; 0 = no limit) [default: 0]
+    #[arg(long)]
+    connections_max_reauth_ms: Option<u64>,
     /// TOML config file with any of the keys above (snake_case, e.g. data_dir = "/var/lib/ts")
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Without a subcommand the broker runs.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Manage SCRAM users in a stopped broker's data directory (the first admin exists before
+    /// the first start, as with `kafka-storage format --add-scram`). Stop the broker first:
+    /// a running broker does not see the change and may overwrite it when it compacts the
+    /// file; to change users of a running broker use AlterUserScramCredentials
+    /// (`kafka-configs --alter --entity-type users`).
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UsersAction {
+    /// Add a user's credential for one mechanism (replacing it if present). The password is
+    /// read from standard input (one line).
+    Add {
+        name: String,
+        /// SCRAM-SHA-256 or SCRAM-SHA-512 (PLAIN logins are checked against either)
+        #[arg(long)]
+        mechanism: String,
+        /// Read the password from standard input (the only way: never on the command line)
+        #[arg(long)]
+        password_stdin: bool,
+        /// PBKDF2 iterations, 4096..=16384 [default: 4096]
+        #[arg(long)]
+        iterations: Option<u32>,
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// List users and their mechanisms (never a key).
+    List {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Remove a user's credential for one mechanism, or for all.
+    Remove {
+        name: String,
+        #[arg(long)]
+        mechanism: Option<String>,
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 /// Kafka's default `group.initial.rebalance.delay.ms` (the library's `BrokerConfig` has 0).
 const GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT: u64 = 3_000;
+
+/// Iterations of a credential `thorstream users add` makes (Kafka's `kafka-configs` default).
+const DEFAULT_SCRAM_ITERATIONS: u32 = 4096;
 
 #[derive(Deserialize, Default, Debug)]
 #[serde(deny_unknown_fields)]
@@ -173,6 +236,8 @@ struct FileConfig {
     authorizer: Option<String>,
     super_users: Option<String>,
     allow_everyone_if_no_acl_found: Option<bool>,
+    sasl_mechanisms: Option<String>,
+    connections_max_reauth_ms: Option<u64>,
     segment_bytes: Option<u64>,
     retention_ms: Option<i64>,
     retention_bytes: Option<i64>,
@@ -180,9 +245,15 @@ struct FileConfig {
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let args = Args::parse();
-    raise_open_file_limit();
-    match run(args) {
+    let mut args = Args::parse();
+    let result = match args.command.take() {
+        Some(Command::Users { action }) => users(action),
+        None => {
+            raise_open_file_limit();
+            run(args)
+        }
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");
@@ -475,6 +546,16 @@ fn run(args: Args) -> Result<(), String> {
         args.allow_everyone_if_no_acl_found || file.allow_everyone_if_no_acl_found == Some(true),
     )?;
 
+    if let Some(list) = args.sasl_mechanisms.or(file.sasl_mechanisms) {
+        server_config.sasl_mechanisms = parse_mechanisms(&list)?;
+    }
+    if let Some(ms) = args
+        .connections_max_reauth_ms
+        .or(file.connections_max_reauth_ms)
+    {
+        server_config.connections_max_reauth_ms = ms;
+    }
+
     let broker = Arc::new(Broker::new(broker_config).map_err(|e| e.to_string())?);
     let handle =
         server::start(Arc::clone(&broker), server_config.clone()).map_err(|e| e.to_string())?;
@@ -524,5 +605,108 @@ fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("cannot start signal thread: {e}"))?;
     handle.join();
     broker.close().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn parse_mechanisms(list: &str) -> Result<Vec<SaslMechanism>, String> {
+    let mut out = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let m: SaslMechanism = name
+            .parse()
+            .map_err(|e| format!("--sasl-mechanisms: {e}"))?;
+        if !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    if out.is_empty() {
+        return Err("--sasl-mechanisms: no mechanism named".into());
+    }
+    Ok(out)
+}
+
+fn scram_hash(name: &str) -> Result<ScramHash, String> {
+    name.parse::<SaslMechanism>()
+        .ok()
+        .and_then(ScramHash::of)
+        .ok_or_else(|| format!("--mechanism {name:?}: SCRAM-SHA-256 or SCRAM-SHA-512"))
+}
+
+/// `thorstream users add|list|remove` on a stopped broker's data directory.
+fn users(action: UsersAction) -> Result<(), String> {
+    let open = |dir: &PathBuf| UserStore::open(dir).map_err(|e| e.to_string());
+    match action {
+        UsersAction::Add {
+            name,
+            mechanism,
+            password_stdin,
+            iterations,
+            data_dir,
+        } => {
+            let hash = scram_hash(&mechanism)?;
+            if !password_stdin {
+                return Err("give the password on standard input with --password-stdin".into());
+            }
+            let iterations = iterations.unwrap_or(DEFAULT_SCRAM_ITERATIONS);
+            check_credential(&name, iterations).map_err(|e| e.to_string())?;
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| format!("reading the password: {e}"))?;
+            let password = line.trim_end_matches(['\n', '\r']);
+            if password.is_empty() {
+                return Err("empty password".into());
+            }
+            std::fs::create_dir_all(&data_dir)
+                .map_err(|e| format!("{}: {e}", data_dir.display()))?;
+            let store = open(&data_dir)?;
+            let salt = new_salt().map_err(|e| e.to_string())?;
+            let credential =
+                ScramCredential::from_password(hash, password.as_bytes(), salt, iterations);
+            store
+                .apply(&[UserChange::Upsert {
+                    name: name.clone(),
+                    hash,
+                    credential,
+                }])
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{name}: {} credential stored ({iterations} iterations)",
+                hash.mechanism()
+            );
+        }
+        UsersAction::List { data_dir } => {
+            for (name, creds) in open(&data_dir)?.list() {
+                let creds: Vec<String> = creds
+                    .iter()
+                    .map(|(h, it)| format!("{}(iterations={it})", h.mechanism()))
+                    .collect();
+                println!("{name}\t{}", creds.join(","));
+            }
+        }
+        UsersAction::Remove {
+            name,
+            mechanism,
+            data_dir,
+        } => {
+            let store = open(&data_dir)?;
+            let hashes = match mechanism {
+                Some(m) => vec![scram_hash(&m)?],
+                None => vec![ScramHash::Sha256, ScramHash::Sha512],
+            };
+            let changes: Vec<UserChange> = hashes
+                .into_iter()
+                .filter(|h| store.credential(&name, *h).is_some())
+                .map(|hash| UserChange::Delete {
+                    name: name.clone(),
+                    hash,
+                })
+                .collect();
+            if changes.is_empty() {
+                return Err(format!("user {name:?} has no such credential"));
+            }
+            store.apply(&changes).map_err(|e| e.to_string())?;
+            println!("{name}: {} credential(s) removed", changes.len());
+        }
+    }
     Ok(())
 }

@@ -28,7 +28,7 @@ pub mod partition;
 pub mod partitioner;
 mod produce;
 mod read;
-pub(crate) mod security;
+pub mod security;
 pub mod topic;
 mod topics;
 pub(crate) mod txn;
@@ -113,6 +113,8 @@ struct Inner {
     txn: txn::TxnService,
     /// The ACL bindings (`__acls.meta`), read by the wire server's authorizer.
     acls: security::acls::AclStore,
+    /// SCRAM credentials (`__users.meta`).
+    users: security::users::UserStore,
 }
 
 impl Inner {
@@ -164,6 +166,7 @@ impl Broker {
         let txn =
             txn::TxnService::open(&dir, config.fsync, txn_config(&config), Arc::clone(&waits))?;
         let acls = security::acls::AclStore::open(&dir)?;
+        let users = security::users::UserStore::open(&dir)?;
         let group_config = group_config(&config);
         let inner = Arc::new(Inner {
             config,
@@ -187,6 +190,7 @@ impl Broker {
             }),
             txn,
             acls,
+            users,
         });
         let mut threads = vec![wait::spawn_timer(Arc::clone(&inner.waits))?];
         let f = Arc::clone(&inner);
@@ -237,6 +241,11 @@ impl Broker {
 
     pub fn config(&self) -> &BrokerConfig {
         &self.inner.config
+    }
+
+    /// The SCRAM credential store (`__users.meta`).
+    pub fn users(&self) -> &security::users::UserStore {
+        &self.inner.users
     }
 
     pub(crate) fn node_id(&self) -> i32 {

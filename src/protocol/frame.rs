@@ -30,6 +30,12 @@ impl FrameDecoder {
         }
     }
 
+    /// Changes the largest frame accepted from now on (raised once a SASL connection has
+    /// authenticated: `unauthenticated_request_bytes_max` → `request_bytes_max`).
+    pub fn set_frame_bytes_max(&mut self, frame_bytes_max: usize) {
+        self.frame_bytes_max = frame_bytes_max;
+    }
+
     pub fn extend(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }

@@ -62,6 +62,9 @@ pub struct Connection {
     /// When the first byte of the frame still being received arrived (for the request read
     /// timeout); `None` when no partial frame is buffered.
     pub partial_since: Option<std::time::Instant>,
+    /// A failed SASL login's answer, written at the instant given and followed by the close
+    /// (`Reply::FrameThenClose`); nothing else is read or run meanwhile.
+    pub held_reply: Option<(std::time::Instant, Vec<Bytes>)>,
 }
 
 pub enum ReadOutcome {
@@ -96,6 +99,7 @@ impl Connection {
             close_after_write: false,
             read_paused: false,
             last_active: now,
+            held_reply: None,
         }
     }
 

@@ -29,6 +29,9 @@ pub enum Reply {
     NoResponse,
     /// Close the connection (undecodable request); the reason is logged.
     Close(String),
+    /// Write this frame `delay_ms` from now, then close (a failed SASL login); the connection
+    /// reads and runs nothing more meanwhile.
+    FrameThenClose { chunks: Vec<Bytes>, delay_ms: u64 },
     /// The request is handled and only waits for durability (acks=all Produce): the
     /// connection may hand its next request to a worker; this request's response follows
     /// later under the same sequence number. Appends stay in request order because the next

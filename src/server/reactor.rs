@@ -7,7 +7,8 @@
 //! gets a rustls transport (`transport.rs`) whose handshake runs from the same readiness
 //! events as its requests.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -61,6 +62,10 @@ pub struct Reactor {
     /// will not report them again. Accepting is retried at this time or when a connection
     /// closes, whichever is first.
     accept_retry_at: Option<Instant>,
+    /// SASL deadlines, earliest first: a connection's authentication deadline
+    /// (`authentication_timeout_ms` after accept) and a failed login's held answer. An entry
+    /// of a connection gone since is skipped (tokens are never reused).
+    sasl_deadlines: BinaryHeap<Reverse<(Instant, usize)>>,
 }
 
 impl Reactor {
@@ -126,6 +131,7 @@ impl Reactor {
             queued_bytes,
             per_ip: HashMap::new(),
             accept_retry_at: None,
+            sasl_deadlines: BinaryHeap::new(),
         })
     }
 
@@ -153,6 +159,12 @@ impl Reactor {
                 }
                 (None, None) => timeout,
             };
+            let timeout = match self.sasl_deadlines.peek() {
+                Some(Reverse((at, _))) => {
+                    timeout.map(|t| t.min(at.saturating_duration_since(Instant::now())))
+                }
+                None => timeout,
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout)
                 && e.kind() != std::io::ErrorKind::Interrupted
             {
@@ -179,6 +191,7 @@ impl Reactor {
                 }
             }
             self.drain_replies(&mut scratch);
+            self.fire_sasl_deadlines();
             if let Some(at) = self.accept_retry_at
                 && draining_since.is_none()
                 && Instant::now() >= at
@@ -282,13 +295,24 @@ impl Reactor {
                     self.next_token += 1;
                     log::debug!("accepted {peer} on listener {index} as connection {token}");
                     *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
+                    // Before authentication: a small frame limit and a deadline.
+                    let frame_bytes_max = if protocol.uses_sasl() {
+                        let at = Instant::now()
+                            + Duration::from_millis(self.config.authentication_timeout_ms);
+                        self.sasl_deadlines.push(Reverse((at, token)));
+                        self.config
+                            .unauthenticated_request_bytes_max
+                            .min(self.config.request_bytes_max)
+                    } else {
+                        self.config.request_bytes_max
+                    };
                     self.conns.insert(
                         token,
                         Connection::new(
                             transport,
                             peer,
                             Arc::new(ConnSession::new(index, protocol)),
-                            self.config.request_bytes_max,
+                            frame_bytes_max,
                         ),
                     );
                 }
@@ -353,7 +377,10 @@ impl Reactor {
         let Some(conn) = self.conns.get(&token) else {
             return;
         };
-        let done = !conn.in_flight() && !conn.has_pending_write() && conn.queued.is_empty();
+        let done = !conn.in_flight()
+            && !conn.has_pending_write()
+            && conn.queued.is_empty()
+            && conn.held_reply.is_none();
         if done && (conn.read_closed || conn.close_after_write) {
             self.close(token, None);
         }
@@ -425,7 +452,19 @@ impl Reactor {
                         conn.queued.clear();
                         conn.queued_bytes = 0;
                     }
+                    Reply::FrameThenClose { chunks, delay_ms } => {
+                        let at = Instant::now() + Duration::from_millis(delay_ms);
+                        conn.held_reply = Some((at, chunks));
+                        conn.close_after_write = true;
+                        conn.queued.clear();
+                        conn.queued_bytes = 0;
+                        self.sasl_deadlines.push(Reverse((at, token)));
+                    }
                 }
+            }
+            if conn.session.is_authenticated() {
+                conn.decoder
+                    .set_frame_bytes_max(self.config.request_bytes_max);
             }
             if let Err(e) = conn.flush_writes() {
                 self.close(token, Some(e));
@@ -454,6 +493,43 @@ impl Reactor {
             }
         }
         self.backlog.remove(&token);
+    }
+
+    /// Writes the held answers of failed logins that are due (then closes), and closes SASL
+    /// connections still unauthenticated at their authentication deadline.
+    fn fire_sasl_deadlines(&mut self) {
+        let now = Instant::now();
+        while let Some(&Reverse((at, token))) = self.sasl_deadlines.peek() {
+            if at > now {
+                break;
+            }
+            self.sasl_deadlines.pop();
+            let Some(conn) = self.conns.get_mut(&token) else {
+                continue;
+            };
+            match conn.held_reply.take() {
+                Some((due, chunks)) if due <= now => {
+                    conn.queue_write(chunks);
+                    if let Err(e) = conn.flush_writes() {
+                        self.close(token, Some(e));
+                        continue;
+                    }
+                    self.maybe_close_finished(token);
+                }
+                // Its own entry comes later.
+                Some(held) => conn.held_reply = Some(held),
+                None if !conn.session.is_authenticated() && !conn.close_after_write => {
+                    self.close(
+                        token,
+                        Some(
+                            "SASL authentication not completed within authentication_timeout_ms"
+                                .into(),
+                        ),
+                    );
+                }
+                None => {}
+            }
+        }
     }
 
     /// Closes connections idle longer than `connection_idle_ms` (nothing in flight, nothing

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseKind};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 use mio::Waker;
 
 use super::encode::{Reply, ReplyMsg, encode_reply};
@@ -23,7 +23,7 @@ use handlers::table::decode_request;
 /// that still import it from here.
 pub use super::handlers::Ctx;
 use super::handlers::DelayedOp;
-use super::session::ConnSession;
+use super::session::{ConnSession, Gate};
 
 pub enum Job {
     /// `seq` numbers the connection's requests; replies are written in `seq` order.
@@ -125,8 +125,16 @@ pub fn handle_frame(
         }
         Err(DecodeError::Close(why)) => return Some(Reply::Close(why)),
     };
-    let caller = session.caller(peer);
-    let outcome = handlers::dispatch(ctx, &header, request, &caller);
+    // The pre-authentication gate, then the SASL APIs on the session, the rest by the table.
+    let now = std::time::Instant::now();
+    if let Gate::Close(why) = session.gate(api, now) {
+        return Some(Reply::Close(why));
+    }
+    let outcome = match request {
+        RequestKind::SaslHandshake(r) => handlers::sasl::handshake(ctx, r, session),
+        RequestKind::SaslAuthenticate(r) => handlers::sasl::authenticate(ctx, r, session, now),
+        request => handlers::dispatch(ctx, &header, request, &session.caller(peer)),
+    };
     finish(ctx, (conn, seq), api, header, outcome, true)
 }
 
@@ -165,6 +173,17 @@ fn finish(
         )),
         Outcome::NoResponse => Some(Reply::NoResponse),
         Outcome::Close(why) => Some(Reply::Close(why)),
+        Outcome::RespondThenClose { body, delay_ms } => Some(
+            match encode_reply(
+                header.correlation_id,
+                api.response_header_version(version),
+                &body,
+                version,
+            ) {
+                Reply::Frame(chunks) => Reply::FrameThenClose { chunks, delay_ms },
+                other => other,
+            },
+        ),
         Outcome::Park {
             kind,
             deadline,

@@ -19,6 +19,8 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
+pub mod sasl;
+pub mod scram_users;
 pub mod table;
 pub mod txn;
 
@@ -74,6 +76,13 @@ pub enum Outcome {
     Respond(ResponseKind),
     NoResponse,
     Close(String),
+    /// Answer, then close the connection: a failed SASL exchange. The answer is held for
+    /// `delay_ms` first (Kafka's `connection.failed.authentication.delay.ms`), in the reactor,
+    /// never on a worker.
+    RespondThenClose {
+        body: ResponseKind,
+        delay_ms: u64,
+    },
     /// Wait in the broker's wait set for an event on `keys` (whose epochs, read before the
     /// handler looked, are `seen`) or `deadline`; then `retry` runs with the reason.
     Park {

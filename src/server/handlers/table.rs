@@ -22,7 +22,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
 use super::Ctx;
 use super::{
     Outcome, acls, admin, api_versions, configs, describe_log_dirs, describe_producers, fetch,
-    groups, init_producer_id, list_offsets, metadata, offsets, produce, txn,
+    groups, init_producer_id, list_offsets, metadata, offsets, produce, sasl, scram_users, txn,
 };
 use crate::protocol::request::{self, DecodeError, DecodedRequest};
 use crate::server::session::Caller;
@@ -102,6 +102,10 @@ pub const APIS: &[Api] = &[
     api!(CreateAcls,       1..=3,  |ctx, _, r, c| acls::create_acls(ctx, r, c)),
     api!(DescribeAcls,     1..=3,  |ctx, _, r, c| acls::describe_acls(ctx, r, c)),
     api!(DeleteAcls,       1..=3,  |ctx, _, r, c| acls::delete_acls(ctx, r, c)),
+    api!(SaslHandshake,    1..=1,  |_, _, _, _| sasl::not_through_the_table()),
+    api!(SaslAuthenticate, 0..=2,  |_, _, _, _| sasl::not_through_the_table()),
+    api!(DescribeUserScramCredentials, 0..=0, |ctx, _, r, c| scram_users::describe(ctx, r, c)),
+    api!(AlterUserScramCredentials, 0..=0, |ctx, _, r, c| scram_users::alter(ctx, r, c)),
 ];
 
 fn v(header: &RequestHeader) -> i16 {
@@ -161,7 +165,7 @@ mod tests {
     #[test]
     fn unlisted_apis_have_no_range() {
         assert_eq!(supported_range(ApiKey::Fetch), Some((4, 12)));
-        assert_eq!(supported_range(ApiKey::SaslHandshake), None);
+        assert_eq!(supported_range(ApiKey::ElectLeaders), None);
         assert_eq!(supported_apis().count(), APIS.len());
     }
 }
