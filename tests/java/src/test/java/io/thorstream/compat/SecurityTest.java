@@ -185,6 +185,16 @@ class SecurityTest {
         }
     }
 
+    /** "MECHANISM:iterations" of each credential of {@code user} (empty: no such user). */
+    static List<String> scramIterations(String user) throws Exception {
+        try (Admin a = Admin.create(clientConfig(ADMIN, ADMIN_PASSWORD))) {
+            var all = a.describeUserScramCredentials().all().get(30, TimeUnit.SECONDS);
+            var d = all.get(user);
+            return d == null ? List.of() : d.credentialInfos().stream()
+                    .map(i -> i.mechanism() + ":" + i.iterations()).sorted().toList();
+        }
+    }
+
     // ---- tests ---------------------------------------------------------------------------
 
     @Test
@@ -242,9 +252,10 @@ class SecurityTest {
 
         tool(CONFIGS, "--alter", "--add-config", "SCRAM-SHA-512=[iterations=8192,password=" + password + "]",
                 "--entity-type", "users", "--entity-name", user).assertSuccess();
-        Wait.until("kafka-configs describes the user's SCRAM-SHA-512 credential", T, () -> tool(CONFIGS,
-                "--describe", "--entity-type", "users", "--entity-name", user).assertSuccess()
-                .stdout().contains("SCRAM-SHA-512=iterations=8192"));
+        // (Waited for through the Admin API: `kafka-configs --describe --entity-type users` also
+        // asks DescribeClientQuotas, which Thorstream does not implement.)
+        Wait.until("the user's SCRAM-SHA-512 credential is described", T, () ->
+                scramIterations(user).equals(List.of("SCRAM_SHA_512:8192")));
 
         // The new user logs in; without an ACL it sees no topic and may not write.
         try (Admin a = Admin.create(clientConfig(user, password))) {
@@ -280,9 +291,7 @@ class SecurityTest {
         // kafka-configs --delete-config removes the credential: the login is refused.
         tool(CONFIGS, "--alter", "--delete-config", "SCRAM-SHA-512", "--entity-type", "users",
                 "--entity-name", user).assertSuccess();
-        Wait.until("kafka-configs no longer describes the credential", T, () -> !tool(CONFIGS,
-                "--describe", "--entity-type", "users", "--entity-name", user).assertSuccess()
-                .stdout().contains("SCRAM-SHA-512"));
+        Wait.until("the credential is no longer described", T, () -> scramIterations(user).isEmpty());
         try (Admin a = Admin.create(clientConfig(user, password))) {
             ExecutionException e = assertThrows(ExecutionException.class,
                     () -> a.listTopics().names().get(30, TimeUnit.SECONDS));
