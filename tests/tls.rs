@@ -267,8 +267,10 @@ fn tls_server(pki: &Pki, mtls: bool, tune: impl FnOnce(&mut ServerConfig)) -> Fi
 // ---------------------------------------------------------------------------------------------
 // Protocol versions and data.
 
+/// Produces with acks=all: answered once the records are below the high watermark, so a
+/// Fetch after it sees them.
 fn produce(s: &mut (impl Read + Write), values: &[&[u8]]) -> i64 {
-    let req = produce_request("t", 0, Some(Bytes::from(batch(values))), 1);
+    let req = produce_request("t", 0, Some(Bytes::from(batch(values))), -1);
     let r: ProduceResponse = call(s, ApiKey::Produce, 9, &req);
     let p = &r.responses[0].partition_responses[0];
     assert_eq!(p.error_code, 0);

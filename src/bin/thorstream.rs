@@ -27,7 +27,8 @@ use thorstream::{Broker, BrokerConfig, FsyncPolicy};
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// Address to listen on [env: THORSTREAM_ADDR] [default: 0.0.0.0:9092]
+    /// Address of the one PLAINTEXT listener (shorthand for --listeners PLAINTEXT://ADDR)
+    /// [env: THORSTREAM_ADDR] [default: 0.0.0.0:9092]
     #[arg(long)]
     listen: Option<String>,
     /// Data directory [env: THORSTREAM_DATA_DIR] [default: ./data]

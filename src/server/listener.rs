@@ -180,6 +180,75 @@ pub fn apply_advertised(listeners: &mut [ListenerConfig], spec: &str) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn protocol() -> impl Strategy<Value = SecurityProtocol> {
+        prop_oneof![
+            Just(SecurityProtocol::Plaintext),
+            Just(SecurityProtocol::Ssl),
+            Just(SecurityProtocol::SaslPlaintext),
+            Just(SecurityProtocol::SaslSsl),
+        ]
+    }
+
+    fn addr() -> impl Strategy<Value = SocketAddr> {
+        prop_oneof![
+            (any::<[u8; 4]>(), any::<u16>()).prop_map(|(ip, port)| (ip, port).into()),
+            (any::<[u16; 8]>(), any::<u16>()).prop_map(|(ip, port)| (
+                std::net::Ipv6Addr::from(ip),
+                port
+            )
+                .into()),
+        ]
+    }
+
+    proptest! {
+        /// Any list of distinct listeners, written in Kafka's form (IPv6 in brackets, names in
+        /// any case), parses back to the same names, protocols and addresses, in order.
+        #[test]
+        fn written_listener_lists_parse_back(
+            entries in proptest::collection::vec((protocol(), addr(), any::<bool>()), 1..5),
+        ) {
+            let mut seen = Vec::new();
+            let entries: Vec<_> = entries
+                .into_iter()
+                .filter(|(p, _, _)| {
+                    let fresh = !seen.contains(p);
+                    seen.push(*p);
+                    fresh
+                })
+                .collect();
+            let spec = entries
+                .iter()
+                .map(|(p, a, lower)| {
+                    let name = match lower {
+                        true => p.name().to_ascii_lowercase(),
+                        false => p.name().to_string(),
+                    };
+                    format!("{name}://{a}")
+                })
+                .collect::<Vec<_>>()
+                .join(",");
+            let parsed = parse_listeners(&spec, &[]).unwrap();
+            prop_assert_eq!(parsed.len(), entries.len());
+            for (l, (p, a, _)) in parsed.iter().zip(&entries) {
+                prop_assert_eq!(&l.name, p.name());
+                prop_assert_eq!(l.protocol, *p);
+                prop_assert_eq!(l.addr, *a);
+                prop_assert_eq!(l.advertised_port, a.port());
+            }
+        }
+
+        /// Arbitrary text never panics the parsers (the entry splitter, the protocol map, the
+        /// advertised list; `parse_listeners` adds name resolution, not exercised here).
+        #[test]
+        fn arbitrary_text_is_parsed_or_refused(spec in ".{0,80}") {
+            let _ = split_entry("test", &spec);
+            let _ = parse_protocol_map(&spec);
+            let mut l = parse_listeners("PLAINTEXT://127.0.0.1:0,SSL://[::1]:0", &[]).unwrap();
+            let _ = apply_advertised(&mut l, &spec);
+        }
+    }
 
     #[test]
     fn kafka_form_with_several_listeners() {

@@ -534,7 +534,7 @@ impl Reactor {
 
     /// Closes connections idle longer than `connection_idle_ms` (nothing in flight, nothing
     /// buffered, no bytes moved), and connections whose partial request has been arriving for
-    /// longer than `request_read_timeout_ms`.
+    /// longer than `request_read_timeout_ms` (or whose TLS handshake has been running that long).
     fn close_idle(&mut self) {
         let now = Instant::now();
         self.next_idle_check = now + idle_check_interval(&self.config);
@@ -550,7 +550,11 @@ impl Reactor {
                     && c.partial_since
                         .is_some_and(|since| now.duration_since(since) >= read_timeout)
                 {
-                    return Some((t, "request not received in time"));
+                    let why = match c.transport.is_handshaking() {
+                        true => "TLS handshake not completed in time",
+                        false => "request not received in time",
+                    };
+                    return Some((t, why));
                 }
                 let idle = !c.in_flight()
                     && c.queued.is_empty()
