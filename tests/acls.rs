@@ -207,6 +207,31 @@ fn create_acls_refuses_what_kafka_refuses_and_applies_the_rest() {
             0
         ]
     );
+    // Kafka 4.4's messages for the ones it answers INVALID_REQUEST (it answers
+    // UNKNOWN_SERVER_ERROR for MATCH, ANY operation and ANY permission, and closes the
+    // connection for UNKNOWN codes; we answer INVALID_REQUEST to all).
+    let r: CreateAclsResponse = admin.call(
+        ApiKey::CreateAcls,
+        3,
+        &CreateAclsRequest::default().with_creations(vec![
+            acl(CLUSTER, "not-the-cluster", LITERAL, ANONYMOUS, ALL, ALLOW),
+            acl(TOPIC, "t", LITERAL, "no-colon", READ, ALLOW),
+            acl(TOPIC, "", LITERAL, ANONYMOUS, READ, ALLOW),
+        ]),
+    );
+    let messages: Vec<String> = r
+        .results
+        .iter()
+        .map(|r| r.error_message.as_deref().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "The only valid name for the CLUSTER resource is kafka-cluster",
+            "Could not parse principal from `no-colon` (no colon is present separating the principal type from the principal name)",
+            "Invalid empty resource name"
+        ]
+    );
     let r = describe(&mut admin, describe_filter());
     assert_eq!(described(&r), [("t".to_string(), LITERAL, READ)]);
     assert_eq!(r.resources[0].acls[0].principal.as_str(), ANONYMOUS);
@@ -601,4 +626,30 @@ fn describe_log_dirs_needs_describe_on_the_cluster() {
     );
     assert_eq!(r.error_code, CLUSTER_AUTHORIZATION_FAILED);
     assert!(r.results.is_empty());
+}
+
+#[test]
+fn metadata_by_topic_id_answers_an_unauthorized_topic_by_id_without_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::open(dir.path(), |_| {});
+    cluster
+        .broker
+        .create_topic("secret", Some(TopicConfig::with_partitions(1)))
+        .unwrap();
+    let all = metadata(&mut cluster.admin(), None, false);
+    let id = all.topics[0].topic_id;
+    assert!(!id.is_nil());
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default()
+                .with_name(None)
+                .with_topic_id(id),
+        ]))
+        .with_allow_auto_topic_creation(false);
+    let r: MetadataResponse = cluster.user().call(ApiKey::Metadata, 12, &req);
+    assert_eq!(r.topics.len(), 1);
+    assert_eq!(r.topics[0].error_code, TOPIC_AUTHORIZATION_FAILED);
+    assert_eq!(r.topics[0].name, None);
+    assert_eq!(r.topics[0].topic_id, id);
+    assert!(r.topics[0].partitions.is_empty());
 }

@@ -711,3 +711,26 @@ fn users(action: UsersAction) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorizer_flags_as_kafka_names_them() {
+        assert_eq!(authorizer_config(None, None, false), Ok(None));
+        assert_eq!(authorizer_config(Some("none"), None, false), Ok(None));
+        let c = authorizer_config(Some("acl"), Some("User:admin; User:ops;"), true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            c.super_users,
+            [Principal::user("admin"), Principal::user("ops")]
+        );
+        assert!(c.allow_everyone_if_no_acl_found);
+        assert!(authorizer_config(Some("acl"), Some("admin"), false).is_err());
+        assert!(authorizer_config(Some("kafka"), None, false).is_err());
+        assert!(authorizer_config(None, Some("User:a"), false).is_err());
+        assert!(authorizer_config(None, None, true).is_err());
+    }
+}

@@ -151,6 +151,9 @@ pub fn create(c: &mut Client, acls: Vec<AclCreation>) -> Vec<i16> {
         3,
         &CreateAclsRequest::default().with_creations(acls),
     );
+    for e in r.results.iter().filter(|r| r.error_code != 0) {
+        eprintln!("CreateAcls: {} {:?}", e.error_code, e.error_message);
+    }
     r.results.iter().map(|r| r.error_code).collect()
 }
 

@@ -248,6 +248,43 @@ pub fn valid_body(api: ApiKey, version: i16) -> Option<Vec<u8>> {
             OffsetDeleteRequest::default().with_group_id(group()),
             version,
         ),
+        // Without an authorizer these answer SECURITY_DISABLED; the bodies still exercise the
+        // decoder and the handlers' validation.
+        ApiKey::CreateAcls => encoded(
+            CreateAclsRequest::default().with_creations(vec![
+                create_acls_request::AclCreation::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str("t"))
+                    .with_resource_pattern_type(3)
+                    .with_principal(StrBytes::from_static_str("User:alice"))
+                    .with_host(StrBytes::from_static_str("*"))
+                    .with_operation(3)
+                    .with_permission_type(3),
+            ]),
+            version,
+        ),
+        ApiKey::DescribeAcls => encoded(
+            DescribeAclsRequest::default()
+                .with_resource_type_filter(1)
+                .with_resource_name_filter(None)
+                .with_pattern_type_filter(1)
+                .with_principal_filter(None)
+                .with_host_filter(None)
+                .with_operation(1)
+                .with_permission_type(1),
+            version,
+        ),
+        ApiKey::DeleteAcls => encoded(
+            DeleteAclsRequest::default().with_filters(vec![
+                delete_acls_request::DeleteAclsFilter::default()
+                    .with_resource_type_filter(2)
+                    .with_resource_name_filter(Some(StrBytes::from_static_str("no-such-topic")))
+                    .with_pattern_type_filter(3)
+                    .with_operation(1)
+                    .with_permission_type(1),
+            ]),
+            version,
+        ),
         _ => None,
     }
 }

@@ -13,7 +13,8 @@
 //!    iff `allow_everyone_if_no_acl_found`; otherwise denied.
 //!
 //! Invariants: `AclSet` holds each binding once; its index (by resource type, then literal
-//! name or prefix) always holds exactly the bindings of `bindings()`. A decision allocates
+//! name or prefix, with the count of prefixes of each length) always holds exactly the
+//! bindings of `bindings()`. A decision allocates
 //! nothing and reads each applying list once.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -61,6 +62,9 @@ struct Entry {
 struct TypeIndex {
     literal: BTreeMap<String, Vec<Entry>>,
     prefixed: BTreeMap<String, Vec<Entry>>,
+    /// Byte length of the prefixed patterns → how many there are: a name is looked up only
+    /// at the lengths some prefix has.
+    prefix_lengths: BTreeMap<usize, usize>,
 }
 
 /// The ACL bindings, indexed for the decision.
@@ -108,7 +112,10 @@ impl AclSet {
         };
         let index = self.by_type.entry(b.resource_type).or_default();
         let map = match b.pattern_type {
-            PatternType::Prefixed => &mut index.prefixed,
+            PatternType::Prefixed => {
+                *index.prefix_lengths.entry(b.name.len()).or_default() += 1;
+                &mut index.prefixed
+            }
             _ => &mut index.literal,
         };
         map.entry(b.name.clone()).or_default().push(Entry {
@@ -126,7 +133,16 @@ impl AclSet {
         }
         if let Some(index) = self.by_type.get_mut(&b.resource_type) {
             let map = match b.pattern_type {
-                PatternType::Prefixed => &mut index.prefixed,
+                PatternType::Prefixed => {
+                    let len = b.name.len();
+                    match index.prefix_lengths.get_mut(&len) {
+                        Some(n) if *n > 1 => *n -= 1,
+                        _ => {
+                            index.prefix_lengths.remove(&len);
+                        }
+                    }
+                    &mut index.prefixed
+                }
                 _ => &mut index.literal,
             };
             if let Some(list) = map.get_mut(&b.name) {
@@ -161,11 +177,14 @@ impl AclSet {
         {
             return;
         }
-        if index.prefixed.is_empty() {
-            return;
-        }
-        for (end, c) in name.char_indices() {
-            let prefix = &name[..end + c.len_utf8()];
+        for &len in index.prefix_lengths.keys() {
+            let Some(prefix) = name.get(..len) else {
+                // Past the name's end (every longer length is too), or inside a character.
+                if len > name.len() {
+                    return;
+                }
+                continue;
+            };
             if let Some(list) = index.prefixed.get(prefix)
                 && !f(list)
             {

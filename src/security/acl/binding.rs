@@ -34,6 +34,15 @@ impl AclBinding {
     /// Kafka's checks of a new ACL (`AclControlManager.validateNewAcl`, and the broker's own:
     /// the Cluster resource is only ever `kafka-cluster`), with Kafka's messages.
     pub fn validate(&self) -> Result<(), String> {
+        // The broker's checks first (Kafka's `AclApis`), then the controller's.
+        if self.resource_type == ResourceType::Cluster && self.name != CLUSTER_NAME {
+            return Err(format!(
+                "The only valid name for the CLUSTER resource is {CLUSTER_NAME}"
+            ));
+        }
+        if self.name.is_empty() {
+            return Err("Invalid empty resource name".to_string());
+        }
         if matches!(
             self.resource_type,
             ResourceType::Unknown | ResourceType::Any
@@ -51,14 +60,6 @@ impl AclBinding {
         }
         if !matches!(self.permission, AclPermission::Allow | AclPermission::Deny) {
             return Err(format!("Invalid permissionType {}", self.permission));
-        }
-        if self.name.is_empty() {
-            return Err("Resource name should not be empty".to_string());
-        }
-        if self.resource_type == ResourceType::Cluster && self.name != CLUSTER_NAME {
-            return Err(format!(
-                "The only valid name for the CLUSTER resource is {CLUSTER_NAME}"
-            ));
         }
         Ok(())
     }

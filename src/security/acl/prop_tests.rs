@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::security::Principal;
 
-const NAMES: &[&str] = &["a", "ab", "abc", "b", "*", "ba"];
+const NAMES: &[&str] = &["a", "ab", "abc", "b", "*", "ba", "é", "éa", "a*"];
 const USERS: &[&str] = &["alice", "bob", "*"];
 const HOSTS: &[&str] = &["*", "10.0.0.1", "10.0.0.2", "nonsense"];
 const OPS: &[AclOperation] = &[

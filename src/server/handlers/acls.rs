@@ -68,7 +68,12 @@ pub fn create_acls(ctx: &Ctx, req: CreateAclsRequest, caller: &Caller) -> Outcom
         .creations
         .iter()
         .map(|c| {
-            let principal: Principal = c.principal.parse().map_err(|e| format!("{e}"))?;
+            let principal: Principal = c.principal.parse().map_err(|_| {
+                format!(
+                    "Could not parse principal from `{}` (no colon is present separating the principal type from the principal name)",
+                    c.principal
+                )
+            })?;
             let b = AclBinding {
                 resource_type: ResourceType::from_code(c.resource_type),
                 name: c.resource_name.to_string(),

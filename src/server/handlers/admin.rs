@@ -3,7 +3,8 @@
 //!
 //! Authorization (Kafka's `KafkaApis`): CreateTopics needs Create on the cluster or the topic
 //! (and DescribeConfigs on the topic to see its configs in the answer), DeleteTopics Delete on
-//! the topic (and Describe when named by id), CreatePartitions Alter, DeleteRecords Delete;
+//! the cluster or the topic (Describe first, so a refusal tells nothing of existence),
+//! CreatePartitions Alter, DeleteRecords Delete;
 //! a refusal answers TOPIC_AUTHORIZATION_FAILED for that topic. DescribeCluster's
 //! authorized operations are the cluster's (0 without Describe on it).
 
@@ -184,17 +185,28 @@ pub fn delete_topics(
             .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
             .collect();
     }
+    let cluster_delete = authz::checks(ctx, caller).allows_cluster(AclOperation::Delete);
     let responses = targets
         .into_iter()
         .map(|(name, id)| {
             let by_id = name.is_none();
             let name = name.or_else(|| ctx.broker.topic_name_by_id(id.as_bytes()));
             if let Some(n) = &name {
-                // By id, a topic the caller may not Describe stays nameless.
-                let hidden = by_id && !topic_allowed(ctx, caller, AclOperation::Describe, n);
-                if hidden || !topic_allowed(ctx, caller, AclOperation::Delete, n) {
+                // As Kafka's controller: Delete on the cluster covers every topic; a topic the
+                // caller may not Describe is refused (nameless when named by id) before its
+                // existence is told; an existing one needs Delete.
+                let describable =
+                    cluster_delete || topic_allowed(ctx, caller, AclOperation::Describe, n);
+                let refused = if !describable {
+                    true
+                } else if !by_id && ctx.broker.partition_count(n).is_err() {
+                    false
+                } else {
+                    !cluster_delete && !topic_allowed(ctx, caller, AclOperation::Delete, n)
+                };
+                if refused {
                     return DeletableTopicResult::default()
-                        .with_name((!hidden).then(|| TopicName(s(n.clone()))))
+                        .with_name((describable || !by_id).then(|| TopicName(s(n.clone()))))
                         .with_topic_id(id)
                         .with_error_code(TOPIC_AUTHORIZATION_FAILED);
                 }

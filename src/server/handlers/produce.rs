@@ -46,15 +46,20 @@ fn denied_topics(ctx: &Ctx, req: &ProduceRequest, caller: &Caller) -> Option<Vec
         let code = AuthzError::TransactionalIdAuthorizationFailed.code();
         return Some(vec![Some(code); req.topic_data.len()]);
     }
-    let denied: Vec<Option<i16>> = req
-        .topic_data
-        .iter()
-        .map(|t| {
-            (!checks.allows(AclOperation::Write, ResourceType::Topic, &t.name.0))
-                .then_some(AuthzError::TopicAuthorizationFailed.code())
-        })
-        .collect();
-    denied.iter().any(Option::is_some).then_some(denied)
+    let writable = |t: &kafka_protocol::messages::produce_request::TopicProduceData| {
+        checks.allows(AclOperation::Write, ResourceType::Topic, &t.name.0)
+    };
+    // The common case, everything allowed, allocates nothing.
+    if req.topic_data.iter().all(writable) {
+        return None;
+    }
+    let code = AuthzError::TopicAuthorizationFailed.code();
+    Some(
+        req.topic_data
+            .iter()
+            .map(|t| (!writable(t)).then_some(code))
+            .collect(),
+    )
 }
 
 pub fn handle(ctx: &Ctx, version: i16, req: ProduceRequest, caller: &Caller) -> Outcome {
