@@ -20,6 +20,12 @@ if ! command -v mvn >/dev/null 2>&1 || ! command -v java >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq maven openjdk-17-jdk-headless >/dev/null
 fi
 
+# The openssl CLI (SecurityTest makes its certificates with it).
+if ! command -v openssl >/dev/null 2>&1; then
+  echo "[java] installing openssl (apt-get)"
+  apt-get update -qq && apt-get install -y -qq openssl >/dev/null
+fi
+
 cd "$HERE"
 rm -rf target/surefire-reports
 echo "[java] mvn test (Maven local repository: tests/java/.m2)"

@@ -4,6 +4,8 @@
 #   - pip installs the pinned packages from requirements.txt (skipped if already satisfied)
 #   - installs kcat via apt when running as root and kcat is missing (otherwise warns;
 #     the kcat tests then skip with a clear reason)
+#   - installs the openssl CLI via apt when running as root and it is missing (test_security.py
+#     makes its certificates with it; without it those tests skip)
 #   - installs kafkajs (npm ci in node/) through setup_node.sh (without node/npm it warns;
 #     the kafkajs tests then skip with a clear reason)
 set -euo pipefail
@@ -58,7 +60,21 @@ else
     warn "kcat not on PATH and cannot apt-get install it (not root or no apt); kcat tests will be skipped"
 fi
 
-# 4. kafkajs (node/)
+# 4. the openssl CLI (test_security.py makes its certificates with it)
+if command -v openssl >/dev/null 2>&1; then
+    log "openssl present: $(command -v openssl)"
+elif [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    log "openssl missing; installing with apt-get"
+    if apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; then
+        log "openssl installed: $(command -v openssl || echo '?')"
+    else
+        warn "apt-get install openssl failed; test_security.py will be skipped"
+    fi
+else
+    warn "openssl not on PATH and cannot apt-get install it; test_security.py will be skipped"
+fi
+
+# 5. kafkajs (node/)
 "$HERE/setup_node.sh"
 
 log "done in $(( $(date +%s) - start ))s"

@@ -31,11 +31,25 @@ public final class ThorstreamBroker implements AutoCloseable {
     private final Path logFile;
     private final int port;
     private final List<String> extraArgs;
+    /** Security protocol -> port when started with {@code --listeners}; empty: {@code --listen}. */
+    private final java.util.LinkedHashMap<String, Integer> listeners = new java.util.LinkedHashMap<>();
     private Process process;
 
     public ThorstreamBroker(String... extraArgs) {
+        this(List.of(), extraArgs);
+    }
+
+    /**
+     * A broker with one listener per protocol in {@code protocols} (e.g. SASL_SSL), each on a free
+     * loopback port, started with {@code --listeners PROTOCOL://127.0.0.1:PORT,...};
+     * {@link #port()} is the first one's.
+     */
+    public ThorstreamBroker(List<String> protocols, String... extraArgs) {
         this.binary = binaryPath();
-        this.port = freePort();
+        for (String protocol : protocols) {
+            listeners.put(protocol, freePort());
+        }
+        this.port = listeners.isEmpty() ? freePort() : listeners.values().iterator().next();
         this.extraArgs = List.of(extraArgs);
         try {
             this.dataDir = Files.createTempDirectory("thorstream-java-data-");
@@ -77,6 +91,38 @@ public final class ThorstreamBroker implements AutoCloseable {
         return port;
     }
 
+    /** The address of the listener of {@code protocol} (a broker made with protocols). */
+    public String bootstrap(String protocol) {
+        Integer p = listeners.get(protocol);
+        if (p == null) {
+            throw new IllegalArgumentException("no " + protocol + " listener");
+        }
+        return "127.0.0.1:" + p;
+    }
+
+    /**
+     * {@code thorstream users add NAME --mechanism M --password-stdin --data-dir D} on the stopped
+     * broker's data directory (the first admin, before the first start).
+     */
+    public void addUserOffline(String name, String mechanism, String password) {
+        List<String> cmd = List.of(binary.toString(), "users", "add", name, "--mechanism", mechanism,
+                "--password-stdin", "--data-dir", dataDir.toString());
+        try {
+            Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
+                    .redirectOutput(ProcessBuilder.Redirect.appendTo(logFile.toFile())).start();
+            p.getOutputStream().write((password + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            p.getOutputStream().close();
+            if (!p.waitFor(60, TimeUnit.SECONDS) || p.exitValue() != 0) {
+                throw new IllegalStateException(String.join(" ", cmd) + " failed:\n" + logTail());
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException(e);
+        }
+    }
+
     public Path dataDir() {
         return dataDir;
     }
@@ -96,8 +142,14 @@ public final class ThorstreamBroker implements AutoCloseable {
         }
         List<String> cmd = new ArrayList<>();
         cmd.add(binary.toString());
-        cmd.add("--listen");
-        cmd.add(bootstrap());
+        if (listeners.isEmpty()) {
+            cmd.add("--listen");
+            cmd.add(bootstrap());
+        } else {
+            cmd.add("--listeners");
+            cmd.add(String.join(",", listeners.entrySet().stream()
+                    .map(e -> e.getKey() + "://127.0.0.1:" + e.getValue()).toList()));
+        }
         cmd.add("--data-dir");
         cmd.add(dataDir.toString());
         cmd.add("--workers");
@@ -113,16 +165,19 @@ public final class ThorstreamBroker implements AutoCloseable {
             throw new UncheckedIOException(e);
         }
         Process p = process;
-        Wait.until("broker accepts connections on " + bootstrap(), START_TIMEOUT, () -> {
+        List<Integer> ports = listeners.isEmpty() ? List.of(port) : List.copyOf(listeners.values());
+        Wait.until("broker accepts connections on " + ports, START_TIMEOUT, () -> {
             if (!p.isAlive()) {
                 throw new IllegalStateException("broker exited with " + p.exitValue() + ":\n" + logTail());
             }
-            try (Socket s = new Socket()) {
-                s.connect(new InetSocketAddress("127.0.0.1", port), 500);
-                return true;
-            } catch (IOException e) {
-                return false;
+            for (int each : ports) {
+                try (Socket s = new Socket()) {
+                    s.connect(new InetSocketAddress("127.0.0.1", each), 500);
+                } catch (IOException e) {
+                    return false;
+                }
             }
+            return true;
         });
         return this;
     }
