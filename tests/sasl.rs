@@ -92,6 +92,33 @@ fn scram_sha256_sha512_and_plain_logins_then_produce_and_fetch() {
     produce_and_fetch(&mut c, b"via PLAIN");
 }
 
+/// SaslHandshake v0, then raw tokens (size-prefixed, no request header), as librdkafka before
+/// 2.11 (Debian's kcat) may send them: SCRAM and PLAIN logins succeed and the connection then
+/// serves Kafka requests; a wrong password gets no answer, and the connection is closed.
+#[test]
+fn handshake_v0_then_raw_tokens_logs_in_and_a_wrong_password_is_closed() {
+    let f = sasl_server(|_| {});
+    for hash in [Hash::Sha256, Hash::Sha512] {
+        let mut c = Client::connect(f.addr);
+        c.raw_tokens = true;
+        assert_eq!(c.scram(hash, "alice", "alice-secret"), Ok(0));
+        produce_and_fetch(&mut c, format!("raw {}", hash.mechanism()).as_bytes());
+    }
+    let mut c = Client::connect(f.addr);
+    c.raw_tokens = true;
+    assert_eq!(c.plain("alice", "alice-secret"), Ok(0));
+    produce_and_fetch(&mut c, b"raw PLAIN");
+    let mut c = Client::connect(f.addr);
+    c.raw_tokens = true;
+    assert_eq!(c.plain("alice", "wrong"), Err(LoginError::Closed));
+    let mut c = Client::connect(f.addr);
+    c.raw_tokens = true;
+    assert_eq!(
+        c.scram(Hash::Sha512, "alice", "wrong"),
+        Err(LoginError::Closed)
+    );
+}
+
 /// Kafka's message for a failed SCRAM login (the same for a wrong password and an unknown
 /// user, so it does not tell which users exist).
 fn scram_failure(hash: Hash) -> LoginError {

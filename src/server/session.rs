@@ -228,6 +228,9 @@ pub struct ConnSession {
     principal: Mutex<Principal>,
     authenticated: AtomicBool,
     sasl: Mutex<SaslState>,
+    /// After a SaslHandshake v0: the next frames are raw SASL tokens, not Kafka requests,
+    /// until the exchange ends.
+    raw_tokens: AtomicBool,
 }
 
 impl ConnSession {
@@ -239,7 +242,17 @@ impl ConnSession {
             principal: Mutex::new(Principal::anonymous()),
             authenticated: AtomicBool::new(!protocol.uses_sasl()),
             sasl: Mutex::new(SaslState::default()),
+            raw_tokens: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the connection's next frame is a raw SASL token (SaslHandshake v0).
+    pub fn raw_tokens(&self) -> bool {
+        self.raw_tokens.load(Ordering::Acquire)
+    }
+
+    pub fn set_raw_tokens(&self, on: bool) {
+        self.raw_tokens.store(on, Ordering::Release);
     }
 
     pub fn is_authenticated(&self) -> bool {

@@ -104,6 +104,9 @@ pub fn handle_frame(
     peer: IpAddr,
     session: &ConnSession,
 ) -> Option<Reply> {
+    if session.raw_tokens() {
+        return Some(raw_sasl_token(ctx, &frame, session));
+    }
     let DecodedRequest {
         api,
         header,
@@ -131,11 +134,33 @@ pub fn handle_frame(
         return Some(Reply::Close(why));
     }
     let outcome = match request {
-        RequestKind::SaslHandshake(r) => handlers::sasl::handshake(ctx, r, session),
+        RequestKind::SaslHandshake(r) => {
+            handlers::sasl::handshake(ctx, header.request_api_version, r, session)
+        }
         RequestKind::SaslAuthenticate(r) => handlers::sasl::authenticate(ctx, r, session, now),
         request => handlers::dispatch(ctx, &header, request, &session.caller(peer)),
     };
     finish(ctx, (conn, seq), api, header, outcome, true)
+}
+
+/// A frame after a SaslHandshake v0: a raw SASL token, answered with a raw token (its size
+/// prefix, no response header), or the connection closed after the failure delay.
+fn raw_sasl_token(ctx: &Ctx, token: &[u8], session: &ConnSession) -> Reply {
+    match handlers::sasl::raw_token(ctx, token, session, std::time::Instant::now()) {
+        handlers::sasl::RawToken::Reply(bytes) => match u32::try_from(bytes.len()) {
+            Ok(len) => {
+                let mut frame = Vec::with_capacity(4 + bytes.len());
+                frame.extend_from_slice(&len.to_be_bytes());
+                frame.extend_from_slice(&bytes);
+                Reply::Frame(vec![Bytes::from(frame)])
+            }
+            Err(_) => Reply::Close("SASL token too large".into()),
+        },
+        handlers::sasl::RawToken::Fail { delay_ms, .. } => Reply::FrameThenClose {
+            chunks: Vec::new(),
+            delay_ms,
+        },
+    }
 }
 
 fn handle_delayed(ctx: &Ctx, op: DelayedOp) -> Option<Reply> {

@@ -86,6 +86,8 @@ pub struct Client {
     pub stream: TcpStream,
     correlation: i32,
     pub auth_version: i16,
+    /// SaslHandshake v0 and raw tokens (no SaslAuthenticate), as librdkafka before 2.11 can.
+    pub raw_tokens: bool,
 }
 
 impl Client {
@@ -99,6 +101,7 @@ impl Client {
             stream,
             correlation: 0,
             auth_version: 2,
+            raw_tokens: false,
         }
     }
 
@@ -122,7 +125,8 @@ impl Client {
     pub fn handshake(&mut self, mechanism: &str) -> Option<SaslHandshakeResponse> {
         let req = SaslHandshakeRequest::default()
             .with_mechanism(StrBytes::from_string(mechanism.to_string()));
-        self.call(ApiKey::SaslHandshake, 1, &req)
+        let version = if self.raw_tokens { 0 } else { 1 };
+        self.call(ApiKey::SaslHandshake, version, &req)
     }
 
     pub fn authenticate(&mut self, bytes: &[u8]) -> Option<SaslAuthenticateResponse> {
@@ -131,6 +135,16 @@ impl Client {
     }
 
     fn step(&mut self, bytes: &[u8]) -> Result<SaslAuthenticateResponse, LoginError> {
+        if self.raw_tokens {
+            use std::io::Write;
+            let mut frame = (bytes.len() as u32).to_be_bytes().to_vec();
+            frame.extend_from_slice(bytes);
+            self.stream
+                .write_all(&frame)
+                .map_err(|_| LoginError::Closed)?;
+            let token: Bytes = wire::read_frame(&mut self.stream).ok_or(LoginError::Closed)?;
+            return Ok(SaslAuthenticateResponse::default().with_auth_bytes(token));
+        }
         let r = self.authenticate(bytes).ok_or(LoginError::Closed)?;
         if r.error_code != 0 {
             return Err(LoginError::Refused(

@@ -4,8 +4,11 @@
 //!
 //! Versions: every current client (librdkafka 2.x, kafka-python 2.3, aiokafka 0.14, kafkajs,
 //! the Java 4.x client) sends SaslHandshake v1 followed by SaslAuthenticate requests when the
-//! broker advertises them. SaslHandshake v0, which is followed by raw unframed tokens, is not
-//! advertised (Kafka deprecated it) and is refused as an unsupported version.
+//! broker advertises them. SaslHandshake v0 is advertised too, as Kafka does: librdkafka
+//! before 2.11 (Debian's kcat) uses SASL only if the advertised range starts at 0. After a v0
+//! handshake the client sends raw tokens, size-prefixed without a request header, and gets raw
+//! tokens back (`raw_token`); a failure closes the connection after the delay, with no answer
+//! (there is no error field in a raw token).
 //!
 //! Failures are answered as Kafka's `SaslServerAuthenticator` answers them (codes and
 //! messages), held for `failed_authentication_delay_ms`, then the connection is closed.
@@ -80,7 +83,12 @@ fn fail(ctx: &Ctx, body: ResponseKind) -> Outcome {
     }
 }
 
-pub fn handshake(ctx: &Ctx, request: SaslHandshakeRequest, session: &ConnSession) -> Outcome {
+pub fn handshake(
+    ctx: &Ctx,
+    version: i16,
+    request: SaslHandshakeRequest,
+    session: &ConnSession,
+) -> Outcome {
     let response = |e: Option<Error>| {
         ResponseKind::SaslHandshake(
             SaslHandshakeResponse::default()
@@ -93,8 +101,15 @@ pub fn handshake(ctx: &Ctx, request: SaslHandshakeRequest, session: &ConnSession
         return Outcome::Respond(response(Some(Error::IllegalSaslState(String::new()))));
     }
     let requested = request.mechanism.as_str();
+    if version == 0 && session.is_authenticated() {
+        // KIP-368 re-authentication needs SaslAuthenticate (handshake v1).
+        return fail(ctx, response(Some(Error::IllegalSaslState(String::new()))));
+    }
     match session.with_sasl(|s| s.handshake(requested, &ctx.config.sasl_mechanisms)) {
-        HandshakeOutcome::Accepted => Outcome::Respond(response(None)),
+        HandshakeOutcome::Accepted => {
+            session.set_raw_tokens(version == 0);
+            Outcome::Respond(response(None))
+        }
         HandshakeOutcome::Unsupported => {
             log::info!("SASL mechanism {requested:?} requested by a client is not enabled");
             fail(
@@ -156,6 +171,38 @@ pub fn authenticate(
             ctx,
             response(Some(Error::IllegalSaslState(msg)), Vec::new(), 0),
         ),
+    }
+}
+
+/// What to do with a raw SASL token (after SaslHandshake v0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawToken {
+    /// Send these bytes back as a raw token (size prefix, no header).
+    Reply(Vec<u8>),
+    /// The exchange failed: close the connection after `delay_ms`, with no answer.
+    Fail { why: String, delay_ms: u64 },
+}
+
+/// Feeds one raw token (the whole frame after a SaslHandshake v0) to the connection's
+/// exchange, as SaslAuthenticate's bytes would be.
+pub fn raw_token(ctx: &Ctx, token: &[u8], session: &ConnSession, now: Instant) -> RawToken {
+    let delay_ms = ctx.config.failed_authentication_delay_ms;
+    let store = Credentials(ctx.broker.users());
+    let reauth_ms = ctx.config.connections_max_reauth_ms;
+    match session.with_sasl(|s| s.authenticate(token, &store, reauth_ms, now)) {
+        AuthOutcome::Continue(bytes) => RawToken::Reply(bytes),
+        AuthOutcome::Done {
+            bytes, principal, ..
+        } => {
+            log::debug!("SASL (handshake v0) authenticated {principal}");
+            session.set_raw_tokens(false);
+            session.authenticate(principal);
+            RawToken::Reply(bytes)
+        }
+        AuthOutcome::Failed(why) | AuthOutcome::IllegalState(why) => {
+            log::info!("SASL authentication (handshake v0) failed: {why}");
+            RawToken::Fail { why, delay_ms }
+        }
     }
 }
 
