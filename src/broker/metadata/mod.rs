@@ -75,6 +75,7 @@
 //! build that does not know a name keeps it (written back, never applied) with a warning. The header's format version
 //! changes only with the framing itself; a build refuses a version it does not know.
 
+pub(crate) mod be_codec;
 pub(crate) mod legacy;
 pub(crate) mod offset_record;
 pub(crate) mod record_log;

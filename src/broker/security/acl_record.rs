@@ -23,6 +23,7 @@
 //! and offset rather than granting something nobody asked for. A new layout gets a new
 //! version byte; version 1 stays readable. Format 0 never existed for this file.
 
+use crate::broker::metadata::be_codec::{Reader, put_str};
 use crate::broker::metadata::record_log::MetaRecord;
 use crate::security::Principal;
 use crate::security::acl::{AclBinding, AclOperation, AclPermission, PatternType, ResourceType};
@@ -37,41 +38,6 @@ const REMOVED: u8 = 2;
 pub(crate) enum AclRecord {
     Added(AclBinding),
     Removed(AclBinding),
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) -> Result<(), String> {
-    let n = u16::try_from(s.len()).map_err(|_| format!("string of {} bytes", s.len()))?;
-    out.extend_from_slice(&n.to_be_bytes());
-    out.extend_from_slice(s.as_bytes());
-    Ok(())
-}
-
-/// Reads a payload front to back; every read checks the bytes are there.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        if self.0.len() < n {
-            return Err(format!(
-                "truncated: {n} bytes wanted, {} left",
-                self.0.len()
-            ));
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-    fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-    fn i8(&mut self) -> Result<i8, String> {
-        Ok(self.u8()? as i8)
-    }
-    fn string(&mut self) -> Result<String, String> {
-        let b = self.take(2)?;
-        let n = u16::from_be_bytes([b[0], b[1]]) as usize;
-        String::from_utf8(self.take(n)?.to_vec()).map_err(|e| e.to_string())
-    }
 }
 
 impl MetaRecord for AclRecord {
@@ -94,7 +60,7 @@ impl MetaRecord for AclRecord {
     }
 
     fn decode(payload: &[u8]) -> Result<Self, String> {
-        let mut r = Reader(payload);
+        let mut r = Reader::new(payload);
         match r.u8()? {
             ACL_RECORD_V1 => {}
             v => return Err(format!("unknown ACL record version {v}")),
@@ -108,8 +74,8 @@ impl MetaRecord for AclRecord {
         let host = r.string()?;
         let operation = AclOperation::from_code(r.i8()?);
         let permission = AclPermission::from_code(r.i8()?);
-        if !r.0.is_empty() {
-            return Err(format!("{} bytes after the record", r.0.len()));
+        if r.remaining() != 0 {
+            return Err(format!("{} bytes after the record", r.remaining()));
         }
         let binding = AclBinding {
             resource_type,
@@ -187,6 +153,10 @@ mod tests {
             for cut in 0..bytes.len() {
                 prop_assert!(AclRecord::decode(&bytes[..cut]).is_err());
             }
+            // And so is a byte more.
+            let mut padded = bytes.clone();
+            padded.push(0);
+            prop_assert!(AclRecord::decode(&padded).is_err());
         }
     }
 

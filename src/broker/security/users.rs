@@ -37,6 +37,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
+use crate::broker::metadata::be_codec::{Reader, put_bytes};
 use crate::broker::metadata::record_log::{MetaRecord, RecordLog};
 use crate::error::{Error, Result};
 use crate::limits::{
@@ -64,39 +65,6 @@ pub(crate) enum UserRecord {
     },
 }
 
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) -> std::result::Result<(), String> {
-    let n = u16::try_from(b.len()).map_err(|_| format!("field of {} bytes", b.len()))?;
-    out.extend_from_slice(&n.to_be_bytes());
-    out.extend_from_slice(b);
-    Ok(())
-}
-
-/// A cursor over a payload; every read is bounds-checked.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], String> {
-        if self.0.len() < n {
-            return Err("record ends early".into());
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-    fn u8(&mut self) -> std::result::Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-    fn u32(&mut self) -> std::result::Result<u32, String> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn bytes(&mut self) -> std::result::Result<&'a [u8], String> {
-        let b = self.take(2)?;
-        let n = u16::from_be_bytes([b[0], b[1]]) as usize;
-        self.take(n)
-    }
-}
-
 impl MetaRecord for UserRecord {
     const FILE_KIND: u8 = USERS_FILE_KIND;
 
@@ -119,7 +87,7 @@ impl MetaRecord for UserRecord {
     }
 
     fn decode(payload: &[u8]) -> std::result::Result<Self, String> {
-        let mut r = Reader(payload);
+        let mut r = Reader::new(payload);
         let version = r.u8()?;
         if version != USER_RECORD_V1 {
             return Err(format!("unknown user record version {version}"));
@@ -151,8 +119,8 @@ impl MetaRecord for UserRecord {
             1 => UserRecord::Delete { name, hash },
             op => return Err(format!("unknown user record operation {op}")),
         };
-        if !r.0.is_empty() {
-            return Err(format!("{} bytes after the user record", r.0.len()));
+        if r.remaining() != 0 {
+            return Err(format!("{} bytes after the user record", r.remaining()));
         }
         Ok(record)
     }
@@ -471,7 +439,12 @@ mod tests {
                 UserRecord::Upsert { name, hash, credential: ScramCredential {
                     salt: salt.clone(), iterations: it, stored_key: salt.clone(), server_key: salt } }
             };
-            prop_assert_eq!(UserRecord::decode(&r.encode().unwrap()).unwrap(), r);
+            let bytes = r.encode().unwrap();
+            prop_assert_eq!(UserRecord::decode(&bytes).unwrap(), r);
+            // A byte more is refused, never ignored.
+            let mut padded = bytes;
+            padded.push(0);
+            prop_assert!(UserRecord::decode(&padded).is_err());
         }
 
         #[test]

@@ -36,6 +36,7 @@
 use std::collections::BTreeSet;
 
 use super::state::{TxnMetadata, TxnState};
+use crate::broker::metadata::be_codec::{Reader, put_count, put_str};
 use crate::broker::metadata::record_log::MetaRecord;
 use crate::types::TopicPartition;
 
@@ -72,60 +73,6 @@ fn byte_state(b: u8) -> Result<TxnState, String> {
         5 => TxnState::CompleteAbort,
         b => return Err(format!("unknown transaction state {b}")),
     })
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) -> Result<(), String> {
-    let n = u16::try_from(s.len()).map_err(|_| format!("string of {} bytes", s.len()))?;
-    out.extend_from_slice(&n.to_be_bytes());
-    out.extend_from_slice(s.as_bytes());
-    Ok(())
-}
-
-fn put_count(out: &mut Vec<u8>, n: usize) -> Result<(), String> {
-    let n = u32::try_from(n).map_err(|_| format!("{n} elements"))?;
-    out.extend_from_slice(&n.to_be_bytes());
-    Ok(())
-}
-
-/// Reads a payload front to back; every read checks the bytes are there.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        if self.0.len() < n {
-            return Err(format!(
-                "truncated: {n} bytes wanted, {} left",
-                self.0.len()
-            ));
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N)?);
-        Ok(a)
-    }
-    fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.array::<1>()?[0])
-    }
-    fn i16(&mut self) -> Result<i16, String> {
-        Ok(i16::from_be_bytes(self.array()?))
-    }
-    fn i32(&mut self) -> Result<i32, String> {
-        Ok(i32::from_be_bytes(self.array()?))
-    }
-    fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_be_bytes(self.array()?))
-    }
-    fn i64(&mut self) -> Result<i64, String> {
-        Ok(i64::from_be_bytes(self.array()?))
-    }
-    fn string(&mut self) -> Result<String, String> {
-        let n = u16::from_be_bytes(self.array()?) as usize;
-        String::from_utf8(self.take(n)?.to_vec()).map_err(|e| e.to_string())
-    }
 }
 
 impl TxnRecord {
@@ -209,14 +156,14 @@ impl MetaRecord for TxnRecord {
     }
 
     fn decode(payload: &[u8]) -> Result<Self, String> {
-        let mut r = Reader(payload);
+        let mut r = Reader::new(payload);
         let record = match r.u8() {
             Ok(TXN_RECORD_V1) => TxnRecord::decode_v1(&mut r)?,
             Ok(v) => return Err(format!("unknown transaction record version {v}")),
             Err(_) => return Err("empty transaction record".into()),
         };
-        if !r.0.is_empty() {
-            return Err(format!("{} trailing bytes", r.0.len()));
+        if r.remaining() != 0 {
+            return Err(format!("{} trailing bytes", r.remaining()));
         }
         Ok(record)
     }
