@@ -13,6 +13,12 @@
 //!   `LOADGEN_TIMELINE=1` it also prints to stderr the worst latency per 100 ms of send time,
 //!   which shows whether a tail is a steady queue or a stall (and when).
 //! - `idle`: opens many idle connections and holds them (the broker's CPU is sampled meanwhile).
+//! - `first`: waits for a just-started broker's port, then produces one record (topic
+//!   auto-created, linger 0, acks=all) and reports the milliseconds from a given start instant
+//!   (the broker's exec) to the port accepting and to the record's acknowledgement.
+//! - `partitions`: creates many topic partitions, times full-Metadata requests over them, then
+//!   samples the broker's CPU while the client holds one idle connection (the cost of idle
+//!   partitions).
 //! - `tcp-bw`, `fsync-lat`: raw loopback TCP bandwidth and fdatasync latency of a directory.
 //!
 //! With `--broker-pid`, every broker-facing subcommand also samples the broker's CPU time from
@@ -63,6 +69,10 @@ enum Cmd {
     E2e(E2eArgs),
     /// Hold idle connections open (sample the broker's CPU meanwhile).
     Idle(IdleArgs),
+    /// Time from a broker's start to its port accepting and to a first acknowledged record.
+    First(FirstArgs),
+    /// Create many partitions; time full Metadata over them; sample the idle broker's CPU.
+    Partitions(PartitionsArgs),
     /// Loopback TCP bandwidth (raw limit).
     TcpBw(raw::TcpBwArgs),
     /// fdatasync latency and sequential write bandwidth in a directory (raw limit).
@@ -166,6 +176,46 @@ struct IdleArgs {
     broker_pid: Option<u32>,
 }
 
+#[derive(Args, Clone)]
+struct FirstArgs {
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    brokers: String,
+    #[arg(long, default_value = "first")]
+    topic: String,
+    /// The start instant, in nanoseconds since the Unix epoch (`date +%s%N` right before the
+    /// broker's exec); default: now.
+    #[arg(long)]
+    since_unix_ns: Option<u128>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 120.0)]
+    timeout: f64,
+}
+
+#[derive(Args, Clone)]
+struct PartitionsArgs {
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// Topics to create, named `<prefix>-<i>`.
+    #[arg(long, default_value_t = 100)]
+    topics: usize,
+    /// Partitions per topic.
+    #[arg(long, default_value_t = 100)]
+    partitions: i32,
+    #[arg(long, default_value = "parts")]
+    prefix: String,
+    /// Topics per CreateTopics request.
+    #[arg(long, default_value_t = 10)]
+    topics_per_request: usize,
+    /// Full (all topics) Metadata requests to time after creation.
+    #[arg(long, default_value_t = 20)]
+    metadata_requests: usize,
+    /// Seconds to sample the idle broker's CPU after that.
+    #[arg(long, default_value_t = 10.0)]
+    idle_seconds: f64,
+    #[arg(long)]
+    broker_pid: Option<u32>,
+}
+
 fn parse_prop(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -179,6 +229,8 @@ fn main() {
         Cmd::Consume(a) => consume(&a),
         Cmd::E2e(a) => produce(&a.produce, true),
         Cmd::Idle(a) => idle(&a),
+        Cmd::Partitions(a) => partitions(&a),
+        Cmd::First(a) => first(&a),
         Cmd::TcpBw(a) => raw::tcp_bw(&a),
         Cmd::FsyncLat(a) => raw::fsync_lat(&a),
     };
@@ -823,5 +875,164 @@ fn idle(a: &IdleArgs) -> Result<Report> {
         r.num("broker_cpu_s", cpu_s)
             .num("broker_cpu_pct", 100.0 * cpu_s / elapsed);
     }
+    Ok(r)
+}
+
+fn partitions(a: &PartitionsArgs) -> Result<Report> {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &a.brokers);
+    let admin: AdminClient<DefaultClientContext> = cfg.create().context("creating admin client")?;
+    let names: Vec<String> = (0..a.topics).map(|i| format!("{}-{i}", a.prefix)).collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(120)));
+    let bar = progress(Some(a.topics as u64), "create");
+    let started = Instant::now();
+    for chunk in names.chunks(a.topics_per_request.max(1)) {
+        let topics: Vec<NewTopic<'_>> = chunk
+            .iter()
+            .map(|n| NewTopic::new(n, a.partitions, TopicReplication::Fixed(1)))
+            .collect();
+        let results = futures_executor::block_on(admin.create_topics(&topics, &opts))
+            .context("CreateTopics")?;
+        for r in results {
+            match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => bail!("creating topic {name}: {code}"),
+            }
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    let create_s = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let want = a.topics * a.partitions.max(0) as usize;
+    // Full Metadata until every partition is listed (creation may be visible a moment later),
+    // then the timed requests.
+    let client = admin.inner();
+    let listed = |m: &rdkafka::metadata::Metadata| -> usize {
+        m.topics()
+            .iter()
+            .filter(|t| t.name().starts_with(&format!("{}-", a.prefix)))
+            .map(|t| t.partitions().len())
+            .sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let m = client
+            .fetch_metadata(None, Duration::from_secs(30))
+            .context("Metadata")?;
+        if listed(&m) >= want {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "only {} of {want} partitions listed after 120 s",
+                listed(&m)
+            );
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    let mut hist = new_histogram();
+    for _ in 0..a.metadata_requests {
+        let t0 = Instant::now();
+        let m = client
+            .fetch_metadata(None, Duration::from_secs(30))
+            .context("Metadata")?;
+        let us = (t0.elapsed().as_micros() as u64).max(1);
+        if listed(&m) < want {
+            bail!(
+                "a Metadata response listed {} of {want} partitions",
+                listed(&m)
+            );
+        }
+        let _ = hist.record(us);
+    }
+    let cpu0 = cpu::Sample::take(a.broker_pid);
+    let idle_started = Instant::now();
+    thread::sleep(Duration::from_secs_f64(a.idle_seconds));
+    let idle_s = idle_started.elapsed().as_secs_f64();
+    let cpu1 = cpu::Sample::take(a.broker_pid);
+    let mut r = Report::new("partitions", "");
+    r.num("topics", a.topics as f64)
+        .num("partitions", want as f64)
+        .num("create_s", create_s)
+        .latency("metadata", &hist)
+        .num("idle_seconds", idle_s);
+    if let (Some(c0), Some(c1)) = (&cpu0, &cpu1) {
+        let cpu_s = c1.broker_seconds - c0.broker_seconds;
+        r.num("idle_broker_cpu_s", cpu_s)
+            .num("idle_broker_cpu_pct", 100.0 * cpu_s / idle_s);
+    }
+    Ok(r)
+}
+
+fn unix_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+fn first(a: &FirstArgs) -> Result<Report> {
+    let since = a.since_unix_ns.unwrap_or_else(unix_ns);
+    let ms_since = || (unix_ns().saturating_sub(since)) as f64 / 1e6;
+    let deadline = Instant::now() + Duration::from_secs_f64(a.timeout);
+    let addr = a
+        .brokers
+        .split(',')
+        .next()
+        .context("no broker address")?
+        .to_string();
+    while std::net::TcpStream::connect(&addr).is_err() {
+        if Instant::now() > deadline {
+            bail!("{addr} did not accept a connection in {} s", a.timeout);
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    let accepting_ms = ms_since();
+    let deliveries = Arc::new(Deliveries {
+        origin: Instant::now(),
+        acked: AtomicU64::new(0),
+        acked_bytes: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        first_error: Mutex::new(None),
+        latency: Mutex::new(new_histogram()),
+        txns: AtomicU64::new(0),
+    });
+    let producer: BaseProducer<ArcDeliveries> = ClientConfig::new()
+        .set("bootstrap.servers", &a.brokers)
+        .set("acks", "all")
+        .set("linger.ms", "0")
+        .set(
+            "message.timeout.ms",
+            ((a.timeout * 1000.0) as u64).to_string(),
+        )
+        .create_with_context(ArcDeliveries(deliveries.clone()))
+        .context("creating producer")?;
+    let payload = [0u8; 100];
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let failed_before = deliveries.failed.load(Ordering::Relaxed);
+        producer
+            .send(BaseRecord::<(), [u8]>::to(&a.topic).payload(&payload[..]))
+            .map_err(|(e, _)| anyhow::anyhow!("send: {e}"))?;
+        while deliveries.acked.load(Ordering::Relaxed) == 0
+            && deliveries.failed.load(Ordering::Relaxed) == failed_before
+        {
+            if Instant::now() > deadline {
+                bail!("no acknowledgement in {} s", a.timeout);
+            }
+            producer.poll(Duration::from_millis(1));
+        }
+        if deliveries.acked.load(Ordering::Relaxed) > 0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("every attempt failed in {} s", a.timeout);
+        }
+    }
+    let first_produce_ms = ms_since();
+    let mut r = Report::new("first", "");
+    r.num("accepting_ms", accepting_ms)
+        .num("first_produce_ms", first_produce_ms)
+        .num("attempts", f64::from(attempts));
     Ok(r)
 }
