@@ -209,6 +209,10 @@ struct PartitionsArgs {
     /// Full (all topics) Metadata requests to time after creation.
     #[arg(long, default_value_t = 20)]
     metadata_requests: usize,
+    /// Seconds to leave the broker alone before sampling its idle CPU (a broker may still be
+    /// creating logs after its Metadata lists them).
+    #[arg(long, default_value_t = 10.0)]
+    settle_seconds: f64,
     /// Seconds to sample the idle broker's CPU after that.
     #[arg(long, default_value_t = 10.0)]
     idle_seconds: f64,
@@ -914,7 +918,7 @@ fn partitions(a: &PartitionsArgs) -> Result<Report> {
             .map(|t| t.partitions().len())
             .sum()
     };
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let m = client
             .fetch_metadata(None, Duration::from_secs(30))
@@ -924,12 +928,13 @@ fn partitions(a: &PartitionsArgs) -> Result<Report> {
         }
         if Instant::now() > deadline {
             bail!(
-                "only {} of {want} partitions listed after 120 s",
+                "only {} of {want} partitions listed after 300 s",
                 listed(&m)
             );
         }
         thread::sleep(Duration::from_millis(50));
     }
+    let listed_s = started.elapsed().as_secs_f64();
     let mut hist = new_histogram();
     for _ in 0..a.metadata_requests {
         let t0 = Instant::now();
@@ -945,6 +950,7 @@ fn partitions(a: &PartitionsArgs) -> Result<Report> {
         }
         let _ = hist.record(us);
     }
+    thread::sleep(Duration::from_secs_f64(a.settle_seconds));
     let cpu0 = cpu::Sample::take(a.broker_pid);
     let idle_started = Instant::now();
     thread::sleep(Duration::from_secs_f64(a.idle_seconds));
@@ -954,6 +960,7 @@ fn partitions(a: &PartitionsArgs) -> Result<Report> {
     r.num("topics", a.topics as f64)
         .num("partitions", want as f64)
         .num("create_s", create_s)
+        .num("listed_s", listed_s)
         .latency("metadata", &hist)
         .num("idle_seconds", idle_s);
     if let (Some(c0), Some(c1)) = (&cpu0, &cpu1) {
