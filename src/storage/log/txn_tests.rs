@@ -129,16 +129,18 @@ fn a_txn_index_holds_a_handle_only_from_an_abort_until_the_roll_and_stays_durabl
     assert_eq!(open_files_in(dir.path()), files);
     assert!(log.sync_snapshot().is_some_and(|s| s.files.len() == 2));
     // Roll: the sealed segment keeps only its `.log`; its entry is on disk.
+    let mut seq = 0;
     while log.segments.len() == 1 {
-        let next = log.log_end_offset();
-        log.append(&make_idempotent_batch(7, 0, next as i32, 1), 3)
+        log.append(&make_idempotent_batch(7, 0, seq, 1), 3)
             .expect("fill");
+        seq += 1;
     }
     assert!(!log.segments[0].txn_index.is_open());
     assert_eq!(open_files_in(dir.path()), only_logs(log.segments.len()));
     assert_eq!(txn_index_len(dir.path()), 34);
     let snap = log.sync_snapshot().expect("unsynced");
     assert!(snap.files.iter().all(|(p, _)| p.extension().is_some_and(|e| e == "log")));
+    drop(snap); // (it holds `.log` handles)
     log.close().expect("close");
     drop(log);
     // Reopened (clean and after a crash): the entry is there, and only the `.log`s are open.
