@@ -135,7 +135,10 @@ fn a_thousand_partitions_add_at_most_a_thousand_descriptors() {
     }
     let files = open_files_under(tmp.path());
     let added = files.values().sum::<usize>() - before;
-    assert!(added <= 1_000, "{added} descriptors for 1,000 partitions: {files:?}");
+    assert!(
+        added <= 1_000,
+        "{added} descriptors for 1,000 partitions: {files:?}"
+    );
     assert_eq!(count(&files, "log"), 1_000, "{files:?}");
     assert_eq!(segment_files(&files), 1_000, "{files:?}");
     // Writing to one partition opens nothing more than its `.log` already is.

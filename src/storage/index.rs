@@ -7,6 +7,11 @@
 //! `segment_base + relative_offset`; positions lie inside the segment's valid length (recovery
 //! drops entries past a truncation point). The file is a cache: if it is missing or fails these
 //! checks, it is rebuilt from the log.
+//!
+//! The index keeps no file handle: entries live in memory (`entries`) and the ones not yet in
+//! the file are written about 8 KiB at a time, and on `flush` (roll) and `sync` (close, open),
+//! each time through a short-lived handle. A crash loses at most those pending entries, which
+//! leaves a valid, sparser index (or one recovery rebuilds).
 
 use std::fs::File;
 use std::io::Read;
@@ -140,7 +145,11 @@ impl OffsetIndex {
             .iter()
             .flat_map(|e| e.encode())
             .collect();
-        super::write_closed_at(&self.path, (self.written * OFFSET_INDEX_ENTRY_BYTES) as u64, &bytes)?;
+        super::write_closed_at(
+            &self.path,
+            (self.written * OFFSET_INDEX_ENTRY_BYTES) as u64,
+            &bytes,
+        )?;
         self.written = self.entries.len();
         Ok(())
     }

@@ -342,7 +342,6 @@ impl Segment {
         self.txn_index.seal()
     }
 
-
     /// A handle that can be fsynced without holding the partition lock.
     pub fn sync_handle(&self) -> Arc<File> {
         Arc::clone(&self.reader)

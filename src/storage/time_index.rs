@@ -7,6 +7,11 @@
 //! the first batch whose max timestamp is ≥ `t` starts at or after the entry preceding it, so
 //! a lookup for `t` starts scanning at the last entry with timestamp < `t`. Like the offset
 //! index this file is a cache, rebuilt from the log when missing or invalid.
+//!
+//! The index keeps no file handle: entries live in memory (`entries`) and the ones not yet in
+//! the file are written about 8 KiB at a time, and on `flush` (roll) and `sync` (close, open),
+//! each time through a short-lived handle. A crash loses at most those pending entries, which
+//! leaves a valid, sparser index (or one recovery rebuilds).
 
 use std::fs::File;
 use std::io::Read;
@@ -139,7 +144,11 @@ impl TimeIndex {
             .iter()
             .flat_map(|e| e.encode())
             .collect();
-        super::write_closed_at(&self.path, (self.written * TIME_INDEX_ENTRY_BYTES) as u64, &bytes)?;
+        super::write_closed_at(
+            &self.path,
+            (self.written * TIME_INDEX_ENTRY_BYTES) as u64,
+            &bytes,
+        )?;
         self.written = self.entries.len();
         Ok(())
     }

@@ -264,8 +264,7 @@ impl TxnIndex {
     /// path decides; an fsync is never retried as if it had succeeded).
     pub fn seal(&mut self) -> Result<(), StorageError> {
         if let Some(f) = &self.file {
-            f.sync_data()
-                .map_err(|e| StorageError::io(&self.path, e))?;
+            f.sync_data().map_err(|e| StorageError::io(&self.path, e))?;
             self.file = None;
         }
         Ok(())

@@ -139,7 +139,11 @@ fn a_txn_index_holds_a_handle_only_from_an_abort_until_the_roll_and_stays_durabl
     assert_eq!(open_files_in(dir.path()), only_logs(log.segments.len()));
     assert_eq!(txn_index_len(dir.path()), 34);
     let snap = log.sync_snapshot().expect("unsynced");
-    assert!(snap.files.iter().all(|(p, _)| p.extension().is_some_and(|e| e == "log")));
+    assert!(
+        snap.files
+            .iter()
+            .all(|(p, _)| p.extension().is_some_and(|e| e == "log"))
+    );
     drop(snap); // (it holds `.log` handles)
     log.close().expect("close");
     drop(log);
