@@ -101,9 +101,11 @@ pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 /// Largest partition count of one topic (CreateTopics, CreatePartitions, auto-creation).
 pub const PARTITIONS_PER_TOPIC_MAX: u32 = 10_000;
 
-/// Default of `BrokerConfig::max_partitions`, all topics together: each partition keeps about
-/// four open files per segment, and 4096 partitions fit a 65536 open-files limit.
-pub const DEFAULT_PARTITIONS_MAX: u32 = 4096;
+/// Default of `BrokerConfig::max_partitions`, all topics together: a partition keeps one open
+/// file per segment (its `.log`; see `storage::segment`), so 16,384 partitions of one segment
+/// fit a 20,000 open-files limit with room for connections; partitions of many segments need
+/// the limit raised along with it.
+pub const DEFAULT_PARTITIONS_MAX: u32 = 16_384;
 
 /// Longest wait between two passes over group offsets for expiry.
 pub const OFFSETS_EXPIRY_CHECK_INTERVAL_MS: i64 = 60_000;

@@ -265,7 +265,7 @@ fn main() -> ExitCode {
 }
 
 /// Raises the soft limit on open files to the hard limit. Every connection holds a descriptor
-/// and every segment four (log writer and reader, offset index, time index); distributions and systemd
+/// and every segment one (its `.log`; the indexes are opened only to write); distributions and systemd
 /// start services with a soft limit of 1,024, which a broker outgrows long before memory.
 /// Kafka's docs tell operators to raise it; we do it ourselves, as Go's runtime and others do,
 /// and never lower it. Failure is logged, not fatal.

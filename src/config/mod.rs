@@ -190,8 +190,8 @@ pub struct BrokerConfig {
     /// `transactional.id.expiration.ms`).
     pub transactional_id_expiration_ms: u64,
     /// Most partitions (all topics together) this broker will hold; CreateTopics and
-    /// CreatePartitions beyond it fail with INVALID_PARTITIONS. Each partition keeps about four
-    /// open files per segment, so raise `ulimit -n` along with it.
+    /// CreatePartitions beyond it fail with INVALID_PARTITIONS. Each partition keeps one open
+    /// file per segment, so raise `ulimit -n` along with it.
     pub max_partitions: u32,
     /// How long the log cleaner sleeps between passes when it found nothing to clean
     /// (Kafka's `log.cleaner.backoff.ms`).

@@ -7,9 +7,14 @@
 //! `segment_base + relative_offset`; positions lie inside the segment's valid length (recovery
 //! drops entries past a truncation point). The file is a cache: if it is missing or fails these
 //! checks, it is rebuilt from the log.
+//!
+//! The index keeps no file handle: entries live in memory (`entries`) and the ones not yet in
+//! the file are written about 8 KiB at a time, and on `flush` (roll) and `sync` (close, open),
+//! each time through a short-lived handle. A crash loses at most those pending entries, which
+//! leaves a valid, sparser index (or one recovery rebuilds).
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use byteorder::{BigEndian, ByteOrder};
@@ -24,22 +29,37 @@ pub struct IndexEntry {
     pub position: u32,
 }
 
+impl IndexEntry {
+    pub fn encode(&self) -> [u8; OFFSET_INDEX_ENTRY_BYTES] {
+        let mut buf = [0u8; OFFSET_INDEX_ENTRY_BYTES];
+        BigEndian::write_u32(&mut buf[0..4], self.relative_offset);
+        BigEndian::write_u32(&mut buf[4..8], self.position);
+        buf
+    }
+}
+
+/// Entries kept in memory before they are written out (about 8 KiB, what a `BufWriter` held
+/// before the index stopped keeping its file open).
+const PENDING_ENTRIES_MAX: usize = 8192 / OFFSET_INDEX_ENTRY_BYTES;
+
 /// In-memory copy of the index plus an append handle to its file.
 #[derive(Debug)]
 pub struct OffsetIndex {
     path: PathBuf,
     entries: Vec<IndexEntry>,
-    writer: BufWriter<File>,
+    /// How many of `entries` are in the file; the rest are written by the next `flush` (or
+    /// when a buffer's worth is pending). The index holds no file handle between writes.
+    written: usize,
 }
 
 impl OffsetIndex {
     /// Creates an empty index file (truncating any old one).
     pub fn create(path: &Path) -> Result<OffsetIndex, StorageError> {
-        let file = File::create(path).map_err(|e| StorageError::io(path, e))?;
+        drop(File::create(path).map_err(|e| StorageError::io(path, e))?);
         Ok(OffsetIndex {
             path: path.to_path_buf(),
             entries: Vec::new(),
-            writer: BufWriter::new(file),
+            written: 0,
         })
     }
 
@@ -62,14 +82,10 @@ impl OffsetIndex {
             );
             return Ok(None);
         };
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(path)
-            .map_err(|e| StorageError::io(path, e))?;
         Ok(Some(OffsetIndex {
             path: path.to_path_buf(),
             entries,
-            writer: BufWriter::new(file),
+            written: 0,
         }))
     }
 
@@ -79,16 +95,13 @@ impl OffsetIndex {
         {
             return Ok(()); // keep the file strictly monotonic
         }
-        let mut buf = [0u8; OFFSET_INDEX_ENTRY_BYTES];
-        BigEndian::write_u32(&mut buf[0..4], relative_offset);
-        BigEndian::write_u32(&mut buf[4..8], position);
-        self.writer
-            .write_all(&buf)
-            .map_err(|e| StorageError::io(&self.path, e))?;
         self.entries.push(IndexEntry {
             relative_offset,
             position,
         });
+        if self.entries.len() - self.written >= PENDING_ENTRIES_MAX {
+            self.flush()?;
+        }
         Ok(())
     }
 
@@ -115,24 +128,36 @@ impl OffsetIndex {
         if entries >= self.entries.len() {
             return Ok(());
         }
-        let len = (entries * OFFSET_INDEX_ENTRY_BYTES) as u64;
-        super::cut_buffered(&mut self.writer, &self.path, len)?;
+        if entries < self.written {
+            super::cut_closed(&self.path, (entries * OFFSET_INDEX_ENTRY_BYTES) as u64)?;
+            self.written = entries;
+        }
         self.entries.truncate(entries);
         Ok(())
     }
 
+    /// Writes the pending entries to the file (opened for this write only).
     pub fn flush(&mut self) -> Result<(), StorageError> {
-        self.writer
-            .flush()
-            .map_err(|e| StorageError::io(&self.path, e))
+        if self.written == self.entries.len() {
+            return Ok(());
+        }
+        let bytes: Vec<u8> = self.entries[self.written..]
+            .iter()
+            .flat_map(|e| e.encode())
+            .collect();
+        super::write_closed_at(
+            &self.path,
+            (self.written * OFFSET_INDEX_ENTRY_BYTES) as u64,
+            &bytes,
+        )?;
+        self.written = self.entries.len();
+        Ok(())
     }
 
+    /// Writes the pending entries and fsyncs the file.
     pub fn sync(&mut self) -> Result<(), StorageError> {
         self.flush()?;
-        self.writer
-            .get_ref()
-            .sync_data()
-            .map_err(|e| StorageError::io(&self.path, e))
+        super::sync_closed(&self.path)
     }
 
     pub fn path(&self) -> &Path {

@@ -67,23 +67,40 @@ pub fn segment_file_name(base_offset: i64, ext: &str) -> String {
     format!("{base_offset:020}.{ext}")
 }
 
-/// Cuts the file behind `writer` to `len` bytes and replaces `writer` with a fresh one
-/// positioned there. Bytes still in the old buffer are discarded, not flushed (`into_parts`):
-/// used to undo a failed append. Shrinking needs no free space.
-pub(crate) fn cut_buffered(
-    writer: &mut std::io::BufWriter<std::fs::File>,
-    path: &Path,
-    len: u64,
-) -> Result<(), StorageError> {
-    use std::io::Seek;
-    let io = |e| StorageError::io(path, e);
-    let mut file = writer.get_ref().try_clone().map_err(io)?;
-    file.set_len(len).map_err(io)?;
-    file.seek(std::io::SeekFrom::Start(len)).map_err(io)?;
-    let capacity = writer.capacity();
-    let old = std::mem::replace(writer, std::io::BufWriter::with_capacity(capacity, file));
-    drop(old.into_parts());
-    Ok(())
+/// Cuts a file no handle is open on to `len` bytes (open, shorten, close).
+pub(crate) fn cut_closed(path: &Path, len: u64) -> Result<(), StorageError> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_len(len))
+        .map_err(|e| StorageError::io(path, e))
+}
+
+/// fsyncs a file no handle is open on through a short-lived read-only one (on Linux an fsync
+/// through any descriptor writes back the file's dirty pages). A missing file has nothing to
+/// sync.
+pub(crate) fn sync_closed(path: &Path) -> Result<(), StorageError> {
+    match std::fs::File::open(path).and_then(|f| f.sync_data()) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other.map_err(|e| StorageError::io(path, e)),
+    }
+}
+
+/// Writes `bytes` at `at` into a file no handle is kept open on (an index's pending entries),
+/// creating it if missing. If the write fails, the file is cut back to `at` (best effort), so
+/// no partial entry is left where the next write would not overwrite it.
+pub(crate) fn write_closed_at(path: &Path, at: u64, bytes: &[u8]) -> Result<(), StorageError> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| StorageError::io(path, e))?;
+    file.write_all_at(bytes, at).map_err(|e| {
+        let _ = file.set_len(at);
+        StorageError::io(path, e)
+    })
 }
 
 /// fsyncs a directory so that file creations, renames and deletions in it are durable.

@@ -12,6 +12,14 @@
 //!
 //! Appends go through a `BufWriter` (the caller holds the partition lock); reads use positional
 //! reads on a shared handle of the same file and need no lock once their bounds are known.
+//!
+//! File handles: a segment holds one descriptor, its `.log` (`Arc<File>`, shared by the write
+//! buffer, which writes positionally at `size`, by in-flight reads and by the flusher's
+//! fsyncs). The offset and time indexes keep no handle: their entries are in memory and are
+//! written out a buffer's worth at a time, on roll and on sync, through a short-lived handle.
+//! The `.txnindex` holds a handle only from a write until it is fsynced and closed (`seal`, on
+//! roll; see `txn_index.rs`). So a sealed segment and an idle one hold exactly one descriptor,
+//! and the active segment two while it holds abort entries written since its last seal.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -79,7 +87,7 @@ pub(crate) mod failpoint {
 pub struct Segment {
     pub(crate) base_offset: i64,
     pub(crate) log_path: PathBuf,
-    writer: BufWriter<File>,
+    writer: BufWriter<LogWriter>,
     reader: Arc<File>,
     pub(crate) size: u64,
     pub(crate) next_offset: i64,
@@ -91,6 +99,46 @@ pub struct Segment {
     pub(crate) index: OffsetIndex,
     pub(crate) time_index: TimeIndex,
     pub(crate) txn_index: TxnIndex,
+}
+
+/// Capacity of a segment's write buffer.
+const LOG_WRITE_BUFFER_BYTES: usize = 64 * 1024;
+
+/// The write side of a `.log`: positional writes through the segment's shared handle at the
+/// end of what it has written, so the one descriptor serves writes, reads and fsyncs, and no
+/// file offset is shared with anything.
+#[derive(Debug)]
+struct LogWriter {
+    file: Arc<File>,
+    position: u64,
+}
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write_at(buf, self.position)?;
+        self.position += n as u64;
+        Ok(n)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.file.write_all_at(buf, self.position)?;
+        self.position += buf.len() as u64;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn log_writer(file: &Arc<File>, position: u64) -> BufWriter<LogWriter> {
+    BufWriter::with_capacity(
+        LOG_WRITE_BUFFER_BYTES,
+        LogWriter {
+            file: Arc::clone(file),
+            position,
+        },
+    )
 }
 
 /// Paths of a segment's three files.
@@ -118,14 +166,12 @@ impl Segment {
             .write(true)
             .open(&log_path)
             .map_err(|e| StorageError::io(&log_path, e))?;
-        let reader = file
-            .try_clone()
-            .map_err(|e| StorageError::io(&log_path, e))?;
+        let file = Arc::new(file);
         Ok(Segment {
             base_offset,
             log_path,
-            writer: BufWriter::with_capacity(64 * 1024, file),
-            reader: Arc::new(reader),
+            writer: log_writer(&file, 0),
+            reader: file,
             size: 0,
             next_offset: base_offset,
             max_timestamp: -1,
@@ -168,21 +214,15 @@ impl Segment {
             file.sync_all()
                 .map_err(|e| StorageError::io(&log_path, e))?;
         }
-        let mut writer_file = file
-            .try_clone()
-            .map_err(|e| StorageError::io(&log_path, e))?;
-        use std::io::Seek;
-        writer_file
-            .seek(std::io::SeekFrom::Start(size))
-            .map_err(|e| StorageError::io(&log_path, e))?;
+        let file = Arc::new(file);
         let last_indexed = index.entries().last().map_or(0, |e| u64::from(e.position));
         let txn_path = log_path.with_extension("txnindex");
         let txn_index = TxnIndex::open(&txn_path, base_offset, next_offset)?;
         Ok(Segment {
             base_offset,
             log_path,
-            writer: BufWriter::with_capacity(64 * 1024, writer_file),
-            reader: Arc::new(file),
+            writer: log_writer(&file, size),
+            reader: file,
             size,
             next_offset,
             max_timestamp,
@@ -193,6 +233,17 @@ impl Segment {
             time_index,
             txn_index,
         })
+    }
+
+    /// Cuts the `.log` to `len` bytes and restarts the write buffer there; bytes still in the
+    /// old buffer are discarded, not written (`into_parts`). Shrinking needs no free space.
+    fn cut_log(&mut self, len: u64) -> Result<(), StorageError> {
+        self.reader
+            .set_len(len)
+            .map_err(|e| StorageError::io(&self.log_path, e))?;
+        let old = std::mem::replace(&mut self.writer, log_writer(&self.reader, len));
+        drop(old.into_parts());
+        Ok(())
     }
 
     /// The state to return to if the appends that follow fail (see `rollback`).
@@ -211,7 +262,7 @@ impl Segment {
     /// Cuts the file to `size` bytes, discarding unwritten buffered bytes (used by
     /// `PartitionLog::heal`, which rebuilds the rest of the segment's state by recovery).
     pub fn cut_discarding_buffer(&mut self, size: u64) -> Result<(), StorageError> {
-        super::cut_buffered(&mut self.writer, &self.log_path, size)?;
+        self.cut_log(size)?;
         self.size = self.size.min(size);
         Ok(())
     }
@@ -221,7 +272,7 @@ impl Segment {
     /// index entries added since are dropped. Shrinking needs no free space, so this works on
     /// a full disk; if it fails anyway the caller must stop trusting the segment.
     pub fn rollback(&mut self, mark: &SegmentMark) -> Result<(), StorageError> {
-        super::cut_buffered(&mut self.writer, &self.log_path, mark.size)?;
+        self.cut_log(mark.size)?;
         self.size = mark.size;
         self.next_offset = mark.next_offset;
         self.max_timestamp = mark.max_timestamp;
@@ -280,6 +331,15 @@ impl Segment {
     pub fn flush_indexes(&mut self) -> Result<(), StorageError> {
         self.index.flush()?;
         self.time_index.flush()
+    }
+
+    /// Makes the segment inactive (on roll): pushes the log's buffer to the OS, writes the
+    /// indexes' pending entries, and fsyncs and closes the `.txnindex` handle if one is open
+    /// (see `TxnIndex::seal`). Afterwards the segment holds only its `.log` descriptor.
+    pub fn seal(&mut self) -> Result<(), StorageError> {
+        self.flush()?;
+        self.flush_indexes()?;
+        self.txn_index.seal()
     }
 
     /// A handle that can be fsynced without holding the partition lock.

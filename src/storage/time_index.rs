@@ -7,9 +7,14 @@
 //! the first batch whose max timestamp is ≥ `t` starts at or after the entry preceding it, so
 //! a lookup for `t` starts scanning at the last entry with timestamp < `t`. Like the offset
 //! index this file is a cache, rebuilt from the log when missing or invalid.
+//!
+//! The index keeps no file handle: entries live in memory (`entries`) and the ones not yet in
+//! the file are written about 8 KiB at a time, and on `flush` (roll) and `sync` (close, open),
+//! each time through a short-lived handle. A crash loses at most those pending entries, which
+//! leaves a valid, sparser index (or one recovery rebuilds).
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use byteorder::{BigEndian, ByteOrder};
@@ -24,20 +29,35 @@ pub struct TimeEntry {
     pub relative_offset: u32,
 }
 
+impl TimeEntry {
+    pub fn encode(&self) -> [u8; TIME_INDEX_ENTRY_BYTES] {
+        let mut buf = [0u8; TIME_INDEX_ENTRY_BYTES];
+        BigEndian::write_i64(&mut buf[0..8], self.timestamp);
+        BigEndian::write_u32(&mut buf[8..12], self.relative_offset);
+        buf
+    }
+}
+
+/// Entries kept in memory before they are written out (about 8 KiB, what a `BufWriter` held
+/// before the index stopped keeping its file open).
+const PENDING_ENTRIES_MAX: usize = 8192 / TIME_INDEX_ENTRY_BYTES;
+
 #[derive(Debug)]
 pub struct TimeIndex {
     path: PathBuf,
     entries: Vec<TimeEntry>,
-    writer: BufWriter<File>,
+    /// How many of `entries` are in the file; the rest are written by the next `flush` (or
+    /// when a buffer's worth is pending). The index holds no file handle between writes.
+    written: usize,
 }
 
 impl TimeIndex {
     pub fn create(path: &Path) -> Result<TimeIndex, StorageError> {
-        let file = File::create(path).map_err(|e| StorageError::io(path, e))?;
+        drop(File::create(path).map_err(|e| StorageError::io(path, e))?);
         Ok(TimeIndex {
             path: path.to_path_buf(),
             entries: Vec::new(),
-            writer: BufWriter::new(file),
+            written: 0,
         })
     }
 
@@ -60,14 +80,10 @@ impl TimeIndex {
             );
             return Ok(None);
         };
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(path)
-            .map_err(|e| StorageError::io(path, e))?;
         Ok(Some(TimeIndex {
             path: path.to_path_buf(),
             entries,
-            writer: BufWriter::new(file),
+            written: 0,
         }))
     }
 
@@ -81,16 +97,13 @@ impl TimeIndex {
         {
             return Ok(());
         }
-        let mut buf = [0u8; TIME_INDEX_ENTRY_BYTES];
-        BigEndian::write_i64(&mut buf[0..8], timestamp);
-        BigEndian::write_u32(&mut buf[8..12], relative_offset);
-        self.writer
-            .write_all(&buf)
-            .map_err(|e| StorageError::io(&self.path, e))?;
         self.entries.push(TimeEntry {
             timestamp,
             relative_offset,
         });
+        if self.entries.len() - self.written >= PENDING_ENTRIES_MAX {
+            self.flush()?;
+        }
         Ok(())
     }
 
@@ -114,24 +127,36 @@ impl TimeIndex {
         if entries >= self.entries.len() {
             return Ok(());
         }
-        let len = (entries * TIME_INDEX_ENTRY_BYTES) as u64;
-        super::cut_buffered(&mut self.writer, &self.path, len)?;
+        if entries < self.written {
+            super::cut_closed(&self.path, (entries * TIME_INDEX_ENTRY_BYTES) as u64)?;
+            self.written = entries;
+        }
         self.entries.truncate(entries);
         Ok(())
     }
 
+    /// Writes the pending entries to the file (opened for this write only).
     pub fn flush(&mut self) -> Result<(), StorageError> {
-        self.writer
-            .flush()
-            .map_err(|e| StorageError::io(&self.path, e))
+        if self.written == self.entries.len() {
+            return Ok(());
+        }
+        let bytes: Vec<u8> = self.entries[self.written..]
+            .iter()
+            .flat_map(|e| e.encode())
+            .collect();
+        super::write_closed_at(
+            &self.path,
+            (self.written * TIME_INDEX_ENTRY_BYTES) as u64,
+            &bytes,
+        )?;
+        self.written = self.entries.len();
+        Ok(())
     }
 
+    /// Writes the pending entries and fsyncs the file.
     pub fn sync(&mut self) -> Result<(), StorageError> {
         self.flush()?;
-        self.writer
-            .get_ref()
-            .sync_data()
-            .map_err(|e| StorageError::io(&self.path, e))
+        super::sync_closed(&self.path)
     }
 }
 

@@ -17,6 +17,14 @@
 //! of order or outside the segment) is rebuilt from the log (`needs_rebuild`); entries at or past
 //! the segment's end (a truncated tail) are cut at open. Appends are unbuffered writes made with
 //! the marker's append (undone with it on failure) and fsynced with the segment.
+//!
+//! File handle: the index holds a descriptor only while its file may hold bytes not yet known
+//! durable, i.e. from a write (`append`, `truncate`) until `seal` fsyncs and closes it (on roll,
+//! and at open once the replay is done). `create` makes (or empties) the file and closes it;
+//! `open` reads it and closes it after fsyncing what it read (it may be a crashed process's
+//! unsynced pages); `replace_all` and `truncate_from` fsync and close. So with no handle open
+//! the file on disk holds exactly the entries, durably, and `sync_handle` is `None`: the
+//! flusher and the producer-state checkpoint have nothing to fsync there.
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
@@ -74,7 +82,8 @@ pub fn txn_index_path(dir: &Path, base_offset: i64) -> PathBuf {
 #[derive(Debug)]
 pub struct TxnIndex {
     path: PathBuf,
-    file: Arc<File>,
+    /// Open from a write until `seal` (see the module doc on file handles).
+    file: Option<Arc<File>>,
     entries: Vec<AbortedEntry>,
     /// The file was missing or malformed when opened: its entries must be rebuilt from the log.
     needs_rebuild: bool,
@@ -93,9 +102,10 @@ fn open_rw(path: &Path, truncate: bool) -> Result<File, StorageError> {
 impl TxnIndex {
     /// A new, empty index (truncating a leftover file).
     pub fn create(path: &Path) -> Result<TxnIndex, StorageError> {
+        drop(open_rw(path, true)?);
         Ok(TxnIndex {
             path: path.to_path_buf(),
-            file: Arc::new(open_rw(path, true)?),
+            file: None,
             entries: Vec::new(),
             needs_rebuild: false,
         })
@@ -113,7 +123,7 @@ impl TxnIndex {
         let parsed = parse(&bytes, base);
         let mut index = TxnIndex {
             path: path.to_path_buf(),
-            file: Arc::new(file),
+            file: Some(Arc::new(file)),
             entries: Vec::new(),
             needs_rebuild: false,
         };
@@ -121,6 +131,11 @@ impl TxnIndex {
             Some(entries) if existed => {
                 index.entries = entries;
                 index.truncate_from(next_offset)?;
+                if index.entries.is_empty() {
+                    index.file = None; // nothing to make durable
+                } else {
+                    index.seal()?; // what was read may be a crashed process's unsynced pages
+                }
             }
             _ => {
                 if existed {
@@ -129,9 +144,10 @@ impl TxnIndex {
                         path.display()
                     );
                 }
-                // Emptied, not fsynced: the rebuild at open rewrites and fsyncs it.
+                // Emptied, not fsynced: the rebuild at open rewrites and fsyncs it (the handle
+                // stays open until then).
                 index
-                    .file
+                    .handle()?
                     .set_len(0)
                     .map_err(|e| StorageError::io(path, e))?;
                 index.needs_rebuild = true;
@@ -157,16 +173,36 @@ impl TxnIndex {
         &self.path
     }
 
-    /// A handle that can be fsynced without the partition lock.
-    pub fn sync_handle(&self) -> Arc<File> {
-        Arc::clone(&self.file)
+    /// A handle that can be fsynced without the partition lock, `None` when no handle is open:
+    /// then the file on disk already holds the entries durably (see the module doc).
+    pub fn sync_handle(&self) -> Option<Arc<File>> {
+        self.file.clone()
+    }
+
+    /// Whether a handle is open.
+    #[cfg(test)]
+    pub fn is_open(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// The open handle, opened first if there is none (the file exists: `create` and `open`
+    /// made it; a missing one is recreated and, being shorter than the entries, rewritten by
+    /// the caller's write or found malformed at the next open).
+    fn handle(&mut self) -> Result<&Arc<File>, StorageError> {
+        match &mut self.file {
+            Some(f) => Ok(f),
+            slot => {
+                let file = open_rw(&self.path, false)?;
+                Ok(slot.insert(Arc::new(file)))
+            }
+        }
     }
 
     /// Appends one entry (an unbuffered positional write after the last entry: on return it is
     /// in the OS).
     pub fn append(&mut self, entry: AbortedEntry) -> Result<(), StorageError> {
         let at = (self.entries.len() * TXN_ENTRY_BYTES) as u64;
-        self.file
+        self.handle()?
             .write_all_at(&entry.encode(), at)
             .map_err(|e| StorageError::io(&self.path, e))?;
         self.entries.push(entry);
@@ -178,7 +214,7 @@ impl TxnIndex {
         if count >= self.entries.len() {
             return Ok(());
         }
-        self.file
+        self.handle()?
             .set_len((count * TXN_ENTRY_BYTES) as u64)
             .map_err(|e| StorageError::io(&self.path, e))?;
         self.entries.truncate(count);
@@ -186,35 +222,52 @@ impl TxnIndex {
     }
 
     /// Drops the entries whose marker is at or past `offset`; a shortened file is fsynced (a
-    /// truncation that did not reach the disk would bring back entries the log no longer has).
+    /// truncation that did not reach the disk would bring back entries the log no longer has)
+    /// and its handle closed.
     pub fn truncate_from(&mut self, offset: i64) -> Result<(), StorageError> {
         let keep = self.entries.partition_point(|e| e.last_offset < offset);
         if keep < self.entries.len() {
             self.truncate(keep)?;
-            self.sync()?;
+            self.seal()?;
         }
         Ok(())
     }
 
-    /// Rewrites the file with `entries` (sorted by last offset) and clears `needs_rebuild`.
+    /// Rewrites the file with `entries` (sorted by last offset), fsyncs and closes it, and
+    /// clears `needs_rebuild`.
     pub fn replace_all(&mut self, entries: Vec<AbortedEntry>) -> Result<(), StorageError> {
-        let io = |e| StorageError::io(&self.path, e);
-        self.file.set_len(0).map_err(io)?;
+        let path = self.path.clone();
+        let io = |e| StorageError::io(&path, e);
+        let file = self.handle()?;
+        file.set_len(0).map_err(io)?;
         let mut bytes = Vec::with_capacity(entries.len() * TXN_ENTRY_BYTES);
         for e in &entries {
             bytes.extend_from_slice(&e.encode());
         }
-        self.file.write_all_at(&bytes, 0).map_err(io)?;
-        self.sync()?;
+        file.write_all_at(&bytes, 0).map_err(io)?;
+        self.seal()?;
         self.entries = entries;
         self.needs_rebuild = false;
         Ok(())
     }
 
+    /// fsyncs the file (through a short-lived handle when none is open).
     pub fn sync(&self) -> Result<(), StorageError> {
-        self.file
-            .sync_data()
-            .map_err(|e| StorageError::io(&self.path, e))
+        match &self.file {
+            Some(f) => f.sync_data().map_err(|e| StorageError::io(&self.path, e)),
+            None => super::sync_closed(&self.path),
+        }
+    }
+
+    /// fsyncs and closes the handle, if one is open: afterwards the entries are durable and
+    /// the index holds no descriptor. On a failed fsync the handle is kept (the caller's error
+    /// path decides; an fsync is never retried as if it had succeeded).
+    pub fn seal(&mut self) -> Result<(), StorageError> {
+        if let Some(f) = &self.file {
+            f.sync_data().map_err(|e| StorageError::io(&self.path, e))?;
+            self.file = None;
+        }
+        Ok(())
     }
 }
 

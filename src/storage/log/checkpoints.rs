@@ -84,7 +84,11 @@ impl PartitionLog {
                 .filter(|s| {
                     s.next_offset > self.producers_saved_at && !s.txn_index.entries().is_empty()
                 })
-                .map(|s| (s.txn_index.path().to_path_buf(), s.txn_index.sync_handle()))
+                // Without a handle the index was fsynced before it was closed.
+                .filter_map(|s| {
+                    let handle = s.txn_index.sync_handle()?;
+                    Some((s.txn_index.path().to_path_buf(), handle))
+                })
                 .collect()
         } else {
             Vec::new()

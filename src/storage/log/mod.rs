@@ -321,6 +321,12 @@ impl PartitionLog {
         };
         let mut log = log;
         log.rebuild_producer_state()?;
+        // The replay and rebuilds may have written `.txnindex` files: fsync and close them, so
+        // that every segment holds only its `.log` open (the first abort reopens the active
+        // segment's index).
+        for seg in &mut log.segments {
+            seg.seal()?;
+        }
         if recovery_point != leo {
             checkpoint::write_i64(&dir.join(RECOVERY_POINT_FILE), leo)?;
         }

@@ -70,6 +70,13 @@ impl PartitionLog {
         let old = self.active_mut();
         old.flush()?;
         old.flush_indexes()?;
+        // The sealed segment keeps only its `.log` open: a `.txnindex` with abort entries is
+        // fsynced and closed now. A failed fsync is never retried (its pages may be marked
+        // clean), so it poisons the log like a failed flusher round.
+        if let Err(e) = old.txn_index.seal() {
+            self.poison();
+            return Err(e);
+        }
         let seg = Segment::create(&self.dir, next, interval, now_ms)?;
         sync_dir(&self.dir)?;
         log::debug!(

@@ -5,7 +5,8 @@
 //! moves the recovery point (and `synced_to`, the cut `heal` would return to) only forward, and
 //! under `durable_hw` the high watermark only to an offset that snapshot covered. A poisoned
 //! log yields no snapshot: an fsync is never retried after one failed. A segment's
-//! `.txnindex` is fsynced in the same round as its `.log`.
+//! `.txnindex` is fsynced in the same round as its `.log` when it holds entries and a handle;
+//! one without a handle was fsynced before it was closed (`TxnIndex::seal`).
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -35,8 +36,12 @@ impl PartitionLog {
             .iter()
             .filter(|s| s.next_offset > self.recovery_point && !s.is_empty())
             .flat_map(|s| {
-                let txn = (!s.txn_index.entries().is_empty())
-                    .then(|| (s.txn_index.path().to_path_buf(), s.txn_index.sync_handle()));
+                // No handle open: the index is durable already (closed only after an fsync).
+                let txn = s
+                    .txn_index
+                    .sync_handle()
+                    .filter(|_| !s.txn_index.entries().is_empty())
+                    .map(|h| (s.txn_index.path().to_path_buf(), h));
                 std::iter::once((s.log_path.clone(), s.sync_handle())).chain(txn)
             })
             .collect();

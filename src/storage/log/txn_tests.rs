@@ -93,3 +93,70 @@ fn a_heal_cuts_the_abort_entries_past_the_last_fsync_and_reopens_their_transacti
     );
     assert_eq!(txn_index_len(dir.path()), 34);
 }
+
+/// Descriptors this process holds on files in `dir`, by extension.
+fn open_files_in(dir: &Path) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir("/proc/self/fd").expect("fds").flatten() {
+        if let Ok(target) = std::fs::read_link(entry.path())
+            && target.starts_with(dir)
+        {
+            let ext = target
+                .extension()
+                .map_or(String::new(), |e| e.to_string_lossy().into_owned());
+            *out.entry(ext).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn a_txn_index_holds_a_handle_only_from_an_abort_until_the_roll_and_stays_durable() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = LogConfig {
+        segment_bytes: 200,
+        ..config()
+    };
+    let mut log = PartitionLog::open(dir.path(), cfg.clone(), true, 0).expect("open");
+    let only_logs = |n: usize| std::collections::BTreeMap::from([("log".to_string(), n)]);
+    assert_eq!(open_files_in(dir.path()), only_logs(1));
+    log.append(&txn_batch(1, 0), 1).expect("data");
+    assert_eq!(open_files_in(dir.path()), only_logs(1));
+    log.append_marker(1, 0, false, 0, 2).expect("abort");
+    assert!(log.active().txn_index.is_open());
+    let mut files = only_logs(1);
+    files.insert("txnindex".to_string(), 1);
+    assert_eq!(open_files_in(dir.path()), files);
+    assert!(log.sync_snapshot().is_some_and(|s| s.files.len() == 2));
+    // Roll: the sealed segment keeps only its `.log`; its entry is on disk.
+    let mut seq = 0;
+    while log.segments.len() == 1 {
+        log.append(&make_idempotent_batch(7, 0, seq, 1), 3)
+            .expect("fill");
+        seq += 1;
+    }
+    assert!(!log.segments[0].txn_index.is_open());
+    assert_eq!(open_files_in(dir.path()), only_logs(log.segments.len()));
+    assert_eq!(txn_index_len(dir.path()), 34);
+    let snap = log.sync_snapshot().expect("unsynced");
+    assert!(
+        snap.files
+            .iter()
+            .all(|(p, _)| p.extension().is_some_and(|e| e == "log"))
+    );
+    drop(snap); // (it holds `.log` handles)
+    log.close().expect("close");
+    drop(log);
+    // Reopened (clean and after a crash): the entry is there, and only the `.log`s are open.
+    for clean in [true, false] {
+        let log = PartitionLog::open(dir.path(), cfg.clone(), clean, 10).expect("reopen");
+        assert_eq!(
+            log.aborted_transactions(0, 10),
+            vec![AbortedTxn {
+                producer_id: 1,
+                first_offset: 0
+            }]
+        );
+        assert_eq!(open_files_in(dir.path()), only_logs(log.segments.len()));
+    }
+}
