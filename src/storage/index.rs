@@ -50,6 +50,8 @@ pub struct OffsetIndex {
     /// How many of `entries` are in the file; the rest are written by the next `flush` (or
     /// when a buffer's worth is pending). The index holds no file handle between writes.
     written: usize,
+    /// Bytes were written to (or cut from) the file since its last fsync.
+    unsynced: bool,
 }
 
 impl OffsetIndex {
@@ -60,6 +62,7 @@ impl OffsetIndex {
             path: path.to_path_buf(),
             entries: Vec::new(),
             written: 0,
+            unsynced: false,
         })
     }
 
@@ -84,8 +87,9 @@ impl OffsetIndex {
         };
         Ok(Some(OffsetIndex {
             path: path.to_path_buf(),
+            written: entries.len(),
             entries,
-            written: 0,
+            unsynced: false,
         }))
     }
 
@@ -131,6 +135,7 @@ impl OffsetIndex {
         if entries < self.written {
             super::cut_closed(&self.path, (entries * OFFSET_INDEX_ENTRY_BYTES) as u64)?;
             self.written = entries;
+            self.unsynced = true;
         }
         self.entries.truncate(entries);
         Ok(())
@@ -151,13 +156,21 @@ impl OffsetIndex {
             &bytes,
         )?;
         self.written = self.entries.len();
+        self.unsynced = true;
         Ok(())
     }
 
-    /// Writes the pending entries and fsyncs the file.
+    /// Writes the pending entries and fsyncs the file, unless nothing was written to it since
+    /// its last fsync. Entries read by `load` count as on disk: if a process crash left them
+    /// only in the page cache, the worst a later OS crash does is a shorter index, which is
+    /// still valid (or is rebuilt).
     pub fn sync(&mut self) -> Result<(), StorageError> {
         self.flush()?;
-        super::sync_closed(&self.path)
+        if self.unsynced {
+            super::sync_closed(&self.path)?;
+            self.unsynced = false;
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {

@@ -392,6 +392,13 @@ impl Segment {
         self.reader
             .sync_data()
             .map_err(|e| StorageError::io(&self.log_path, e))?;
+        self.sync_indexes()
+    }
+
+    /// Flushes everything and fsyncs the indexes that changed since their last fsync, not the
+    /// `.log` (for a segment whose bytes an fsync already covers).
+    pub fn sync_indexes(&mut self) -> Result<(), StorageError> {
+        self.flush()?;
         if self.next_offset > self.base_offset {
             let rel = (self.next_offset - 1 - self.base_offset) as u32;
             self.time_index.maybe_append(self.max_timestamp, rel)?;

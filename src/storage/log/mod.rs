@@ -279,9 +279,12 @@ impl PartitionLog {
         // Whatever survived recovery is on disk now; make it durable before exposing it and
         // before the recovery point moves past it: the active segment and every segment the
         // old checkpoint did not cover (a crash under `never` leaves them unsynced).
+        // After a clean shutdown `close` fsynced all of it (and wrote the recovery point at the
+        // log end), so there is nothing to do: with 10,000 partitions those fsyncs were most
+        // of a restart.
         let last = segments.len() - 1;
         for (i, seg) in segments.iter_mut().enumerate() {
-            if i == last || seg.next_offset > recovery_point {
+            if !clean_shutdown && (i == last || seg.next_offset > recovery_point) {
                 seg.sync_all()?;
             }
         }
@@ -416,10 +419,15 @@ impl PartitionLog {
         }
         // Segments rolled since the last fsync (under `never`, all of them) are synced too:
         // the clean-shutdown marker written after this tells the next start to trust them.
+        // What an fsync already covers (the recovery point is past it) and checkpoints that
+        // are current are not written again: an idle partition's close costs no fsync, so
+        // 10,000 of them stop in well under a second instead of tens of seconds.
         let (last, synced_below) = (self.segments.len() - 1, self.recovery_point);
         for (i, seg) in self.segments.iter_mut().enumerate() {
-            if i == last || seg.next_offset > synced_below {
+            if seg.next_offset > synced_below {
                 seg.sync_all()?;
+            } else if i == last {
+                seg.sync_indexes()?;
             }
         }
         let leo = self.log_end_offset();
@@ -429,9 +437,15 @@ impl PartitionLog {
             segment_base: self.active().base_offset,
             position: self.active().size,
         };
-        self.save_producer_state()?;
-        checkpoint::write_i64(&self.dir.join(RECOVERY_POINT_FILE), leo)?;
-        self.recovery_point_saved = leo;
+        // An empty log with no producers has nothing a snapshot would spare the next start.
+        let nothing_to_replay = self.producers.is_empty() && leo == self.log_start_offset;
+        if self.producers_expired || (self.producers_saved_at != leo && !nothing_to_replay) {
+            self.save_producer_state()?;
+        }
+        if self.recovery_point_saved != leo {
+            checkpoint::write_i64(&self.dir.join(RECOVERY_POINT_FILE), leo)?;
+            self.recovery_point_saved = leo;
+        }
         Ok(())
     }
 }
