@@ -120,7 +120,7 @@ fn call_or_collect(
     mut pending: PendingTxn,
     may_wait: bool,
     call: impl FnOnce() -> Result<TxnCall, TxnError>,
-) -> Result<(PendingTxn, Result<Reply, TxnError>), Outcome> {
+) -> Result<(PendingTxn, Result<Reply, TxnError>), Box<Outcome>> {
     let unavailable = Err(TxnError::CoordinatorNotAvailable);
     let seq = match pending.syncing {
         Some(seq) => seq,
@@ -143,12 +143,12 @@ fn call_or_collect(
         return Ok((pending, unavailable));
     }
     pending.syncing = Some(seq);
-    Err(Outcome::Park {
+    Err(Box::new(Outcome::Park {
         deadline: pending.until,
         kind: Delayed::Txn(pending),
         keys,
         seen,
-    })
+    }))
 }
 
 /// InitProducerId with a non-empty transactional id.
@@ -192,7 +192,7 @@ fn run_init(ctx: &Ctx, pending: PendingTxn, may_wait: bool) -> Outcome {
         })
     }) {
         Ok(x) => x,
-        Err(park) => return park,
+        Err(park) => return *park,
     };
     let r = match reply {
         Ok(Reply::InitProducerId(r)) => r,
@@ -294,7 +294,7 @@ fn run_add(ctx: &Ctx, pending: PendingTxn, may_wait: bool) -> Outcome {
         })
     }) {
         Ok(x) => x,
-        Err(park) => return park,
+        Err(park) => return *park,
     };
     let r = match reply {
         Ok(Reply::AddOffsets(r) | Reply::AddPartitions(r)) => r,
@@ -492,7 +492,7 @@ fn run_end(ctx: &Ctx, pending: PendingTxn, may_wait: bool) -> Outcome {
         })
     }) {
         Ok(x) => x,
-        Err(park) => return park,
+        Err(park) => return *park,
     };
     let r = match reply {
         Ok(Reply::EndTxn(r)) => r,
