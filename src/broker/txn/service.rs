@@ -11,6 +11,11 @@
 //!
 //! Durability of the state log, per the broker's fsync policy (every record is written to
 //! the OS before `appended`, so a process crash loses nothing under any policy):
+//! The fsync a reply waits for is the flusher's (`sync_log`, first in its round): `execute`
+//! writes the record, queues it as unapplied and answers `Executed::Syncing`; one fsync then
+//! applies every record queued since the last (group commit across producers), and the
+//! request collects its reply (`collect`, on `WaitKey::TxnLog`). Compaction waits until
+//! nothing is queued, so it never drops a written record not yet applied.
 //! - `always`: every record is fsynced before `appended(id, true)`, except the `Complete*`
 //!   records and id-expiry tombstones, which no reply depends on: a lost one is redone at
 //!   recovery (the markers are written again, which is idempotent; the id expires again), and
