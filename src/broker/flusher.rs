@@ -12,6 +12,11 @@
 //! (`mark_offsets`, due at once), and each round that finds it marked calls
 //! `OffsetStore::sync`, which fsyncs every commit written so far with one fsync and fires
 //! `WaitKey::Offsets`. So no worker ever fsyncs a commit; concurrent commits share an fsync.
+//!
+//! The transaction state log likewise (`mark_txn_log`, due at once): each round that finds it
+//! marked calls `TxnService::sync_log` first, before the offsets and the partitions, which
+//! fsyncs every coordinator record written so far, applies them and fires `WaitKey::TxnLog`.
+//! Concurrent transactions share that fsync too.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
@@ -19,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use super::offset_store::OffsetStore;
 use super::partition::Partition;
+use super::txn::TxnService;
 use super::wait::{WaitKey, Waits};
 
 #[derive(Default)]
@@ -26,6 +32,8 @@ struct State {
     dirty: HashMap<(String, i32), (Instant, Arc<Partition>)>,
     /// The offsets file has commits waiting for an fsync (always due at once).
     offsets_dirty: bool,
+    /// The transaction state log has records waiting for an fsync (always due at once).
+    txn_dirty: bool,
     shutdown: bool,
 }
 
@@ -54,6 +62,14 @@ impl Flusher {
         self.cv.notify_one();
     }
 
+    /// Marks the transaction state log as needing an fsync now.
+    pub fn mark_txn_log(&self) {
+        if let Ok(mut st) = self.state.lock() {
+            st.txn_dirty = true;
+        }
+        self.cv.notify_one();
+    }
+
     pub fn shutdown(&self) {
         if let Ok(mut st) = self.state.lock() {
             st.shutdown = true;
@@ -61,9 +77,9 @@ impl Flusher {
         self.cv.notify_all();
     }
 
-    /// Waits for due partitions (and whether the offsets file is due); returns `None` once
-    /// shut down with nothing left to do.
-    fn next_round(&self) -> Option<(Vec<Arc<Partition>>, bool)> {
+    /// Waits for due partitions (and whether the offsets file and the transaction state log
+    /// are due); returns `None` once shut down with nothing left to do.
+    fn next_round(&self) -> Option<Round> {
         let mut st = self.state.lock().ok()?;
         loop {
             let now = Instant::now();
@@ -79,17 +95,23 @@ impl Flusher {
                 }
             });
             let offsets = std::mem::take(&mut st.offsets_dirty);
+            let txn_log = std::mem::take(&mut st.txn_dirty);
+            let round = |partitions| Round {
+                partitions,
+                offsets,
+                txn_log,
+            };
             if st.shutdown {
                 // Flush everything still pending, due or not.
                 ready.extend(st.dirty.drain().map(|(_, (_, p))| p));
-                return if ready.is_empty() && !offsets {
+                return if ready.is_empty() && !offsets && !txn_log {
                     None
                 } else {
-                    Some((ready, offsets))
+                    Some(round(ready))
                 };
             }
-            if !ready.is_empty() || offsets {
-                return Some((ready, offsets));
+            if !ready.is_empty() || offsets || txn_log {
+                return Some(round(ready));
             }
             let wait =
                 earliest.map_or(Duration::from_secs(1), |e| e.saturating_duration_since(now));
@@ -101,16 +123,28 @@ impl Flusher {
     }
 
     /// The flusher thread's body.
-    pub fn run(&self, waits: &Waits, offsets: &OffsetStore) {
-        while let Some((round, offsets_due)) = self.next_round() {
-            if offsets_due {
+    pub(crate) fn run(&self, waits: &Waits, offsets: &OffsetStore, txn: &TxnService) {
+        while let Some(round) = self.next_round() {
+            // The coordinator's records first: a decision is durable before the round fsyncs
+            // any partition.
+            if round.txn_log {
+                txn.sync_log();
+            }
+            if round.offsets {
                 offsets.sync();
             }
-            for p in round {
+            for p in round.partitions {
                 sync_partition(&p, waits);
             }
         }
     }
+}
+
+/// What one flusher round fsyncs.
+struct Round {
+    partitions: Vec<Arc<Partition>>,
+    offsets: bool,
+    txn_log: bool,
 }
 
 /// Fsyncs one partition outside its lock and publishes the result.

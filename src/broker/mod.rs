@@ -195,7 +195,7 @@ impl Broker {
         let mut threads = vec![wait::spawn_timer(Arc::clone(&inner.waits))?];
         let f = Arc::clone(&inner);
         threads.push(spawn("thorstream-flusher", move || {
-            f.flusher.run(&f.waits, &f.offsets)
+            f.flusher.run(&f.waits, &f.offsets, &f.txn)
         })?);
         let g = Arc::clone(&inner);
         threads.push(spawn("thorstream-groups", move || g.groups.run_timer())?);

@@ -37,12 +37,32 @@ impl TxnService {
         self.waits.event(&WaitKey::TxnCoordinator);
     }
 
+    /// Registers decisions made durable by `sync_log` as jobs (their markers not written
+    /// yet); an id's job already there is kept (at most one decision per id is pending).
+    pub(super) fn register(
+        jobs: &mut std::collections::BTreeMap<String, MarkerJob>,
+        writes: Vec<MarkerWrite>,
+    ) {
+        for w in writes {
+            jobs.entry(w.transactional_id.clone())
+                .or_insert_with(|| MarkerJob::new(w));
+        }
+    }
+
+    /// Registers what `sync_log` left (the txn thread, before it looks at the jobs).
+    pub(super) fn register_pending(&self) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            Self::register(&mut jobs, self.take_pending_markers());
+        }
+    }
+
     /// Moves `id`'s decision on as far as it goes now: writes what is missing and, once every
     /// marker is durable, applies `markers_written` (its `Complete*` record).
     pub(crate) fn progress(&self, broker: &Broker, id: &str) -> Progress {
         let Ok(mut jobs) = self.jobs.lock() else {
             return Progress::Failed;
         };
+        Self::register(&mut jobs, self.take_pending_markers());
         let Some(job) = jobs.get_mut(id) else {
             return Progress::Done;
         };
@@ -70,7 +90,11 @@ impl TxnService {
         let Ok(step) = step else {
             return Progress::Failed;
         };
-        self.execute(step);
+        // A `Complete*` record is never fsynced before it is applied, so this is `Done`; were
+        // it not, the flusher would apply it (the txn thread marks it for every round).
+        if let super::service::Executed::Syncing(_) = self.execute(step) {
+            broker.mark_txn_log();
+        }
         let prepared = self
             .lock()
             .map(|c| c.get(id).is_some_and(|m| m.state.is_prepared()));

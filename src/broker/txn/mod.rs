@@ -27,7 +27,8 @@ pub(crate) mod service;
 pub(crate) mod state;
 mod thread;
 
-pub(crate) use effects::ProducerIdAndEpoch;
+pub(crate) use api::{TxnCall, TxnReq};
+pub(crate) use effects::{ProducerIdAndEpoch, Reply};
 pub(crate) use job::Progress;
 pub(crate) use service::TxnService;
 pub(crate) use state::{TxnMetadata, TxnState};

@@ -10,8 +10,8 @@ fn open(dir: &Path, fsync: FsyncPolicy) -> TxnService {
     TxnService::open(dir, fsync, TxnConfig::default(), Arc::new(Waits::default())).expect("open")
 }
 
-/// InitProducerId of `id` through the shell; the producer id it got.
-fn init(s: &TxnService, id: &str, next_pid: &mut i64) -> ProducerIdAndEpoch {
+/// Starts InitProducerId of `id` through the shell (its record written, maybe not applied).
+fn start_init(s: &TxnService, id: &str, next_pid: &mut i64) -> Executed {
     let step = s
         .with(|c, now| {
             c.init_producer_id(id, 60_000, None, now, &mut || {
@@ -20,10 +20,96 @@ fn init(s: &TxnService, id: &str, next_pid: &mut i64) -> ProducerIdAndEpoch {
             })
         })
         .expect("lock");
-    match s.execute(step) {
-        (Some(Reply::InitProducerId(Ok(p))), None) => p,
+    s.execute(step)
+}
+
+fn init_reply(r: Option<Reply>) -> ProducerIdAndEpoch {
+    match r {
+        Some(Reply::InitProducerId(Ok(p))) => p,
         other => panic!("{other:?}"),
     }
+}
+
+/// InitProducerId of `id` through the shell, fsynced as the flusher would; the producer id
+/// it got.
+fn init(s: &TxnService, id: &str, next_pid: &mut i64) -> ProducerIdAndEpoch {
+    match start_init(s, id, next_pid) {
+        Executed::Done(r, None) => init_reply(r),
+        Executed::Syncing(seq) => {
+            assert_eq!(s.collect(seq), None, "not applied before its fsync");
+            s.sync_log();
+            init_reply(s.collect(seq).expect("applied by the fsync"))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn one_fsync_applies_every_waiting_record_and_nothing_is_answered_before_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let s = open(dir.path(), FsyncPolicy::Always);
+    let mut pid = 0;
+    let seqs: Vec<u64> = ["a", "b", "c"]
+        .iter()
+        .map(|id| match start_init(&s, id, &mut pid) {
+            Executed::Syncing(seq) => seq,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // Written, not applied: no reply, no state, and the id refuses another transition.
+    assert!(s.lock().expect("lock").snapshot().is_empty());
+    assert!(seqs.iter().all(|&q| s.collect(q).is_none()));
+    match start_init(&s, "a", &mut pid) {
+        Executed::Done(Some(Reply::InitProducerId(Err(e))), None) => {
+            assert_eq!(e, crate::error::TxnError::ConcurrentTransactions)
+        }
+        other => panic!("{other:?}"),
+    }
+    s.sync_log();
+    for q in seqs {
+        init_reply(s.collect(q).expect("applied"));
+    }
+    assert_eq!(s.lock().expect("lock").snapshot().len(), 3);
+    drop(s);
+    let s = open(dir.path(), FsyncPolicy::Always);
+    assert_eq!(s.lock().expect("lock").snapshot().len(), 3, "durable");
+}
+
+#[test]
+fn a_failed_fsync_fails_every_waiting_record_and_none_survives_a_reopen() {
+    let dir = tempfile::tempdir().expect("dir");
+    let s = open(dir.path(), FsyncPolicy::Always);
+    let mut pid = 0;
+    let first = init(&s, "a", &mut pid);
+    let seqs: Vec<u64> = ["a", "b"]
+        .iter()
+        .map(|id| match start_init(&s, id, &mut pid) {
+            Executed::Syncing(seq) => seq,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    crate::broker::flusher::failpoint::fail_syncs_under(dir.path(), true);
+    s.sync_log();
+    crate::broker::flusher::failpoint::fail_syncs_under(dir.path(), false);
+    for q in seqs {
+        match s.collect(q) {
+            Some(Some(Reply::InitProducerId(Err(e)))) => {
+                assert_eq!(e, crate::error::TxnError::CoordinatorNotAvailable)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let snap = s.lock().expect("lock").snapshot();
+    assert_eq!(snap.len(), 1, "only the fsynced id: {snap:?}");
+    assert_eq!(snap["a"].producer_epoch, first.producer_epoch);
+    // The next write rewrites the file from the applied state: the failed records are gone.
+    let again = init(&s, "c", &mut pid);
+    drop(s);
+    let s = open(dir.path(), FsyncPolicy::Always);
+    let snap = s.lock().expect("lock").snapshot();
+    assert_eq!(snap.len(), 2, "{snap:?}");
+    assert_eq!(snap["a"].producer_epoch, first.producer_epoch);
+    assert_eq!(snap["c"].producer_id, again.producer_id);
 }
 
 fn records(s: &TxnService) -> usize {

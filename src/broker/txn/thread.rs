@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use super::effects::Step;
 use super::job::Progress;
-use super::service::TxnService;
+use super::service::{Executed, TxnService};
 use crate::broker::Broker;
 use crate::broker::wait::{INTERNAL_SCOPE, WaitKey, Wake};
 use crate::error::Result;
@@ -136,9 +136,11 @@ impl TxnService {
                     m.producer_epoch
                 );
             }
-            let (_, markers) = self.execute(Step::Append(record));
-            if let Some(m) = markers {
-                self.start_markers(broker, m);
+            match self.execute(Step::Append(record)) {
+                Executed::Done(_, Some(m)) => self.start_markers(broker, m),
+                Executed::Done(_, None) => {}
+                // The flusher applies it; its job reaches this thread (`register_pending`).
+                Executed::Syncing(_) => broker.mark_txn_log(),
             }
         }
     }
@@ -156,11 +158,22 @@ impl TxnService {
         loop {
             self.armed_ms.store(i64::MAX, Ordering::Release);
             self.tick(broker);
+            // Read before taking what `sync_log` left: a decision it makes durable after
+            // this wakes the wait below.
+            let coordinator_seen = self.waits.epochs(&[WaitKey::TxnCoordinator]);
+            self.register_pending();
             let mut keys = vec![WaitKey::TxnCoordinator];
             keys.extend(self.job_keys());
             keys.sort();
             keys.dedup();
-            let seen = self.waits.epochs(&keys);
+            let mut seen = self.waits.epochs(&keys);
+            if let (Some(i), Some(&e)) = (
+                keys.iter().position(|k| *k == WaitKey::TxnCoordinator),
+                coordinator_seen.first(),
+            ) && let Some(slot) = seen.get_mut(i)
+            {
+                *slot = e;
+            }
             let mut retry = !self.complete_groups(broker);
             for id in self.job_ids() {
                 retry |= self.progress(broker, &id) == Progress::Failed;

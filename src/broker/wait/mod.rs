@@ -35,6 +35,9 @@ pub enum WaitKey {
     /// The transaction coordinator has new work for its thread (a marker write to finish, an
     /// earlier deadline): `broker::txn::service`.
     TxnCoordinator,
+    /// The transaction state log was fsynced (or its fsync failed): the records written
+    /// before it are applied, their results ready (`TxnService::collect`).
+    TxnLog,
 }
 
 impl WaitKey {

@@ -41,7 +41,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Ctx, Delayed, Outcome, authz};
-use crate::broker::txn::{ProducerIdAndEpoch, Progress, TxnMetadata, TxnState};
+use crate::broker::txn::{
+    ProducerIdAndEpoch, Progress, Reply, TxnCall, TxnMetadata, TxnReq, TxnState,
+};
 use crate::broker::wait::{WaitKey, Wake};
 use crate::error::{AuthzError, NO_ERROR_CODE, TxnError};
 use crate::security::acl::{AclOperation, ResourceType};
@@ -55,6 +57,9 @@ pub struct PendingTxn {
     then: Then,
     /// When it is answered whatever the state (a park may end earlier, to look again).
     until: Instant,
+    /// Its coordinator record waits for the flusher's fsync of the state log under this
+    /// sequence number: collect the reply once `WaitKey::TxnLog` fires.
+    syncing: Option<u64>,
 }
 
 /// How long a request refused with CONCURRENT_TRANSACTIONS while no completion is under way
@@ -108,6 +113,44 @@ fn deadline(ctx: &Ctx) -> Instant {
         )
 }
 
+/// Runs the request's coordinator call (`call`), or, if its record is being fsynced, collects
+/// the reply. `Err` is the park until the state log's fsync (`WaitKey::TxnLog`).
+fn call_or_collect(
+    ctx: &Ctx,
+    mut pending: PendingTxn,
+    may_wait: bool,
+    call: impl FnOnce() -> Result<TxnCall, TxnError>,
+) -> Result<(PendingTxn, Result<Reply, TxnError>), Box<Outcome>> {
+    let unavailable = Err(TxnError::CoordinatorNotAvailable);
+    let seq = match pending.syncing {
+        Some(seq) => seq,
+        None => match call() {
+            Ok(TxnCall::Reply(r)) => return Ok((pending, r.map_or(unavailable, Ok))),
+            Ok(TxnCall::Syncing(seq)) => seq,
+            Err(e) => return Ok((pending, Err(e))),
+        },
+    };
+    let keys = vec![WaitKey::TxnLog];
+    let seen = ctx.broker.waits().epochs(&keys);
+    if let Some(r) = ctx.broker.txn_collect(seq) {
+        pending.syncing = None;
+        return Ok((pending, r.map_or(unavailable, Ok)));
+    }
+    if !may_wait || Instant::now() >= pending.until {
+        // The flusher did not get to it in time: retriable, and a retry of an applied
+        // transition is answered as it was.
+        pending.syncing = None;
+        return Ok((pending, unavailable));
+    }
+    pending.syncing = Some(seq);
+    Err(Box::new(Outcome::Park {
+        deadline: pending.until,
+        kind: Delayed::Txn(pending),
+        keys,
+        seen,
+    }))
+}
+
 /// InitProducerId with a non-empty transactional id.
 pub fn init_producer_id(
     ctx: &Ctx,
@@ -124,6 +167,7 @@ pub fn init_producer_id(
             expected,
         },
         until: deadline(ctx),
+        syncing: None,
     };
     run_init(ctx, pending, true)
 }
@@ -139,9 +183,22 @@ fn run_init(ctx: &Ctx, pending: PendingTxn, may_wait: bool) -> Outcome {
         return Outcome::Close("InitProducerId state lost".into());
     };
     let seen = ctx.broker.waits().epochs(&[WaitKey::TxnCoordinator]);
-    let r = ctx
-        .broker
-        .init_transactional_producer(&pending.transactional_id, timeout_ms, expected);
+    let id = pending.transactional_id.clone();
+    let (pending, reply) = match call_or_collect(ctx, pending, may_wait, || {
+        ctx.broker.txn_call(TxnReq::Init {
+            id: &id,
+            timeout_ms,
+            expected,
+        })
+    }) {
+        Ok(x) => x,
+        Err(park) => return *park,
+    };
+    let r = match reply {
+        Ok(Reply::InitProducerId(r)) => r,
+        Ok(_) => Err(TxnError::CoordinatorNotAvailable),
+        Err(e) => Err(e),
+    };
     if r == Err(TxnError::ConcurrentTransactions) && may_wait && Instant::now() < pending.until {
         return wait_to_retry(ctx, pending, seen);
     }
@@ -216,13 +273,33 @@ fn run_add(ctx: &Ctx, pending: PendingTxn, may_wait: bool) -> Outcome {
     else {
         return Outcome::Close("AddPartitionsToTxn state lost".into());
     };
-    let id = &pending.transactional_id;
+    let (producer_id, epoch, partitions, group) =
+        (*producer_id, *epoch, partitions.clone(), group.clone());
+    let id = pending.transactional_id.clone();
     let seen = ctx.broker.waits().epochs(&[WaitKey::TxnCoordinator]);
-    let r = match group {
-        Some(g) => ctx.broker.add_offsets_to_txn(id, *producer_id, *epoch, g),
-        None => ctx
-            .broker
-            .add_partitions_to_txn(id, *producer_id, *epoch, partitions),
+    let (pending, reply) = match call_or_collect(ctx, pending, may_wait, || {
+        ctx.broker.txn_call(match &group {
+            Some(g) => TxnReq::AddOffsets {
+                id: &id,
+                producer_id,
+                epoch,
+                group: g,
+            },
+            None => TxnReq::AddPartitions {
+                id: &id,
+                producer_id,
+                epoch,
+                partitions: &partitions,
+            },
+        })
+    }) {
+        Ok(x) => x,
+        Err(park) => return *park,
+    };
+    let r = match reply {
+        Ok(Reply::AddOffsets(r) | Reply::AddPartitions(r)) => r,
+        Ok(_) => Err(TxnError::CoordinatorNotAvailable),
+        Err(e) => Err(e),
     };
     if r == Err(TxnError::ConcurrentTransactions) && may_wait && Instant::now() < pending.until {
         return wait_to_retry(ctx, pending, seen);
@@ -299,6 +376,7 @@ pub fn add_partitions_to_txn(
             group: None,
         },
         until: deadline(ctx),
+        syncing: None,
     };
     run_add(ctx, pending, true)
 }
@@ -358,6 +436,7 @@ pub fn add_offsets_to_txn(
             group: Some(req.group_id.0.to_string()),
         },
         until: deadline(ctx),
+        syncing: None,
     };
     run_add(ctx, pending, true)
 }
@@ -386,25 +465,46 @@ pub fn end_txn(ctx: &Ctx, version: i16, req: EndTxnRequest, caller: &Caller) -> 
             decided: false,
         },
         until: deadline(ctx),
+        syncing: None,
     };
     run_end(ctx, pending, true)
 }
 
 /// Runs EndTxn; refused with CONCURRENT_TRANSACTIONS it waits (`may_wait`) and runs again.
-fn run_end(ctx: &Ctx, mut pending: PendingTxn, may_wait: bool) -> Outcome {
+fn run_end(ctx: &Ctx, pending: PendingTxn, may_wait: bool) -> Outcome {
     let Then::End {
         producer_id,
         epoch,
         commit,
-        ref mut decided,
+        ..
     } = pending.then
     else {
         return Outcome::Close("EndTxn state lost".into());
     };
     let seen = ctx.broker.waits().epochs(&[WaitKey::TxnCoordinator]);
-    let r = ctx
-        .broker
-        .end_txn(&pending.transactional_id, producer_id, epoch, commit);
+    let id = pending.transactional_id.clone();
+    let (mut pending, reply) = match call_or_collect(ctx, pending, may_wait, || {
+        ctx.broker.txn_call(TxnReq::End {
+            id: &id,
+            producer_id,
+            epoch,
+            commit,
+        })
+    }) {
+        Ok(x) => x,
+        Err(park) => return *park,
+    };
+    let r = match reply {
+        Ok(Reply::EndTxn(r)) => r,
+        Ok(_) => Err(TxnError::CoordinatorNotAvailable),
+        Err(e) => Err(e),
+    };
+    let Then::End {
+        ref mut decided, ..
+    } = pending.then
+    else {
+        return Outcome::Close("EndTxn state lost".into());
+    };
     match r {
         Ok(()) => {
             *decided = true;
