@@ -53,6 +53,14 @@ def lat(r, prefix):
     return " / ".join(num(r.get(f"{prefix}_{q}_ms"), 1) for q in ("p50", "p99", "p999"))
 
 
+def cores(r):
+    """The broker's and the load tool's CPU over the run, in cores (of the 2 they share)."""
+    if not r or not r.get("seconds") or "broker_cpu_s" not in r:
+        return "–"
+    sec = r["seconds"]
+    return f"{r['broker_cpu_s'] / sec:.2f} + {r.get('client_cpu_s', 0) / sec:.2f}"
+
+
 def find(rows, **kw):
     for r in rows:
         if all(r.get(k) == v for k, v in kw.items()):
@@ -106,9 +114,9 @@ def section(rows, command, png_rel):
         w(f"### Produce: {title} — {PARITY[d]}")
         w("")
         w("| record | acks | partitions | Thorstream rec/s | Kafka rec/s | ratio | Thorstream "
-          "MB/s | Kafka MB/s | CPU-s/GB T / K | CPU ratio | ack p50/p99/p999 ms T | "
-          "ack p50/p99/p999 ms K |")
-        w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "MB/s | Kafka MB/s | CPU-s/GB T / K | CPU ratio | cores broker + client T / K | "
+          "ack p50/p99/p999 ms T | ack p50/p99/p999 ms K |")
+        w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for k in dcells:
             t, kf = pc("thorstream", k, prod), pc("kafka", k, prod)
             w(f"| {k[1]} B | {k[2]} | {k[3]} | {num(t and t['records_per_s'])} | "
@@ -118,7 +126,7 @@ def section(rows, command, png_rel):
               f"{num(t and t.get('broker_cpu_s_per_gb'), 2)} / "
               f"{num(kf and kf.get('broker_cpu_s_per_gb'), 2)} | "
               f"{ratio(t and t.get('broker_cpu_s_per_gb'), kf and kf.get('broker_cpu_s_per_gb'))} | "
-              f"{lat(t, 'ack')} | {lat(kf, 'ack')} |")
+              f"{cores(t)} / {cores(kf)} | {lat(t, 'ack')} | {lat(kf, 'ack')} |")
         w("")
         w(f"### Consume from the start — {PARITY[d]}")
         w("")
@@ -366,8 +374,10 @@ set xtics rotate by -45 scale 0
 set key top right
 set grid ytics
 set ylabel "produce MB/s"
+set yrange [0:*]
 plot "{dat}" using 2:xtic(1) title "Thorstream" linecolor rgb "#2e86c1", "" using 3 title "Apache Kafka" linecolor rgb "#7f8c8d"
 set ylabel "produce-ack p99 at max rate (ms, log)"
+set yrange [*:*]
 set logscale y
 plot "{dat}" using 4:xtic(1) title "Thorstream" linecolor rgb "#2e86c1", "" using 5 title "Apache Kafka" linecolor rgb "#7f8c8d"
 unset multiplot
