@@ -8,18 +8,17 @@
 //! drops entries past a truncation point). The file is a cache: if it is missing or fails these
 //! checks, it is rebuilt from the log.
 //!
-//! The index keeps no file handle: entries live in memory (`entries`) and the ones not yet in
-//! the file are written about 8 KiB at a time, and on `flush` (roll) and `sync` (close, open),
-//! each time through a short-lived handle. A crash loses at most those pending entries, which
-//! leaves a valid, sparser index (or one recovery rebuilds).
+//! The index keeps no file handle: entries live in memory and `entry_file.rs` writes them out
+//! (a crash loses at most the pending ones, which leaves a valid, sparser index).
 
 use std::fs::File;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use byteorder::{BigEndian, ByteOrder};
 
 use super::StorageError;
+use super::entry_file::{Entry, EntryFile};
 
 pub const OFFSET_INDEX_ENTRY_BYTES: usize = 8;
 
@@ -38,20 +37,18 @@ impl IndexEntry {
     }
 }
 
-/// Entries kept in memory before they are written out (about 8 KiB, what a `BufWriter` held
-/// before the index stopped keeping its file open).
-const PENDING_ENTRIES_MAX: usize = 8192 / OFFSET_INDEX_ENTRY_BYTES;
+impl Entry for IndexEntry {
+    const BYTES: usize = OFFSET_INDEX_ENTRY_BYTES;
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.encode());
+    }
+}
 
-/// In-memory copy of the index plus an append handle to its file.
+/// In-memory copy of the index and the file it is written to.
 #[derive(Debug)]
 pub struct OffsetIndex {
-    path: PathBuf,
     entries: Vec<IndexEntry>,
-    /// How many of `entries` are in the file; the rest are written by the next `flush` (or
-    /// when a buffer's worth is pending). The index holds no file handle between writes.
-    written: usize,
-    /// Bytes were written to (or cut from) the file since its last fsync.
-    unsynced: bool,
+    file: EntryFile,
 }
 
 impl OffsetIndex {
@@ -59,10 +56,8 @@ impl OffsetIndex {
     pub fn create(path: &Path) -> Result<OffsetIndex, StorageError> {
         drop(File::create(path).map_err(|e| StorageError::io(path, e))?);
         Ok(OffsetIndex {
-            path: path.to_path_buf(),
             entries: Vec::new(),
-            written: 0,
-            unsynced: false,
+            file: EntryFile::new(path, 0),
         })
     }
 
@@ -86,10 +81,8 @@ impl OffsetIndex {
             return Ok(None);
         };
         Ok(Some(OffsetIndex {
-            path: path.to_path_buf(),
-            written: entries.len(),
+            file: EntryFile::new(path, entries.len()),
             entries,
-            unsynced: false,
         }))
     }
 
@@ -103,10 +96,7 @@ impl OffsetIndex {
             relative_offset,
             position,
         });
-        if self.entries.len() - self.written >= PENDING_ENTRIES_MAX {
-            self.flush()?;
-        }
-        Ok(())
+        self.file.added(&self.entries)
     }
 
     /// Position of the last indexed batch starting at or before `relative_offset`, or 0.
@@ -132,49 +122,24 @@ impl OffsetIndex {
         if entries >= self.entries.len() {
             return Ok(());
         }
-        if entries < self.written {
-            super::cut_closed(&self.path, (entries * OFFSET_INDEX_ENTRY_BYTES) as u64)?;
-            self.written = entries;
-            self.unsynced = true;
-        }
+        self.file.truncate::<IndexEntry>(entries)?;
         self.entries.truncate(entries);
         Ok(())
     }
 
     /// Writes the pending entries to the file (opened for this write only).
     pub fn flush(&mut self) -> Result<(), StorageError> {
-        if self.written == self.entries.len() {
-            return Ok(());
-        }
-        let bytes: Vec<u8> = self.entries[self.written..]
-            .iter()
-            .flat_map(|e| e.encode())
-            .collect();
-        super::write_closed_at(
-            &self.path,
-            (self.written * OFFSET_INDEX_ENTRY_BYTES) as u64,
-            &bytes,
-        )?;
-        self.written = self.entries.len();
-        self.unsynced = true;
-        Ok(())
+        self.file.flush(&self.entries)
     }
 
-    /// Writes the pending entries and fsyncs the file, unless nothing was written to it since
-    /// its last fsync. Entries read by `load` count as on disk: if a process crash left them
-    /// only in the page cache, the worst a later OS crash does is a shorter index, which is
-    /// still valid (or is rebuilt).
+    /// Writes the pending entries and fsyncs the file, unless nothing changed since its last
+    /// fsync (see `entry_file.rs`).
     pub fn sync(&mut self) -> Result<(), StorageError> {
-        self.flush()?;
-        if self.unsynced {
-            super::sync_closed(&self.path)?;
-            self.unsynced = false;
-        }
-        Ok(())
+        self.file.sync(&self.entries)
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
     }
 }
 

@@ -8,6 +8,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod cleaner;
 pub mod control;
+mod entry_file;
 pub mod index;
 pub mod inflate;
 pub mod log;

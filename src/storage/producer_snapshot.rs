@@ -139,6 +139,12 @@ pub(crate) fn encode(at_offset: i64, table: &ProducerStateTable) -> std::io::Res
 
 /// Decodes a snapshot body of either format: the offset it was taken at and the table. `None`
 /// (with a warning naming `what`) when it does not decode: the caller rebuilds from the log.
+/// Whether `body` is a snapshot in the format written now (older ones are read, then
+/// rewritten).
+pub(crate) fn is_current(body: &[u8]) -> bool {
+    body.len() >= 8 && body[..7] == MAGIC && body[7] == VERSION_FLAG | SNAPSHOT_V2
+}
+
 pub(crate) fn decode(body: &[u8], what: &std::path::Path) -> Option<(i64, ProducerStateTable)> {
     let decoded = if body.len() >= 8 && body[..7] == MAGIC && body[7] & VERSION_FLAG != 0 {
         match body[7] & !VERSION_FLAG {

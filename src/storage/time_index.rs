@@ -8,18 +8,17 @@
 //! a lookup for `t` starts scanning at the last entry with timestamp < `t`. Like the offset
 //! index this file is a cache, rebuilt from the log when missing or invalid.
 //!
-//! The index keeps no file handle: entries live in memory (`entries`) and the ones not yet in
-//! the file are written about 8 KiB at a time, and on `flush` (roll) and `sync` (close, open),
-//! each time through a short-lived handle. A crash loses at most those pending entries, which
-//! leaves a valid, sparser index (or one recovery rebuilds).
+//! The index keeps no file handle: entries live in memory and `entry_file.rs` writes them out
+//! (a crash loses at most the pending ones, which leaves a valid, sparser index).
 
 use std::fs::File;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use byteorder::{BigEndian, ByteOrder};
 
 use super::StorageError;
+use super::entry_file::{Entry, EntryFile};
 
 pub const TIME_INDEX_ENTRY_BYTES: usize = 12;
 
@@ -38,29 +37,25 @@ impl TimeEntry {
     }
 }
 
-/// Entries kept in memory before they are written out (about 8 KiB, what a `BufWriter` held
-/// before the index stopped keeping its file open).
-const PENDING_ENTRIES_MAX: usize = 8192 / TIME_INDEX_ENTRY_BYTES;
+impl Entry for TimeEntry {
+    const BYTES: usize = TIME_INDEX_ENTRY_BYTES;
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.encode());
+    }
+}
 
 #[derive(Debug)]
 pub struct TimeIndex {
-    path: PathBuf,
     entries: Vec<TimeEntry>,
-    /// How many of `entries` are in the file; the rest are written by the next `flush` (or
-    /// when a buffer's worth is pending). The index holds no file handle between writes.
-    written: usize,
-    /// Bytes were written to (or cut from) the file since its last fsync.
-    unsynced: bool,
+    file: EntryFile,
 }
 
 impl TimeIndex {
     pub fn create(path: &Path) -> Result<TimeIndex, StorageError> {
         drop(File::create(path).map_err(|e| StorageError::io(path, e))?);
         Ok(TimeIndex {
-            path: path.to_path_buf(),
             entries: Vec::new(),
-            written: 0,
-            unsynced: false,
+            file: EntryFile::new(path, 0),
         })
     }
 
@@ -84,10 +79,8 @@ impl TimeIndex {
             return Ok(None);
         };
         Ok(Some(TimeIndex {
-            path: path.to_path_buf(),
-            written: entries.len(),
+            file: EntryFile::new(path, entries.len()),
             entries,
-            unsynced: false,
         }))
     }
 
@@ -105,10 +98,7 @@ impl TimeIndex {
             timestamp,
             relative_offset,
         });
-        if self.entries.len() - self.written >= PENDING_ENTRIES_MAX {
-            self.flush()?;
-        }
-        Ok(())
+        self.file.added(&self.entries)
     }
 
     /// Relative offset from which to scan for the first batch with max timestamp ≥ `timestamp`.
@@ -131,45 +121,20 @@ impl TimeIndex {
         if entries >= self.entries.len() {
             return Ok(());
         }
-        if entries < self.written {
-            super::cut_closed(&self.path, (entries * TIME_INDEX_ENTRY_BYTES) as u64)?;
-            self.written = entries;
-            self.unsynced = true;
-        }
+        self.file.truncate::<TimeEntry>(entries)?;
         self.entries.truncate(entries);
         Ok(())
     }
 
     /// Writes the pending entries to the file (opened for this write only).
     pub fn flush(&mut self) -> Result<(), StorageError> {
-        if self.written == self.entries.len() {
-            return Ok(());
-        }
-        let bytes: Vec<u8> = self.entries[self.written..]
-            .iter()
-            .flat_map(|e| e.encode())
-            .collect();
-        super::write_closed_at(
-            &self.path,
-            (self.written * TIME_INDEX_ENTRY_BYTES) as u64,
-            &bytes,
-        )?;
-        self.written = self.entries.len();
-        self.unsynced = true;
-        Ok(())
+        self.file.flush(&self.entries)
     }
 
-    /// Writes the pending entries and fsyncs the file, unless nothing was written to it since
-    /// its last fsync. Entries read by `load` count as on disk: if a process crash left them
-    /// only in the page cache, the worst a later OS crash does is a shorter index, which is
-    /// still valid (or is rebuilt).
+    /// Writes the pending entries and fsyncs the file, unless nothing changed since its last
+    /// fsync (see `entry_file.rs`).
     pub fn sync(&mut self) -> Result<(), StorageError> {
-        self.flush()?;
-        if self.unsynced {
-            super::sync_closed(&self.path)?;
-            self.unsynced = false;
-        }
-        Ok(())
+        self.file.sync(&self.entries)
     }
 }
 

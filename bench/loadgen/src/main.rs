@@ -270,6 +270,18 @@ struct Deliveries {
 }
 
 impl Deliveries {
+    fn new(origin: Instant) -> Deliveries {
+        Deliveries {
+            origin,
+            acked: AtomicU64::new(0),
+            acked_bytes: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+            latency: Mutex::new(new_histogram()),
+            txns: AtomicU64::new(0),
+        }
+    }
+
     fn on_delivery(&self, result: &DeliveryResult<'_>) {
         match result {
             Ok(m) => {
@@ -536,15 +548,7 @@ fn producer_thread(
     run: &SharedRun,
     bar: &ProgressBar,
 ) -> Result<Arc<Deliveries>> {
-    let deliveries = Arc::new(Deliveries {
-        origin,
-        acked: AtomicU64::new(0),
-        acked_bytes: AtomicU64::new(0),
-        failed: AtomicU64::new(0),
-        first_error: Mutex::new(None),
-        latency: Mutex::new(new_histogram()),
-        txns: AtomicU64::new(0),
-    });
+    let deliveries = Arc::new(Deliveries::new(origin));
     let mut cfg = producer_config(a);
     if let Some(id) = &a.transactional_id {
         cfg.set("transactional.id", format!("{id}-{index}"));
@@ -994,15 +998,7 @@ fn first(a: &FirstArgs) -> Result<Report> {
         thread::sleep(Duration::from_millis(1));
     }
     let accepting_ms = ms_since();
-    let deliveries = Arc::new(Deliveries {
-        origin: Instant::now(),
-        acked: AtomicU64::new(0),
-        acked_bytes: AtomicU64::new(0),
-        failed: AtomicU64::new(0),
-        first_error: Mutex::new(None),
-        latency: Mutex::new(new_histogram()),
-        txns: AtomicU64::new(0),
-    });
+    let deliveries = Arc::new(Deliveries::new(Instant::now()));
     let producer: BaseProducer<ArcDeliveries> = ClientConfig::new()
         .set("bootstrap.servers", &a.brokers)
         .set("acks", "all")

@@ -58,8 +58,10 @@ impl PartitionLog {
             std::fs::remove_file(&legacy).map_err(|e| StorageError::io(&legacy, e))?;
         }
         let path = self.dir.join(PRODUCER_STATE_FILE);
-        let snapshot =
-            checkpoint::read_bytes(&path).and_then(|b| producer_snapshot::decode(&b, &path));
+        let bytes = checkpoint::read_bytes(&path);
+        // A snapshot in an older format is rewritten in the current one at the next close.
+        let current_format = bytes.as_deref().is_some_and(producer_snapshot::is_current);
+        let snapshot = bytes.and_then(|b| producer_snapshot::decode(&b, &path));
         // A snapshot past the log end describes records a recovery or a heal cut away. Once
         // the log grows past that offset again it would look valid, so it goes now.
         let snapshot = match snapshot {
@@ -117,7 +119,11 @@ impl PartitionLog {
         self.rebuild_damaged_txn_indexes(from)?;
         self.locate_open_txns()?;
         self.txns_moved();
-        self.producers_saved_at = if from == leo { leo } else { -1 };
+        self.producers_saved_at = if from == leo && current_format {
+            leo
+        } else {
+            -1
+        };
         Ok(())
     }
 }
