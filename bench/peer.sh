@@ -3,7 +3,9 @@
 # against both brokers back to back (Thorstream first, then Kafka, then the next cell), each on a
 # fresh broker with an empty data dir on the same disk and (as root) a dropped page cache, with
 # the same load tool (bench/loadgen, librdkafka). Results: bench/results/peer.jsonl (one JSON
-# line per run, with "broker", "durability" and the cell's settings).
+# line per run, with "broker", "durability" and the cell's settings); a whole run then writes
+# the "Thorstream vs Apache Kafka on this machine" section of BENCHMARKS.md (bench/peer_report.py).
+# bench/run.sh ends by calling it (BENCH_PEER=0 skips it there).
 #
 #   bash bench/peer.sh                 # the whole matrix
 #   PEER_ONLY=smoke bash bench/peer.sh # one cell per broker, to check the stage works
@@ -304,3 +306,8 @@ fi
 
 stop
 echo "== done: $RESULTS" >&2
+# A whole run writes the opening section of BENCHMARKS.md and bench/results/peer.png.
+if [ -z "${PEER_ONLY:-}" ] && [ -z "${BENCH_NO_WRITE:-}" ]; then
+    python3 "$ROOT/bench/peer_report.py" "$RESULTS" "$OUT" "$ROOT/BENCHMARKS.md" \
+        "bash bench/peer.sh$([ "$SECONDS_PER_RUN" = 8 ] || echo " (BENCH_SECONDS=$SECONDS_PER_RUN)")"
+fi

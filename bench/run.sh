@@ -3,12 +3,13 @@
 # broker binary, driven by librdkafka (bench/loadgen), and write the results into BENCHMARKS.md
 # (between the bench/run.sh markers) plus bench/results/matrix.png.
 #
-#   bash bench/run.sh            # full run (~15 min on 2 cores)
+#   bash bench/run.sh            # full run (~15 min on 2 cores, then ~30 min of bench/peer.sh)
 #   BENCH_SECONDS=3 bash bench/run.sh   # quicker, noisier
 #
 # Environment: BENCH_DIR (data directory; default bench/data, i.e. the repo's disk),
 # BENCH_SECONDS (seconds per produce run, default 8), BENCH_PORT (default 19200),
-# BENCH_NO_WRITE=1 (do not touch BENCHMARKS.md), BENCH_ONLY=txn (only the transactional
+# BENCH_NO_WRITE=1 (do not touch BENCHMARKS.md), BENCH_PEER=0 (skip the Apache Kafka
+# side-by-side, bench/peer.sh, run at the end), BENCH_ONLY=txn (only the transactional
 # produce cells and their plain baseline; results in bench/results/results.jsonl, BENCHMARKS.md
 # untouched).
 #
@@ -285,3 +286,9 @@ rm -rf "$DATA/broker"
 echo "== report" >&2
 python3 "$ROOT/bench/report.py" "$RESULTS" "$OUT" "$ROOT/BENCHMARKS.md" \
     "bash bench/run.sh (BENCH_SECONDS=$SECONDS_PER_RUN)"
+
+# The side-by-side with Apache Kafka (its own section of BENCHMARKS.md; ~30 min more).
+if [ "${BENCH_PEER:-1}" != 0 ] && [ "${BENCH_ONLY:-}" != txn ]; then
+    echo "== peer stage: bench/peer.sh (BENCH_PEER=0 skips it)" >&2
+    BENCH_PORT=$((PORT + 100)) bash "$ROOT/bench/peer.sh"
+fi
