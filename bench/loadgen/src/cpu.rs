@@ -44,3 +44,18 @@ pub fn report(r: &mut Report, before: &Option<Sample>, after: &Option<Sample>, b
         }
     }
 }
+
+/// The broker's CPU over an idle interval of `seconds`, as `<prefix>cpu_s` and `<prefix>cpu_pct`.
+pub fn idle_report(
+    r: &mut Report,
+    prefix: &str,
+    before: &Option<Sample>,
+    after: &Option<Sample>,
+    seconds: f64,
+) {
+    if let (Some(b), Some(a)) = (before, after) {
+        let cpu_s = a.broker_seconds - b.broker_seconds;
+        r.num(&format!("{prefix}cpu_s"), cpu_s)
+            .num(&format!("{prefix}cpu_pct"), 100.0 * cpu_s / seconds);
+    }
+}

@@ -878,11 +878,7 @@ fn idle(a: &IdleArgs) -> Result<Report> {
     r.num("connections", a.connections as f64)
         .num("still_open", open as f64)
         .num("seconds", elapsed);
-    if let (Some(c0), Some(c1)) = (&cpu0, &cpu1) {
-        let cpu_s = c1.broker_seconds - c0.broker_seconds;
-        r.num("broker_cpu_s", cpu_s)
-            .num("broker_cpu_pct", 100.0 * cpu_s / elapsed);
-    }
+    cpu::idle_report(&mut r, "broker_", &cpu0, &cpu1, elapsed);
     Ok(r)
 }
 
@@ -967,11 +963,7 @@ fn partitions(a: &PartitionsArgs) -> Result<Report> {
         .num("listed_s", listed_s)
         .latency("metadata", &hist)
         .num("idle_seconds", idle_s);
-    if let (Some(c0), Some(c1)) = (&cpu0, &cpu1) {
-        let cpu_s = c1.broker_seconds - c0.broker_seconds;
-        r.num("idle_broker_cpu_s", cpu_s)
-            .num("idle_broker_cpu_pct", 100.0 * cpu_s / idle_s);
-    }
+    cpu::idle_report(&mut r, "idle_broker_", &cpu0, &cpu1, idle_s);
     Ok(r)
 }
 
