@@ -19,7 +19,9 @@
 # default JVM settings (-Xmx1G; bench/kafka/kafka.sh), ready when it logs "Kafka Server started".
 #
 # Environment: BENCH_DIR (data directories; default bench/data), BENCH_SECONDS (default 8),
-# BENCH_PORT (default 19300; Kafka's controller takes the port after it).
+# BENCH_PORT (default 19300; Kafka's controller takes the port after it), PEER_RESULTS (the
+# JSON lines file; default bench/results/peer.jsonl), PEER_SIZES (the matrix's record sizes;
+# default "100 1024").
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,7 +32,7 @@ PORT=${BENCH_PORT:-19300}
 ADDR="127.0.0.1:$PORT"
 THORSTREAM="${CARGO_TARGET_DIR:-$ROOT/target}/release/thorstream"
 LOADGEN="$ROOT/bench/loadgen/target/release/loadgen"
-RESULTS="$OUT/peer.jsonl"
+RESULTS="${PEER_RESULTS:-$OUT/peer.jsonl}"
 mkdir -p "$OUT" "$DATA"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
@@ -184,7 +186,7 @@ fi
 if want matrix; then
 echo "== produce / consume matrix" >&2
 for d in default durable; do
-    for size in 100 1024; do
+    for size in ${PEER_SIZES:-100 1024}; do
         for acks in 1 all; do
             for parts in 1 4 16; do
                 for b in thorstream kafka; do matrix_cell "$b" "$d" "$size" "$acks" "$parts"; done

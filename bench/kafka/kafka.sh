@@ -51,4 +51,7 @@ if [ ! -f "$DATA/log/meta.properties" ]; then
     id=$(java -cp "$CP" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)
     java -cp "$CP" kafka.tools.StorageTool format -t "$id" -c "$PROPS" >"$DATA/format.log" 2>&1
 fi
-exec java "${JVM[@]}" -cp "$CP" kafka.Kafka "$PROPS"
+# KAFKA_JVM_EXTRA: more JVM options, split on spaces (e.g. a Flight Recorder profile of a cell:
+# KAFKA_JVM_EXTRA="-XX:StartFlightRecording=filename=k.jfr,settings=profile").
+# shellcheck disable=SC2086
+exec java "${JVM[@]}" ${KAFKA_JVM_EXTRA:-} -cp "$CP" kafka.Kafka "$PROPS"
