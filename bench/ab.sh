@@ -6,6 +6,8 @@
 #   bash bench/ab.sh <label-a> <binary-a> <label-b> <binary-b> [rounds=3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 LOADGEN=bench/loadgen/target/release/loadgen
 [ -x "$LOADGEN" ] || cargo build --release --manifest-path bench/loadgen/Cargo.toml
 PORT=${PORT:-19292}
@@ -18,7 +20,7 @@ trap 'stop; rm -rf "$DATA"' EXIT
 start() { # binary
     stop
     rm -rf "$DATA/b"; mkdir -p "$DATA/b"
-    if [ "$(id -u)" = 0 ]; then sync; echo 3 > /proc/sys/vm/drop_caches || true; fi
+    drop_page_cache
     "$1" --listen "$ADDR" --data-dir "$DATA/b" --fsync never >"$DATA/log" 2>&1 &
     BROKER_PID=$!
     for _ in $(seq 1 100); do

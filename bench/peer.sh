@@ -25,6 +25,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 OUT="$ROOT/bench/results"
 DATA=${BENCH_DIR:-$ROOT/bench/data}/peer
 SECONDS_PER_RUN=${BENCH_SECONDS:-8}
@@ -58,9 +60,8 @@ trap stop EXIT
 fresh() { # [warm]: keep the page cache (the binary and jars stay cached)
     rm -rf "$DATA/broker"
     mkdir -p "$DATA/broker"
-    if [ "$(id -u)" = 0 ] && [ "${1:-}" != warm ]; then
-        sync
-        echo 3 >/proc/sys/vm/drop_caches || true
+    if [ "${1:-}" != warm ]; then
+        drop_page_cache
     fi
 }
 

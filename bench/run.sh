@@ -29,6 +29,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 OUT="$ROOT/bench/results"
 DATA=${BENCH_DIR:-$ROOT/bench/data}
 SECONDS_PER_RUN=${BENCH_SECONDS:-8}
@@ -84,10 +86,7 @@ trap stop_broker EXIT
 fresh_state() {
     rm -rf "$DATA/broker"
     mkdir -p "$DATA/broker"
-    if [ "$(id -u)" = 0 ]; then
-        sync
-        echo 3 > /proc/sys/vm/drop_caches || true
-    fi
+    drop_page_cache
 }
 
 start_broker() { # fsync policy [memcg]

@@ -9,6 +9,8 @@
 # Usage: bash bench/tls.sh [port] (the SSL listener is port+1)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 L="${LOADGEN:-$ROOT/bench/loadgen/target/release/loadgen}"
 B="${CARGO_TARGET_DIR:-$ROOT/target}/release/thorstream"
 PORT=${1:-21700}
@@ -30,12 +32,7 @@ openssl x509 -req -in "$DATA/server.csr" -CA "$DATA/ca.pem" -CAkey "$DATA/ca.key
 
 start() { # fsync policy
     rm -rf "$DATA/t"
-    # A dropped page cache per cell, as bench/peer.sh: on this VM writes into a page cache
-    # that has grown over earlier cells cost several times more CPU (new guest pages).
-    if [ "$(id -u)" = 0 ]; then
-        sync
-        echo 3 >/proc/sys/vm/drop_caches || true
-    fi
+    drop_page_cache
     "$B" --listeners "PLAINTEXT://127.0.0.1:$PORT,SSL://127.0.0.1:$TLS_PORT" \
         --ssl-cert "$DATA/server.pem" --ssl-key "$DATA/server.key" \
         --data-dir "$DATA/t" --fsync "$1" >"$DATA/broker.log" 2>&1 &

@@ -11,6 +11,8 @@
 #      LABEL (prefixed to every line: for alternating two binaries in one session).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 L="${LOADGEN:-$ROOT/bench/loadgen/target/release/loadgen}"
 B="${THORSTREAM_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/thorstream}"
 SECS=${BENCH_SECONDS:-8}
@@ -25,12 +27,7 @@ start() {
         exit 1
     fi
     rm -rf "$DATA/t"
-    # A dropped page cache per cell, as bench/peer.sh: on this VM writes into a page cache
-    # that has grown over earlier cells cost several times more CPU (new guest pages).
-    if [ "$(id -u)" = 0 ]; then
-        sync
-        echo 3 >/proc/sys/vm/drop_caches || true
-    fi
+    drop_page_cache
     "$B" --listen "127.0.0.1:$PORT" --data-dir "$DATA/t" --fsync "$1" >"$DATA/broker.log" 2>&1 &
     BP=$!
     for _ in $(seq 1 100); do

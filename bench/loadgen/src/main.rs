@@ -267,8 +267,6 @@ struct Deliveries {
     latency: Mutex<Histogram<u64>>,
     /// Transactions committed (`--transactional-id`).
     txns: AtomicU64,
-    /// When the thread's last record was delivered (its flush returned).
-    finished: Mutex<Option<Instant>>,
 }
 
 impl Deliveries {
@@ -281,7 +279,6 @@ impl Deliveries {
             first_error: Mutex::new(None),
             latency: Mutex::new(new_histogram()),
             txns: AtomicU64::new(0),
-            finished: Mutex::new(None),
         }
     }
 
@@ -393,8 +390,8 @@ fn commit_transaction_raw<C: ProducerContext>(
 }
 
 /// Serves at most one ready event (a delivery report covers a whole produce response), then
-/// sleeps `IDLE_WAIT`: for a producer thread that must wait for deliveries (queue full, a
-/// transaction's commit). Not `poll(Duration::from_millis(1))`: rust-rdkafka's poll loops
+/// sleeps `IDLE_WAIT`: for a producer thread that must wait for deliveries to make room in
+/// a full queue. Not `poll(Duration::from_millis(1))`: rust-rdkafka's poll loops
 /// until its deadline and passes librdkafka the remaining time in whole milliseconds, so its
 /// last sub-millisecond is a busy loop of non-blocking polls. That loop took 35 % of the
 /// client's CPU in a TLS produce profile (`clock_gettime` under `Deadline::elapsed`), CPU the
@@ -510,9 +507,10 @@ fn produce(a: &ProduceArgs, e2e: bool) -> Result<Report> {
     let mut txns = 0u64;
     let mut finished: Option<Instant> = None;
     for h in handles {
-        let d = h
+        let (d, done_at) = h
             .join()
             .map_err(|_| anyhow::anyhow!("producer thread panicked"))??;
+        finished = finished.max(Some(done_at));
         acked += d.acked.load(Ordering::Relaxed);
         acked_bytes += d.acked_bytes.load(Ordering::Relaxed);
         failed += d.failed.load(Ordering::Relaxed);
@@ -522,9 +520,6 @@ fn produce(a: &ProduceArgs, e2e: bool) -> Result<Report> {
         }
         if let Ok(l) = d.latency.lock() {
             let _ = hist.add(&*l);
-        }
-        if let Ok(f) = d.finished.lock() {
-            finished = finished.max(*f);
         }
     }
     // Until the last thread's last delivery (not until a poller thread noticed the end).
@@ -587,7 +582,7 @@ fn producer_thread(
     origin: Instant,
     run: &SharedRun,
     bar: &ProgressBar,
-) -> Result<Arc<Deliveries>> {
+) -> Result<(Arc<Deliveries>, Instant)> {
     let deliveries = Arc::new(Deliveries::new(origin));
     let mut cfg = producer_config(a);
     if let Some(id) = &a.transactional_id {
@@ -604,7 +599,9 @@ fn producer_thread(
     // librdkafka until an event arrives; rust-rdkafka's poll ends each slice with a sub-ms
     // busy loop, so slices are long (POLLER_SLICE) and cost at most ~1 % of a core.
     let stop_poller = AtomicBool::new(false);
-    thread::scope(|s| {
+    // Its end is when its last record was delivered (the flush returned), not when the
+    // poller noticed.
+    let done_at = thread::scope(|s| {
         if txns.is_some() {
             s.spawn(|| {
                 while !stop_poller.load(Ordering::Relaxed) {
@@ -613,16 +610,14 @@ fn producer_thread(
             });
         }
         let sent = send_loop(a, index, origin, run, bar, &producer, txns.as_mut());
-        if let Ok(mut f) = deliveries.finished.lock() {
-            *f = Some(Instant::now());
-        }
+        let done_at = Instant::now();
         stop_poller.store(true, Ordering::Relaxed);
-        sent
+        sent.map(|()| done_at)
     })?;
     if let Some(t) = txns {
         deliveries.txns.fetch_add(t.committed, Ordering::Relaxed);
     }
-    Ok(deliveries)
+    Ok((deliveries, done_at))
 }
 
 /// How long one `poll` of a transactional producer's poller lasts (see `producer_thread`).
