@@ -154,6 +154,17 @@ pub const QUEUED_REQUEST_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// reply and retry channels, which are unbounded channels for that reason.
 pub const PIPELINED_MAX: u64 = 128;
 
+/// Most requests of one connection handed to a worker as one job, run back to back in order
+/// (`Job::Requests`). A client that pipelines small requests (the Java producer: 16 KiB
+/// batches, 5 in flight) then costs one hand-off reactor → worker → reactor per job instead of
+/// per request, which on a small VM costs more than the request's own work.
+pub const JOB_REQUESTS_MAX: usize = 16;
+
+/// Most bytes of requests in one job beyond its first request (a job always takes at least
+/// one, whatever its size): one worker runs them in sequence while the connection's later
+/// requests wait, so a job is kept short.
+pub const JOB_BYTES_MAX: usize = 1024 * 1024;
+
 /// Most chunks handed to one `write_vectored` call (Linux accepts up to `IOV_MAX` = 1024 per
 /// `writev`; a few dozen already cover a socket buffer's worth of Fetch chunks).
 pub const WRITE_SLICES_MAX: usize = 64;
@@ -234,6 +245,8 @@ const _: () = assert!(DEFAULT_REQUEST_BYTES_MAX <= DEFAULT_JOB_QUEUE_BYTES_MAX);
 const _: () = assert!(QUEUED_REQUEST_BYTES_MAX < DEFAULT_JOB_QUEUE_BYTES_MAX);
 // A connection can have its one request in progress at all.
 const _: () = assert!(PIPELINED_MAX >= 1);
+// A job takes at least one request.
+const _: () = assert!(JOB_REQUESTS_MAX >= 1);
 // `write_vectored` never passes more buffers than `writev` takes.
 const _: () = assert!(WRITE_SLICES_MAX >= 1 && WRITE_SLICES_MAX <= IOV_MAX);
 // rustls can always buffer at least one full TLS record (16 KiB of plaintext and its overhead).

@@ -471,6 +471,124 @@ fn pipelined_requests_append_in_order_and_are_answered_in_order() {
     assert_serving(&f);
 }
 
+/// Requests sent back to back reach a worker together and run in order; a long-poll Fetch
+/// among them holds the connection, so the requests behind it, already read, wait for its
+/// answer (the Produce behind it is not appended before it is answered), and then run.
+#[test]
+fn requests_behind_a_long_poll_fetch_in_one_write_wait_for_it_then_run_in_order() {
+    let f = start();
+    let mut s = connect(&f);
+    let mut wire = Vec::new();
+    wire.extend(request(
+        ApiKey::ApiVersions,
+        3,
+        1,
+        &ApiVersionsRequest::default(),
+    ));
+    // Partition 1 is empty: the Fetch waits its 300 ms for a byte that only the Produce
+    // behind it would bring.
+    wire.extend(request(
+        ApiKey::Fetch,
+        11,
+        2,
+        &fetch_request("t", 1, 0, 300),
+    ));
+    wire.extend(request(
+        ApiKey::ApiVersions,
+        3,
+        3,
+        &ApiVersionsRequest::default(),
+    ));
+    let req = produce_request("t", 1, Bytes::from(batch(&[b"behind"])), -1);
+    wire.extend(request(ApiKey::Produce, 7, 4, &req));
+    wire.extend(request(
+        ApiKey::ApiVersions,
+        3,
+        5,
+        &ApiVersionsRequest::default(),
+    ));
+    s.write_all(&wire).unwrap();
+
+    let (corr, _): (i32, ApiVersionsResponse) = response(&mut s, 0, 3);
+    assert_eq!(corr, 1);
+    let (corr, mut resp): (i32, FetchResponse) = response(&mut s, 0, 11);
+    assert_eq!(corr, 2);
+    let data = resp.responses.remove(0).partitions.remove(0);
+    assert_eq!(data.error_code, 0);
+    assert_eq!(
+        data.high_watermark, 0,
+        "the Produce behind the Fetch ran before it"
+    );
+    assert!(data.records.unwrap_or_default().is_empty());
+    let (corr, _): (i32, ApiVersionsResponse) = response(&mut s, 0, 3);
+    assert_eq!(corr, 3);
+    let (corr, resp): (i32, ProduceResponse) = response(&mut s, 0, 7);
+    assert_eq!(corr, 4);
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, 0));
+    let (corr, _): (i32, ApiVersionsResponse) = response(&mut s, 0, 3);
+    assert_eq!(corr, 5);
+
+    // The same with the Fetch woken early by another connection's Produce: the requests
+    // behind it run after its answer, whichever worker gives it.
+    let mut wire = Vec::new();
+    wire.extend(request(
+        ApiKey::Fetch,
+        11,
+        6,
+        &fetch_request("t", 1, 1, 10_000),
+    ));
+    for corr in 7..12 {
+        wire.extend(request(
+            ApiKey::ApiVersions,
+            3,
+            corr,
+            &ApiVersionsRequest::default(),
+        ));
+    }
+    s.write_all(&wire).unwrap();
+    let mut other = connect(&f);
+    let req = produce_request("t", 1, Bytes::from(batch(&[b"wakes"])), -1);
+    assert_eq!(produce_code(&mut other, &req), (0, 1));
+    let (corr, mut resp): (i32, FetchResponse) = response(&mut s, 0, 11);
+    assert_eq!(corr, 6);
+    let data = resp.responses.remove(0).partitions.remove(0);
+    assert_eq!(data.high_watermark, 2);
+    for corr in 7..12 {
+        let (got, _): (i32, ApiVersionsResponse) = response(&mut s, 0, 3);
+        assert_eq!(got, corr);
+    }
+}
+
+/// A request that closes its connection (undecodable) stops the requests sent after it in the
+/// same write: they never run.
+#[test]
+fn requests_after_an_undecodable_one_in_the_same_write_never_run() {
+    let f = start();
+    let mut s = connect(&f);
+    let mut wire = Vec::new();
+    // acks=all: parked until durable, its answer still precedes the close.
+    let first = produce_request("t", 0, Bytes::from(batch(&[b"before"])), -1);
+    wire.extend(request(ApiKey::Produce, 7, 1, &first));
+    wire.extend([0, 0, 0, 8, 0x27, 0x0f, 0, 0, 0, 0, 0, 2]); // API key 9999
+    let after = produce_request("t", 0, Bytes::from(batch(&[b"after"])), -1);
+    wire.extend(request(ApiKey::Produce, 7, 3, &after));
+    s.write_all(&wire).unwrap();
+    let (corr, resp): (i32, ProduceResponse) = response(&mut s, 0, 7);
+    assert_eq!(corr, 1);
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+    assert_closed(&mut s);
+    let mut s = connect(&f);
+    let p = fetch(&mut s, &fetch_request("t", 0, 0, 0));
+    assert_eq!(
+        p.high_watermark, 1,
+        "only the Produce before the bad frame ran"
+    );
+    // And nothing appended past it: the log ends there too.
+    assert_eq!(f.broker.offsets("t", 0).unwrap().log_end_offset, 1);
+    assert_serving(&f);
+}
+
 /// Slowloris: a client trickling one byte at a time resets the idle timer forever, so a frame
 /// must arrive whole within `request_read_timeout_ms` of its first byte.
 #[test]

@@ -1,12 +1,14 @@
 //! Per-connection state owned by the reactor: framing buffer, queued frames, requests in
 //! flight, and bytes waiting to be written.
 //!
-//! Invariants: at most one request of a connection is being *processed* by a worker at a time,
-//! so requests take effect in the order they arrived (appends in particular). A Produce that
-//! only waits for durability (acks=all) is reported `Parked` and stops counting as processing,
-//! so the next request can start while it waits; at most `PIPELINED_MAX` requests are
-//! outstanding. Responses are written strictly in request order (`seq`), whatever order the
-//! workers finish in.
+//! Invariants: at most one worker at a time holds a connection's requests, a *job* of up to
+//! `JOB_REQUESTS_MAX` consecutive requests that it runs one after the other, so requests take
+//! effect in the order they arrived (appends in particular). A Produce that only waits for
+//! durability (acks=all) is reported `Parked` and the worker goes on to the next request of
+//! its job. A request parked holding the connection (a long-poll Fetch) ends the job: the
+//! worker hands the requests after it back (`unrun`) and the connection stays held until the
+//! parked request is answered. At most `PIPELINED_MAX` requests are outstanding. Responses are
+//! written strictly in request order (`seq`), whatever order the workers finish in.
 //!
 //! Responses are queued as the chunks the worker encoded them into (a Fetch response's records
 //! are chunks of their own, sharing the buffer they were read into) and written with
@@ -33,7 +35,7 @@ use crate::protocol::frame::{FrameDecoder, FrameError};
 pub use crate::limits::QUEUED_REQUEST_BYTES_MAX;
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 pub use crate::limits::PIPELINED_MAX;
-use crate::limits::WRITE_SLICES_MAX;
+use crate::limits::{JOB_BYTES_MAX, JOB_REQUESTS_MAX, WRITE_SLICES_MAX};
 
 pub struct Connection {
     pub transport: Transport,
@@ -43,7 +45,9 @@ pub struct Connection {
     pub decoder: FrameDecoder,
     pub queued: VecDeque<Bytes>,
     pub queued_bytes: usize,
-    /// The request a worker is processing (not yet answered nor parked).
+    /// While a worker holds the connection: the last request it may still answer (the last
+    /// of its job, or the one parked holding the connection). Cleared by that request's
+    /// reply, or by `unrun` when the worker stopped early and that request is answered.
     processing: Option<u64>,
     /// Sequence number of the next request handed to a worker.
     next_seq: u64,
@@ -167,26 +171,64 @@ impl Connection {
         self.next_write < self.next_seq
     }
 
-    /// The next request to hand to a worker, with its sequence number, if none is being
-    /// processed and the pipeline has room.
-    pub fn next_request(&mut self) -> Option<(u64, Bytes)> {
-        if self.processing.is_some() || self.next_seq - self.next_write >= PIPELINED_MAX {
+    /// The next job for a worker: the sequence number of its first request and up to
+    /// `JOB_REQUESTS_MAX` consecutive queued requests (at most `JOB_BYTES_MAX` of them beyond
+    /// the first), if no worker holds the connection and the pipeline has room.
+    pub fn next_requests(&mut self) -> Option<(u64, Vec<Bytes>)> {
+        if self.processing.is_some() {
             return None;
         }
-        let frame = self.queued.pop_front()?;
-        self.queued_bytes -= frame.len();
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.processing = Some(seq);
-        Some((seq, frame))
+        let room = PIPELINED_MAX.saturating_sub(self.next_seq - self.next_write);
+        let count_max = usize::try_from(room)
+            .unwrap_or(usize::MAX)
+            .min(JOB_REQUESTS_MAX);
+        let mut frames = Vec::new();
+        let mut bytes = 0;
+        while frames.len() < count_max {
+            let Some(front) = self.queued.front() else {
+                break;
+            };
+            if !frames.is_empty() && bytes + front.len() > JOB_BYTES_MAX {
+                break;
+            }
+            bytes += front.len();
+            frames.extend(self.queued.pop_front());
+        }
+        if frames.is_empty() {
+            return None;
+        }
+        self.queued_bytes -= bytes;
+        let first = self.next_seq;
+        self.next_seq += frames.len() as u64;
+        self.processing = Some(self.next_seq - 1);
+        Some((first, frames))
     }
 
-    /// Puts the request just taken back at the head of the queue (the job queue was full).
-    pub fn unget_request(&mut self, frame: Bytes) {
-        self.queued_bytes += frame.len();
-        self.queued.push_front(frame);
-        self.next_seq -= 1;
+    /// Puts the job just taken back at the head of the queue (the job queue was full).
+    pub fn unget_requests(&mut self, first_seq: u64, frames: Vec<Bytes>) {
+        self.requeue(frames);
+        self.next_seq = first_seq;
         self.processing = None;
+    }
+
+    /// The worker stopped its job before request `from_seq` (see `ReplyMsg::Unrun`): the
+    /// requests it did not run go back to the head of the queue, to be handed out again under
+    /// the same sequence numbers, and the connection stays held by request `from_seq - 1`
+    /// until that one is answered (it may already be: a parked request can be woken and
+    /// answered by another worker before this notice arrives).
+    pub fn unrun(&mut self, from_seq: u64, frames: Vec<Bytes>) {
+        self.requeue(frames);
+        self.next_seq = from_seq;
+        let held = from_seq.checked_sub(1);
+        self.processing =
+            held.filter(|&seq| seq >= self.next_write && !self.early.contains_key(&seq));
+    }
+
+    fn requeue(&mut self, frames: Vec<Bytes>) {
+        for frame in frames.into_iter().rev() {
+            self.queued_bytes += frame.len();
+            self.queued.push_front(frame);
+        }
     }
 
     /// Takes a worker's reply for request `seq`. Returns the replies now due, in request
@@ -273,6 +315,119 @@ pub fn read_chunk_bytes() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::security::SecurityProtocol;
+
+    /// A connection over a real loopback socket (never read or written here) with `lens`
+    /// queued as requests.
+    fn conn_with(lens: &[usize]) -> (Connection, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let transport = Transport::Plain(mio::net::TcpStream::from_std(server));
+        let session = std::sync::Arc::new(ConnSession::new(0, SecurityProtocol::Plaintext));
+        let mut c = Connection::new(transport, peer, session, 1 << 20);
+        c.requeue(queue(lens).into_iter().collect());
+        (c, client)
+    }
+
+    fn frame_reply() -> Reply {
+        Reply::Frame(vec![Bytes::from_static(b"r")])
+    }
+
+    #[test]
+    fn a_job_takes_consecutive_requests_up_to_its_limits() {
+        let (mut c, _client) = conn_with(&[10; JOB_REQUESTS_MAX + 3]);
+        let (first, frames) = c.next_requests().unwrap();
+        assert_eq!((first, frames.len()), (0, JOB_REQUESTS_MAX));
+        assert!(
+            c.next_requests().is_none(),
+            "one job per connection at a time"
+        );
+        for seq in 0..JOB_REQUESTS_MAX as u64 {
+            assert_eq!(c.settle(seq, frame_reply()).len(), 1);
+        }
+        let (first, frames) = c.next_requests().unwrap();
+        assert_eq!((first, frames.len()), (JOB_REQUESTS_MAX as u64, 3));
+        assert_eq!(c.queued_bytes, 0);
+
+        // The byte limit counts beyond the first request, which is taken whatever its size.
+        let (mut c, _client) = conn_with(&[JOB_BYTES_MAX + 1, 1, 1]);
+        let (_, frames) = c.next_requests().unwrap();
+        assert_eq!(frames.len(), 1);
+        assert_eq!(c.settle(0, frame_reply()).len(), 1);
+        let (first, frames) = c.next_requests().unwrap();
+        assert_eq!((first, frames.len()), (1, 2));
+        let (mut c, _client) = conn_with(&[JOB_BYTES_MAX / 2, JOB_BYTES_MAX / 2, 1]);
+        assert_eq!(c.next_requests().unwrap().1.len(), 2);
+    }
+
+    #[test]
+    fn a_job_leaves_room_for_the_pipeline_limit() {
+        let (mut c, _client) = conn_with(&[1; 4]);
+        // PIPELINED_MAX - 2 parked Produce requests outstanding.
+        c.next_seq = PIPELINED_MAX - 2;
+        let (first, frames) = c.next_requests().unwrap();
+        assert_eq!((first, frames.len()), (PIPELINED_MAX - 2, 2));
+    }
+
+    /// A request parked holding the connection ends its job: the requests after it go back
+    /// to the queue and are handed out again, under the same numbers, once it is answered.
+    #[test]
+    fn requests_after_a_held_park_wait_for_its_answer() {
+        let (mut c, _client) = conn_with(&[1, 2, 3, 4]);
+        let (_, frames) = c.next_requests().unwrap();
+        assert_eq!(frames.len(), 4);
+        assert_eq!(c.settle(0, frame_reply()).len(), 1);
+        // Request 1 parked; 2 and 3 come back.
+        c.unrun(2, frames[2..].to_vec());
+        assert_eq!(c.queued.len(), 2);
+        assert_eq!(c.queued_bytes, 7);
+        assert!(c.next_requests().is_none(), "held by request 1");
+        assert_eq!(c.settle(1, frame_reply()).len(), 1);
+        let (first, frames) = c.next_requests().unwrap();
+        assert_eq!(first, 2);
+        assert_eq!(frames.iter().map(Bytes::len).collect::<Vec<_>>(), [3, 4]);
+    }
+
+    /// The parked request can be woken and answered by another worker before the job's
+    /// worker reports the requests it did not run: the connection is then free at once.
+    #[test]
+    fn a_held_park_answered_before_the_unrun_notice_does_not_hold_the_connection() {
+        let (mut c, _client) = conn_with(&[1, 2, 3]);
+        let (_, frames) = c.next_requests().unwrap();
+        assert_eq!(c.settle(0, frame_reply()).len(), 1);
+        assert_eq!(c.settle(1, frame_reply()).len(), 1);
+        c.unrun(2, frames[2..].to_vec());
+        let (first, frames) = c.next_requests().unwrap();
+        assert_eq!((first, frames.len()), (2, 1));
+
+        // The same while an earlier pipelined Produce is still unanswered: request 1's
+        // answer waits in `early`, and the connection is free all the same.
+        let (mut c, _client) = conn_with(&[1, 2, 3]);
+        let (_, frames) = c.next_requests().unwrap();
+        assert!(c.settle(0, Reply::Parked).is_empty());
+        assert!(c.settle(1, frame_reply()).is_empty());
+        c.unrun(2, frames[2..].to_vec());
+        assert_eq!(c.next_requests().unwrap().0, 2);
+        assert_eq!(
+            c.settle(0, frame_reply()).len(),
+            2,
+            "answers 0 and 1, in order"
+        );
+    }
+
+    /// A request that closes the connection drops the rest of its job; nothing is left in
+    /// flight, so the connection can finish closing.
+    #[test]
+    fn a_close_drops_the_rest_of_its_job() {
+        let (mut c, _client) = conn_with(&[1, 2, 3]);
+        let (_, _frames) = c.next_requests().unwrap();
+        assert_eq!(c.settle(0, Reply::Close("bad".into())).len(), 1);
+        c.unrun(1, Vec::new());
+        assert!(!c.in_flight());
+        assert!(c.queued.is_empty());
+    }
 
     fn queue(lens: &[usize]) -> VecDeque<Bytes> {
         lens.iter()

@@ -39,8 +39,21 @@ pub enum Reply {
     Parked,
 }
 
-/// A reply for connection `.0`, request sequence number `.1`.
-pub type ReplyMsg = (usize, u64, Reply);
+/// What a worker tells the reactor about a connection's requests.
+pub enum ReplyMsg {
+    /// The reply to request `seq` of connection `conn`.
+    Reply { conn: usize, seq: u64, reply: Reply },
+    /// The worker stopped a batch of `conn`'s requests before request `from_seq`: the one
+    /// before it parked holding the connection (a long-poll Fetch, a group request) or closed
+    /// it. `frames` are the requests from `from_seq` on that it did not run, in order, to be
+    /// handed out again under the same sequence numbers; empty if they were dropped because the
+    /// connection is closing.
+    Unrun {
+        conn: usize,
+        from_seq: u64,
+        frames: Vec<Bytes>,
+    },
+}
 
 /// Records payloads shorter than this are copied into the response's inline chunk rather than
 /// sent as chunks of their own. A chunk of its own costs an `iovec` in the `writev` that sends

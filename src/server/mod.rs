@@ -2,8 +2,8 @@
 //! `Broker`, whose wait set holds the requests that must wait.
 //!
 //! Data flow: reactor reads (decrypting TLS connections, `transport.rs`) and frames →
-//! `Job::Request` on the bounded job channel → a worker decodes, runs the handler against the
-//! broker, encodes → `Reply` on the reply channel + `mio::Waker` → reactor writes (encrypting). A request that must wait (long-poll Fetch, acks=all produce)
+//! `Job::Requests` (a connection's consecutive requests) on the bounded job channel → a worker
+//! decodes each, runs the handler against the broker, encodes → `Reply` on the reply channel + `mio::Waker` → reactor writes (encrypting). A request that must wait (long-poll Fetch, acks=all produce)
 //! is parked in the broker's wait set and re-run by a worker when a watched partition's high
 //! watermark moves, its group changes, or its deadline passes; no worker ever sleeps on it.
 //!

@@ -1,5 +1,6 @@
 //! The reactor: one thread, one mio `Poll`. Accepts, reads and frames, hands complete
-//! requests to the workers (one at a time per connection, acks=all Produce pipelined; see connection.rs), writes replies back.
+//! requests to the workers (a job of a connection's consecutive requests at a time, acks=all
+//! Produce pipelined; see connection.rs), writes replies back.
 //! Everything here is non-blocking; framing and request handling are calls out of the loop.
 //!
 //! Tokens: `WAKER` is 0, listener `i` (its index in `ServerConfig::listeners`) is `1 + i`, and
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -66,6 +68,8 @@ pub struct Reactor {
     /// (`authentication_timeout_ms` after accept) and a failed login's held answer. An entry
     /// of a connection gone since is skipped (tokens are never reused).
     sasl_deadlines: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Stopping: no new connections or requests, in-flight ones finish.
+    draining: bool,
 }
 
 impl Reactor {
@@ -132,6 +136,7 @@ impl Reactor {
             per_ip: HashMap::new(),
             accept_retry_at: None,
             sasl_deadlines: BinaryHeap::new(),
+            draining: false,
         })
     }
 
@@ -228,6 +233,7 @@ impl Reactor {
                 // Parked requests answer now with what they have.
                 self.broker.waits().shutdown(self.scope);
                 draining_since = Some(Instant::now());
+                self.draining = true;
             }
             if let Some(since) = draining_since {
                 let busy = self
@@ -401,20 +407,20 @@ impl Reactor {
             self.backlog.insert(token);
             return;
         }
-        if let Some((seq, frame)) = conn.next_request() {
-            let len = frame.len();
+        if let Some((first_seq, frames)) = conn.next_requests() {
+            let len: usize = frames.iter().map(Bytes::len).sum();
             self.queued_bytes.fetch_add(len, Ordering::AcqRel);
-            match job_tx.try_send(Job::Request {
+            match job_tx.try_send(Job::Requests {
                 conn: token,
-                seq,
-                frame,
+                first_seq,
+                frames,
                 peer: conn.peer.ip(),
                 session: Arc::clone(&conn.session),
             }) {
                 Ok(()) => {}
-                Err(TrySendError::Full(Job::Request { frame, .. })) => {
+                Err(TrySendError::Full(Job::Requests { frames, .. })) => {
                     self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
-                    conn.unget_request(frame);
+                    conn.unget_requests(first_seq, frames);
                     self.backlog.insert(token);
                     return;
                 }
@@ -435,7 +441,26 @@ impl Reactor {
     }
 
     fn drain_replies(&mut self, scratch: &mut [u8]) {
-        while let Ok((token, seq, reply)) = self.reply_rx.try_recv() {
+        while let Ok(msg) = self.reply_rx.try_recv() {
+            let (token, seq, reply) = match msg {
+                ReplyMsg::Reply { conn, seq, reply } => (conn, seq, reply),
+                ReplyMsg::Unrun {
+                    conn: token,
+                    from_seq,
+                    mut frames,
+                } => {
+                    let Some(conn) = self.conns.get_mut(&token) else {
+                        continue;
+                    };
+                    if self.draining || conn.close_after_write {
+                        frames.clear();
+                    }
+                    conn.unrun(from_seq, frames);
+                    self.dispatch(token, scratch);
+                    self.maybe_close_finished(token);
+                    continue;
+                }
+            };
             let Some(conn) = self.conns.get_mut(&token) else {
                 continue;
             };

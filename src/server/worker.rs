@@ -1,4 +1,5 @@
-//! The worker pool: decode a request, run its handler against the broker, encode the reply.
+//! The worker pool: take a job (a connection's consecutive requests), and for each request
+//! decode it, run its handler against the broker, encode the reply.
 //! Workers never block on data, fsync or other clients: anything that must wait is parked in
 //! the broker's wait set and comes back as a `DelayedOp` carrying why it was woken.
 //!
@@ -26,11 +27,12 @@ use super::handlers::DelayedOp;
 use super::session::{ConnSession, Gate};
 
 pub enum Job {
-    /// `seq` numbers the connection's requests; replies are written in `seq` order.
-    Request {
+    /// Requests `first_seq..first_seq + frames.len()` of a connection (its `seq` numbers them;
+    /// replies are written in `seq` order), run in order by one worker.
+    Requests {
         conn: usize,
-        seq: u64,
-        frame: Bytes,
+        first_seq: u64,
+        frames: Vec<Bytes>,
         /// The client's address (JoinGroup records it as the member's `client_host`).
         peer: IpAddr,
         /// The connection's security session (listener, principal, authentication state).
@@ -71,28 +73,82 @@ fn worker_loop(
     waker: &Waker,
 ) {
     loop {
-        let (conn, seq, reply) = crossbeam_channel::select! {
+        let sent = crossbeam_channel::select! {
             recv(jobs) -> job => match job {
-                Ok(Job::Request { conn, seq, frame, peer, session }) => {
-                    ctx.queued_bytes.fetch_sub(frame.len(), std::sync::atomic::Ordering::AcqRel);
-                    (conn, seq, handle_frame(ctx, conn, seq, frame, peer, &session))
+                Ok(Job::Requests { conn, first_seq, frames, peer, session }) => {
+                    let bytes: usize = frames.iter().map(Bytes::len).sum();
+                    ctx.queued_bytes.fetch_sub(bytes, std::sync::atomic::Ordering::AcqRel);
+                    run_job(ctx, (conn, first_seq), frames, peer, &session, replies)
                 }
                 Err(_) => return,
             },
             recv(retries) -> op => match op {
                 Ok(op) => {
                     let (conn, seq) = (op.conn, op.seq);
-                    (conn, seq, handle_delayed(ctx, op))
+                    match handle_delayed(ctx, op) {
+                        Some(reply) => replies.send(ReplyMsg::Reply { conn, seq, reply }).is_ok(),
+                        None => continue,
+                    }
                 }
                 Err(_) => return,
             },
         };
-        let Some(reply) = reply else { continue };
-        if replies.send((conn, seq, reply)).is_err() {
+        if !sent {
             return;
         }
+        // One wake-up of the reactor per job, after all of its replies.
         let _ = waker.wake();
     }
+}
+
+/// Runs a job's requests in order, sending each one's reply. Stops at a request parked holding
+/// the connection, or one that closes it, and hands back the requests after it (dropped if the
+/// connection is closing). Returns false if the reactor is gone.
+fn run_job(
+    ctx: &Ctx,
+    (conn, first_seq): (usize, u64),
+    frames: Vec<Bytes>,
+    peer: IpAddr,
+    session: &ConnSession,
+    replies: &Sender<ReplyMsg>,
+) -> bool {
+    let job_end = first_seq + frames.len() as u64;
+    let mut frames = frames.into_iter();
+    let mut seq = first_seq;
+    while let Some(frame) = frames.next() {
+        let reply = handle_frame(ctx, conn, seq, frame, peer, session);
+        let (stop, keep_rest) = match &reply {
+            // Parked holding the connection: the rest waits for its answer.
+            None => (true, true),
+            // The connection closes: nothing after this request runs.
+            Some(Reply::Close(_) | Reply::FrameThenClose { .. }) => (true, false),
+            Some(_) => (false, false),
+        };
+        if let Some(reply) = reply
+            && replies.send(ReplyMsg::Reply { conn, seq, reply }).is_err()
+        {
+            return false;
+        }
+        seq += 1;
+        if stop {
+            if seq == job_end {
+                return true;
+            }
+            let frames = if keep_rest {
+                frames.collect()
+            } else {
+                Vec::new()
+            };
+            return replies
+                .send(ReplyMsg::Unrun {
+                    conn,
+                    from_seq: seq,
+                    frames,
+                })
+                .is_ok();
+        }
+    }
+    true
 }
 
 /// Handles one request frame. `None` means the request was parked.
