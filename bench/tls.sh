@@ -67,6 +67,18 @@ with open(sys.argv[2], "a") as f:
     f.write(json.dumps(d) + "\n")' "$1" "$OUT/tls.jsonl"
 }
 
+# The machine: TLS's cost is the CPU's AES-GCM speed on both sides (runs on different VMs of
+# this kind have differed 5x in it), so every run says which CPU and crypto extensions it had.
+machine=$(python3 -c '
+import re
+info = open("/proc/cpuinfo").read()
+model = re.search(r"model name\s*:\s*(.*)", info)
+flags = set(re.search(r"flags\s*:\s*(.*)", info)[1].split())
+want = ["aes", "vaes", "pclmulqdq", "vpclmulqdq", "avx2", "avx512f", "sha_ni"]
+print("%s; %s" % (model[1] if model else "?", " ".join(f if f in flags else "no-" + f for f in want)))')
+echo "machine: $machine; $(openssl version)"
+echo "{\"kind\": \"machine\", \"cpu\": \"$machine\", \"openssl\": \"$(openssl version)\"}" >>"$OUT/tls.jsonl"
+
 cell() { # fsync acks partitions transport
     local fsync=$1 acks=$2 parts=$3 t=$4 label
     label="$fsync acks=$acks p$parts $t"
