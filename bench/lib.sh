@@ -9,3 +9,16 @@ drop_page_cache() {
         echo 3 >/proc/sys/vm/drop_caches || true
     fi
 }
+
+# Writes a CA (DIR/ca.pem) and a server certificate for 127.0.0.1 signed by it (DIR/server.pem,
+# DIR/server.key), EC P-256 as most deployments choose today, valid 2 days.
+make_certs() {
+    local d=$1
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj "/CN=bench-ca" -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+        -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$d/ext.cnf"
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+        -CAcreateserial -days 2 -extfile "$d/ext.cnf" -out "$d/server.pem" 2>/dev/null
+}

@@ -21,14 +21,7 @@ mkdir -p "$OUT"
 DATA=$(mktemp -d)
 trap 'rm -rf "$DATA"' EXIT
 
-# A CA and a server certificate for 127.0.0.1 (EC P-256, as most deployments choose today).
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj "/CN=bench-ca" -keyout "$DATA/ca.key" -out "$DATA/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
-    -keyout "$DATA/server.key" -out "$DATA/server.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$DATA/ext.cnf"
-openssl x509 -req -in "$DATA/server.csr" -CA "$DATA/ca.pem" -CAkey "$DATA/ca.key" \
-    -CAcreateserial -days 2 -extfile "$DATA/ext.cnf" -out "$DATA/server.pem" 2>/dev/null
+make_certs "$DATA"
 
 start() { # fsync policy
     rm -rf "$DATA/t"

@@ -19,13 +19,7 @@ DATA=$(mktemp -d)
 BP=
 stop() { [ -n "$BP" ] && kill "$BP" 2>/dev/null && wait "$BP" 2>/dev/null; BP=; true; }
 trap 'stop; rm -rf "$DATA"' EXIT
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj "/CN=bench-ca" -keyout "$DATA/ca.key" -out "$DATA/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
-    -keyout "$DATA/server.key" -out "$DATA/server.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$DATA/ext.cnf"
-openssl x509 -req -in "$DATA/server.csr" -CA "$DATA/ca.pem" -CAkey "$DATA/ca.key" \
-    -CAcreateserial -days 2 -extfile "$DATA/ext.cnf" -out "$DATA/server.pem" 2>/dev/null
+make_certs "$DATA"
 printf 'security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location=%s\n' \
     "$DATA/ca.pem" >"$DATA/tls.properties"
 : >"$DATA/plain.properties"
