@@ -7,8 +7,10 @@
 //! durability (acks=all) is reported `Parked` and the worker goes on to the next request of
 //! its job. A request parked holding the connection (a long-poll Fetch) ends the job: the
 //! worker hands the requests after it back (`unrun`) and the connection stays held until the
-//! parked request is answered. At most `PIPELINED_MAX` requests are outstanding. Responses are
-//! written strictly in request order (`seq`), whatever order the workers finish in.
+//! parked request is answered. A request answered with a close stops the connection at once:
+//! nothing read after it runs, even while its answer waits behind earlier ones. At most
+//! `PIPELINED_MAX` requests are outstanding. Responses are written strictly in request order
+//! (`seq`), whatever order the workers finish in.
 //!
 //! Responses are queued as the chunks the worker encoded them into (a Fetch response's records
 //! are chunks of their own, sharing the buffer they were read into) and written with
@@ -59,6 +61,9 @@ pub struct Connection {
     pub write_pos: usize,
     pub read_closed: bool,
     pub close_after_write: bool,
+    /// A worker answered a request with a close (`Reply::Close` / `FrameThenClose`), which
+    /// may still wait behind earlier answers: nothing more is read or handed to a worker.
+    closing: bool,
     /// Reading stopped at the queue limit; resume once requests drain.
     pub read_paused: bool,
     /// Last time bytes moved in either direction (for the idle timeout).
@@ -101,6 +106,7 @@ impl Connection {
             write_pos: 0,
             read_closed: false,
             close_after_write: false,
+            closing: false,
             read_paused: false,
             last_active: now,
             held_reply: None,
@@ -108,7 +114,7 @@ impl Connection {
     }
 
     pub fn wants_read(&self) -> bool {
-        !self.read_closed && self.queued_bytes < QUEUED_REQUEST_BYTES_MAX
+        !self.read_closed && !self.closing && self.queued_bytes < QUEUED_REQUEST_BYTES_MAX
     }
 
     /// Reads until `WouldBlock` or the queue limit, cutting complete frames.
@@ -175,7 +181,7 @@ impl Connection {
     /// `JOB_REQUESTS_MAX` consecutive queued requests (at most `JOB_BYTES_MAX` of them beyond
     /// the first), if no worker holds the connection and the pipeline has room.
     pub fn next_requests(&mut self) -> Option<(u64, Vec<Bytes>)> {
-        if self.processing.is_some() {
+        if self.processing.is_some() || self.closing {
             return None;
         }
         let room = PIPELINED_MAX.saturating_sub(self.next_seq - self.next_write);
@@ -217,7 +223,9 @@ impl Connection {
     /// until that one is answered (it may already be: a parked request can be woken and
     /// answered by another worker before this notice arrives).
     pub fn unrun(&mut self, from_seq: u64, frames: Vec<Bytes>) {
-        self.requeue(frames);
+        if !self.closing {
+            self.requeue(frames);
+        }
         self.next_seq = from_seq;
         let held = from_seq.checked_sub(1);
         self.processing =
@@ -239,6 +247,12 @@ impl Connection {
         }
         if matches!(reply, Reply::Parked) || seq < self.next_write {
             return Vec::new();
+        }
+        if matches!(reply, Reply::Close(_) | Reply::FrameThenClose { .. }) {
+            // Requests after it never run, even while its answer waits for earlier ones.
+            self.closing = true;
+            self.queued.clear();
+            self.queued_bytes = 0;
         }
         self.early.insert(seq, reply);
         let mut due = Vec::new();
@@ -427,6 +441,27 @@ mod tests {
         c.unrun(1, Vec::new());
         assert!(!c.in_flight());
         assert!(c.queued.is_empty());
+    }
+
+    /// A close waiting behind a parked Produce's answer already stops the connection: the
+    /// requests read after the job are dropped and nothing more is read or handed out.
+    #[test]
+    fn a_close_behind_a_parked_produce_stops_later_requests_at_once() {
+        let (mut c, _client) = conn_with(&[1, 2]);
+        let (_, frames) = c.next_requests().unwrap();
+        assert_eq!(frames.len(), 2);
+        c.requeue(vec![Bytes::from_static(b"read later")]);
+        assert!(c.settle(0, Reply::Parked).is_empty());
+        assert!(
+            c.settle(1, Reply::Close("bad".into())).is_empty(),
+            "waits for 0"
+        );
+        assert!(c.queued.is_empty() && c.queued_bytes == 0);
+        assert!(c.next_requests().is_none());
+        assert!(!c.wants_read());
+        let due = c.settle(0, frame_reply());
+        assert!(matches!(due.as_slice(), [Reply::Frame(_), Reply::Close(_)]));
+        assert!(!c.in_flight());
     }
 
     fn queue(lens: &[usize]) -> VecDeque<Bytes> {
