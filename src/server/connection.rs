@@ -62,7 +62,8 @@ pub struct Connection {
     pub read_closed: bool,
     pub close_after_write: bool,
     /// A worker answered a request with a close (`Reply::Close` / `FrameThenClose`), which
-    /// may still wait behind earlier answers: nothing more is read or handed to a worker.
+    /// may still wait behind earlier answers, or the server is stopping: nothing more is read
+    /// or handed to a worker (`stop_requests`).
     closing: bool,
     /// Reading stopped at the queue limit; resume once requests drain.
     pub read_paused: bool,
@@ -232,6 +233,14 @@ impl Connection {
             held.filter(|&seq| seq >= self.next_write && !self.early.contains_key(&seq));
     }
 
+    /// Nothing more is read or handed to a worker (the connection closes, or the server
+    /// stops); what was queued is dropped, and so are requests a worker hands back later.
+    pub fn stop_requests(&mut self) {
+        self.closing = true;
+        self.queued.clear();
+        self.queued_bytes = 0;
+    }
+
     fn requeue(&mut self, frames: Vec<Bytes>) {
         for frame in frames.into_iter().rev() {
             self.queued_bytes += frame.len();
@@ -250,9 +259,7 @@ impl Connection {
         }
         if matches!(reply, Reply::Close(_) | Reply::FrameThenClose { .. }) {
             // Requests after it never run, even while its answer waits for earlier ones.
-            self.closing = true;
-            self.queued.clear();
-            self.queued_bytes = 0;
+            self.stop_requests();
         }
         self.early.insert(seq, reply);
         let mut due = Vec::new();

@@ -68,8 +68,6 @@ pub struct Reactor {
     /// (`authentication_timeout_ms` after accept) and a failed login's held answer. An entry
     /// of a connection gone since is skipped (tokens are never reused).
     sasl_deadlines: BinaryHeap<Reverse<(Instant, usize)>>,
-    /// Stopping: no new connections or requests, in-flight ones finish.
-    draining: bool,
 }
 
 impl Reactor {
@@ -136,7 +134,6 @@ impl Reactor {
             per_ip: HashMap::new(),
             accept_retry_at: None,
             sasl_deadlines: BinaryHeap::new(),
-            draining: false,
         })
     }
 
@@ -227,13 +224,11 @@ impl Reactor {
                 }
                 for c in self.conns.values_mut() {
                     c.read_closed = true;
-                    c.queued.clear();
-                    c.queued_bytes = 0;
+                    c.stop_requests();
                 }
                 // Parked requests answer now with what they have.
                 self.broker.waits().shutdown(self.scope);
                 draining_since = Some(Instant::now());
-                self.draining = true;
             }
             if let Some(since) = draining_since {
                 let busy = self
@@ -447,14 +442,11 @@ impl Reactor {
                 ReplyMsg::Unrun {
                     conn: token,
                     from_seq,
-                    mut frames,
+                    frames,
                 } => {
                     let Some(conn) = self.conns.get_mut(&token) else {
                         continue;
                     };
-                    if self.draining || conn.close_after_write {
-                        frames.clear();
-                    }
                     conn.unrun(from_seq, frames);
                     self.dispatch(token, scratch);
                     self.maybe_close_finished(token);
@@ -474,15 +466,11 @@ impl Reactor {
                     Reply::Close(why) => {
                         log::warn!("closing connection from {}: {why}", conn.peer);
                         conn.close_after_write = true;
-                        conn.queued.clear();
-                        conn.queued_bytes = 0;
                     }
                     Reply::FrameThenClose { chunks, delay_ms } => {
                         let at = Instant::now() + Duration::from_millis(delay_ms);
                         conn.held_reply = Some((at, chunks));
                         conn.close_after_write = true;
-                        conn.queued.clear();
-                        conn.queued_bytes = 0;
                         self.sasl_deadlines.push(Reverse((at, token)));
                     }
                 }
