@@ -623,3 +623,62 @@ fn a_request_trickled_slower_than_the_read_timeout_closes_the_connection() {
     let (corr, _): (i32, ApiVersionsResponse) = response(&mut ok, 0, 3);
     assert_eq!(corr, 1);
 }
+
+/// Produce requests larger than `LARGE_FRAME_BYTES_MIN` are read from the socket straight into
+/// a buffer of their own: written in pieces that cut them anywhere, back to back with small
+/// requests in one write, they are appended whole and in order.
+#[test]
+fn large_produce_requests_in_pieces_are_appended_whole_and_in_order() {
+    let f = start_wire(4 << 20, |_| {});
+    let mut s = connect(&f);
+    let value =
+        |i: usize, len: usize| -> Vec<u8> { (0..len).map(|j| (i * 13 + j) as u8).collect() };
+    let sizes = [300_000usize, 10, 1_000_000, 70_000, 5];
+    let mut wire = Vec::new();
+    for (i, &len) in sizes.iter().enumerate() {
+        let req = produce_request("t", 0, Bytes::from(batch(&[&value(i, len)])), 1);
+        wire.extend(request(ApiKey::Produce, 7, i as i32, &req));
+    }
+    // Pieces that end inside a size prefix, inside the first sixteenth of a large frame and
+    // far into one.
+    for piece in [
+        &wire[..2],
+        &wire[2..9_000],
+        &wire[9_000..250_000],
+        &wire[250_000..],
+    ] {
+        s.write_all(piece).unwrap();
+        s.flush().unwrap();
+    }
+    for (i, _) in sizes.iter().enumerate() {
+        let (corr, resp): (i32, ProduceResponse) = response(&mut s, 0, 7);
+        assert_eq!(corr, i as i32);
+        let p = &resp.responses[0].partition_responses[0];
+        assert_eq!((p.error_code, p.base_offset), (0, i as i64), "request {i}");
+    }
+    let stored = common::read_all(&f.broker, "t", 0);
+    assert_eq!(stored.len(), sizes.len());
+    for (i, (r, &len)) in stored.iter().zip(&sizes).enumerate() {
+        assert_eq!(
+            r.value.as_deref(),
+            Some(&value(i, len)[..]),
+            "record {i} byte for byte"
+        );
+    }
+    assert_serving(&f);
+}
+
+/// A client that goes away in the middle of a large request's bytes: its connection is closed,
+/// nothing of that request is appended, and everyone else is served.
+#[test]
+fn a_connection_closed_inside_a_large_request_appends_nothing() {
+    let f = start_wire(4 << 20, |_| {});
+    let mut s = connect(&f);
+    let req = produce_request("t", 1, Bytes::from(batch(&[&vec![3u8; 500_000]])), 1);
+    let frame = request(ApiKey::Produce, 7, 1, &req);
+    s.write_all(&frame[..300_000]).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_closed(&mut s);
+    assert_serving(&f);
+    assert!(f.broker.offsets("t", 1).unwrap().log_end_offset == 0);
+}

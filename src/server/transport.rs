@@ -2,8 +2,10 @@
 //! `ServerConnection`) over it, both driven by the reactor's readiness events and never
 //! blocking.
 //!
-//! Plain: reads go from the socket into the reactor's scratch buffer, writes go from the
-//! response's shared chunks to the socket by `write_vectored` (no copy).
+//! Plain: reads go from the socket into the reactor's scratch buffer (the rest of a large
+//! frame: straight into the frame's own buffer, `FrameDecoder::read_large_from`, called by the
+//! connection), writes go from the response's shared chunks to the socket by `write_vectored`
+//! (no copy).
 //!
 //! TLS: a read takes up to a scratch buffer of ciphertext off the socket and feeds all of it to
 //! rustls (`read_tls` from the slice, `process_new_packets`), handing the decrypted plaintext
