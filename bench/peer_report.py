@@ -53,6 +53,13 @@ def lat(r, prefix):
     return " / ".join(num(r.get(f"{prefix}_{q}_ms"), 1) for q in ("p50", "p99", "p999"))
 
 
+def split(r):
+    """The broker's CPU-s/GB as user + kernel (loadgen's /proc utime and stime)."""
+    if not r or "broker_user_cpu_s_per_gb" not in r:
+        return "–"
+    return f"{r['broker_user_cpu_s_per_gb']:.2f} + {r['broker_system_cpu_s_per_gb']:.2f}"
+
+
 def cores(r):
     """The broker's and the load tool's CPU over the run, in cores (of the 2 they share)."""
     if not r or not r.get("seconds") or "broker_cpu_s" not in r:
@@ -114,9 +121,9 @@ def section(rows, command, png_rel):
         w(f"### Produce: {title} — {PARITY[d]}")
         w("")
         w("| record | acks | partitions | Thorstream rec/s | Kafka rec/s | ratio | Thorstream "
-          "MB/s | Kafka MB/s | CPU-s/GB T / K | CPU ratio | cores broker + client T / K | "
-          "ack p50/p99/p999 ms T | ack p50/p99/p999 ms K |")
-        w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "MB/s | Kafka MB/s | CPU-s/GB T / K | CPU ratio | CPU-s/GB user + kernel T / K | "
+          "cores broker + client T / K | ack p50/p99/p999 ms T | ack p50/p99/p999 ms K |")
+        w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for k in dcells:
             t, kf = pc("thorstream", k, prod), pc("kafka", k, prod)
             w(f"| {k[1]} B | {k[2]} | {k[3]} | {num(t and t['records_per_s'])} | "
@@ -126,6 +133,7 @@ def section(rows, command, png_rel):
               f"{num(t and t.get('broker_cpu_s_per_gb'), 2)} / "
               f"{num(kf and kf.get('broker_cpu_s_per_gb'), 2)} | "
               f"{ratio(t and t.get('broker_cpu_s_per_gb'), kf and kf.get('broker_cpu_s_per_gb'))} | "
+              f"{split(t)} / {split(kf)} | "
               f"{cores(t)} / {cores(kf)} | {lat(t, 'ack')} | {lat(kf, 'ack')} |")
         w("")
         w(f"### Consume from the start — {PARITY[d]}")
@@ -310,6 +318,18 @@ def targets(rows, prod, cons, gc, e2e, st):
         w(f"- Broker CPU-s/GB ≤ 0.5× Kafka's in every produce cell: {verdict(worst[0] <= 0.5)} "
           f"(highest {worst[0]:.2f}×: {worst[1]['durability']}, {worst[1].get('record_size')} B, "
           f"acks {worst[1].get('acks')}, {worst[1].get('partitions')} partitions).")
+    ur = [(t["broker_user_cpu_s_per_gb"] / k["broker_user_cpu_s_per_gb"], t, k)
+          for t, k in pairs(prod + gc)
+          if t.get("broker_user_cpu_s_per_gb") and k.get("broker_user_cpu_s_per_gb")]
+    if ur:
+        worst = max(ur, key=lambda x: x[0])
+        kern = [(t["broker_system_cpu_s_per_gb"], k["broker_system_cpu_s_per_gb"]) for _, t, k in ur]
+        w(f"  - of it, user-space CPU-s/GB (the brokers' own code; the kernel's share, mostly "
+          f"the copy into the page cache, is {min(x for x, _ in kern):.2f}–"
+          f"{max(x for x, _ in kern):.2f} for Thorstream and {min(y for _, y in kern):.2f}–"
+          f"{max(y for _, y in kern):.2f} for Kafka): highest {worst[0]:.2f}× "
+          f"({worst[1]['durability']}, {worst[1].get('record_size')} B, acks "
+          f"{worst[1].get('acks')}, {worst[1].get('partitions')} partitions).")
     cc = [(t["records_per_s"] / k["records_per_s"], t, k) for t, k in pairs(cons)]
     if cc:
         worst = min(cc, key=lambda x: x[0])
