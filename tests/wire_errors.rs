@@ -636,7 +636,8 @@ fn large_produce_requests_in_pieces_are_appended_whole_and_in_order() {
     let sizes = [300_000usize, 10, 1_000_000, 70_000, 5];
     let mut wire = Vec::new();
     for (i, &len) in sizes.iter().enumerate() {
-        let req = produce_request("t", 0, Bytes::from(batch(&[&value(i, len)])), 1);
+        // acks=all: answered once durable, so the records are readable when the answers are in.
+        let req = produce_request("t", 0, Bytes::from(batch(&[&value(i, len)])), -1);
         wire.extend(request(ApiKey::Produce, 7, i as i32, &req));
     }
     // Pieces that end inside a size prefix, inside the first sixteenth of a large frame and
