@@ -363,6 +363,8 @@ def targets(rows, prod, cons, gc, e2e, st):
 
 def plot(rows, out_dir):
     if not shutil.which("gnuplot"):
+        print("peer_report: no gnuplot (apt-get install gnuplot-nox): peer.png not drawn, and "
+              "the section is written without it", file=sys.stderr)
         return None
     prod = [r for r in rows if r.get("kind") == "produce" and r.get("cell") == "matrix"]
     if not prod:
