@@ -31,17 +31,6 @@ pub enum FrameError {
     TooLarge { size: usize, max: usize },
 }
 
-/// What one `read_large_from` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LargeRead {
-    /// Bytes of the frame read.
-    pub bytes: usize,
-    /// The socket has nothing more for now (it answered `WouldBlock`).
-    pub drained: bool,
-    /// The peer closed the stream before the frame was complete.
-    pub eof: bool,
-}
-
 #[derive(Debug)]
 struct LargeFrame {
     /// The bytes received so far, in a buffer reserved for `size`.
@@ -90,33 +79,22 @@ impl FrameDecoder {
     }
 
     /// While a large frame is incomplete: reads the rest of it (at most) from `reader` straight
-    /// into its buffer, until the frame is complete or `reader` would block. `None` when no
-    /// large frame is being received (read into a scratch buffer and `extend` instead).
-    pub fn read_large_from(&mut self, reader: &mut impl Read) -> Option<io::Result<LargeRead>> {
-        let large = self.large.as_mut()?;
+    /// into its buffer, until the frame is complete or `reader` would block, with `Read::read`'s
+    /// answers: `Ok(n)` bytes read, `Ok(0)` the peer closed the stream before the frame was
+    /// complete, `Err(WouldBlock)` nothing to read now. `None` when no large frame is being
+    /// received (read into a scratch buffer and `extend` instead).
+    pub fn read_large_from(&mut self, reader: &mut impl Read) -> Option<io::Result<usize>> {
+        let large = self.large.as_mut().filter(|l| l.missing() > 0)?;
         let before = large.bytes.len();
         let want = large.missing() as u64;
         // `read_to_end` reads into the spare capacity (reserved for the whole frame) without
-        // initializing it first, and keeps what it read when a later read fails (WouldBlock).
+        // initializing it first, and keeps what it read when a later read fails; that failure
+        // (WouldBlock, mostly) comes back from the next call.
         let outcome = reader.take(want).read_to_end(&mut large.bytes);
-        let bytes = large.bytes.len() - before;
+        let read = large.bytes.len() - before;
         Some(match outcome {
-            Ok(_) => Ok(LargeRead {
-                bytes,
-                drained: false,
-                eof: large.missing() > 0,
-            }),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(LargeRead {
-                bytes,
-                drained: true,
-                eof: false,
-            }),
-            Err(_) if bytes > 0 => Ok(LargeRead {
-                bytes,
-                drained: false,
-                eof: false,
-            }),
-            Err(e) => Err(e),
+            Err(e) if read == 0 => Err(e),
+            _ => Ok(read),
         })
     }
 
@@ -221,10 +199,11 @@ mod tests {
         let mut idle = 0;
         while !eof && idle < 3 {
             match d.read_large_from(src) {
-                Some(read) => {
-                    let read = read.expect("the reader fails only with WouldBlock");
-                    eof = read.eof;
-                    idle = if read.bytes == 0 { idle + 1 } else { 0 };
+                Some(Ok(0)) => eof = true,
+                Some(Ok(_)) => idle = 0,
+                Some(Err(e)) => {
+                    assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+                    idle += 1;
                 }
                 None => match src.read(&mut scratch) {
                     Ok(0) => eof = true,
@@ -258,8 +237,7 @@ mod tests {
         assert_eq!(d.next_frame(), Ok(None));
         let mut rest = io::repeat(7).take((size - size / LARGE_FRAME_AMPLIFICATION_MAX) as u64);
         let read = d.read_large_from(&mut rest).expect("large").expect("read");
-        assert_eq!(read.bytes, size - size / LARGE_FRAME_AMPLIFICATION_MAX);
-        assert!(!read.eof && !read.drained);
+        assert_eq!(read, size - size / LARGE_FRAME_AMPLIFICATION_MAX);
         let frame = d.next_frame().expect("valid").expect("complete");
         assert_eq!(frame.len(), size);
         assert!(frame.iter().all(|&b| b == 7));

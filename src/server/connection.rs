@@ -124,23 +124,8 @@ impl Connection {
         while self.wants_read() {
             let decoder = &mut self.decoder;
             // The rest of a large frame goes straight from a plain socket into its own buffer.
-            let large = match &mut self.transport {
-                Transport::Plain(sock) => decoder.read_large_from(sock),
-                Transport::Tls(_) => None,
-            };
-            let mut drained = false;
-            let outcome = match large {
-                Some(Ok(read)) if read.bytes == 0 && read.drained => {
-                    Err(io::ErrorKind::WouldBlock.into())
-                }
-                Some(Ok(read)) => {
-                    drained = read.drained;
-                    Ok(match read.eof {
-                        true => Received::Eof,
-                        false => Received::Bytes,
-                    })
-                }
-                Some(Err(e)) => Err(e),
+            let outcome = match self.transport.receive_large(decoder) {
+                Some(outcome) => outcome,
                 None => self.transport.receive(scratch, &mut |b| decoder.extend(b)),
             };
             match outcome {
@@ -169,9 +154,6 @@ impl Connection {
                     };
                     if received == Received::Eof {
                         self.read_closed = true;
-                        break;
-                    }
-                    if drained {
                         break;
                     }
                 }

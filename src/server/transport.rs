@@ -3,8 +3,7 @@
 //! blocking.
 //!
 //! Plain: reads go from the socket into the reactor's scratch buffer (the rest of a large
-//! frame: straight into the frame's own buffer, `FrameDecoder::read_large_from`, called by the
-//! connection), writes go from the response's shared chunks to the socket by `write_vectored`
+//! frame: straight into the frame's own buffer, `receive_large`), writes go from the response's shared chunks to the socket by `write_vectored`
 //! (no copy).
 //!
 //! TLS: a read takes up to a scratch buffer of ciphertext off the socket and feeds all of it to
@@ -28,6 +27,7 @@ use mio::net::TcpStream;
 
 use super::tls;
 use crate::limits::TLS_SEND_BUFFER_BYTES;
+use crate::protocol::frame::FrameDecoder;
 use crate::security::Principal;
 
 pub enum Transport {
@@ -114,6 +114,19 @@ impl Transport {
             },
             Transport::Tls(t) => t.receive(scratch, deliver),
         }
+    }
+
+    /// Reads the rest of `decoder`'s large frame straight from a plain socket into it (see
+    /// `FrameDecoder::read_large_from`); `None` over TLS (decrypted bytes come out of rustls'
+    /// buffer) or when no large frame is being received.
+    pub fn receive_large(&mut self, decoder: &mut FrameDecoder) -> Option<io::Result<Received>> {
+        let Transport::Plain(s) = self else {
+            return None;
+        };
+        Some(decoder.read_large_from(s)?.map(|n| match n {
+            0 => Received::Eof,
+            _ => Received::Bytes,
+        }))
     }
 
     /// Writes from `slices` like a non-blocking socket: `Ok(n)` bytes taken (for TLS: handed to
