@@ -29,7 +29,7 @@ pub(crate) mod storage;
 pub(crate) mod types;
 
 pub use broker::{Broker, CommittedOffset, FetchData, PartitionInfo, TopicDescription};
-pub use config::{BrokerConfig, FsyncPolicy, TopicConfig};
+pub use config::{BrokerConfig, FsyncPolicy, LogIo, TopicConfig};
 pub use consumer::{Consumer, IsolationLevel, OffsetReset};
 pub use error::{Error, Result, TxnError};
 pub use producer::{Producer, TransactionalConfig};

@@ -21,7 +21,7 @@ use thorstream::internals::security::{
     ScramCredential, ScramHash, UserChange, UserStore, check_credential, new_salt,
 };
 use thorstream::server::{self, AuthorizerConfig, Principal, SaslMechanism, ServerConfig};
-use thorstream::{Broker, BrokerConfig, FsyncPolicy};
+use thorstream::{Broker, BrokerConfig, FsyncPolicy, LogIo};
 
 /// Thorstream: a Kafka-compatible event streaming broker.
 #[derive(Parser, Debug)]
@@ -66,6 +66,9 @@ struct Args {
     /// When to fsync appends: always | never | <N>ms [default: always]
     #[arg(long)]
     fsync: Option<String>,
+    /// Segment I/O: buffered (through the page cache) | direct (O_DIRECT, around it) [default: buffered]
+    #[arg(long)]
+    log_io: Option<String>,
     /// Partitions of auto-created topics and of CreateTopics without a count [default: 1]
     #[arg(long)]
     num_partitions: Option<u32>,
@@ -218,6 +221,7 @@ struct FileConfig {
     ssl_client_ca: Option<PathBuf>,
     workers: Option<usize>,
     fsync: Option<String>,
+    log_io: Option<String>,
     num_partitions: Option<u32>,
     auto_create_topics: Option<bool>,
     request_bytes_max: Option<usize>,
@@ -447,8 +451,16 @@ fn run(args: Args) -> Result<(), String> {
         .parse()
         .map_err(|e: thorstream::Error| e.to_string())?;
 
+    let log_io: LogIo = args
+        .log_io
+        .or(file.log_io)
+        .unwrap_or_else(|| "buffered".into())
+        .parse()
+        .map_err(|e: thorstream::Error| e.to_string())?;
+
     let mut broker_config = BrokerConfig::with_data_dir(&data_dir);
     broker_config.fsync = fsync;
+    broker_config.log_io = log_io;
     if let Some(n) = args.num_partitions.or(file.num_partitions) {
         broker_config.default_topic_config.num_partitions = n;
     }
@@ -579,11 +591,12 @@ fn run(args: Args) -> Result<(), String> {
         })
         .collect();
     log::info!(
-        "thorstream {} listening on {}, data dir {}, fsync {}, {} workers",
+        "thorstream {} listening on {}, data dir {}, fsync {}, log I/O {}, {} workers",
         env!("CARGO_PKG_VERSION"),
         listening.join(", "),
         data_dir.display(),
         fsync,
+        log_io,
         server_config.workers
     );
     log::info!("API versions: {}", apis.join(", "));

@@ -181,7 +181,7 @@ impl Broker {
     fn apply_topic_config(&self, topic: &Topic, config: &TopicConfig) {
         let broker_fsync = self.inner.config.fsync;
         let settings = PartitionSettings::of(config, broker_fsync);
-        let log_config = config.log_config(broker_fsync);
+        let log_config = config.log_config(broker_fsync, self.inner.config.log_io);
         let parts = topic.partitions_snapshot();
         for p in parts {
             p.set_settings(settings);

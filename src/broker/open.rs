@@ -145,7 +145,7 @@ pub(super) fn open_topic(
     now: i64,
 ) -> Result<(String, Arc<Topic>)> {
     let settings = PartitionSettings::of(&meta.config, config.fsync);
-    let log_config = meta.config.log_config(config.fsync);
+    let log_config = meta.config.log_config(config.fsync, config.log_io);
     let mut parts = Vec::with_capacity(meta.config.num_partitions as usize);
     for i in 0..meta.config.num_partitions as i32 {
         let log = PartitionLog::open(

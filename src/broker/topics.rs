@@ -205,7 +205,9 @@ impl Broker {
         let mut new_meta = meta.clone();
         new_meta.config.num_partitions = total;
         let settings = PartitionSettings::of(&new_meta.config, self.inner.config.fsync);
-        let log_config = new_meta.config.log_config(self.inner.config.fsync);
+        let log_config = new_meta
+            .config
+            .log_config(self.inner.config.fsync, self.inner.config.log_io);
         let mut new_parts = Vec::new();
         for i in current..total {
             let dir = partition_dir(&self.inner.config, name, i as i32);

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use super::table::{self, Effect};
-use super::{Compression, FsyncPolicy, TimestampType, TopicConfig};
+use super::{Compression, FsyncPolicy, LogIo, TimestampType, TopicConfig};
 use crate::error::Error;
 use crate::limits::RECOVERY_BATCH_BYTES_MAX;
 use crate::storage::LogConfig;
@@ -299,8 +299,8 @@ impl TopicConfig {
         Ok(())
     }
 
-    /// Storage settings for one partition under the broker's default fsync policy.
-    pub fn log_config(&self, broker_fsync: FsyncPolicy) -> LogConfig {
+    /// Storage settings for one partition under the broker's default fsync policy and log I/O.
+    pub fn log_config(&self, broker_fsync: FsyncPolicy, log_io: LogIo) -> LogConfig {
         let fsync = self.fsync.unwrap_or(broker_fsync);
         LogConfig {
             segment_bytes: self.segment_bytes,
@@ -317,6 +317,7 @@ impl TopicConfig {
             min_compaction_lag_ms: self.min_compaction_lag_ms,
             max_compaction_lag_ms: self.max_compaction_lag_ms,
             min_cleanable_dirty_ratio: self.min_cleanable_dirty_ratio,
+            direct_io: log_io == LogIo::Direct,
         }
     }
 
@@ -381,7 +382,7 @@ mod tests {
         set(&mut c, "cleanup.policy", "delete,compact");
         assert!(c.cleanup_compact && c.cleanup_delete);
         assert_eq!(c.get("cleanup.policy").as_deref(), Some("delete,compact"));
-        let lc = c.log_config(FsyncPolicy::Always);
+        let lc = c.log_config(FsyncPolicy::Always, LogIo::Buffered);
         assert!(lc.cleanup_compact && lc.cleanup_delete);
     }
 

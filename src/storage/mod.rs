@@ -12,6 +12,7 @@ mod entry_file;
 pub mod index;
 pub mod inflate;
 pub mod log;
+pub(crate) mod log_writer;
 pub mod producer_snapshot;
 pub mod producer_state;
 pub mod recovery;

@@ -110,6 +110,12 @@ pub fn recover_segment(
     }
     index.flush()?;
     time_index.flush()?;
+    if reason.is_some() && is_direct_write_padding(reader.get_ref(), pos, file_len) {
+        reason = Some(format!(
+            "zero padding of a direct write ({} bytes), not data",
+            file_len - pos
+        ));
+    }
     let outcome = RecoveryOutcome {
         valid_bytes: pos,
         truncated_bytes: file_len - pos,
@@ -137,6 +143,20 @@ pub fn recover_segment(
         now_ms,
     )?;
     Ok((segment, outcome))
+}
+
+/// Whether `[pos, file_len)` is what a direct write leaves after the last batch of an active
+/// segment (`log_writer.rs`): fewer zero bytes than a block, up to a block boundary. Recovery
+/// cuts it like any bad tail; this only names it in the log.
+fn is_direct_write_padding(file: &File, pos: u64, file_len: u64) -> bool {
+    use std::os::unix::fs::FileExt;
+    let align = super::log_writer::DIRECT_IO_ALIGN_BYTES as u64;
+    let n = file_len - pos;
+    if n == 0 || n >= align || !file_len.is_multiple_of(align) {
+        return false;
+    }
+    let mut tail = vec![0u8; n as usize];
+    file.read_exact_at(&mut tail, pos).is_ok() && tail.iter().all(|&b| b == 0)
 }
 
 /// Whether the log in `dir` may skip offsets between batches: only once the cleaner has

@@ -10,25 +10,29 @@
 //! - the transaction index holds one entry per abort marker in the segment that closed a
 //!   transaction with data, in offset order (rolled back with the append that wrote it).
 //!
-//! Appends go through a `BufWriter` (the caller holds the partition lock); reads use positional
-//! reads on a shared handle of the same file and need no lock once their bounds are known.
+//! Appends go through a `LogWriter` (the caller holds the partition lock): buffered, or direct
+//! around the page cache (`log_writer.rs`); reads use positional reads on a shared handle of
+//! the same file and need no lock once their bounds are known.
 //!
 //! File handles: a segment holds one descriptor, its `.log` (`Arc<File>`, shared by the write
 //! buffer, which writes positionally at `size`, by in-flight reads and by the flusher's
-//! fsyncs). The offset and time indexes keep no handle: their entries are in memory and are
+//! fsyncs), and under direct I/O a second one, `O_DIRECT`, from its first direct write or
+//! read on. A direct writer may leave the file up to a block longer than `size` (zero
+//! padding): `finish_writes` (the roll) and `sync_all` (a clean stop) cut it, and recovery
+//! cuts it after a crash. The offset and time indexes keep no handle: their entries are in memory and are
 //! written out a buffer's worth at a time, on roll and on sync, through a short-lived handle.
 //! The `.txnindex` holds a handle only from a write until it is fsynced and closed (`seal`, on
 //! roll; see `txn_index.rs`). So a sealed segment and an idle one hold exactly one descriptor,
 //! and the active segment two while it holds abort entries written since its last seal.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::batch::{BATCH_HEADER_BYTES, BatchHeader};
 use super::index::OffsetIndex;
+use super::log_writer::LogWriter;
 use super::time_index::TimeIndex;
 use super::txn_index::{TxnIndex, txn_index_path};
 use super::{StorageError, segment_file_name};
@@ -87,7 +91,14 @@ pub(crate) mod failpoint {
 pub struct Segment {
     pub(crate) base_offset: i64,
     pub(crate) log_path: PathBuf,
-    writer: BufWriter<LogWriter>,
+    /// Opened at the first append (so an idle segment holds one descriptor), dropped by `seal`.
+    writer: Option<LogWriter>,
+    /// Appends and reads go around the page cache (`log_writer.rs`) when the file system
+    /// allows it.
+    pub(crate) direct_io: bool,
+    /// The `.log` opened with `O_DIRECT` at its first direct write or read (`None` inside:
+    /// the file system refuses it).
+    direct: std::sync::OnceLock<Option<Arc<File>>>,
     reader: Arc<File>,
     pub(crate) size: u64,
     pub(crate) next_offset: i64,
@@ -99,46 +110,6 @@ pub struct Segment {
     pub(crate) index: OffsetIndex,
     pub(crate) time_index: TimeIndex,
     pub(crate) txn_index: TxnIndex,
-}
-
-/// Capacity of a segment's write buffer.
-const LOG_WRITE_BUFFER_BYTES: usize = 64 * 1024;
-
-/// The write side of a `.log`: positional writes through the segment's shared handle at the
-/// end of what it has written, so the one descriptor serves writes, reads and fsyncs, and no
-/// file offset is shared with anything.
-#[derive(Debug)]
-struct LogWriter {
-    file: Arc<File>,
-    position: u64,
-}
-
-impl Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write_at(buf, self.position)?;
-        self.position += n as u64;
-        Ok(n)
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        self.file.write_all_at(buf, self.position)?;
-        self.position += buf.len() as u64;
-        Ok(())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn log_writer(file: &Arc<File>, position: u64) -> BufWriter<LogWriter> {
-    BufWriter::with_capacity(
-        LOG_WRITE_BUFFER_BYTES,
-        LogWriter {
-            file: Arc::clone(file),
-            position,
-        },
-    )
 }
 
 /// Paths of a segment's three files.
@@ -170,7 +141,9 @@ impl Segment {
         Ok(Segment {
             base_offset,
             log_path,
-            writer: log_writer(&file, 0),
+            writer: None,
+            direct_io: false,
+            direct: std::sync::OnceLock::new(),
             reader: file,
             size: 0,
             next_offset: base_offset,
@@ -221,7 +194,9 @@ impl Segment {
         Ok(Segment {
             base_offset,
             log_path,
-            writer: log_writer(&file, size),
+            writer: None,
+            direct_io: false,
+            direct: std::sync::OnceLock::new(),
             reader: file,
             size,
             next_offset,
@@ -241,8 +216,9 @@ impl Segment {
         self.reader
             .set_len(len)
             .map_err(|e| StorageError::io(&self.log_path, e))?;
-        let old = std::mem::replace(&mut self.writer, log_writer(&self.reader, len));
-        drop(old.into_parts());
+        if let Some(old) = self.writer.take() {
+            old.discard();
+        }
         Ok(())
     }
 
@@ -309,9 +285,10 @@ impl Segment {
                 ),
             )
         })?;
-        self.writer
+        let writer = self.writer_mut()?;
+        writer
             .write_all(&header.base_offset.to_be_bytes())
-            .and_then(|()| self.writer.write_all(rest))
+            .and_then(|()| writer.write_all(rest))
             .map_err(|e| StorageError::io(&self.log_path, e))?;
         self.size += batch.len() as u64;
         self.bytes_since_index_entry += batch.len() as u64;
@@ -320,11 +297,73 @@ impl Segment {
         Ok(position)
     }
 
+    /// The writer at `size`, opened on first use: direct where `direct_io` asks for it and the
+    /// file system allows it.
+    fn writer_mut(&mut self) -> Result<&mut LogWriter, StorageError> {
+        if self.writer.is_none() {
+            let w = match self.direct_handle()? {
+                Some(direct) => LogWriter::direct(direct, &self.reader, self.size)
+                    .map_err(|e| StorageError::io(&self.log_path, e))?,
+                None => LogWriter::buffered(&self.reader, self.size),
+            };
+            self.writer = Some(w);
+        }
+        match self.writer.as_mut() {
+            Some(w) => Ok(w),
+            None => Err(StorageError::io(
+                &self.log_path,
+                std::io::Error::other("segment writer missing"),
+            )),
+        }
+    }
+
+    /// The `O_DIRECT` handle when `direct_io` is set and the file system allows it (opened on
+    /// first use; readers' page-cache handle is told to expect random reads from then on, so
+    /// header reads do not read ahead what direct reads will bring).
+    pub fn direct_handle(&self) -> Result<Option<Arc<File>>, StorageError> {
+        if !self.direct_io {
+            return Ok(None);
+        }
+        if let Some(h) = self.direct.get() {
+            return Ok(h.clone());
+        }
+        let opened = super::log_writer::open_direct(&self.log_path)
+            .map_err(|e| StorageError::io(&self.log_path, e))?
+            .map(Arc::new);
+        if opened.is_some() {
+            let _ = rustix::fs::fadvise(&*self.reader, 0, None, rustix::fs::Advice::Random);
+        }
+        Ok(self.direct.get_or_init(|| opened).clone())
+    }
+
     /// Pushes buffered bytes to the OS so positional readers see them.
     pub fn flush(&mut self) -> Result<(), StorageError> {
-        self.writer
-            .flush()
-            .map_err(|e| StorageError::io(&self.log_path, e))
+        match self.writer.as_mut() {
+            Some(w) => w.flush().map_err(|e| StorageError::io(&self.log_path, e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Ends this segment's appends (on roll): flushes, closes the writer and, if direct
+    /// writes left the file longer than the log (the zero padding of its last block), cuts
+    /// the padding and fsyncs that, so the file a later start trusts ends at its last batch.
+    pub fn finish_writes(&mut self) -> Result<(), StorageError> {
+        self.flush()?;
+        if self.writer.take().is_some_and(|w| w.is_direct()) {
+            self.trim()?;
+        }
+        Ok(())
+    }
+
+    /// Cuts zero padding past `size` (left by direct writes) and fsyncs the new length.
+    fn trim(&self) -> Result<(), StorageError> {
+        let io = |e| StorageError::io(&self.log_path, e);
+        let len = self.reader.metadata().map_err(io)?.len();
+        if len > self.size {
+            self.reader.set_len(self.size).map_err(io)?;
+            self.reader.sync_data().map_err(io)?;
+        }
+        Ok(())
     }
 
     /// Flushes the indexes' buffers (they are caches; they are never fsynced on the hot path).
@@ -386,9 +425,16 @@ impl Segment {
         Ok(found.map(|(_, h)| (h.base_offset, h.max_timestamp)))
     }
 
-    /// Flushes everything, fsyncs the log and indexes (used on roll and close).
+    /// Flushes everything, fsyncs the log and indexes (used on roll and close). The file ends
+    /// at its last batch afterwards (direct writes' padding is cut).
     pub fn sync_all(&mut self) -> Result<(), StorageError> {
         self.flush()?;
+        if self.writer.as_ref().is_some_and(|w| w.is_direct()) {
+            let io = |e| StorageError::io(&self.log_path, e);
+            if self.reader.metadata().map_err(io)?.len() > self.size {
+                self.reader.set_len(self.size).map_err(io)?;
+            }
+        }
         self.reader
             .sync_data()
             .map_err(|e| StorageError::io(&self.log_path, e))?;

@@ -102,9 +102,9 @@ def number_of(value):
 class BrokerProcess:
     """The thorstream binary on a fixed port and data dir; killed and restarted at will."""
 
-    def __init__(self, binary, data_dir, log_path, port, fsync):
+    def __init__(self, binary, data_dir, log_path, port, fsync, log_io="buffered"):
         self.binary, self.data_dir, self.log_path = Path(binary), Path(data_dir), Path(log_path)
-        self.port, self.fsync = port, fsync
+        self.port, self.fsync, self.log_io = port, fsync, log_io
         self.proc = None
         self.starts = 0
 
@@ -118,7 +118,8 @@ class BrokerProcess:
             self.proc = subprocess.Popen(
                 [str(self.binary), "--listen", f"{HOST}:{self.port}",
                  "--advertised-addr", f"{HOST}:{self.port}", "--data-dir", str(self.data_dir),
-                 "--fsync", self.fsync, "--num-partitions", str(PARTITIONS)],
+                 "--fsync", self.fsync, "--log-io", self.log_io,
+                 "--num-partitions", str(PARTITIONS)],
                 env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
 
@@ -254,15 +255,15 @@ class Reader(threading.Thread):
 
 class Harness:
     def __init__(self, binary, work_dir, cycles, fsync, seed, produce_s=(0.2, 1.0), rate=3000,
-                 early_kill_p=0.15, log=None):
+                 early_kill_p=0.15, log=None, log_io="buffered"):
         self.rng = random.Random(seed)
-        self.seed, self.cycles, self.fsync = seed, cycles, fsync
+        self.seed, self.cycles, self.fsync, self.log_io = seed, cycles, fsync, log_io
         self.produce_s, self.rate, self.early_kill_p = produce_s, rate, early_kill_p
         self.work_dir = Path(work_dir)
         self.port = free_port()
         self.bootstrap = f"{HOST}:{self.port}"
         self.broker = BrokerProcess(binary, self.work_dir / "data", self.work_dir / "broker.log",
-                                    self.port, fsync)
+                                    self.port, fsync, log_io)
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.acked = {}            # (partition, offset) -> value
         self.acked_values = {}     # number -> (partition, offset)
@@ -499,6 +500,7 @@ class Harness:
         return {
             "ok": ok,
             "fsync": self.fsync,
+            "log_io": self.log_io,
             "seed": self.seed,
             "cycles": self.cycles,
             "kills": self.kills,
@@ -538,6 +540,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cycles", type=int, default=100)
     ap.add_argument("--fsync", default="always", help="always | never | <N>ms")
+    ap.add_argument("--log-io", default="buffered", help="buffered | direct")
     ap.add_argument("--seed", type=int, default=None, help="default: random (printed)")
     ap.add_argument("--rate", type=int, default=3000, help="records per second while producing")
     ap.add_argument("--min-produce-s", type=float, default=0.2)
@@ -548,7 +551,8 @@ def main():
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="ts-crash-"))
     work.mkdir(parents=True, exist_ok=True)
     summary = run_harness(find_binary(), work, args.cycles, args.fsync, seed,
-                          produce_s=(args.min_produce_s, args.max_produce_s), rate=args.rate)
+                          produce_s=(args.min_produce_s, args.max_produce_s), rate=args.rate,
+                          log_io=args.log_io)
     print(json.dumps(summary, indent=2))
     if summary["ok"] and not args.work_dir:
         shutil.rmtree(work, ignore_errors=True)

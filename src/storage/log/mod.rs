@@ -61,6 +61,9 @@ mod txn_rebuild;
 #[cfg(test)]
 mod txn_tests;
 
+#[cfg(test)]
+mod direct_tests;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -114,6 +117,9 @@ pub struct LogConfig {
     /// Clean when dirty bytes / all bytes of the cleanable part is at least this
     /// (`min.cleanable.dirty.ratio`).
     pub min_cleanable_dirty_ratio: f64,
+    /// Appends write around the page cache (`O_DIRECT`, see `storage/log_writer.rs`) where the
+    /// file system allows it; readers still read through it.
+    pub direct_io: bool,
 }
 
 impl Default for LogConfig {
@@ -133,6 +139,7 @@ impl Default for LogConfig {
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
             min_cleanable_dirty_ratio: 0.5,
+            direct_io: false,
         }
     }
 }
@@ -275,6 +282,9 @@ impl PartitionLog {
             )?);
             sync_dir(dir)?;
         }
+        for seg in &mut segments {
+            seg.direct_io = config.direct_io;
+        }
         let first_base = segments[0].base_offset;
         // Whatever survived recovery is on disk now; make it durable before exposing it and
         // before the recovery point moves past it: the active segment and every segment the
@@ -356,6 +366,8 @@ impl PartitionLog {
     /// needs nothing: what is visible stays visible, later appends wait for an fsync.
     pub fn set_config(&mut self, config: LogConfig) -> bool {
         let was_durable = self.config.durable_hw;
+        // A writer already open keeps its mode until the segment rolls.
+        self.active_mut().direct_io = config.direct_io;
         self.config = config;
         if was_durable
             && !self.config.durable_hw

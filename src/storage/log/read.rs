@@ -21,6 +21,9 @@ use crate::storage::segment::scan_headers;
 #[derive(Debug)]
 pub struct ReadView {
     file: Option<(PathBuf, Arc<File>)>,
+    /// The segment's `O_DIRECT` handle, if it has one: record bytes are read through it (headers
+    /// still through `file`).
+    direct: Option<Arc<File>>,
     start_position: u64,
     /// Base offset the offset index says the batch at `start_position` has (`None`: position
     /// 0 of the segment, not taken from an index entry).
@@ -45,6 +48,7 @@ impl ReadView {
     fn empty(offsets: LogOffsets, offset: i64) -> ReadView {
         ReadView {
             file: None,
+            direct: None,
             start_position: 0,
             start_base: None,
             limit: 0,
@@ -111,8 +115,13 @@ impl ReadView {
         }
         let start = out.len();
         out.resize(start + len as usize, 0);
-        file.read_exact_at(&mut out[start..], pos)
-            .map_err(|e| StorageError::io(path, e))?;
+        match &self.direct {
+            Some(direct) => {
+                crate::storage::log_writer::read_exact_direct(direct, &mut out[start..], pos)
+            }
+            None => file.read_exact_at(&mut out[start..], pos),
+        }
+        .map_err(|e| StorageError::io(path, e))?;
         Ok(len as usize)
     }
 
@@ -202,6 +211,7 @@ impl PartitionLog {
         let rel = (offset.max(seg.base_offset) - seg.base_offset) as u32;
         let entry = seg.index.floor(rel).filter(|e| e.position > 0);
         Ok(ReadView {
+            direct: seg.direct_handle()?,
             file: Some((seg.log_path.clone(), seg.reader())),
             start_position: entry.map_or(0, |e| u64::from(e.position)),
             start_base: entry.map(|e| seg.base_offset + i64::from(e.relative_offset)),

@@ -67,8 +67,9 @@ impl PartitionLog {
     fn roll(&mut self, now_ms: i64) -> Result<(), StorageError> {
         let next = self.log_end_offset();
         let interval = self.config.index_interval_bytes;
+        let direct_io = self.config.direct_io;
         let old = self.active_mut();
-        old.flush()?;
+        old.finish_writes()?;
         old.flush_indexes()?;
         // The sealed segment keeps only its `.log` open: a `.txnindex` with abort entries is
         // fsynced and closed now. A failed fsync is never retried (its pages may be marked
@@ -77,7 +78,8 @@ impl PartitionLog {
             self.poison();
             return Err(e);
         }
-        let seg = Segment::create(&self.dir, next, interval, now_ms)?;
+        let mut seg = Segment::create(&self.dir, next, interval, now_ms)?;
+        seg.direct_io = direct_io;
         sync_dir(&self.dir)?;
         log::debug!(
             "{}: rolled new segment at offset {next}",
