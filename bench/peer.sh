@@ -21,7 +21,10 @@
 # Environment: BENCH_DIR (data directories; default bench/data), BENCH_SECONDS (default 8),
 # BENCH_PORT (default 19300; Kafka's controller takes the port after it), PEER_RESULTS (the
 # JSON lines file; default bench/results/peer.jsonl), PEER_SIZES (the matrix's record sizes;
-# default "100 1024").
+# default "100 1024"); PEER_DURABILITIES, PEER_ACKS, PEER_PARTITIONS narrow the matrix (defaults
+# "default durable", "1 all", "1 4 16"), and PEER_BROKERS names its brokers in run order
+# (default "thorstream kafka"; `thorstream-direct` is Thorstream with --log-io direct, see
+# bench/logio.sh).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -79,13 +82,14 @@ launch() {
     esac
     mkdir -p "$DATA/broker"
     T0=$(date +%s%N)
-    if [ "$broker" = thorstream ]; then
-        local fsync=never
+    if [ "$broker" != kafka ]; then
+        local fsync=never log_io=buffered
         [ "$durability" = durable ] && fsync=always
+        [ "$broker" = thorstream-direct ] && log_io=direct
         # The initial rebalance delay is 0 on both brokers (kafka.sh sets Kafka's), so the
         # Java consumer's group join is not a fixed 3 s wait on either.
         "$THORSTREAM" --listen "$ADDR" --data-dir "$DATA/broker" --fsync "$fsync" \
-            --group-initial-rebalance-delay-ms 0 >"$LOG" 2>&1 &
+            --log-io "$log_io" --group-initial-rebalance-delay-ms 0 >"$LOG" 2>&1 &
     else
         local mode=
         [ "$durability" = durable ] && mode=durable
@@ -101,7 +105,7 @@ launch() {
 start() {
     local broker=$1
     launch "$@"
-    if [ "$broker" = thorstream ]; then
+    if [ "$broker" != kafka ]; then
         until (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do
             kill -0 "$PID" 2>/dev/null || { cat "$LOG" >&2; exit 1; }
             sleep 0.005
@@ -186,11 +190,13 @@ fi
 
 if want matrix; then
 echo "== produce / consume matrix" >&2
-for d in default durable; do
+for d in ${PEER_DURABILITIES:-default durable}; do
     for size in ${PEER_SIZES:-100 1024}; do
-        for acks in 1 all; do
-            for parts in 1 4 16; do
-                for b in thorstream kafka; do matrix_cell "$b" "$d" "$size" "$acks" "$parts"; done
+        for acks in ${PEER_ACKS:-1 all}; do
+            for parts in ${PEER_PARTITIONS:-1 4 16}; do
+                for b in ${PEER_BROKERS:-thorstream kafka}; do
+                    matrix_cell "$b" "$d" "$size" "$acks" "$parts"
+                done
             done
         done
     done
