@@ -301,7 +301,10 @@ mod tests {
         }
         assert_eq!(BrokerConfig::default().log_io, LogIo::Buffered);
         let err = "odirect".parse::<LogIo>().expect_err("not a mode");
-        assert!(err.to_string().contains("expected buffered or direct"), "{err}");
+        assert!(
+            err.to_string().contains("expected buffered or direct"),
+            "{err}"
+        );
     }
 
     #[test]
