@@ -9,9 +9,10 @@
 //! back to its host, every page a log writes into the cache is new to the host as well, and the
 //! kernel's copy into it was two thirds of the broker's CPU under a 1 KiB produce load
 //! (BENCHMARKS.md). A direct write sends the bytes from one reused, aligned buffer per active
-//! segment to the device instead. Readers keep reading through the page cache (from the
-//! segment's other descriptor), which Linux keeps coherent with direct writes: a direct write
-//! invalidates the cached pages it covers.
+//! segment to the device instead, and record bytes are read back the same way
+//! (`read_exact_direct`, into a reused buffer per thread). Batch headers are still read
+//! through the page cache (the segment's other descriptor), which Linux keeps coherent with
+//! direct writes: a direct write invalidates the cached pages it covers.
 //!
 //! Invariants of `DirectWriter`:
 //! - `buf[..len]` holds the file's bytes `[file_pos, file_pos + len)`; `file_pos` is a multiple
@@ -20,7 +21,7 @@
 //! - `unwritten` is false only when every byte of `buf[..len]` is on the device, so a flush
 //!   with nothing new writes nothing;
 //! - after `flush`, every byte below `file_pos + len` is on the device, and the file may be up
-//!   to `DIRECT_IO_ALIGN_BYTES - 1` zero bytes longer than the log (`Segment::trim` cuts them);
+//!   to `DIRECT_IO_ALIGN_BYTES - 1` zero bytes longer than the log (`Segment::cut_padding`);
 //!   a rewrite of that partial block writes the same bytes over the log's part of it, so a torn
 //!   rewrite never damages bytes written before.
 

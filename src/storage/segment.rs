@@ -19,11 +19,12 @@
 //! fsyncs), and under direct I/O a second one, `O_DIRECT`, from its first direct write or
 //! read on. A direct writer may leave the file up to a block longer than `size` (zero
 //! padding): `finish_writes` (the roll) and `sync_all` (a clean stop) cut it, and recovery
-//! cuts it after a crash. The offset and time indexes keep no handle: their entries are in memory and are
-//! written out a buffer's worth at a time, on roll and on sync, through a short-lived handle.
-//! The `.txnindex` holds a handle only from a write until it is fsynced and closed (`seal`, on
-//! roll; see `txn_index.rs`). So a sealed segment and an idle one hold exactly one descriptor,
-//! and the active segment two while it holds abort entries written since its last seal.
+//! cuts it after a crash. The offset and time indexes keep no handle: their entries are in
+//! memory and are written out a buffer's worth at a time, on roll and on sync, through a
+//! short-lived handle. The `.txnindex` holds a handle only from a write until it is fsynced
+//! and closed (`seal`, on roll; see `txn_index.rs`). So under buffered I/O a sealed segment
+//! and an idle one hold exactly one descriptor, and the active segment two while it holds
+//! abort entries written since its last seal; direct I/O adds one to each segment it touched.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -91,7 +92,7 @@ pub(crate) mod failpoint {
 pub struct Segment {
     pub(crate) base_offset: i64,
     pub(crate) log_path: PathBuf,
-    /// Opened at the first append (so an idle segment holds one descriptor), dropped by `seal`.
+    /// Opened at the first append, closed by `finish_writes` (the roll).
     writer: Option<LogWriter>,
     /// Appends and reads go around the page cache (`log_writer.rs`) when the file system
     /// allows it.
@@ -300,21 +301,15 @@ impl Segment {
     /// The writer at `size`, opened on first use: direct where `direct_io` asks for it and the
     /// file system allows it.
     fn writer_mut(&mut self) -> Result<&mut LogWriter, StorageError> {
-        if self.writer.is_none() {
-            let w = match self.direct_handle()? {
+        let w = match self.writer.take() {
+            Some(w) => w,
+            None => match self.direct_handle()? {
                 Some(direct) => LogWriter::direct(direct, &self.reader, self.size)
                     .map_err(|e| StorageError::io(&self.log_path, e))?,
                 None => LogWriter::buffered(&self.reader, self.size),
-            };
-            self.writer = Some(w);
-        }
-        match self.writer.as_mut() {
-            Some(w) => Ok(w),
-            None => Err(StorageError::io(
-                &self.log_path,
-                std::io::Error::other("segment writer missing"),
-            )),
-        }
+            },
+        };
+        Ok(self.writer.insert(w))
     }
 
     /// The `O_DIRECT` handle when `direct_io` is set and the file system allows it (opened on
@@ -349,21 +344,22 @@ impl Segment {
     /// the padding and fsyncs that, so the file a later start trusts ends at its last batch.
     pub fn finish_writes(&mut self) -> Result<(), StorageError> {
         self.flush()?;
-        if self.writer.take().is_some_and(|w| w.is_direct()) {
-            self.trim()?;
+        if self.writer.take().is_some_and(|w| w.is_direct()) && self.cut_padding()? {
+            self.reader
+                .sync_data()
+                .map_err(|e| StorageError::io(&self.log_path, e))?;
         }
         Ok(())
     }
 
-    /// Cuts zero padding past `size` (left by direct writes) and fsyncs the new length.
-    fn trim(&self) -> Result<(), StorageError> {
+    /// Cuts the zero padding direct writes leave past `size`; returns whether there was any.
+    fn cut_padding(&self) -> Result<bool, StorageError> {
         let io = |e| StorageError::io(&self.log_path, e);
-        let len = self.reader.metadata().map_err(io)?.len();
-        if len > self.size {
+        let longer = self.reader.metadata().map_err(io)?.len() > self.size;
+        if longer {
             self.reader.set_len(self.size).map_err(io)?;
-            self.reader.sync_data().map_err(io)?;
         }
-        Ok(())
+        Ok(longer)
     }
 
     /// Flushes the indexes' buffers (they are caches; they are never fsynced on the hot path).
@@ -430,10 +426,7 @@ impl Segment {
     pub fn sync_all(&mut self) -> Result<(), StorageError> {
         self.flush()?;
         if self.writer.as_ref().is_some_and(|w| w.is_direct()) {
-            let io = |e| StorageError::io(&self.log_path, e);
-            if self.reader.metadata().map_err(io)?.len() > self.size {
-                self.reader.set_len(self.size).map_err(io)?;
-            }
+            self.cut_padding()?;
         }
         self.reader
             .sync_data()

@@ -117,8 +117,9 @@ pub struct LogConfig {
     /// Clean when dirty bytes / all bytes of the cleanable part is at least this
     /// (`min.cleanable.dirty.ratio`).
     pub min_cleanable_dirty_ratio: f64,
-    /// Appends write around the page cache (`O_DIRECT`, see `storage/log_writer.rs`) where the
-    /// file system allows it; readers still read through it.
+    /// Appends and record reads go around the page cache (`O_DIRECT`, see
+    /// `storage/log_writer.rs`) where the file system allows it; batch headers are still read
+    /// through it.
     pub direct_io: bool,
 }
 
