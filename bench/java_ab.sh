@@ -4,7 +4,8 @@
 # a fresh broker and a dropped page cache per run. The Java producer sends many small requests
 # per connection, so this is the cell where per-request cost shows (librdkafka's 1 MB
 # requests hide it). Prints one line per run: records/s, p99, the broker's CPU-s per GB.
-#   bash bench/java_ab.sh <label-a> <binary-a> <label-b> <binary-b> [rounds=3]
+#   bash bench/java_ab.sh <label-a> <binary-a> <label-b> <binary-b> [rounds=4]
+# The order is reversed every other round, as in bench/ab.sh (the slot moves figures here).
 # Env: FSYNC (never), ACKS (1), PARTITIONS (1), RECORDS (1000000), PORT (19400).
 # Needs bench/kafka/classpath.txt (bench/peer.sh or bench/kafka/kafka.sh resolves it).
 set -euo pipefail
@@ -18,8 +19,10 @@ DATA=$(mktemp -d /tmp/thorstream-java-ab.XXXXXX)
 BP=
 stop() { [ -n "$BP" ] && kill "$BP" 2>/dev/null && wait "$BP" 2>/dev/null; BP=; true; }
 trap 'stop; rm -rf "$DATA"' EXIT
-for round in $(seq 1 "${5:-3}"); do
-    for side in a b; do
+for round in $(seq 1 "${5:-4}"); do
+    order="a b"
+    [ $((round % 2)) -eq 0 ] && order="b a"
+    for side in $order; do
         if [ $side = a ]; then label=$1 bin=$2; else label=$3 bin=$4; fi
         rm -rf "$DATA/b"
         drop_page_cache

@@ -3,8 +3,9 @@
 # direct) beside Apache Kafka, in one session: the durable matrix cells (fsync always beside
 # Kafka's flush.messages=1; acks=all; 1 KiB and 100 B; 1, 4 and 16 partitions; produce, then
 # consume from the start) run by bench/peer.sh, the three brokers back to back per cell (each
-# fresh, page cache dropped), ROUNDS times over. Results: bench/results/logio.jsonl; the table
-# it prints is the "Direct log I/O" section of BENCHMARKS.md (medians over the rounds).
+# fresh, page cache dropped; the order reversed in even rounds), ROUNDS times over. Results:
+# bench/results/logio.jsonl; the table it prints is the "Direct log I/O" section of
+# BENCHMARKS.md (medians over the rounds).
 #
 #   bash bench/logio.sh [ROUNDS=2]
 set -euo pipefail
@@ -15,8 +16,11 @@ mkdir -p "$ROOT/bench/results"
 : >"$OUT"
 for r in $(seq 1 "$ROUNDS"); do
     echo "== round $r of $ROUNDS" >&2
+    # Odd rounds run the brokers in one order, even rounds in the reverse (bench/ab.sh says why).
+    brokers="thorstream thorstream-direct kafka"
+    [ $((r % 2)) -eq 0 ] && brokers="kafka thorstream-direct thorstream"
     PEER_ONLY=matrix PEER_DURABILITIES=durable PEER_ACKS=all PEER_SIZES="${LOGIO_SIZES:-1024 100}" \
-        PEER_BROKERS="thorstream thorstream-direct kafka" PEER_RESULTS="$OUT.round" \
+        PEER_BROKERS="$brokers" PEER_RESULTS="$OUT.round" \
         bash "$ROOT/bench/peer.sh"
     python3 -c 'import json, sys
 r = sys.argv[2]

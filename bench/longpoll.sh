@@ -45,6 +45,11 @@ print(json.dumps({"binary": label, "round": int(rnd), "broker_rchar_bytes": read
 PY
 }
 for round in $(seq 1 "$ROUNDS"); do
-    run "$1" "$2" "$round"
-    run "$3" "$4" "$round"
+    if [ $((round % 2)) -eq 1 ]; then # the order reversed every other round, as in bench/ab.sh
+        run "$1" "$2" "$round"
+        run "$3" "$4" "$round"
+    else
+        run "$3" "$4" "$round"
+        run "$1" "$2" "$round"
+    fi
 done

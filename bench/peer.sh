@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/peer.sh: Thorstream beside Apache Kafka on this machine, in one run. Every cell runs
-# against both brokers back to back (Thorstream first, then Kafka, then the next cell), each on a
+# against both brokers back to back (Thorstream first in odd cells, Kafka first in even ones:
+# on this VM the slot a run takes moves its figures, see bench/ab.sh), each on a
 # fresh broker with an empty data dir on the same disk and (as root) a dropped page cache, with
 # the same load tool (bench/loadgen, librdkafka). Results: bench/results/peer.jsonl (one JSON
 # line per run, with "broker", "durability" and the cell's settings); a whole run then writes
@@ -152,6 +153,20 @@ matrix_cell() { # broker durability size acks partitions
         --brokers "$ADDR" --topic "$topic" --records "$n" --consumers "$consumers"
 }
 
+# The brokers of the next cell in run order: as given in odd cells, reversed in even ones, so
+# neither broker always takes the slot that this VM's drift favours (bench/ab.sh). Sets ORDER;
+# call it directly, not in a subshell (it counts cells).
+CELL_N=0
+cell_order() {
+    CELL_N=$((CELL_N + 1))
+    ORDER="$*"
+    if [ $((CELL_N % 2)) -eq 0 ]; then
+        ORDER=
+        local b
+        for b in "$@"; do ORDER="$b${ORDER:+ $ORDER}"; done
+    fi
+}
+
 : >"$RESULTS"
 
 if [ "${PEER_ONLY:-}" = smoke ]; then
@@ -194,7 +209,9 @@ for d in ${PEER_DURABILITIES:-default durable}; do
     for size in ${PEER_SIZES:-100 1024}; do
         for acks in ${PEER_ACKS:-1 all}; do
             for parts in ${PEER_PARTITIONS:-1 4 16}; do
-                for b in ${PEER_BROKERS:-thorstream kafka}; do
+                # shellcheck disable=SC2086 # a list of broker names
+                cell_order ${PEER_BROKERS:-thorstream kafka}
+                for b in $ORDER; do
                     matrix_cell "$b" "$d" "$size" "$acks" "$parts"
                 done
             done
@@ -206,7 +223,8 @@ fi
 if want group; then
 echo "== group commit: 8 producers, acks=all, 1 KiB, 4 partitions" >&2
 for d in default durable; do
-    for b in thorstream kafka; do
+    cell_order thorstream kafka
+    for b in $ORDER; do
         start "$b" "$d"
         record "$b" "$d" '{"cell":"group-commit"}' produce --brokers "$ADDR" --topic gc \
             --duration "$SECONDS_PER_RUN" --record-size 1024 --acks all --partitions 4 --producers 8
@@ -227,7 +245,8 @@ print(int(min(rates)) if rates else 1000)
 EOF
 )
     for pct in 10 50; do
-        for b in thorstream kafka; do
+        cell_order thorstream kafka
+        for b in $ORDER; do
             start "$b" "$d"
             record "$b" "$d" "{\"cell\":\"e2e-$pct\",\"slower_max\":$slower}" e2e --brokers "$ADDR" \
                 --duration 10 --topic e2e --record-size 1024 --acks all --partitions 4 \
@@ -285,7 +304,8 @@ for d in default durable; do
     [ "$d" = durable ] && n=300000
     n=${PEER_PERF_RECORDS:-$n}
     for acks in 1 all; do
-        for b in thorstream kafka; do perf_cell "$b" "$d" "$acks" "$n"; done
+        cell_order thorstream kafka
+        for b in $ORDER; do perf_cell "$b" "$d" "$acks" "$n"; done
     done
 done
 fi
