@@ -4,10 +4,9 @@
 # produce (1 KiB, acks=1), and end-to-end latency at a fixed rate (1 KiB, 4 partitions,
 # 20,000 records/s, acks=1; a consumer long-polling beside the producer). Prints one JSON line per run with the binary's label.
 #   bash bench/ab.sh <label-a> <binary-a> <label-b> <binary-b> [rounds=4]
-# The order alternates by round (a b, b a, ...; use an even number of rounds): on this VM the
-# slot a run takes moves its figures (one binary on both sides consumed ~25 % faster in the
-# first slot of both rounds, 2026-12-02; BENCHMARKS.md), so a fixed order would credit that
-# to one side.
+# The order alternates by round (a b, b a, ...; use an even number of rounds; `run_order` in
+# bench/lib.sh): one binary on both sides consumed ~25 % faster in the first slot of both rounds
+# here (2026-12-02; BENCHMARKS.md), so a fixed order would credit the slot to one side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -35,9 +34,7 @@ start() { # binary
 }
 tag() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["binary"]=sys.argv[2]; print(json.dumps(d))' "$1" "$2"; }
 for round in $(seq 1 "$ROUNDS"); do
-    order="a b"
-    [ $((round % 2)) -eq 0 ] && order="b a"
-    for side in $order; do
+    for side in $(run_order "$round" a b); do
         if [ $side = a ]; then label=$1; bin=$2; else label=$3; bin=$4; fi
         start "$bin"
         out=$("$LOADGEN" produce --brokers "$ADDR" --topic c --partitions 4 --record-size 1024 --duration 8 --label "produce-plain r$round")

@@ -20,9 +20,7 @@ BP=
 stop() { [ -n "$BP" ] && kill "$BP" 2>/dev/null && wait "$BP" 2>/dev/null; BP=; true; }
 trap 'stop; rm -rf "$DATA"' EXIT
 for round in $(seq 1 "${5:-4}"); do
-    order="a b"
-    [ $((round % 2)) -eq 0 ] && order="b a"
-    for side in $order; do
+    for side in $(run_order "$round" a b); do
         if [ $side = a ]; then label=$1 bin=$2; else label=$3 bin=$4; fi
         rm -rf "$DATA/b"
         drop_page_cache

@@ -22,3 +22,17 @@ make_certs() {
     openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
         -CAcreateserial -days 2 -extfile "$d/ext.cnf" -out "$d/server.pem" 2>/dev/null
 }
+
+# Prints its arguments after the first in run order: as given when the first (a round or cell
+# number) is odd, reversed when it is even. On this VM the slot a run takes moves its figures
+# (BENCHMARKS.md), so A/B scripts alternate the order instead of always running one side first.
+run_order() {
+    local n=$1 out= b
+    shift
+    if [ $((n % 2)) -eq 1 ]; then
+        echo "$*"
+        return
+    fi
+    for b in "$@"; do out="$b${out:+ $out}"; done
+    echo "$out"
+}

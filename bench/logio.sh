@@ -10,15 +10,16 @@
 #   bash bench/logio.sh [ROUNDS=2]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 ROUNDS=${1:-2}
 OUT="$ROOT/bench/results/logio.jsonl"
 mkdir -p "$ROOT/bench/results"
 : >"$OUT"
 for r in $(seq 1 "$ROUNDS"); do
     echo "== round $r of $ROUNDS" >&2
-    # Odd rounds run the brokers in one order, even rounds in the reverse (bench/ab.sh says why).
-    brokers="thorstream thorstream-direct kafka"
-    [ $((r % 2)) -eq 0 ] && brokers="kafka thorstream-direct thorstream"
+    # Odd rounds run the brokers in one order, even rounds in the reverse (bench/lib.sh).
+    brokers=$(run_order "$r" thorstream thorstream-direct kafka)
     PEER_ONLY=matrix PEER_DURABILITIES=durable PEER_ACKS=all PEER_SIZES="${LOGIO_SIZES:-1024 100}" \
         PEER_BROKERS="$brokers" PEER_RESULTS="$OUT.round" \
         bash "$ROOT/bench/peer.sh"

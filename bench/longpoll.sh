@@ -7,6 +7,8 @@
 #   bash bench/longpoll.sh <label-a> <binary-a> <label-b> <binary-b> [rounds=2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 LOADGEN=bench/loadgen/target/release/loadgen
 [ -x "$LOADGEN" ] || cargo build --release --manifest-path bench/loadgen/Cargo.toml
 PORT=${PORT:-19293}
@@ -45,11 +47,7 @@ print(json.dumps({"binary": label, "round": int(rnd), "broker_rchar_bytes": read
 PY
 }
 for round in $(seq 1 "$ROUNDS"); do
-    if [ $((round % 2)) -eq 1 ]; then # the order reversed every other round, as in bench/ab.sh
-        run "$1" "$2" "$round"
-        run "$3" "$4" "$round"
-    else
-        run "$3" "$4" "$round"
-        run "$1" "$2" "$round"
-    fi
+    for side in $(run_order "$round" a b); do # bench/lib.sh says why
+        if [ "$side" = a ]; then run "$1" "$2" "$round"; else run "$3" "$4" "$round"; fi
+    done
 done

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/peer.sh: Thorstream beside Apache Kafka on this machine, in one run. Every cell runs
 # against both brokers back to back (Thorstream first in odd cells, Kafka first in even ones:
-# on this VM the slot a run takes moves its figures, see bench/ab.sh), each on a
+# on this VM the slot a run takes moves its figures, see bench/lib.sh), each on a
 # fresh broker with an empty data dir on the same disk and (as root) a dropped page cache, with
 # the same load tool (bench/loadgen, librdkafka). Results: bench/results/peer.jsonl (one JSON
 # line per run, with "broker", "durability" and the cell's settings); a whole run then writes
@@ -153,18 +153,12 @@ matrix_cell() { # broker durability size acks partitions
         --brokers "$ADDR" --topic "$topic" --records "$n" --consumers "$consumers"
 }
 
-# The brokers of the next cell in run order: as given in odd cells, reversed in even ones, so
-# neither broker always takes the slot that this VM's drift favours (bench/ab.sh). Sets ORDER;
-# call it directly, not in a subshell (it counts cells).
+# The brokers of the next cell in run order (`run_order`, bench/lib.sh: reversed in even cells).
+# Sets ORDER; call it directly, not in a subshell (it counts cells).
 CELL_N=0
 cell_order() {
     CELL_N=$((CELL_N + 1))
-    ORDER="$*"
-    if [ $((CELL_N % 2)) -eq 0 ]; then
-        ORDER=
-        local b
-        for b in "$@"; do ORDER="$b${ORDER:+ $ORDER}"; done
-    fi
+    ORDER=$(run_order "$CELL_N" "$@")
 }
 
 : >"$RESULTS"

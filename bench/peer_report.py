@@ -81,8 +81,8 @@ def section(rows, command, png_rel):
     w(BEGIN)
     w("## Thorstream vs Apache Kafka on this machine")
     w("")
-    w(f"`{command}`: both brokers in one run, every cell back to back (in alternating order from cell to cell), "
-      "each on a fresh broker with an empty data dir on the same disk and a dropped page cache, "
+    w(f"`{command}`: both brokers in one run, every cell back to back (in alternating order "
+      "from cell to cell), each on a fresh broker with an empty data dir on the same disk and a dropped page cache, "
       "driven by the same load tool (bench/loadgen, librdkafka 2.12, `linger.ms` 5, "
       "`batch.size` 1 MB, no compression, no keys, one producer instance unless stated). "
       "Apache Kafka 4.4.0 from Maven Central (bench/kafka/pom.xml), one KRaft node in combined "
