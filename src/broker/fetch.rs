@@ -22,12 +22,15 @@ use std::sync::atomic::Ordering;
 use super::Broker;
 use crate::error::Error;
 use crate::storage::batch::{BatchHeader, BatchIter};
-use crate::storage::{AbortedTxn, Isolation, LogOffsets, ReadView};
+use crate::storage::{AbortedTxn, FileRange, Isolation, LogOffsets, ReadView, Unread};
 
 /// Stored batches read for one partition, and its offsets when they were read.
 #[derive(Debug, Clone, Default)]
 pub struct FetchData {
     pub records: Vec<u8>,
+    /// `fetch_unread`: the stored batches as a range of their segment file, not read
+    /// (`records` is then empty).
+    pub(crate) file: Option<FileRange>,
     pub offsets: LogOffsets,
     /// read_committed: the aborted transactions with data in the batches read, oldest first
     /// (`None` for read_uncommitted, as Kafka answers).
@@ -97,8 +100,44 @@ impl Broker {
         };
         Ok(FetchData {
             records,
+            file: None,
             offsets: view.offsets,
             aborted,
+        })
+    }
+
+    /// `fetch` at read_uncommitted, but the stored batches of at least `file_bytes_min` bytes
+    /// are left unread, as a range of their segment file (`FetchData::file`), for a
+    /// connection that sends them from the page cache (`sendfile`); smaller ones, and those
+    /// of a segment read through `O_DIRECT`, are read as `fetch` reads them.
+    pub(crate) fn fetch_unread(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        file_bytes_min: usize,
+    ) -> Result<FetchData, FetchError> {
+        let (view, _) = self.view_at(topic, partition, offset, Isolation::ReadUncommitted)?;
+        let failed = |e| FetchError {
+            error: Error::from(e),
+            offsets: Some(view.offsets),
+        };
+        let mut records = Vec::new();
+        let (n, range) = match view
+            .read_or_range(&mut records, max_bytes, min_one_batch, file_bytes_min)
+            .map_err(failed)?
+        {
+            Unread::Read(n) => (n, None),
+            Unread::Range(r) => (r.len, Some(r)),
+        };
+        self.inner.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(FetchData {
+            records,
+            file: range,
+            offsets: view.offsets,
+            aborted: None,
         })
     }
 

@@ -12,11 +12,13 @@
 //! `PIPELINED_MAX` requests are outstanding. Responses are written strictly in request order
 //! (`seq`), whatever order the workers finish in.
 //!
-//! Responses are queued as the chunks the worker encoded them into (a Fetch response's records
-//! are chunks of their own, sharing the buffer they were read into) and written with
-//! `write_vectored`, so records are never copied between the pread and the socket. The write
-//! queue holds no empty chunk, and `write_pos` is always inside its front chunk. On a TLS
-//! connection the same chunks go to rustls (`transport.rs`), as fast as the socket drains.
+//! Responses are queued as the chunks the worker encoded them into (`out_chunk.rs`): memory
+//! chunks are written with `write_vectored` (a Fetch response's read records are chunks of
+//! their own, sharing the buffer they were read into, so never copied between the pread and the
+//! socket), and a file range (a plain socket's Fetch records, never read) with `sendfile`. The
+//! write queue holds no empty chunk, and `write_pos` is always inside its front chunk. On a
+//! TLS connection the chunks go to rustls (`transport.rs`), as fast as the socket drains; a
+//! file range reaching a TLS connection is read into memory when queued.
 //!
 //! A TLS connection counts as receiving a partial request from its accept until its handshake
 //! completes, so `request_read_timeout_ms` bounds a stalled handshake as it bounds a trickled
@@ -30,6 +32,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 use super::encode::Reply;
+use super::out_chunk::{OutChunk, advance_written, fill_io_slices, send_range};
 use super::session::ConnSession;
 use super::transport::{Received, Transport};
 use crate::protocol::frame::{FrameDecoder, FrameError};
@@ -57,7 +60,7 @@ pub struct Connection {
     next_write: u64,
     /// Replies that arrived before an earlier request's reply.
     early: BTreeMap<u64, Reply>,
-    pub write_buf: VecDeque<Bytes>,
+    pub write_buf: VecDeque<OutChunk>,
     pub write_pos: usize,
     pub read_closed: bool,
     pub close_after_write: bool,
@@ -277,8 +280,31 @@ impl Connection {
 
     /// Queues a response frame's chunks for writing, in order.
     pub fn queue_write(&mut self, chunks: Vec<Bytes>) {
-        self.write_buf
-            .extend(chunks.into_iter().filter(|c| !c.is_empty()));
+        self.write_buf.extend(
+            chunks
+                .into_iter()
+                .filter(|c| !c.is_empty())
+                .map(OutChunk::Mem),
+        );
+    }
+
+    /// Queues a response frame whose records may be file ranges: sent from the file on a
+    /// plain socket, read into memory first for TLS (which must encrypt them). A range that
+    /// cannot be read is an error: the frame is not queued and the connection must close.
+    pub fn queue_chunks(&mut self, chunks: Vec<OutChunk>) -> Result<(), String> {
+        let tls = matches!(self.transport, Transport::Tls(_));
+        let mut frame = Vec::with_capacity(chunks.len());
+        for chunk in chunks.into_iter().filter(|c| !c.is_empty()) {
+            frame.push(match chunk {
+                OutChunk::File(range) if tls => match range.read_to_vec() {
+                    Ok(bytes) => OutChunk::Mem(Bytes::from(bytes)),
+                    Err(e) => return Err(format!("{}: {e}", range.path.display())),
+                },
+                other => other,
+            });
+        }
+        self.write_buf.extend(frame);
+        Ok(())
     }
 
     pub fn has_pending_write(&self) -> bool {
@@ -291,9 +317,21 @@ impl Connection {
             if self.write_buf.is_empty() {
                 return self.transport.flush().map_err(|e| e.to_string());
             }
-            let mut slices = [IoSlice::new(&[]); WRITE_SLICES_MAX];
-            let count = fill_io_slices(&self.write_buf, self.write_pos, &mut slices);
-            match self.transport.write_vectored(&slices[..count]) {
+            let written = match (self.write_buf.front(), &mut self.transport) {
+                (Some(OutChunk::File(range)), Transport::Plain(sock)) => {
+                    send_range(sock, range, self.write_pos)
+                }
+                _ => {
+                    let mut slices = [IoSlice::new(&[]); WRITE_SLICES_MAX];
+                    let count = fill_io_slices(&self.write_buf, self.write_pos, &mut slices);
+                    if count == 0 {
+                        // A file range on TLS: `queue_chunks` never queues one.
+                        return Err("a file range queued on a TLS connection".into());
+                    }
+                    self.transport.write_vectored(&slices[..count])
+                }
+            };
+            match written {
                 Ok(0) => return Err("connection closed while writing".into()),
                 Ok(n) => {
                     self.last_active = std::time::Instant::now();
@@ -306,32 +344,6 @@ impl Connection {
         }
         Ok(())
     }
-}
-
-/// Points `slices` at the unwritten bytes of the first chunks of `queue` (the front one from
-/// `pos` on). Returns how many slices were filled.
-fn fill_io_slices<'a>(queue: &'a VecDeque<Bytes>, pos: usize, slices: &mut [IoSlice<'a>]) -> usize {
-    for (i, (slot, chunk)) in slices.iter_mut().zip(queue).enumerate() {
-        let from = if i == 0 { pos.min(chunk.len()) } else { 0 };
-        *slot = IoSlice::new(&chunk[from..]);
-    }
-    slices.len().min(queue.len())
-}
-
-/// Accounts for `n` bytes written from `queue`, whose front chunk was written up to `pos`:
-/// drops the chunks now fully written and returns the position in the new front chunk.
-/// Writing more than is queued just empties the queue.
-fn advance_written(queue: &mut VecDeque<Bytes>, mut pos: usize, mut n: usize) -> usize {
-    while let Some(front) = queue.front() {
-        let left = front.len().saturating_sub(pos);
-        if n < left {
-            return pos + n;
-        }
-        n -= left;
-        pos = 0;
-        queue.pop_front();
-    }
-    0
 }
 
 pub fn read_chunk_bytes() -> usize {
@@ -483,13 +495,97 @@ mod tests {
             .collect()
     }
 
-    fn lens(q: &VecDeque<Bytes>) -> Vec<usize> {
+    fn lens(q: &VecDeque<OutChunk>) -> Vec<usize> {
         q.iter().map(|c| c.len()).collect()
+    }
+
+    /// In-memory write chunks of `lens` bytes, chunk `i` filled with byte `i`.
+    fn out(lens: &[usize]) -> VecDeque<OutChunk> {
+        queue(lens).into_iter().map(OutChunk::Mem).collect()
+    }
+
+    fn mem(c: &OutChunk) -> &Bytes {
+        match c {
+            OutChunk::Mem(b) => b,
+            OutChunk::File(_) => panic!("a file range"),
+        }
+    }
+
+    /// A frame of memory chunks and file ranges goes out whole and in order: the ranges with
+    /// `sendfile`, the rest with vectored writes, as fast as the client reads.
+    #[test]
+    fn a_frame_with_file_ranges_is_written_whole_and_in_order() {
+        use std::io::{Read, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("00000000000000000000.log");
+        let stored: Vec<u8> = (0..(2usize << 20)).map(|i| (i % 251) as u8).collect();
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(&stored)
+            .unwrap();
+        let file = std::sync::Arc::new(std::fs::File::open(&path).unwrap());
+        let range = |position: usize, len: usize| {
+            OutChunk::File(crate::storage::FileRange {
+                file: file.clone(),
+                path: path.clone(),
+                position: position as u64,
+                len,
+            })
+        };
+        let (mut c, mut client) = conn_with(&[]);
+        c.queue_chunks(vec![
+            OutChunk::Mem(Bytes::from_static(b"size+header")),
+            range(10, 1 << 20),
+            OutChunk::Mem(Bytes::from_static(b"between")),
+            OutChunk::Mem(Bytes::new()),
+            range((1 << 20) + 99, 700_001),
+            OutChunk::Mem(Bytes::from_static(b"end")),
+        ])
+        .unwrap();
+        let mut expected = b"size+header".to_vec();
+        expected.extend_from_slice(&stored[10..10 + (1 << 20)]);
+        expected.extend_from_slice(b"between");
+        expected.extend_from_slice(&stored[(1 << 20) + 99..(1 << 20) + 99 + 700_001]);
+        expected.extend_from_slice(b"end");
+        let reader = std::thread::spawn(move || {
+            let mut got = vec![0u8; expected.len()];
+            client.read_exact(&mut got).unwrap();
+            assert!(got == expected, "the frame arrives as queued");
+        });
+        while c.has_pending_write() {
+            c.flush_writes().unwrap();
+            std::thread::yield_now();
+        }
+        reader.join().unwrap();
+    }
+
+    /// A range whose file is shorter than it fails the write (the connection closes) instead
+    /// of sending a short frame.
+    #[test]
+    fn a_file_range_past_the_end_of_its_file_fails_the_write() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("00000000000000000000.log");
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(&[7u8; 4096])
+            .unwrap();
+        let file = std::sync::Arc::new(std::fs::File::open(&path).unwrap());
+        let (mut c, _client) = conn_with(&[]);
+        c.queue_chunks(vec![OutChunk::File(crate::storage::FileRange {
+            file,
+            path,
+            position: 1024,
+            len: 4096,
+        })])
+        .unwrap();
+        let err = c.flush_writes().unwrap_err();
+        assert!(err.contains("ends before"), "{err}");
     }
 
     #[test]
     fn partial_write_inside_the_first_chunk() {
-        let mut q = queue(&[10, 20]);
+        let mut q = out(&[10, 20]);
         assert_eq!(advance_written(&mut q, 0, 4), 4);
         assert_eq!(lens(&q), [10, 20]);
         assert_eq!(advance_written(&mut q, 4, 5), 9);
@@ -498,7 +594,7 @@ mod tests {
 
     #[test]
     fn write_ending_exactly_at_a_chunk_boundary() {
-        let mut q = queue(&[10, 20, 30]);
+        let mut q = out(&[10, 20, 30]);
         assert_eq!(advance_written(&mut q, 3, 7), 0);
         assert_eq!(lens(&q), [20, 30]);
         assert_eq!(advance_written(&mut q, 0, 20), 0);
@@ -509,16 +605,16 @@ mod tests {
 
     #[test]
     fn write_spanning_several_chunks() {
-        let mut q = queue(&[10, 20, 30, 40]);
+        let mut q = out(&[10, 20, 30, 40]);
         // 8 left of the first, all 20 and 30 of the next two, 5 into the fourth.
         assert_eq!(advance_written(&mut q, 2, 8 + 20 + 30 + 5), 5);
         assert_eq!(lens(&q), [40]);
-        assert_eq!(q[0][0], 3);
+        assert_eq!(mem(&q[0])[0], 3);
     }
 
     #[test]
     fn writing_more_than_queued_empties_the_queue() {
-        let mut q = queue(&[10]);
+        let mut q = out(&[10]);
         assert_eq!(advance_written(&mut q, 0, 11), 0);
         assert!(q.is_empty());
         assert_eq!(advance_written(&mut q, 0, 0), 0);
@@ -526,7 +622,7 @@ mod tests {
 
     #[test]
     fn io_slices_start_at_the_write_position_and_stop_at_the_limit() {
-        let q = queue(&[10, 20, 30]);
+        let q = out(&[10, 20, 30]);
         let mut slices = [IoSlice::new(&[]); 2];
         assert_eq!(fill_io_slices(&q, 4, &mut slices), 2);
         assert_eq!(slices[0].len(), 6);
@@ -543,8 +639,8 @@ mod tests {
     /// slices at a time, yields exactly its bytes in order.
     #[test]
     fn piecewise_vectored_writes_reassemble_the_queue() {
-        let chunks = queue(&[3, 1, 7, 2, 9, 4]);
-        let expected: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        let chunks = out(&[3, 1, 7, 2, 9, 4]);
+        let expected: Vec<u8> = chunks.iter().flat_map(|c| mem(c).iter().copied()).collect();
         for step in 1..=expected.len() {
             let (mut q, mut pos, mut out) = (chunks.clone(), 0, Vec::new());
             while !q.is_empty() {

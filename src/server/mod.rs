@@ -14,6 +14,7 @@ pub(crate) mod connection;
 pub(crate) mod encode;
 pub(crate) mod handlers;
 pub mod listener;
+pub(crate) mod out_chunk;
 pub(crate) mod reactor;
 pub mod session;
 pub mod tls;
@@ -178,6 +179,7 @@ impl Drop for ServerHandle {
 /// Binds the listeners and starts the reactor and workers. Fails if a listener cannot be
 /// bound, or a TLS listener has no (loadable) certificate and key.
 pub fn start(broker: Arc<Broker>, config: ServerConfig) -> Result<ServerHandle> {
+    encode::init_file_stand_ins();
     let mut config = config;
     if config.listeners.is_empty() {
         return Err(Error::InvalidConfig("no listener configured".into()));

@@ -462,6 +462,12 @@ impl Reactor {
                 }
                 match reply {
                     Reply::Frame(chunks) => conn.queue_write(chunks),
+                    Reply::FetchFrame(chunks) => {
+                        if let Err(e) = conn.queue_chunks(chunks) {
+                            log::warn!("closing connection from {}: {e}", conn.peer);
+                            conn.close_after_write = true;
+                        }
+                    }
                     Reply::NoResponse | Reply::Parked => {}
                     Reply::Close(why) => {
                         log::warn!("closing connection from {}: {why}", conn.peer);

@@ -13,7 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 use mio::Waker;
 
-use super::encode::{Reply, ReplyMsg, encode_reply};
+use super::encode::{Reply, ReplyMsg, encode_fetch_from_files, encode_reply};
 use super::handlers::{self, Outcome};
 use crate::broker::wait::Wake;
 use crate::error::{Error, Result};
@@ -251,6 +251,13 @@ fn finish(
             api.response_header_version(version),
             &body,
             version,
+        )),
+        Outcome::RespondFetch { body, files } => Some(encode_fetch_from_files(
+            header.correlation_id,
+            api.response_header_version(version),
+            &body,
+            version,
+            files,
         )),
         Outcome::NoResponse => Some(Reply::NoResponse),
         Outcome::Close(why) => Some(Reply::Close(why)),

@@ -26,7 +26,8 @@ use std::path::{Path, PathBuf};
 
 pub use self::batch::BatchError;
 pub use self::log::{
-    AbortedTxn, AppendInfo, Isolation, LogConfig, LogOffsets, OngoingTxn, PartitionLog, ReadView,
+    AbortedTxn, AppendInfo, FileRange, Isolation, LogConfig, LogOffsets, OngoingTxn, PartitionLog,
+    ReadView, Unread,
 };
 
 /// Errors of the storage layer. Every I/O error carries the path it happened on.

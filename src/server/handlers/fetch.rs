@@ -15,6 +15,12 @@
 //! null for read_uncommitted, as Kafka); a read_committed wait decides from the LSO (see
 //! `broker::fetch`). `last_stable_offset` is the partition's LSO at either level.
 //!
+//! On a plain socket a read_uncommitted Fetch leaves the records payloads of at least
+//! `FILE_RANGE_MIN_BYTES` (64 KiB) unread (`Broker::fetch_unread`): the response carries stand-ins of
+//! their length and the file ranges go out with `sendfile` (`encode::encode_fetch_from_files`,
+//! `out_chunk.rs`). TLS must encrypt the bytes and read_committed must look at them (the
+//! aborted transactions they overlap), so both read them.
+//!
 //! Authorization (as Kafka's `handleFetchRequest`): a consumer needs Read on each topic, a
 //! follower (replica id ≥ 0) ClusterAction on the cluster; a refused topic's partitions answer
 //! TOPIC_AUTHORIZATION_FAILED and are taken out of the request before anything is read or
@@ -35,8 +41,9 @@ use crate::broker::wait::{WaitKey, Wake};
 use crate::broker::{FetchError, FetchMark, FetchProgress};
 use crate::error::{AuthzError, Error};
 use crate::security::acl::{AclOperation, ResourceType};
+use crate::server::encode::{FILE_RANGE_MIN_BYTES, file_stand_in};
 use crate::server::session::Caller;
-use crate::storage::Isolation;
+use crate::storage::{FileRange, Isolation, LogOffsets, StorageError};
 
 /// FetchRequest's `isolation_level` of read_committed (0 is read_uncommitted).
 const READ_COMMITTED: i8 = 1;
@@ -59,6 +66,19 @@ pub struct PendingFetch {
     marks: Vec<Option<FetchMark>>,
     /// The answers of the topics the caller may not read, taken out of `req`.
     denied: Vec<FetchableTopicResponse>,
+    /// The connection can send records from the segment files (`Records::from_files`).
+    from_files: bool,
+}
+
+/// How a response's records payloads are produced.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Records {
+    /// Read into memory (TLS connections, read_committed).
+    Read,
+    /// Left in the segment files (plaintext connections, read_uncommitted): the payloads of
+    /// at least `FILE_RANGE_MIN_BYTES` go out with `sendfile`, page cache to socket, and the
+    /// response carries stand-ins for them (`encode::file_stand_in`).
+    FromFiles,
 }
 
 /// The first Fetch version whose clients read zstd batches (KIP-110).
@@ -117,21 +137,41 @@ fn answer(
     req: &FetchRequest,
     version: i16,
     denied: Vec<FetchableTopicResponse>,
+    from_files: bool,
 ) -> Outcome {
-    let mut response = read(ctx, req, version);
+    let mode = match from_files && isolation(req.isolation_level) == Isolation::ReadUncommitted {
+        true => Records::FromFiles,
+        false => Records::Read,
+    };
+    let (mut response, files) = read(ctx, req, version, mode);
     response.responses.extend(denied);
-    Outcome::Respond(ResponseKind::Fetch(response))
+    if files.is_empty() {
+        return Outcome::Respond(ResponseKind::Fetch(response));
+    }
+    Outcome::RespondFetch {
+        body: response,
+        files,
+    }
+}
+
+/// Whether `caller`'s connection is a plain socket, which can send from a file.
+fn plain_socket(ctx: &Ctx, caller: &Caller) -> bool {
+    ctx.config
+        .listeners
+        .get(caller.listener)
+        .is_some_and(|l| !l.protocol.uses_tls())
 }
 
 pub fn handle(ctx: &Ctx, version: i16, mut req: Box<FetchRequest>, caller: &Caller) -> Outcome {
     let denied = take_denied(ctx, &mut req, caller);
+    let from_files = plain_socket(ctx, caller);
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let keys = keys(&req);
     let seen = ctx.broker.waits().epochs(&keys);
     // The common case (`fetch.min.bytes` = 1, a client's default): any readable byte answers,
     // and whether there is one is known from the offsets without I/O. Read once and answer.
     if req.min_bytes <= 1 && any_readable(ctx, &req) {
-        return answer(ctx, &req, version, denied);
+        return answer(ctx, &req, version, denied, from_files);
     }
     let level = isolation(req.isolation_level);
     let marks = partitions(&req)
@@ -148,6 +188,7 @@ pub fn handle(ctx: &Ctx, version: i16, mut req: Box<FetchRequest>, caller: &Call
             version,
             marks,
             denied,
+            from_files,
         },
         deadline,
         keys,
@@ -198,7 +239,13 @@ fn decide(
         }
     }
     if complete || available >= min_bytes {
-        return answer(ctx, req, pending.version, pending.denied);
+        return answer(
+            ctx,
+            req,
+            pending.version,
+            pending.denied,
+            pending.from_files,
+        );
     }
     Outcome::Park {
         kind: Delayed::Fetch(pending),
@@ -247,10 +294,18 @@ fn keys(req: &FetchRequest) -> Vec<WaitKey> {
         .collect()
 }
 
-/// Reads every partition once and builds the response. Below v10 a partition of a topic whose
-/// `compression.type` is zstd answers UNSUPPORTED_COMPRESSION_TYPE unread (Kafka's
-/// `KafkaApis` rule: the topic's config decides, not the codec of the batches).
-fn read(ctx: &Ctx, req: &FetchRequest, version: i16) -> FetchResponse {
+/// Reads every partition once and builds the response; with `Records::FromFiles`, also the
+/// file ranges of the payloads left unread, in response order (one per stand-in). Below v10
+/// a partition of a topic whose `compression.type` is zstd answers UNSUPPORTED_COMPRESSION_TYPE
+/// unread (Kafka's `KafkaApis` rule: the topic's config decides, not the codec of the
+/// batches).
+fn read(
+    ctx: &Ctx,
+    req: &FetchRequest,
+    version: i16,
+    mode: Records,
+) -> (FetchResponse, Vec<FileRange>) {
+    let mut files = Vec::new();
     let mut budget = if req.max_bytes <= 0 {
         i32::MAX as usize
     } else {
@@ -274,13 +329,44 @@ fn read(ctx: &Ctx, req: &FetchRequest, version: i16) -> FetchResponse {
                     )),
                     offsets: None,
                 })
+            } else if mode == Records::FromFiles {
+                ctx.broker.fetch_unread(
+                    name,
+                    p.partition,
+                    p.fetch_offset,
+                    limit,
+                    total == 0,
+                    FILE_RANGE_MIN_BYTES,
+                )
             } else {
                 ctx.broker
                     .fetch(name, p.partition, p.fetch_offset, limit, total == 0, level)
             };
             let resp = match data {
-                Ok(data) => {
-                    let n = data.records.len();
+                Ok(mut data) => {
+                    // A range too large for a stand-in is read after all.
+                    let records = match data.file.take() {
+                        Some(range) => match file_stand_in(range.len) {
+                            Some(stand_in) => {
+                                files.push(range);
+                                Ok(stand_in)
+                            }
+                            None => range
+                                .read_to_vec()
+                                .map(Bytes::from)
+                                .map_err(|e| StorageError::io(&range.path, e)),
+                        },
+                        None => Ok(Bytes::from(data.records)),
+                    };
+                    let records = match records {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let error = Error::from(e);
+                            parts.push(failed_partition(p.partition, error, Some(data.offsets)));
+                            continue;
+                        }
+                    };
+                    let n = records.len();
                     total += n;
                     budget = budget.saturating_sub(n);
                     PartitionData::default()
@@ -297,15 +383,9 @@ fn read(ctx: &Ctx, req: &FetchRequest, version: i16) -> FetchResponse {
                                 })
                                 .collect()
                         }))
-                        .with_records(Some(Bytes::from(data.records)))
+                        .with_records(Some(records))
                 }
-                Err(FetchError { error, offsets }) => PartitionData::default()
-                    .with_partition_index(p.partition)
-                    .with_error_code(error.kafka_code())
-                    .with_high_watermark(offsets.map_or(-1, |o| o.high_watermark))
-                    .with_last_stable_offset(offsets.map_or(-1, |o| o.last_stable_offset))
-                    .with_log_start_offset(offsets.map_or(-1, |o| o.log_start_offset))
-                    .with_records(Some(Bytes::new())),
+                Err(FetchError { error, offsets }) => failed_partition(p.partition, error, offsets),
             };
             parts.push(resp);
         }
@@ -316,7 +396,19 @@ fn read(ctx: &Ctx, req: &FetchRequest, version: i16) -> FetchResponse {
                 .with_partitions(parts),
         );
     }
-    FetchResponse::default()
+    let response = FetchResponse::default()
         .with_session_id(0)
-        .with_responses(responses)
+        .with_responses(responses);
+    (response, files)
+}
+
+/// A partition's answer to a failed read.
+fn failed_partition(partition: i32, error: Error, offsets: Option<LogOffsets>) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(partition)
+        .with_error_code(error.kafka_code())
+        .with_high_watermark(offsets.map_or(-1, |o| o.high_watermark))
+        .with_last_stable_offset(offsets.map_or(-1, |o| o.last_stable_offset))
+        .with_log_start_offset(offsets.map_or(-1, |o| o.log_start_offset))
+        .with_records(Some(Bytes::new()))
 }

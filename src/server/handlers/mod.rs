@@ -74,6 +74,12 @@ pub struct DelayedOp {
 
 pub enum Outcome {
     Respond(ResponseKind),
+    /// A Fetch answer some of whose records payloads are stand-ins for `files`, in response
+    /// order (`fetch.rs`, `encode::encode_fetch_from_files`).
+    RespondFetch {
+        body: kafka_protocol::messages::FetchResponse,
+        files: Vec<crate::storage::FileRange>,
+    },
     NoResponse,
     Close(String),
     /// Answer, then close the connection: a failed SASL exchange. The answer is held for

@@ -50,7 +50,7 @@ mod heal;
 mod max_timestamp;
 mod producers;
 mod read;
-pub use self::read::ReadView;
+pub use self::read::{FileRange, ReadView, Unread};
 mod roll_retention;
 mod sync;
 mod txn;

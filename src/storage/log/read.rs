@@ -35,6 +35,37 @@ pub struct ReadView {
     pub offsets: LogOffsets,
 }
 
+/// Stored bytes of a segment file, not read: `len` bytes from `position`. The handle is the
+/// view's own, so the range stays readable if retention or the cleaner removes the segment
+/// meanwhile. Appends only add bytes past a view's limit; the file is cut below it only when
+/// the log heals after a failed write (`PartitionLog::heal`), so whoever sends a range must
+/// treat an early end of file as an error (a frame is never sent short).
+#[derive(Debug, Clone)]
+pub struct FileRange {
+    pub file: Arc<File>,
+    pub path: PathBuf,
+    pub position: u64,
+    pub len: usize,
+}
+
+impl FileRange {
+    /// Reads the range into memory (for a transport that cannot send from a file).
+    pub fn read_to_vec(&self) -> std::io::Result<Vec<u8>> {
+        let mut out = vec![0u8; self.len];
+        self.file.read_exact_at(&mut out, self.position)?;
+        Ok(out)
+    }
+}
+
+/// What `ReadView::read_or_range` did.
+#[derive(Debug)]
+pub enum Unread {
+    /// This many bytes were appended.
+    Read(usize),
+    /// Nothing was read: the bytes are this range of the segment file.
+    Range(FileRange),
+}
+
 /// Where a read starts, in bytes: the batch holding the wanted offset begins at `position` of
 /// segment `segment_base`, and `limit` is the readable end of that segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +120,59 @@ impl ReadView {
             }))
     }
 
+    /// Where the bytes `read_into` would read are: from the batch that contains the
+    /// requested offset, up to `max_bytes` (the last batch may be cut, as Kafka does), but
+    /// always at least one whole batch when `min_one_batch` is set. `None` when there is
+    /// nothing to read.
+    fn extent(
+        &self,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<Option<(u64, u64)>, StorageError> {
+        let Some((path, file)) = &self.file else {
+            return Ok(None);
+        };
+        let Some((pos, first)) = self.find_batch(file, path)? else {
+            return Ok(None);
+        };
+        let first_len = first.total_bytes() as u64;
+        let available = self.limit - pos;
+        let mut len = available.min(max_bytes as u64);
+        if min_one_batch {
+            len = len.max(first_len.min(available));
+        }
+        Ok((len > 0).then_some((pos, len)))
+    }
+
+    /// What `read_into` reads, but left unread as a range of the segment file when it is at
+    /// least `range_bytes_min` long: for a connection that sends it from the file
+    /// (`sendfile`). A segment read through `O_DIRECT` is always read (its bytes are not in
+    /// the page cache to be sent from). Returns the range, or the number of bytes appended to
+    /// `out`.
+    pub fn read_or_range(
+        &self,
+        out: &mut Vec<u8>,
+        max_bytes: usize,
+        min_one_batch: bool,
+        range_bytes_min: usize,
+    ) -> Result<Unread, StorageError> {
+        let Some((path, file)) = &self.file else {
+            return Ok(Unread::Read(0));
+        };
+        let Some((pos, len)) = self.extent(max_bytes, min_one_batch)? else {
+            return Ok(Unread::Read(0));
+        };
+        if self.direct.is_none() && len >= range_bytes_min as u64 {
+            return Ok(Unread::Range(FileRange {
+                file: file.clone(),
+                path: path.clone(),
+                position: pos,
+                len: len as usize,
+            }));
+        }
+        self.read_at(out, path, file, pos, len).map(Unread::Read)
+    }
+
     /// Appends to `out` the stored bytes starting at the batch that contains the requested
     /// offset, up to `max_bytes` (the last batch may be cut, as Kafka does), but always at least
     /// one whole batch when `min_one_batch` is set. Returns the number of bytes appended.
@@ -101,18 +185,21 @@ impl ReadView {
         let Some((path, file)) = &self.file else {
             return Ok(0);
         };
-        let Some((pos, first)) = self.find_batch(file, path)? else {
+        let Some((pos, len)) = self.extent(max_bytes, min_one_batch)? else {
             return Ok(0);
         };
-        let first_len = first.total_bytes() as u64;
-        let available = self.limit - pos;
-        let mut len = available.min(max_bytes as u64);
-        if min_one_batch {
-            len = len.max(first_len.min(available));
-        }
-        if len == 0 {
-            return Ok(0);
-        }
+        self.read_at(out, path, file, pos, len)
+    }
+
+    /// Appends `len` bytes from `pos` of the segment to `out`.
+    fn read_at(
+        &self,
+        out: &mut Vec<u8>,
+        path: &Path,
+        file: &File,
+        pos: u64,
+        len: u64,
+    ) -> Result<usize, StorageError> {
         let start = out.len();
         out.resize(start + len as usize, 0);
         match &self.direct {

@@ -465,3 +465,59 @@ fn a_clean_reopen_and_close_of_an_unchanged_log_rewrites_nothing() {
             .map_or(0, |f| f.2)
     );
 }
+
+/// A read left unread as a file range (`read_or_range`) names exactly the bytes a read
+/// returns, from any offset and for any size bound; under the threshold, or through
+/// `O_DIRECT`, it reads them instead.
+#[test]
+fn a_range_left_unread_holds_the_bytes_a_read_returns() {
+    for direct_io in [false, true] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let cfg = LogConfig {
+            direct_io,
+            segment_bytes: 4096,
+            ..config()
+        };
+        let mut log = PartitionLog::open(dir.path(), cfg, true, 0).expect("open");
+        for i in 0..40i64 {
+            let body = vec![i as u8; 50 + 13 * i as usize];
+            log.append(&make_batch(1 + i as i32 % 3, &body, i), i)
+                .expect("append");
+        }
+        if direct_io {
+            sync(&mut log);
+        }
+        let end = log.high_watermark();
+        assert!(end > 40, "{end}");
+        for offset in (0..end).step_by(7) {
+            for (max_bytes, min_one) in [(0, true), (300, false), (300, true), (usize::MAX, true)] {
+                let view = log.read_view(offset).expect("view");
+                let mut read = Vec::new();
+                view.read_into(&mut read, max_bytes, min_one).expect("read");
+                let mut out = Vec::new();
+                match view
+                    .read_or_range(&mut out, max_bytes, min_one, 1)
+                    .expect("range")
+                {
+                    Unread::Range(r) => {
+                        assert!(!direct_io, "a direct segment is always read");
+                        assert!(out.is_empty());
+                        assert_eq!(r.read_to_vec().expect("pread"), read);
+                    }
+                    Unread::Read(n) => {
+                        assert!(direct_io || read.is_empty(), "offset {offset}");
+                        assert_eq!((n, &out), (read.len(), &read));
+                    }
+                }
+                let mut out = Vec::new();
+                match view
+                    .read_or_range(&mut out, max_bytes, min_one, usize::MAX)
+                    .expect("read")
+                {
+                    Unread::Read(n) => assert_eq!((n, &out), (read.len(), &read)),
+                    Unread::Range(_) => panic!("under the threshold a read is read"),
+                }
+            }
+        }
+    }
+}
