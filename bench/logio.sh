@@ -20,7 +20,7 @@ for r in $(seq 1 "$ROUNDS"); do
     echo "== round $r of $ROUNDS" >&2
     # Odd rounds run the brokers in one order, even rounds in the reverse (bench/lib.sh).
     brokers=$(run_order "$r" thorstream thorstream-direct kafka)
-    PEER_ONLY=matrix PEER_DURABILITIES=durable PEER_ACKS=all PEER_SIZES="${LOGIO_SIZES:-1024 100}" \
+    PEER_ONLY=matrix PEER_ROUNDS=1 PEER_DURABILITIES=durable PEER_ACKS=all PEER_SIZES="${LOGIO_SIZES:-1024 100}" \
         PEER_BROKERS="$brokers" PEER_RESULTS="$OUT.round" \
         bash "$ROOT/bench/peer.sh"
     python3 -c 'import json, sys

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/peer.sh: Thorstream beside Apache Kafka on this machine, in one run. Every cell runs
-# against both brokers back to back (Thorstream first in odd cells, Kafka first in even ones:
-# on this VM the slot a run takes moves its figures, see bench/lib.sh), each on a
+# against both brokers back to back, PEER_ROUNDS times (default 2), the order reversed in every
+# other round and from cell to cell (T K K T, then K T T K: on this VM the slot a run takes
+# moves its figures, see bench/lib.sh; the report takes each cell's median), each on a
 # fresh broker with an empty data dir on the same disk and (as root) a dropped page cache, with
 # the same load tool (bench/loadgen, librdkafka). Results: bench/results/peer.jsonl (one JSON
 # line per run, with "broker", "durability" and the cell's settings); a whole run then writes
@@ -21,7 +22,8 @@
 #
 # Environment: BENCH_DIR (data directories; default bench/data), BENCH_SECONDS (default 8),
 # BENCH_PORT (default 19300; Kafka's controller takes the port after it), PEER_RESULTS (the
-# JSON lines file; default bench/results/peer.jsonl), PEER_SIZES (the matrix's record sizes;
+# JSON lines file; default bench/results/peer.jsonl), PEER_ROUNDS (runs per cell and broker of
+# the matrix, group-commit, e2e and perf stages; default 2), PEER_SIZES (the matrix's record sizes;
 # default "100 1024"); PEER_DURABILITIES, PEER_ACKS, PEER_PARTITIONS narrow the matrix (defaults
 # "default durable", "1 all", "1 4 16"), and PEER_BROKERS names its brokers in run order
 # (default "thorstream kafka"; `thorstream-direct` is Thorstream with --log-io direct, see
@@ -135,9 +137,9 @@ record() { # broker durability extra-json, then loadgen arguments
 import json, sys
 d = json.loads(sys.argv[1])
 d.update(broker=sys.argv[2], durability=sys.argv[3], rss_kb=int(sys.argv[5] or 0),
-         rss_peak_kb=int(sys.argv[6] or 0))
+         rss_peak_kb=int(sys.argv[6] or 0), round=int(sys.argv[7]))
 d.update(json.loads(sys.argv[4]))
-print(json.dumps(d))' "$line" "$broker" "$durability" "$extra" "$(rss_kb)" "$(rss_peak_kb)" >>"$RESULTS"
+print(json.dumps(d))' "$line" "$broker" "$durability" "$extra" "$(rss_kb)" "$(rss_peak_kb)" "$ROUND" >>"$RESULTS"
     tail -n 1 "$RESULTS" | cut -c1-200 >&2
 }
 
@@ -159,6 +161,23 @@ CELL_N=0
 cell_order() {
     CELL_N=$((CELL_N + 1))
     ORDER=$(run_order "$CELL_N" "$@")
+}
+
+# The runs of the current cell as round:broker words, PEER_ROUNDS rounds of ORDER, reversed in
+# even rounds; `use_run` takes one apart into ROUND and B. Loop as
+#   for rb in $(cell_runs); do use_run "$rb"; ...; done
+ROUNDS=${PEER_ROUNDS:-2}
+ROUND=1
+cell_runs() {
+    local r b
+    for r in $(seq 1 "$ROUNDS"); do
+        # shellcheck disable=SC2086 # a list of broker names
+        for b in $(run_order "$r" $ORDER); do echo "$r:$b"; done
+    done
+}
+use_run() {
+    ROUND=${1%%:*}
+    B=${1#*:}
 }
 
 : >"$RESULTS"
@@ -205,8 +224,9 @@ for d in ${PEER_DURABILITIES:-default durable}; do
             for parts in ${PEER_PARTITIONS:-1 4 16}; do
                 # shellcheck disable=SC2086 # a list of broker names
                 cell_order ${PEER_BROKERS:-thorstream kafka}
-                for b in $ORDER; do
-                    matrix_cell "$b" "$d" "$size" "$acks" "$parts"
+                for rb in $(cell_runs); do
+                    use_run "$rb"
+                    matrix_cell "$B" "$d" "$size" "$acks" "$parts"
                 done
             done
         done
@@ -218,9 +238,10 @@ if want group; then
 echo "== group commit: 8 producers, acks=all, 1 KiB, 4 partitions" >&2
 for d in default durable; do
     cell_order thorstream kafka
-    for b in $ORDER; do
-        start "$b" "$d"
-        record "$b" "$d" '{"cell":"group-commit"}' produce --brokers "$ADDR" --topic gc \
+    for rb in $(cell_runs); do
+        use_run "$rb"
+        start "$B" "$d"
+        record "$B" "$d" '{"cell":"group-commit"}' produce --brokers "$ADDR" --topic gc \
             --duration "$SECONDS_PER_RUN" --record-size 1024 --acks all --partitions 4 --producers 8
     done
 done
@@ -230,19 +251,23 @@ if want e2e; then
 echo "== end-to-end latency at 10% and 50% of the slower broker's maximum (1 KiB, acks=all, 4 partitions)" >&2
 for d in default durable; do
     slower=$(python3 - "$RESULTS" "$d" <<'EOF'
-import json, sys
+import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-rates = [r["records_per_s"] for r in rows
-         if r.get("kind") == "produce" and r.get("cell") == "matrix" and r["durability"] == sys.argv[2]
-         and r["record_size"] == 1024 and r["acks"] == "all" and r["partitions"] == 4]
-print(int(min(rates)) if rates else 1000)
+rates = {}
+for r in rows:
+    if (r.get("kind") == "produce" and r.get("cell") == "matrix" and r["durability"] == sys.argv[2]
+            and r["record_size"] == 1024 and r["acks"] == "all" and r["partitions"] == 4):
+        rates.setdefault(r["broker"], []).append(r["records_per_s"])
+# the slower broker by its median over the rounds, as the report compares them
+print(int(min(statistics.median(v) for v in rates.values())) if rates else 1000)
 EOF
 )
     for pct in 10 50; do
         cell_order thorstream kafka
-        for b in $ORDER; do
-            start "$b" "$d"
-            record "$b" "$d" "{\"cell\":\"e2e-$pct\",\"slower_max\":$slower}" e2e --brokers "$ADDR" \
+        for rb in $(cell_runs); do
+            use_run "$rb"
+            start "$B" "$d"
+            record "$B" "$d" "{\"cell\":\"e2e-$pct\",\"slower_max\":$slower}" e2e --brokers "$ADDR" \
                 --duration 10 --topic e2e --record-size 1024 --acks all --partitions 4 \
                 --rate $((slower * pct / 100)) --linger-ms 5
         done
@@ -270,14 +295,14 @@ perf_cell() { # broker durability acks records
         --bootstrap-server "$ADDR" --topic pt --num-records "$n" --timeout 60000 2>/dev/null \
         | grep -A1 '^start.time' | tail -n 1)
     c2=$(cpu_s)
-    python3 - "$b" "$d" "$acks" "$n" "$c0" "$c1" "$c2" "$pline" "$cline" "$(rss_peak_kb)" >>"$RESULTS" <<'PY'
+    python3 - "$b" "$d" "$acks" "$n" "$c0" "$c1" "$c2" "$pline" "$cline" "$(rss_peak_kb)" "$ROUND" >>"$RESULTS" <<'PY'
 import json, re, sys
-b, d, acks, n, c0, c1, c2, pline, cline, peak = sys.argv[1:]
+b, d, acks, n, c0, c1, c2, pline, cline, peak, rnd = sys.argv[1:]
 n = int(n)
 m = re.search(r"([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, ([\d.]+) ms max "
               r"latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th", pline)
 row = dict(kind="perf-test", broker=b, durability=d, acks=acks, record_size=1024, partitions=4,
-           records=n, rss_peak_kb=int(peak or 0))
+           records=n, rss_peak_kb=int(peak or 0), round=int(rnd))
 if m:
     row.update(records_per_s=float(m[1]), mb_per_s=float(m[2]), p50_ms=float(m[5]),
                p99_ms=float(m[7]), p999_ms=float(m[8]))
@@ -299,7 +324,10 @@ for d in default durable; do
     n=${PEER_PERF_RECORDS:-$n}
     for acks in 1 all; do
         cell_order thorstream kafka
-        for b in $ORDER; do perf_cell "$b" "$d" "$acks" "$n"; done
+        for rb in $(cell_runs); do
+            use_run "$rb"
+            perf_cell "$B" "$d" "$acks" "$n"
+        done
     done
 done
 fi

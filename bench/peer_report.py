@@ -33,6 +33,58 @@ def load(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
+# The kinds peer.sh runs once per round; the fields that name a run's cell (everything else in
+# a row is a measurement or, like rss_kb, a reading taken with it).
+ROUNDED_KINDS = ("produce", "consume", "e2e", "perf-test")
+CELL_FIELDS = ("kind", "broker", "durability", "cell", "record_size", "acks", "partitions",
+               "producers")
+
+
+def merge_rounds(rows):
+    """One row per cell and broker: each number the median over its rounds (peer.sh runs a cell
+    PEER_ROUNDS times, the brokers' order reversed every other round, so the slot effect cancels
+    in the median); `rounds` is how many there were, `round_rps` the per-round records/s in
+    round order. Rows of other kinds, and rows without a round, pass through."""
+    groups, out = {}, []
+    for r in rows:
+        if r.get("kind") not in ROUNDED_KINDS or "round" not in r:
+            out.append(r)
+            continue
+        key = tuple(r.get(k) for k in CELL_FIELDS)
+        if key not in groups:
+            groups[key] = []
+            out.append(key)
+        groups[key].append(r)
+    merged = []
+    for item in out:
+        if not isinstance(item, tuple):
+            merged.append(item)
+            continue
+        runs = sorted(groups[item], key=lambda r: r["round"])
+        row = dict(runs[0])
+        for field in row:
+            vals = [r[field] for r in runs if isinstance(r.get(field), (int, float))
+                    and not isinstance(r.get(field), bool)]
+            if field not in CELL_FIELDS and field != "round" and len(vals) == len(runs):
+                row[field] = statistics.median(vals)
+        row["rounds"] = len(runs)
+        row["round_rps"] = [r.get("records_per_s") for r in runs]
+        merged.append(row)
+    return merged
+
+
+def rounds_of(rows):
+    return max((r.get("rounds", 1) for r in rows if r.get("kind") in ROUNDED_KINDS), default=1)
+
+
+def per_round(t, k):
+    """The per-round Thorstream/Kafka ratios of a cell, as text ('' for one round)."""
+    tr, kr = t.get("round_rps") or [], k.get("round_rps") or []
+    if len(tr) < 2 or len(tr) != len(kr) or not all(tr) or not all(kr):
+        return ""
+    return "; rounds " + ", ".join(f"{a / b:.2f}×" for a, b in zip(tr, kr))
+
+
 def num(x, digits=0):
     if x is None:
         return "–"
@@ -81,8 +133,12 @@ def section(rows, command, png_rel):
     w(BEGIN)
     w("## Thorstream vs Apache Kafka on this machine")
     w("")
-    w(f"`{command}`: both brokers in one run, every cell back to back (in alternating order "
-      "from cell to cell), each on a fresh broker with an empty data dir on the same disk and a dropped page cache, "
+    n_rounds = rounds_of(rows)
+    rounds_text = (f"{n_rounds} rounds per cell, the brokers' order reversed in every other round "
+                   "and from cell to cell, every figure the median of its rounds"
+                   if n_rounds > 1 else "in alternating order from cell to cell")
+    w(f"`{command}`: both brokers in one run, every cell back to back ({rounds_text}), "
+      "each on a fresh broker with an empty data dir on the same disk and a dropped page cache, "
       "driven by the same load tool (bench/loadgen, librdkafka 2.12, `linger.ms` 5, "
       "`batch.size` 1 MB, no compression, no keys, one producer instance unless stated). "
       "Apache Kafka 4.4.0 from Maven Central (bench/kafka/pom.xml), one KRaft node in combined "
@@ -309,7 +365,8 @@ def targets(rows, prod, cons, gc, e2e, st):
         worst = min(pr, key=lambda x: x[0])
         w(f"- Produce ≥ 1.5× Kafka in every cell: {verdict(worst[0] >= 1.5)} (lowest "
           f"{worst[0]:.2f}×: {worst[1]['durability']}, {worst[1].get('record_size')} B, acks "
-          f"{worst[1].get('acks')}, {worst[1].get('partitions')} partitions; "
+          f"{worst[1].get('acks')}, {worst[1].get('partitions')} partitions"
+          f"{per_round(worst[1], worst[2])}; "
           f"{sum(1 for x in pr if x[0] >= 1.5)} of {len(pr)} cells at ≥ 1.5×).")
     cr = [(t["broker_cpu_s_per_gb"] / k["broker_cpu_s_per_gb"], t, k) for t, k in pairs(prod + gc)
           if t.get("broker_cpu_s_per_gb") and k.get("broker_cpu_s_per_gb")]
@@ -334,8 +391,10 @@ def targets(rows, prod, cons, gc, e2e, st):
     if cc:
         worst = min(cc, key=lambda x: x[0])
         w(f"- Consume ≥ Kafka's: {verdict(worst[0] >= 1.0)} (lowest {worst[0]:.2f}×: "
-          f"{worst[1]['durability']}, {worst[1].get('record_size')} B, "
-          f"{worst[1].get('partitions')} partitions).")
+          f"{worst[1]['durability']}, {worst[1].get('record_size')} B, acks "
+          f"{worst[1].get('acks')}, {worst[1].get('partitions')} partitions"
+          f"{per_round(worst[1], worst[2])}; "
+          f"{sum(1 for x in cc if x[0] >= 1.0)} of {len(cc)} cells at ≥ 1×).")
     if e2e:
         bad = []
         for t in e2e:
@@ -418,7 +477,7 @@ def main():
         print(__doc__, file=sys.stderr)
         sys.exit(2)
     results, out_dir, bench_md, command = sys.argv[1:]
-    rows = load(results)
+    rows = merge_rounds(load(results))
     png = plot(rows, out_dir)
     png_rel = os.path.relpath(png, os.path.dirname(os.path.abspath(bench_md))) if png else None
     text = section(rows, command, png_rel)

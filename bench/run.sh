@@ -3,7 +3,7 @@
 # broker binary, driven by librdkafka (bench/loadgen), and write the results into BENCHMARKS.md
 # (between the bench/run.sh markers) plus bench/results/matrix.png.
 #
-#   bash bench/run.sh            # full run (~15 min on 2 cores, then ~30 min of bench/peer.sh)
+#   bash bench/run.sh            # full run (~15 min on 2 cores, then ~45 min of bench/peer.sh)
 #   BENCH_SECONDS=3 bash bench/run.sh   # quicker, noisier
 #
 # Environment: BENCH_DIR (data directory; default bench/data, i.e. the repo's disk),
