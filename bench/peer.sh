@@ -27,7 +27,7 @@
 # default "100 1024"); PEER_DURABILITIES, PEER_ACKS, PEER_PARTITIONS narrow the matrix (defaults
 # "default durable", "1 all", "1 4 16"), and PEER_BROKERS names its brokers in run order
 # (default "thorstream kafka"; `thorstream-direct` is Thorstream with --log-io direct, see
-# bench/logio.sh).
+# bench/logio.sh), PEER_LOADGEN another load tool binary (an older build, for an A/B of the tool).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,7 +39,7 @@ SECONDS_PER_RUN=${BENCH_SECONDS:-8}
 PORT=${BENCH_PORT:-19300}
 ADDR="127.0.0.1:$PORT"
 THORSTREAM="${CARGO_TARGET_DIR:-$ROOT/target}/release/thorstream"
-LOADGEN="$ROOT/bench/loadgen/target/release/loadgen"
+LOADGEN="${PEER_LOADGEN:-$ROOT/bench/loadgen/target/release/loadgen}"
 RESULTS="${PEER_RESULTS:-$OUT/peer.jsonl}"
 mkdir -p "$OUT" "$DATA"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"

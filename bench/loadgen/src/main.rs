@@ -29,6 +29,7 @@
 
 mod batch;
 mod cpu;
+mod produce_batch;
 mod raw;
 mod report;
 
@@ -53,6 +54,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use batch::BatchConsumer;
+use produce_batch::{BATCH_RECORDS_MAX, BatchSender, Sent};
 use report::Report;
 
 /// Messages per `consume` batch call (confluent-kafka-python users pass hundreds to ~1,000).
@@ -669,6 +671,9 @@ fn send_loop(
     }
     let mut key = vec![b'k'; a.key_size];
     let per_producer_rate = a.rate as f64 / a.producers as f64;
+    if per_producer_rate <= 0.0 && key.is_empty() && txns.is_none() {
+        return send_batched(a, origin, run, bar, producer, &mut payload);
+    }
     let paced_from = Instant::now();
     let end = paced_from + Duration::from_secs_f64(a.duration);
     let mut n: u64 = 0;
@@ -753,6 +758,64 @@ fn send_loop(
         // The last, partly filled transaction is committed too (counts as one).
         t.commit(producer)?;
     }
+    producer
+        .flush(Duration::from_secs(60))
+        .context("flushing producer")?;
+    Ok(())
+}
+
+/// `send_loop` at full rate without keys or transactions: the records go to librdkafka
+/// `BATCH_RECORDS_MAX` at a time (`produce_batch.rs`), one send stamp per batch (as
+/// `STAMP_EVERY` does for single sends) and the batch's CreateTime from librdkafka's one
+/// clock read per call.
+fn send_batched(
+    a: &ProduceArgs,
+    origin: Instant,
+    run: &SharedRun,
+    bar: &ProgressBar,
+    producer: &BaseProducer<ArcDeliveries>,
+    payload: &mut [u8],
+) -> Result<()> {
+    let mut sender = BatchSender::new(producer, &a.common.topic)?;
+    let end = Instant::now() + Duration::from_secs_f64(a.duration);
+    let mut n: u64 = 0;
+    let mut last_bar = 0u64;
+    loop {
+        let count = if a.records > 0 {
+            // Claim the next records of the shared count.
+            let want = BATCH_RECORDS_MAX as u64;
+            let from = run.sent.fetch_add(want, Ordering::Relaxed);
+            if from >= a.records {
+                break;
+            }
+            want.min(a.records - from) as usize
+        } else {
+            if n.is_multiple_of(1024) && Instant::now() >= end {
+                break;
+            }
+            BATCH_RECORDS_MAX
+        };
+        payload[..8].copy_from_slice(&now_us(origin).to_le_bytes());
+        let mut left = count;
+        while left > 0 {
+            match sender.send(payload, left)? {
+                Sent::All => left = 0,
+                Sent::QueueFull(queued) => {
+                    left -= queued;
+                    serve_then_wait(producer);
+                }
+            }
+        }
+        let before = n;
+        n += count as u64;
+        if n / 256 != before / 256 {
+            serve_one(producer);
+            bar.inc(n - last_bar);
+            last_bar = n;
+        }
+    }
+    bar.inc(n - last_bar);
+    drop(sender);
     producer
         .flush(Duration::from_secs(60))
         .context("flushing producer")?;
