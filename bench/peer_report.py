@@ -44,33 +44,30 @@ def merge_rounds(rows):
     """One row per cell and broker: each number the median over its rounds (peer.sh runs a cell
     PEER_ROUNDS times, the brokers' order reversed every other round, so the slot effect cancels
     in the median); `rounds` is how many there were, `round_rps` the per-round records/s in
-    round order. Rows of other kinds, and rows without a round, pass through."""
-    groups, out = {}, []
-    for r in rows:
-        if r.get("kind") not in ROUNDED_KINDS or "round" not in r:
-            out.append(r)
+    round order. Rows of other kinds, and rows without a round, pass through. A cell keeps the
+    place of its first round."""
+    groups = {}
+    for i, r in enumerate(rows):
+        if r.get("kind") in ROUNDED_KINDS and "round" in r:
+            key = ("cell",) + tuple(r.get(k) for k in CELL_FIELDS)
+        else:
+            key = ("row", i)
+        groups.setdefault(key, []).append(r)
+    return [runs[0] if key[0] == "row" else median_row(runs) for key, runs in groups.items()]
+
+
+def median_row(runs):
+    runs = sorted(runs, key=lambda r: r["round"])
+    row = dict(runs[0])
+    for field in row:
+        if field in CELL_FIELDS or field == "round":
             continue
-        key = tuple(r.get(k) for k in CELL_FIELDS)
-        if key not in groups:
-            groups[key] = []
-            out.append(key)
-        groups[key].append(r)
-    merged = []
-    for item in out:
-        if not isinstance(item, tuple):
-            merged.append(item)
-            continue
-        runs = sorted(groups[item], key=lambda r: r["round"])
-        row = dict(runs[0])
-        for field in row:
-            vals = [r[field] for r in runs if isinstance(r.get(field), (int, float))
-                    and not isinstance(r.get(field), bool)]
-            if field not in CELL_FIELDS and field != "round" and len(vals) == len(runs):
-                row[field] = statistics.median(vals)
-        row["rounds"] = len(runs)
-        row["round_rps"] = [r.get("records_per_s") for r in runs]
-        merged.append(row)
-    return merged
+        vals = [r.get(field) for r in runs]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+            row[field] = statistics.median(vals)
+    row["rounds"] = len(runs)
+    row["round_rps"] = [r.get("records_per_s") for r in runs]
+    return row
 
 
 def rounds_of(rows):
