@@ -408,3 +408,85 @@ fn a_read_committed_group_consumer_waits_for_pending_offsets_to_end() {
         assert_eq!(got, vec![3, 4]);
     });
 }
+
+/// The offset after the last batch a payload holds, the cut last one included (what a
+/// response's aborted list may reach), and after its last whole batch (where a client fetches
+/// next).
+fn payload_bounds(bytes: &[u8]) -> (i64, i64) {
+    let (mut at, mut whole) = (0usize, None);
+    let mut reach = None;
+    while bytes.len() >= at + 61 {
+        let base = i64::from_be_bytes(bytes[at..at + 8].try_into().unwrap());
+        let len = u32::from_be_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        let delta = i32::from_be_bytes(bytes[at + 23..at + 27].try_into().unwrap());
+        let next = base + i64::from(delta) + 1;
+        reach = Some(next);
+        if bytes.len() < at + 12 + len {
+            break;
+        }
+        whole = Some(next);
+        at += 12 + len;
+    }
+    (reach.unwrap(), whole.unwrap())
+}
+
+/// read_committed over a plain socket sends payloads of 64 KiB or more from the segment files
+/// (not read, so no batch of theirs is looked at): the aborted list must still name every
+/// aborted transaction with data in what was sent, wherever the byte limit cuts the last
+/// batch, and nothing past that batch; a client reading with it gets the committed records
+/// only, in order.
+#[test]
+fn read_committed_payloads_sent_from_files_list_exactly_the_aborted_transactions_in_them() {
+    let fx = start(FsyncPolicy::Never);
+    let b = &fx.broker;
+    let big = |tag: &str, i: usize| format!("{tag}-{i}-{}", "v".repeat(30 * 1024));
+    // Six rounds: producer 1 writes two batches around one of producer 2's and aborts,
+    // producer 2 writes another and commits (batches of ~90 KiB, markers between them).
+    let (mut committed, mut aborted) = (Vec::new(), Vec::new());
+    for round in 0..6 {
+        let s = (round * 6) as i32;
+        let (x, y) = (big("x", round), big("y", round));
+        let a1 = txn(b, 1, s, &[&x, &x, &x], 10);
+        let c1 = txn(b, 2, s, &[&y, &y, &y], 10);
+        txn(b, 1, s + 3, &[&x, &x, &x], 10);
+        let abort = marker(b, 1, false);
+        let c2 = txn(b, 2, s + 3, &[&y, &y, &y], 10);
+        marker(b, 2, true);
+        aborted.push((a1, abort));
+        committed.extend((c1..c1 + 3).chain(c2..c2 + 3));
+    }
+    let end = b.offsets("t", 0).unwrap().high_watermark;
+    for max_bytes in [100 << 10, 150 << 10, 256 << 10, 1 << 20] {
+        let (mut offset, mut got) = (0, Vec::new());
+        while offset < end {
+            let req = fetch_request("t", 0, offset, 1, 0, max_bytes).with_isolation_level(1);
+            let resp: FetchResponse = call(&fx, ApiKey::Fetch, 12, &req);
+            let p = &resp.responses[0].partitions[0];
+            assert_eq!(p.error_code, 0);
+            let bytes = p.records.clone().unwrap();
+            assert!(bytes.len() >= 64 << 10, "a payload sent from the file");
+            let (reach, next) = payload_bounds(&bytes);
+            let listed: Vec<i64> = p
+                .aborted_transactions
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|a| {
+                    assert_eq!(a.producer_id.0, 1);
+                    a.first_offset
+                })
+                .collect();
+            // Every aborted transaction (first batch to its marker) overlapping
+            // [offset, reach): those starting in it and the one open at `offset`.
+            let wanted: Vec<i64> = aborted
+                .iter()
+                .filter(|&&(first, abort)| first < reach && abort >= offset)
+                .map(|&(first, _)| first)
+                .collect();
+            assert_eq!(listed, wanted, "max {max_bytes}, from {offset}");
+            got.extend(offsets_read(p, offset));
+            offset = next;
+        }
+        assert_eq!(got, committed, "max {max_bytes}");
+    }
+}

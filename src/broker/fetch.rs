@@ -22,7 +22,9 @@ use std::sync::atomic::Ordering;
 use super::Broker;
 use crate::error::Error;
 use crate::storage::batch::{BatchHeader, BatchIter};
-use crate::storage::{AbortedTxn, FileRange, Isolation, LogOffsets, ReadView, Unread};
+use crate::storage::{
+    AbortedTxn, FileRange, Isolation, LogOffsets, PartitionLog, ReadView, Unread,
+};
 
 /// Stored batches read for one partition, and its offsets when they were read.
 #[derive(Debug, Clone, Default)]
@@ -106,20 +108,22 @@ impl Broker {
         })
     }
 
-    /// `fetch` at read_uncommitted, but the stored batches of at least `file_bytes_min` bytes
-    /// are left unread, as a range of their segment file (`FetchData::file`), for a
-    /// connection that sends them from the page cache (`sendfile`); smaller ones, and those
-    /// of a segment read through `O_DIRECT`, are read as `fetch` reads them.
+    /// `fetch`, but the stored batches of at least `file_bytes_min` bytes are left unread, as
+    /// a range of their segment file (`FetchData::file`), for a connection that sends them
+    /// from the page cache (`sendfile`); smaller ones, and those of a segment read through
+    /// `O_DIRECT`, are read as `fetch` reads them. read_committed: a range's aborted list is
+    /// bounded by an offset-index lookup at its end (`aborted_transactions_before`), not by
+    /// its last batch (unread), so it can name a few transactions past it, as Kafka's does.
     pub(crate) fn fetch_unread(
         &self,
         topic: &str,
         partition: i32,
         offset: i64,
-        max_bytes: usize,
-        min_one_batch: bool,
+        (max_bytes, min_one_batch): (usize, bool),
         file_bytes_min: usize,
+        isolation: Isolation,
     ) -> Result<FetchData, FetchError> {
-        let (view, _) = self.view_at(topic, partition, offset, Isolation::ReadUncommitted)?;
+        let (view, _) = self.view_at(topic, partition, offset, isolation)?;
         let failed = |e| FetchError {
             error: Error::from(e),
             offsets: Some(view.offsets),
@@ -133,11 +137,24 @@ impl Broker {
             Unread::Range(r) => (r.len, Some(r)),
         };
         self.inner.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+        let aborted = match (isolation, &range) {
+            (Isolation::ReadUncommitted, _) => None,
+            (Isolation::ReadCommitted, Some(r)) => {
+                let end = r.position + r.len as u64;
+                Some(self.aborted_in(topic, partition, |log| {
+                    log.aborted_transactions_before(offset, view.segment_base(), end)
+                }))
+            }
+            (Isolation::ReadCommitted, None) => Some(match upper_bound(&records) {
+                Some(upto) => self.aborted_between(topic, partition, offset, upto),
+                None => Vec::new(),
+            }),
+        };
         Ok(FetchData {
             records,
             file: range,
             offsets: view.offsets,
-            aborted: None,
+            aborted,
         })
     }
 
@@ -149,9 +166,19 @@ impl Broker {
         from: i64,
         upto: i64,
     ) -> Vec<AbortedTxn> {
+        self.aborted_in(topic, partition, |log| log.aborted_transactions(from, upto))
+    }
+
+    /// What `list` answers from the partition's log (none if the partition is gone).
+    fn aborted_in(
+        &self,
+        topic: &str,
+        partition: i32,
+        list: impl FnOnce(&PartitionLog) -> Vec<AbortedTxn>,
+    ) -> Vec<AbortedTxn> {
         self.partition(topic, partition)
             .ok()
-            .and_then(|p| p.log().ok().map(|log| log.aborted_transactions(from, upto)))
+            .and_then(|p| p.log().ok().map(|log| list(&log)))
             .unwrap_or_default()
     }
 

@@ -175,6 +175,34 @@ def test_aborted_transaction_is_invisible_to_read_committed_visible_to_read_unco
     assert got == vals("c", 3)
 
 
+def test_read_committed_default_consumer_skips_large_aborted_transactions(clients, topic_name):
+    """Payloads of 64 KiB and more go out from the segment files (sendfile) at read_committed
+    too, their aborted list bounded by an index lookup: librdkafka's default consumer
+    (read_committed) with its default fetch sizes, and one whose max.partition.fetch.bytes
+    cuts batches in the middle, must skip the aborted transactions' records wherever a
+    response ends."""
+    create_topic(clients, topic_name)
+    p = txn_producer(clients, f"txn-{uuid.uuid4().hex[:8]}")
+    blob = "v" * 20_000
+    want = []
+    for rnd in range(6):
+        p.begin_transaction()
+        produce_sync(p, topic_name, [f"a{rnd}-{i}-{blob}".encode() for i in range(8)])
+        p.abort_transaction(OP_TIMEOUT_S)
+        p.begin_transaction()
+        committed = [f"c{rnd}-{i}-{blob}".encode() for i in range(8)]
+        produce_sync(p, topic_name, committed)
+        p.commit_transaction(OP_TIMEOUT_S)
+        want += committed
+    end = 6 * 2 * (8 + 1)                           # 96 records and 12 markers
+    for conf in ({}, {"max.partition.fetch.bytes": 250_000}):
+        c = clients.ck_consumer({"enable.partition.eof": True, **conf})
+        wait_end(c, topic_name, end)
+        got, eof = read_to_eof(c, topic_name, start=0)
+        assert eof == end, conf
+        assert got == want, f"{conf}: committed records only, in order"
+
+
 def test_open_transaction_holds_back_the_last_stable_offset(clients, topic_name):
     create_topic(clients, topic_name)
     plain = clients.ck_producer({"enable.idempotence": True})

@@ -15,11 +15,12 @@
 //! null for read_uncommitted, as Kafka); a read_committed wait decides from the LSO (see
 //! `broker::fetch`). `last_stable_offset` is the partition's LSO at either level.
 //!
-//! On a plain socket a read_uncommitted Fetch leaves the records payloads of at least
-//! `FILE_RANGE_MIN_BYTES` (64 KiB) unread (`Broker::fetch_unread`): the response carries stand-ins of
-//! their length and the file ranges go out with `sendfile` (`encode::encode_fetch_from_files`,
-//! `out_chunk.rs`). TLS must encrypt the bytes and read_committed must look at them (the
-//! aborted transactions they overlap), so both read them.
+//! On a plain socket a Fetch leaves the records payloads of at least `FILE_RANGE_MIN_BYTES`
+//! (64 KiB) unread (`Broker::fetch_unread`): the response carries stand-ins of their length
+//! and the file ranges go out with `sendfile` (`encode::encode_fetch_from_files`,
+//! `out_chunk.rs`). read_committed too (librdkafka's default): the aborted transactions such
+//! a range overlaps are bounded by an offset-index lookup at its end, as Kafka bounds them,
+//! not by reading its last batch. TLS must encrypt the bytes, so it reads them.
 //!
 //! Authorization (as Kafka's `handleFetchRequest`): a consumer needs Read on each topic, a
 //! follower (replica id ≥ 0) ClusterAction on the cluster; a refused topic's partitions answer
@@ -73,9 +74,9 @@ pub struct PendingFetch {
 /// How a response's records payloads are produced.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Records {
-    /// Read into memory (TLS connections, read_committed).
+    /// Read into memory (TLS connections).
     Read,
-    /// Left in the segment files (plaintext connections, read_uncommitted): the payloads of
+    /// Left in the segment files (plaintext connections): the payloads of
     /// at least `FILE_RANGE_MIN_BYTES` go out with `sendfile`, page cache to socket, and the
     /// response carries stand-ins for them (`encode::file_stand_in`).
     FromFiles,
@@ -139,7 +140,7 @@ fn answer(
     denied: Vec<FetchableTopicResponse>,
     from_files: bool,
 ) -> Outcome {
-    let mode = match from_files && isolation(req.isolation_level) == Isolation::ReadUncommitted {
+    let mode = match from_files {
         true => Records::FromFiles,
         false => Records::Read,
     };
@@ -334,9 +335,9 @@ fn read(
                     name,
                     p.partition,
                     p.fetch_offset,
-                    limit,
-                    total == 0,
+                    (limit, total == 0),
                     FILE_RANGE_MIN_BYTES,
+                    level,
                 )
             } else {
                 ctx.broker

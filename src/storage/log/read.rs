@@ -105,6 +105,11 @@ impl ReadView {
         }
     }
 
+    /// Base offset of the segment the view reads from.
+    pub fn segment_base(&self) -> i64 {
+        self.segment_base
+    }
+
     /// Where the batch holding the wanted offset starts (headers are read to find it, no
     /// records); `None` when there is nothing to read yet.
     pub fn position(&self) -> Result<Option<ReadPosition>, StorageError> {

@@ -188,6 +188,45 @@ impl PartitionLog {
             .collect()
     }
 
+    /// The aborted transactions with data in what a read from `from` left unread as a file
+    /// range ending at byte `end_position` of the segment based at `segment_base` (no batch
+    /// header of its end is at hand to bound it, as `aborted_transactions`' callers have).
+    /// The bound is an offset-index lookup, as Kafka's (`fetchUpperBoundOffset`): the list
+    /// may name transactions up to one index interval past the range, which a reader skips.
+    pub fn aborted_transactions_before(
+        &self,
+        from: i64,
+        segment_base: i64,
+        end_position: u64,
+    ) -> Vec<AbortedTxn> {
+        self.aborted_transactions(from, self.offset_bound(segment_base, end_position))
+    }
+
+    /// An offset above every one stored before byte `end_position` of the segment based at
+    /// `segment_base`: the base offset of the first indexed batch at or after that position,
+    /// else the segment's next offset. Still a bound if the segment changed since the read
+    /// took its range: a cleaned copy holds the same offsets in fewer bytes (its batch at a
+    /// position has a higher offset than the original's there), and a segment merged into an
+    /// earlier one or deleted leaves the next segment's base offset above all of its offsets.
+    fn offset_bound(&self, segment_base: i64, end_position: u64) -> i64 {
+        let after = self
+            .segments
+            .partition_point(|s| s.base_offset <= segment_base);
+        match after.checked_sub(1).map(|i| &self.segments[i]) {
+            Some(seg) if seg.base_offset == segment_base => {
+                let entries = seg.index.entries();
+                let i = entries.partition_point(|e| u64::from(e.position) < end_position);
+                entries.get(i).map_or(seg.next_offset, |e| {
+                    seg.base_offset + i64::from(e.relative_offset)
+                })
+            }
+            _ => self
+                .segments
+                .get(after)
+                .map_or(self.log_end_offset(), |s| s.base_offset),
+        }
+    }
+
     /// The `.txnindex` entries overlapping `[from, upto)` (none below the log start), oldest
     /// first, read from the segment holding `from` on, as Kafka's `collectAbortedTransactions`.
     fn aborted_entries(&self, from: i64, upto: i64) -> Vec<AbortedEntry> {
