@@ -112,9 +112,10 @@ fn encode_contiguous(
 
 /// The smallest records payload sent from its file (`sendfile`) rather than read: below it a
 /// copy is as cheap as the syscall of its own a range needs, and small payloads stay in the
-/// response's vectored writes. A judgement, not a measurement yet: the A/B once quoted for it
-/// ran a read_committed consumer, which then always took the read path (BENCHMARKS.md
-/// "Zero-copy Fetch", its correction); a tailing consumer's payloads are mostly below it.
+/// response's vectored writes. A judgement: the A/B once quoted for it ran a read_committed
+/// consumer, which then always took the read path (BENCHMARKS.md "Zero-copy Fetch", its
+/// correction). A tailing consumer's payloads are mostly below it, and 1 KiB gave it a lower
+/// e2e p99 there; a response of many small partitions (a `sendfile` each) is not measured yet.
 pub const FILE_RANGE_MIN_BYTES: usize = 64 * 1024;
 const _: () = assert!(FILE_RANGE_MIN_BYTES >= SHARED_CHUNK_MIN_BYTES);
 
