@@ -95,10 +95,9 @@ impl Broker {
         self.inner.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
         let aborted = match isolation {
             Isolation::ReadUncommitted => None,
-            Isolation::ReadCommitted => Some(match upper_bound(&records) {
-                Some(upto) => self.aborted_between(topic, partition, offset, upto),
-                None => Vec::new(),
-            }),
+            Isolation::ReadCommitted => {
+                Some(self.aborted_in_read(topic, partition, offset, &records))
+            }
         };
         Ok(FetchData {
             records,
@@ -145,10 +144,9 @@ impl Broker {
                     log.aborted_transactions_before(offset, view.segment_base(), end)
                 }))
             }
-            (Isolation::ReadCommitted, None) => Some(match upper_bound(&records) {
-                Some(upto) => self.aborted_between(topic, partition, offset, upto),
-                None => Vec::new(),
-            }),
+            (Isolation::ReadCommitted, None) => {
+                Some(self.aborted_in_read(topic, partition, offset, &records))
+            }
         };
         Ok(FetchData {
             records,
@@ -158,15 +156,21 @@ impl Broker {
         })
     }
 
-    /// The aborted transactions with data in `[from, upto)` (none if the partition is gone).
-    fn aborted_between(
+    /// The aborted transactions with data in `records`, stored batches read from `from` (the
+    /// last one possibly cut; none if the partition is gone).
+    fn aborted_in_read(
         &self,
         topic: &str,
         partition: i32,
         from: i64,
-        upto: i64,
+        records: &[u8],
     ) -> Vec<AbortedTxn> {
-        self.aborted_in(topic, partition, |log| log.aborted_transactions(from, upto))
+        match upper_bound(records) {
+            Some(upto) => {
+                self.aborted_in(topic, partition, |log| log.aborted_transactions(from, upto))
+            }
+            None => Vec::new(),
+        }
     }
 
     /// What `list` answers from the partition's log (none if the partition is gone).

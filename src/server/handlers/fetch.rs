@@ -140,9 +140,10 @@ fn answer(
     denied: Vec<FetchableTopicResponse>,
     from_files: bool,
 ) -> Outcome {
-    let mode = match from_files {
-        true => Records::FromFiles,
-        false => Records::Read,
+    let mode = if from_files {
+        Records::FromFiles
+    } else {
+        Records::Read
     };
     let (mut response, files) = read(ctx, req, version, mode);
     response.responses.extend(denied);
